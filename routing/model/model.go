@@ -1,0 +1,386 @@
+// Package model holds tagway's configuration model: sites, destinations and
+// the routes between them, as written in the declarative config file and
+// stored in Redis. It is plain data with validation and lookups; it knows
+// nothing of Redis or HTTP, so both the gateway and routing can share it.
+package model
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Config is the whole declarative configuration: what TAGWAY_CONFIG holds and
+// what the quick-start environment variables describe for one site.
+type Config struct {
+	Sites        []Site        `json:"sites"`
+	Destinations []Destination `json:"destinations,omitempty"`
+	Routes       []Route       `json:"routes,omitempty"`
+}
+
+// Consent defaults for a site, applied before the visitor has chosen.
+const (
+	ConsentGranted = "granted"
+	ConsentDenied  = "denied"
+	ConsentWait    = "wait"
+)
+
+// Site is one store. Its domains decide which requests belong to it and where
+// first-party cookies are set.
+type Site struct {
+	ID string `json:"id"`
+	// Domains are the store's host names ("shop.example"). A request whose
+	// Origin or Host is one of them, or a subdomain of one, belongs to the
+	// site. Cookies go on the registrable domain of the request's host.
+	Domains []string `json:"domains"`
+	// AllowedOrigins are further browser origins allowed to post events
+	// ("https://checkout.partner.example"), in scheme://host[:port] form.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// IngestKeys authenticate server-to-server ingest (POST /v1/events).
+	// The config file holds them in clear; the store keeps only SHA-256
+	// digests in IngestKeyHashes.
+	IngestKeys      []string `json:"ingest_keys,omitempty"`
+	IngestKeyHashes []string `json:"ingest_key_hashes,omitempty"`
+	// ConsentDefault is granted, denied or wait (default granted).
+	ConsentDefault string `json:"consent_default,omitempty"`
+	// ScriptPath and CollectPath override /tw.js and /collect for this site.
+	ScriptPath  string `json:"script_path,omitempty"`
+	CollectPath string `json:"collect_path,omitempty"`
+}
+
+// Destination is one account on one platform, owned by a site.
+type Destination struct {
+	ID     string `json:"id"`
+	SiteID string `json:"site"`
+	// Type names the adapter ("meta").
+	Type string `json:"type"`
+	// Settings are the adapter's own settings (pixel id, token...), decoded
+	// strictly by the adapter's factory.
+	Settings json.RawMessage `json:"settings"`
+}
+
+// Route sends a site's events to one destination.
+type Route struct {
+	ID            string `json:"id"`
+	SiteID        string `json:"site"`
+	DestinationID string `json:"destination"`
+	// Events, when set, is the allow list of event names; empty means all.
+	Events []string `json:"events,omitempty"`
+	// ExcludeEvents is a deny list applied after Events.
+	ExcludeEvents []string `json:"exclude_events,omitempty"`
+	// Disabled stops the route without deleting it.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// Accepts reports whether the route carries an event of this name.
+func (r Route) Accepts(eventName string) bool {
+	if r.Disabled {
+		return false
+	}
+	if len(r.Events) > 0 && !slices.Contains(r.Events, eventName) {
+		return false
+	}
+	return !slices.Contains(r.ExcludeEvents, eventName)
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidID reports whether s may name a site, destination or route: lowercase
+// letters, digits, '-' and '_', at most 63 characters. IDs appear in Redis
+// keys, so the alphabet is deliberately small.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// HashKey returns the stored form of an ingest key.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// Normalize moves clear ingest keys into their hashed form and lowercases
+// domains. It returns a copy; the receiver is not changed.
+func (c Config) Normalize() Config {
+	out := Config{
+		Sites:        make([]Site, len(c.Sites)),
+		Destinations: slices.Clone(c.Destinations),
+		Routes:       slices.Clone(c.Routes),
+	}
+	for i, s := range c.Sites {
+		s.Domains = slices.Clone(s.Domains)
+		for j, d := range s.Domains {
+			s.Domains[j] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		}
+		hashes := slices.Clone(s.IngestKeyHashes)
+		for _, k := range s.IngestKeys {
+			h := HashKey(k)
+			if !slices.Contains(hashes, h) {
+				hashes = append(hashes, h)
+			}
+		}
+		s.IngestKeys = nil
+		s.IngestKeyHashes = hashes
+		if s.ConsentDefault == "" {
+			s.ConsentDefault = ConsentGranted
+		}
+		out.Sites[i] = s
+	}
+	return out
+}
+
+// Validate reports every problem in the configuration, joined, each naming the
+// path of the offending field.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	sites := map[string]bool{}
+	for i, s := range c.Sites {
+		p := fmt.Sprintf("sites[%d]", i)
+		switch {
+		case !ValidID(s.ID):
+			add("%s.id: %q is not a valid id (lowercase letters, digits, - and _, up to 63)", p, s.ID)
+		case sites[s.ID]:
+			add("%s.id: duplicate site %q", p, s.ID)
+		}
+		sites[s.ID] = true
+		if len(s.Domains) == 0 {
+			add("%s.domains: at least one domain is required", p)
+		}
+		for j, d := range s.Domains {
+			if !validHost(d) {
+				add("%s.domains[%d]: %q is not a host name or IP address", p, j, d)
+			}
+		}
+		for j, o := range s.AllowedOrigins {
+			if _, ok := ParseOrigin(o); !ok {
+				add("%s.allowed_origins[%d]: %q is not an origin (scheme://host[:port])", p, j, o)
+			}
+		}
+		for j, h := range s.IngestKeyHashes {
+			if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+				add("%s.ingest_key_hashes[%d]: not a hex SHA-256 digest", p, j)
+			}
+		}
+		for j, k := range s.IngestKeys {
+			if len(k) < 16 {
+				add("%s.ingest_keys[%d]: an ingest key needs at least 16 characters", p, j)
+			}
+		}
+		switch s.ConsentDefault {
+		case "", ConsentGranted, ConsentDenied, ConsentWait:
+		default:
+			add("%s.consent_default: %q is not granted, denied or wait", p, s.ConsentDefault)
+		}
+		for name, path := range map[string]string{"script_path": s.ScriptPath, "collect_path": s.CollectPath} {
+			if path != "" && !validPath(path) {
+				add("%s.%s: %q must start with / and hold only letters, digits, '-', '_', '.' and '/'", p, name, path)
+			}
+		}
+	}
+
+	dests := map[string]bool{}
+	for i, d := range c.Destinations {
+		p := fmt.Sprintf("destinations[%d]", i)
+		switch {
+		case !ValidID(d.ID):
+			add("%s.id: %q is not a valid id", p, d.ID)
+		case dests[d.ID]:
+			add("%s.id: duplicate destination %q", p, d.ID)
+		}
+		dests[d.ID] = true
+		if !sites[d.SiteID] {
+			add("%s.site: unknown site %q", p, d.SiteID)
+		}
+		if d.Type == "" {
+			add("%s.type: required", p)
+		}
+	}
+
+	routes := map[string]bool{}
+	destSite := map[string]string{}
+	for _, d := range c.Destinations {
+		destSite[d.ID] = d.SiteID
+	}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case !ValidID(r.ID):
+			add("%s.id: %q is not a valid id", p, r.ID)
+		case routes[r.ID]:
+			add("%s.id: duplicate route %q", p, r.ID)
+		}
+		routes[r.ID] = true
+		if !sites[r.SiteID] {
+			add("%s.site: unknown site %q", p, r.SiteID)
+		}
+		if site, ok := destSite[r.DestinationID]; !ok {
+			add("%s.destination: unknown destination %q", p, r.DestinationID)
+		} else if site != r.SiteID {
+			add("%s.destination: destination %q belongs to site %q, not %q", p, r.DestinationID, site, r.SiteID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var hostPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func validHost(h string) bool {
+	h = strings.ToLower(h)
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	return len(h) <= 253 && hostPattern.MatchString(h)
+}
+
+var pathPattern = regexp.MustCompile(`^/[A-Za-z0-9._/-]{0,127}$`)
+
+func validPath(p string) bool { return pathPattern.MatchString(p) && !strings.Contains(p, "..") }
+
+// Origin is a parsed browser origin.
+type Origin struct {
+	Scheme string // http or https
+	Host   string // lowercase, without port
+	Port   string // empty when absent
+}
+
+// ParseOrigin reads an Origin header value ("https://shop.example:8443").
+func ParseOrigin(s string) (Origin, bool) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "http" && scheme != "https") || rest == "" || strings.ContainsAny(rest, "/?#@ ") {
+		return Origin{}, false
+	}
+	host, port := rest, ""
+	if h, p, err := net.SplitHostPort(rest); err == nil {
+		host, port = h, p
+	}
+	host = strings.ToLower(host)
+	if !validHost(host) {
+		return Origin{}, false
+	}
+	return Origin{Scheme: scheme, Host: host, Port: port}, true
+}
+
+// Snapshot is an immutable, indexed view of a Config, built once per change
+// and read without locks by every request.
+type Snapshot struct {
+	config       Config
+	sites        map[string]*Site
+	destinations map[string]*Destination
+	routesBySite map[string][]Route
+	keyToSite    map[string]string // ingest key hash → site id
+}
+
+// NewSnapshot validates and indexes cfg (normalizing it first).
+func NewSnapshot(cfg Config) (*Snapshot, error) {
+	cfg = cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{
+		config:       cfg,
+		sites:        map[string]*Site{},
+		destinations: map[string]*Destination{},
+		routesBySite: map[string][]Route{},
+		keyToSite:    map[string]string{},
+	}
+	for i := range cfg.Sites {
+		site := &cfg.Sites[i]
+		s.sites[site.ID] = site
+		for _, h := range site.IngestKeyHashes {
+			s.keyToSite[h] = site.ID
+		}
+	}
+	for i := range cfg.Destinations {
+		s.destinations[cfg.Destinations[i].ID] = &cfg.Destinations[i]
+	}
+	for _, r := range cfg.Routes {
+		s.routesBySite[r.SiteID] = append(s.routesBySite[r.SiteID], r)
+	}
+	return s, nil
+}
+
+// Config returns the normalized configuration the snapshot was built from.
+// Callers must not modify it.
+func (s *Snapshot) Config() Config { return s.config }
+
+// Site returns the site with this id.
+func (s *Snapshot) Site(id string) (*Site, bool) {
+	site, ok := s.sites[id]
+	return site, ok
+}
+
+// Destination returns the destination with this id.
+func (s *Snapshot) Destination(id string) (*Destination, bool) {
+	d, ok := s.destinations[id]
+	return d, ok
+}
+
+// Routes returns the routes of a site.
+func (s *Snapshot) Routes(siteID string) []Route { return s.routesBySite[siteID] }
+
+// SiteByHost returns the site one of whose domains equals host or is a parent
+// domain of it. The most specific domain wins. host may carry a port.
+func (s *Snapshot) SiteByHost(host string) (*Site, bool) {
+	host = stripPort(strings.ToLower(host))
+	host = strings.TrimSuffix(host, ".")
+	var best *Site
+	bestLen := -1
+	for i := range s.config.Sites {
+		site := &s.config.Sites[i]
+		for _, d := range site.Domains {
+			if (host == d || strings.HasSuffix(host, "."+d)) && len(d) > bestLen {
+				best, bestLen = site, len(d)
+			}
+		}
+	}
+	return best, best != nil
+}
+
+// OriginAllowed reports whether a browser origin may post events to site: its
+// host is one of the site's domains or a subdomain of one, or it is listed in
+// AllowedOrigins.
+func (site *Site) OriginAllowed(origin string) bool {
+	o, ok := ParseOrigin(origin)
+	if !ok {
+		return false
+	}
+	for _, d := range site.Domains {
+		if o.Host == d || strings.HasSuffix(o.Host, "."+d) {
+			return true
+		}
+	}
+	for _, a := range site.AllowedOrigins {
+		if strings.EqualFold(a, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// SiteByIngestKey returns the site an ingest key belongs to, comparing the
+// key's digest in constant time.
+func (s *Snapshot) SiteByIngestKey(key string) (*Site, bool) {
+	if key == "" {
+		return nil, false
+	}
+	h := HashKey(key)
+	for stored, id := range s.keyToSite {
+		if subtle.ConstantTimeCompare([]byte(stored), []byte(h)) == 1 {
+			return s.sites[id], true
+		}
+	}
+	return nil, false
+}
+
+func stripPort(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return strings.Trim(host, "[]")
+}
