@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/meta"
+	"github.com/tagway/tagway/gateway"
+	"github.com/tagway/tagway/pixeljs"
+	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/static"
+)
+
+// shutdownTimeout bounds graceful shutdown: in-flight requests first, then
+// in-flight deliveries (whatever is not finished stays pending in Redis and
+// is claimed again later).
+const shutdownTimeout = 15 * time.Second
+
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "tagway serve: takes no arguments (configure with the environment)\n")
+		return 2
+	}
+	s, err := readSettings(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tagway: %v\n", err)
+		return 2
+	}
+	logger := newLogger(stderr, s.LogLevel)
+	a, err := newApp(ctx, s, logger)
+	if err != nil {
+		logger.Error("start-up failed", "err", err)
+		return 1
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		logger.Error("listen", "addr", s.Addr, "err", err)
+		return 1
+	}
+	logger.Info("tagway listening", "addr", ln.Addr().String(), "demo", s.Demo)
+	if err := a.Serve(ctx, ln); err != nil {
+		logger.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// app is one running gateway: its Redis, config store, queue, dispatcher and
+// HTTP handler.
+type app struct {
+	logger     *slog.Logger
+	rdb        redis.UniversalClient
+	embedded   *miniredis.Miniredis
+	store      *routing.Store
+	dispatcher *routing.Dispatcher
+	handler    http.Handler
+	draining   atomic.Bool
+}
+
+// registry lists every destination adapter tagway ships. Explicit, no init().
+func registry() destinations.Registry {
+	return destinations.Registry{
+		"meta": meta.New,
+	}
+}
+
+func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) {
+	a := &app{logger: logger}
+	cfg, err := loadConfig(s)
+	if err != nil {
+		return nil, err
+	}
+	if s.RedisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("embedded redis: %w", err)
+		}
+		a.embedded = mr
+		logger.Warn("REDIS_URL is not set: using an embedded in-process Redis. " +
+			"Queued events, retries and dead letters live in memory and are LOST when tagway stops. " +
+			"Set REDIS_URL for production.")
+		a.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	} else {
+		opts, err := redis.ParseURL(s.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		a.rdb = redis.NewClient(opts)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.store = routing.NewStore(a.rdb, logger)
+	if err := a.store.Apply(ctx, cfg); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("apply config: %w", err)
+	}
+	deps := destinations.Deps{
+		HTTP:   &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		Logger: logger,
+		Now:    time.Now,
+	}
+	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(), deps, routing.DispatcherOptions{
+		Registerer: reg,
+		Logger:     logger,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	script, err := pixeljs.New()
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("build tw.js: %w", err)
+	}
+	var demo http.Handler
+	if s.Demo {
+		demo = static.Handler()
+	}
+	gw, err := gateway.New(gateway.Options{
+		Enqueuer:       routing.NewQueue(a.rdb, routing.QueueOptions{}),
+		Sites:          a.store,
+		TrustedProxies: s.TrustedProxies,
+		Logger:         logger,
+		Now:            time.Now,
+		Registerer:     reg,
+		Gatherer:       reg,
+		Script:         script,
+		Static:         demo,
+		Ready:          func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		Draining:       a.draining.Load,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.handler = gw.Handler()
+	return a, nil
+}
+
+// Serve runs the HTTP server, the config watcher and the dispatcher until ctx
+// is done, then shuts down: intake stops first (readyz turns false, the
+// listener closes, in-flight requests finish), then deliveries drain.
+func (a *app) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	done := make(chan error, 2)
+	go func() { done <- a.store.Run(workCtx) }()
+	go func() { done <- a.dispatcher.Run(workCtx) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	a.logger.Info("shutting down: intake stops, then deliveries drain")
+	a.draining.Store(true)
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(shutCtx); serr != nil {
+		a.logger.Warn("http shutdown", "err", serr)
+	}
+	stopWork()
+	for range 2 {
+		select {
+		case werr := <-done:
+			if werr != nil && !errors.Is(werr, context.Canceled) {
+				a.logger.Warn("worker stopped", "err", werr)
+			}
+		case <-shutCtx.Done():
+			a.logger.Warn("shutdown timed out; undelivered work stays pending in Redis")
+			return err
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases Redis and the embedded server.
+func (a *app) Close() {
+	if a.rdb != nil {
+		_ = a.rdb.Close()
+	}
+	if a.embedded != nil {
+		a.embedded.Close()
+	}
+}

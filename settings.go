@@ -1,0 +1,151 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/tagway/tagway/routing/model"
+)
+
+// settings is everything the gateway reads from its environment, decoded and
+// validated in one place. Nothing outside package main reads the environment.
+type settings struct {
+	Addr           string
+	RedisURL       string // empty: embedded in-process Redis
+	ConfigFile     string
+	Demo           bool
+	TrustedProxies []netip.Prefix
+	LogLevel       string
+
+	// Quick start: one site from the environment, used when ConfigFile is empty.
+	SiteDomains       []string
+	MetaPixelID       string
+	MetaAccessToken   string
+	MetaTestEventCode string
+	MetaGraphURL      string
+	IngestKey         string
+	ConsentDefault    string
+}
+
+// demoPixelID is the Meta pixel id of the dry-run destination the quick start
+// creates when TAGWAY_META_PIXEL_ID is unset; nothing is sent for it.
+const demoPixelID = "1234567890"
+
+// readSettings decodes the environment, joining every problem.
+func readSettings(getenv func(string) string) (settings, error) {
+	env := func(key, def string) string {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			return v
+		}
+		return def
+	}
+	s := settings{
+		Addr:              env("TAGWAY_ADDR", ":8080"),
+		RedisURL:          env("REDIS_URL", ""),
+		ConfigFile:        env("TAGWAY_CONFIG", ""),
+		LogLevel:          env("TAGWAY_LOG_LEVEL", "info"),
+		SiteDomains:       splitList(env("TAGWAY_SITE_DOMAINS", "localhost,127.0.0.1")),
+		MetaPixelID:       env("TAGWAY_META_PIXEL_ID", ""),
+		MetaAccessToken:   env("TAGWAY_META_ACCESS_TOKEN", ""),
+		MetaTestEventCode: env("TAGWAY_META_TEST_EVENT_CODE", ""),
+		MetaGraphURL:      env("TAGWAY_META_GRAPH_URL", "https://graph.facebook.com"),
+		IngestKey:         env("TAGWAY_INGEST_KEY", ""),
+		ConsentDefault:    env("TAGWAY_CONSENT_DEFAULT", model.ConsentGranted),
+	}
+	var errs []error
+	switch demo := env("TAGWAY_DEMO", "on"); demo {
+	case "on", "true", "1":
+		s.Demo = true
+	case "off", "false", "0":
+	default:
+		errs = append(errs, fmt.Errorf("TAGWAY_DEMO: %q is not on or off", demo))
+	}
+	for _, p := range splitList(env("TAGWAY_TRUSTED_PROXIES", "")) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				errs = append(errs, fmt.Errorf("TAGWAY_TRUSTED_PROXIES: %q is not a CIDR or IP", p))
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		s.TrustedProxies = append(s.TrustedProxies, prefix.Masked())
+	}
+	switch s.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("TAGWAY_LOG_LEVEL: %q is not debug, info, warn or error", s.LogLevel))
+	}
+	if s.MetaAccessToken != "" && s.MetaPixelID == "" {
+		errs = append(errs, errors.New("TAGWAY_META_ACCESS_TOKEN is set but TAGWAY_META_PIXEL_ID is not"))
+	}
+	return s, errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// loadConfig returns the declarative configuration: the TAGWAY_CONFIG file
+// when set, else one site built from the quick-start variables.
+func loadConfig(s settings) (model.Config, error) {
+	if s.ConfigFile != "" {
+		data, err := os.ReadFile(s.ConfigFile)
+		if err != nil {
+			return model.Config{}, fmt.Errorf("TAGWAY_CONFIG: %w", err)
+		}
+		return model.ParseConfig(data)
+	}
+	return quickStartConfig(s)
+}
+
+// quickStartConfig is the env quick start as a one-site config: site "default"
+// with a Meta destination (dry-run without a token) and a route of every event.
+func quickStartConfig(s settings) (model.Config, error) {
+	site := model.Site{
+		ID:             "default",
+		Domains:        s.SiteDomains,
+		ConsentDefault: s.ConsentDefault,
+	}
+	if s.IngestKey != "" {
+		site.IngestKeys = []string{s.IngestKey}
+	}
+	meta := map[string]any{
+		"pixel_id":  s.MetaPixelID,
+		"graph_url": s.MetaGraphURL,
+	}
+	if s.MetaPixelID == "" {
+		meta["pixel_id"] = demoPixelID
+		meta["dry_run"] = true
+	}
+	if s.MetaAccessToken != "" {
+		meta["access_token"] = s.MetaAccessToken
+	}
+	if s.MetaTestEventCode != "" {
+		meta["test_event_code"] = s.MetaTestEventCode
+	}
+	raw, err := json.Marshal(meta)
+	if err != nil {
+		return model.Config{}, err
+	}
+	cfg := model.Config{
+		Sites:        []model.Site{site},
+		Destinations: []model.Destination{{ID: "meta", SiteID: "default", Type: "meta", Settings: raw}},
+		Routes:       []model.Route{{ID: "default-meta", SiteID: "default", DestinationID: "meta"}},
+	}
+	if err := cfg.Validate(); err != nil {
+		return model.Config{}, fmt.Errorf("quick start: %w", err)
+	}
+	return cfg, nil
+}
