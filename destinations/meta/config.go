@@ -1,0 +1,151 @@
+package meta
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"time"
+)
+
+// Defaults applied to Settings fields left empty.
+const (
+	DefaultGraphURL     = "https://graph.facebook.com"
+	DefaultAPIVersion   = "v24.0"
+	DefaultPartnerAgent = "tagway"
+	// DefaultTimeout is Meta's recommended request timeout.
+	DefaultTimeout = 1500 * time.Millisecond
+)
+
+// Secret is a credential. It prints, formats and logs as "[redacted]"; read
+// the value only with string(s) where it goes on the wire.
+type Secret string
+
+// String hides the secret from fmt verbs %s and %v.
+func (s Secret) String() string { return redactedText(s) }
+
+// GoString hides the secret from the %#v verb.
+func (s Secret) GoString() string { return redactedText(s) }
+
+// LogValue hides the secret from slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(redactedText(s)) }
+
+func redactedText(s Secret) string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("1.5s", "800ms").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(time.Duration(d).String()), nil
+}
+
+// Settings configure one Meta pixel destination. They are decoded strictly
+// from the destination's JSON settings by ParseSettings.
+type Settings struct {
+	// PixelID is the Meta pixel (dataset) id; required, digits only.
+	PixelID string `json:"pixel_id"`
+	// AccessToken is the Conversions API token. Empty means dry-run.
+	AccessToken Secret `json:"access_token,omitempty"`
+	// TestEventCode sends every event to Events Manager's Test Events tab.
+	// An event's own Context.TestEventCode takes precedence.
+	TestEventCode string `json:"test_event_code,omitempty"`
+	// GraphURL is the Graph API base URL (default https://graph.facebook.com);
+	// tests point it at a fake.
+	GraphURL string `json:"graph_url,omitempty"`
+	// APIVersion is the Graph API version, vN.N (default v24.0).
+	APIVersion string `json:"api_version,omitempty"`
+	// PartnerAgent identifies tagway to Meta (default "tagway").
+	PartnerAgent string `json:"partner_agent,omitempty"`
+	// Timeout bounds each request (default 1.5s, Meta's advice).
+	Timeout Duration `json:"timeout,omitempty"`
+	// DryRun logs and records the requests instead of sending them.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+var (
+	pixelIDPattern    = regexp.MustCompile(`^[0-9]+$`)
+	apiVersionPattern = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
+)
+
+// ParseSettings decodes raw strictly (unknown fields are an error), applies
+// the defaults and validates the result, joining every problem.
+func ParseSettings(raw json.RawMessage) (Settings, error) {
+	var s Settings
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return Settings{}, fmt.Errorf("meta settings: %w", err)
+	}
+	if dec.More() {
+		return Settings{}, errors.New("meta settings: trailing data after the JSON object")
+	}
+	s.applyDefaults()
+	if err := s.Validate(); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+func (s *Settings) applyDefaults() {
+	if s.GraphURL == "" {
+		s.GraphURL = DefaultGraphURL
+	}
+	if s.APIVersion == "" {
+		s.APIVersion = DefaultAPIVersion
+	}
+	if s.PartnerAgent == "" {
+		s.PartnerAgent = DefaultPartnerAgent
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(DefaultTimeout)
+	}
+}
+
+// Validate reports every problem with s, each naming its field. It expects
+// the defaults to be applied already.
+func (s Settings) Validate() error {
+	var errs []error
+	switch {
+	case s.PixelID == "":
+		errs = append(errs, errors.New("meta settings: pixel_id is required"))
+	case !pixelIDPattern.MatchString(s.PixelID):
+		errs = append(errs, fmt.Errorf("meta settings: pixel_id %q must be digits only", s.PixelID))
+	}
+	if u, err := url.Parse(s.GraphURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
+		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		errs = append(errs, fmt.Errorf("meta settings: graph_url %q must be an http(s) URL without user info, query or fragment", s.GraphURL))
+	}
+	if !apiVersionPattern.MatchString(s.APIVersion) {
+		errs = append(errs, fmt.Errorf("meta settings: api_version %q must look like v24.0", s.APIVersion))
+	}
+	if s.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("meta settings: timeout %s must be positive", time.Duration(s.Timeout)))
+	}
+	if len(s.PartnerAgent) > 100 {
+		errs = append(errs, errors.New("meta settings: partner_agent is longer than 100 bytes"))
+	}
+	return errors.Join(errs...)
+}
+
+// dryRun reports whether requests are logged instead of sent.
+func (s Settings) dryRun() bool { return s.DryRun || s.AccessToken == "" }

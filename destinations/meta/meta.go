@@ -1,0 +1,418 @@
+// Package meta delivers canonical events to Meta's Conversions API: one
+// destination is one pixel (dataset) and its access token.
+//
+// Events go out as Meta server events in a JSON body posted to
+// {graph_url}/{api_version}/{pixel_id}/events, with the access token in the
+// body so that it never appears in a URL (and so in no url.Error). Outcomes
+// are classified by Meta's error code rather than the HTTP status, because
+// Graph answers throttling, bad tokens and bad payloads alike with HTTP 400.
+package meta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tagway/tagway/destinations"
+)
+
+// Limits of the Conversions API and of this adapter.
+const (
+	// MaxEvents is the most events Meta accepts in one request.
+	MaxEvents = 1000
+	// MaxAge is how old a (non physical_store) event may be when Meta gets it.
+	MaxAge = 7 * 24 * time.Hour
+	// MaxAgePhysicalStore is the age limit for physical_store events.
+	MaxAgePhysicalStore = 62 * 24 * time.Hour
+
+	// maxResponseBytes caps how much of a response body is read and parsed.
+	maxResponseBytes = 1 << 20
+	// maxDrainBytes caps how much of the rest is drained to reuse the connection.
+	maxDrainBytes = 4 << 20
+
+	// rateLimitDelay is the least delay after a throttling error.
+	rateLimitDelay = time.Minute
+	// policyBlockDelay is the delay after code 368 (temporarily blocked).
+	policyBlockDelay = time.Hour
+	// maxHintDelay bounds a delay Meta asks for in its headers.
+	maxHintDelay = 24 * time.Hour
+)
+
+// Adapter is the Meta Conversions API destination for one pixel.
+type Adapter struct {
+	settings Settings
+	endpoint string
+	client   *http.Client
+	log      *slog.Logger
+	now      func() time.Time
+	record   func(body []byte)
+}
+
+// New builds an Adapter from its JSON settings; it has the shape of
+// destinations.Factory. A nil deps.HTTP gets a default client, a nil
+// deps.Logger discards, a nil deps.Now is time.Now. The client never follows
+// redirects: a redirected POST would carry the token elsewhere.
+func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
+	s, err := ParseSettings(settings)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{}
+	if deps.HTTP != nil {
+		c := *deps.HTTP
+		client = &c
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	a := &Adapter{
+		settings: s,
+		endpoint: strings.TrimRight(s.GraphURL, "/") + "/" + s.APIVersion + "/" + s.PixelID + "/events",
+		client:   client,
+		log:      deps.Logger,
+		now:      deps.Now,
+		record:   deps.Record,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.log = a.log.With("destination", "meta", "pixel_id", s.PixelID)
+	return a, nil
+}
+
+// MaxBatch is the most events Meta accepts in one request.
+func (a *Adapter) MaxBatch() int { return MaxEvents }
+
+// MaxEventAge is Meta's age limit for e: 62 days for physical_store events,
+// 7 days for the others.
+func (a *Adapter) MaxEventAge(e destinations.Event) time.Duration {
+	if e.ActionSource == "physical_store" {
+		return MaxAgePhysicalStore
+	}
+	return MaxAge
+}
+
+// serverEvent is one event in Meta's wire form: the canonical fields minus
+// tagway's Context.
+type serverEvent struct {
+	EventName                    string                   `json:"event_name"`
+	EventTime                    int64                    `json:"event_time"`
+	EventID                      string                   `json:"event_id,omitempty"`
+	EventSourceURL               string                   `json:"event_source_url,omitempty"`
+	ReferrerURL                  string                   `json:"referrer_url,omitempty"`
+	ActionSource                 string                   `json:"action_source,omitempty"`
+	OptOut                       bool                     `json:"opt_out,omitempty"`
+	UserData                     destinations.UserData    `json:"user_data"`
+	CustomData                   *destinations.CustomData `json:"custom_data,omitempty"`
+	DataProcessingOptions        []string                 `json:"data_processing_options,omitempty"`
+	DataProcessingOptionsCountry *int                     `json:"data_processing_options_country,omitempty"`
+	DataProcessingOptionsState   *int                     `json:"data_processing_options_state,omitempty"`
+}
+
+func toServerEvent(e destinations.Event) serverEvent {
+	cd := e.CustomData
+	if cd != nil && customDataEmpty(cd) {
+		cd = nil
+	}
+	return serverEvent{
+		EventName:                    e.EventName,
+		EventTime:                    e.EventTime,
+		EventID:                      e.EventID,
+		EventSourceURL:               e.EventSourceURL,
+		ReferrerURL:                  e.ReferrerURL,
+		ActionSource:                 e.ActionSource,
+		OptOut:                       e.OptOut,
+		UserData:                     e.UserData,
+		CustomData:                   cd,
+		DataProcessingOptions:        e.DataProcessingOptions,
+		DataProcessingOptionsCountry: e.DataProcessingOptionsCountry,
+		DataProcessingOptionsState:   e.DataProcessingOptionsState,
+	}
+}
+
+func customDataEmpty(c *destinations.CustomData) bool {
+	b, err := json.Marshal(c)
+	return err == nil && string(b) == "{}"
+}
+
+// requestBody is the JSON body of POST /{pixel_id}/events. AccessToken is
+// empty (and omitted) in the dry-run record.
+type requestBody struct {
+	Data          []serverEvent `json:"data"`
+	AccessToken   string        `json:"access_token,omitempty"`
+	PartnerAgent  string        `json:"partner_agent,omitempty"`
+	TestEventCode string        `json:"test_event_code,omitempty"`
+}
+
+// Deliver sends batch to Meta and returns one outcome per event. Events Meta
+// would certainly refuse (no name, no time, past the age limit) fail on their
+// own as permanent instead of making Meta reject the whole request. The rest
+// go in one request per test event code, in chunks of MaxEvents.
+func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
+	out := make([]error, len(batch))
+	type group struct {
+		code    string
+		indexes []int
+	}
+	var groups []*group
+	byCode := map[string]*group{}
+	now := a.now()
+	for i, e := range batch {
+		if err := a.precheck(e, now); err != nil {
+			out[i] = err
+			continue
+		}
+		code := a.settings.TestEventCode
+		if e.Context.TestEventCode != "" {
+			code = e.Context.TestEventCode
+		}
+		g := byCode[code]
+		if g == nil || len(g.indexes) == MaxEvents {
+			g = &group{code: code}
+			byCode[code] = g
+			groups = append(groups, g)
+		}
+		g.indexes = append(g.indexes, i)
+	}
+	for _, g := range groups {
+		events := make([]serverEvent, len(g.indexes))
+		for j, i := range g.indexes {
+			events[j] = toServerEvent(batch[i])
+		}
+		err := a.send(ctx, events, g.code)
+		for _, i := range g.indexes {
+			out[i] = err
+		}
+	}
+	return out
+}
+
+// precheck fails the events Meta would reject for sure, so that one of them
+// cannot sink a whole request.
+func (a *Adapter) precheck(e destinations.Event, now time.Time) error {
+	switch {
+	case e.EventName == "":
+		return destinations.PermanentError("meta: event has no event_name")
+	case e.EventTime <= 0:
+		return destinations.PermanentError("meta: event %q has no event_time", e.EventID)
+	}
+	age := now.Sub(time.Unix(e.EventTime, 0))
+	if limit := a.MaxEventAge(e); age > limit {
+		return destinations.PermanentError("meta: event %q is %s old, past Meta's %s limit",
+			e.EventID, age.Truncate(time.Second), limit)
+	}
+	return nil
+}
+
+// send posts one request (or, in dry-run, logs and records it) and returns
+// the outcome shared by all its events.
+func (a *Adapter) send(ctx context.Context, events []serverEvent, testCode string) error {
+	body := requestBody{Data: events, PartnerAgent: a.settings.PartnerAgent, TestEventCode: testCode}
+	if a.settings.dryRun() {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return destinations.PermanentError("meta: encode request: %v", err)
+		}
+		a.log.Info("meta dry run: request not sent", "events", len(events), "body", string(b))
+		if a.record != nil {
+			a.record(b)
+		}
+		return nil
+	}
+	body.AccessToken = string(a.settings.AccessToken)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return destinations.PermanentError("meta: encode request: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint, bytes.NewReader(b))
+	if err != nil {
+		return destinations.PermanentError("meta: build request: %s", a.redact(err.Error()))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+
+	resp, err := a.client.Do(req)
+	if err != nil {
+		// Network errors, resets and timeouts: Meta advises a retry.
+		msg := a.redact(err.Error())
+		a.log.Warn("meta request failed", "events", len(events), "error", msg)
+		return &destinations.Error{Kind: destinations.Retryable, Message: "meta: " + msg}
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+		_ = resp.Body.Close()
+	}()
+	respBody, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+
+	out := a.classify(resp.StatusCode, resp.Header, respBody, len(events))
+	if out == nil && readErr != nil {
+		out = &destinations.Error{Kind: destinations.Retryable, Status: resp.StatusCode,
+			Message: "meta: read response: " + a.redact(readErr.Error())}
+	}
+	if out != nil {
+		a.log.Warn("meta request rejected", "events", len(events), "error", out.Error())
+		return out
+	}
+	a.log.Debug("meta request accepted", "events", len(events))
+	return nil
+}
+
+// graphError is Graph API's error object.
+type graphError struct {
+	Message     string `json:"message"`
+	Type        string `json:"type"`
+	Code        int    `json:"code"`
+	Subcode     int    `json:"error_subcode"`
+	IsTransient bool   `json:"is_transient"`
+	UserTitle   string `json:"error_user_title"`
+	UserMsg     string `json:"error_user_msg"`
+	FBTraceID   string `json:"fbtrace_id"`
+}
+
+// classify turns one response into the outcome of all the events it carried:
+// nil, or a *destinations.Error free of the token.
+func (a *Adapter) classify(status int, header http.Header, body []byte, sent int) *destinations.Error {
+	if status >= 200 && status < 300 {
+		var ok struct {
+			EventsReceived *int `json:"events_received"`
+		}
+		if err := json.Unmarshal(body, &ok); err != nil || ok.EventsReceived == nil {
+			return &destinations.Error{Kind: destinations.Retryable, Status: status,
+				Message: "meta: success response without events_received"}
+		}
+		// Meta takes a request whole or not at all, so a count that differs
+		// from what we sent means we cannot tell which events it kept. The
+		// whole request is retried: Meta drops the events it already has by
+		// event_name + event_id, so a resend is harmless.
+		if *ok.EventsReceived != sent {
+			return &destinations.Error{Kind: destinations.Retryable, Status: status,
+				Message: fmt.Sprintf("meta: received %d of %d events", *ok.EventsReceived, sent)}
+		}
+		return nil
+	}
+
+	var env struct {
+		Error *graphError `json:"error"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || env.Error == nil || env.Error.Code == 0 {
+		msg := "meta: HTTP " + strconv.Itoa(status)
+		// Redact before cutting, so no part of a token can survive the cut.
+		snippet := a.redact(string(body))
+		snippet = strings.TrimSpace(strings.ToValidUTF8(snippet[:min(len(snippet), 200)], ""))
+		if snippet != "" {
+			msg += ": " + snippet
+		}
+		err := destinations.ClassifyHTTP(status, header, a.now(), msg)
+		var de *destinations.Error
+		if errors.As(err, &de) {
+			return de
+		}
+		return &destinations.Error{Kind: destinations.Retryable, Status: status, Message: "meta: unexpected response"}
+	}
+	ge := env.Error
+	e := &destinations.Error{Status: status, Code: strconv.Itoa(ge.Code), Message: a.redact(ge.describe())}
+	if ge.Subcode != 0 {
+		e.Code += "/" + strconv.Itoa(ge.Subcode)
+	}
+	retryAfter := destinations.RetryAfter(header, a.now())
+	switch {
+	case isRateLimit(ge.Code):
+		e.Kind = destinations.Retryable
+		e.RetryAfter = max(rateLimitDelay, retryAfter, regainAccess(header))
+	case ge.Code == 368:
+		e.Kind = destinations.Retryable
+		e.RetryAfter = max(policyBlockDelay, retryAfter)
+	case ge.Code == 1, ge.Code == 2:
+		e.Kind = destinations.Retryable
+		e.RetryAfter = retryAfter
+	case ge.Code == 190, ge.Code == 102, ge.Code == 10, ge.Code >= 200 && ge.Code <= 299:
+		e.Kind = destinations.Paused
+	case ge.IsTransient:
+		e.Kind = destinations.Retryable
+		e.RetryAfter = retryAfter
+	case ge.Code == 100:
+		e.Kind = destinations.Permanent
+	default:
+		var de *destinations.Error
+		if errors.As(destinations.ClassifyHTTP(status, header, a.now(), e.Message), &de) {
+			e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
+		} else {
+			// A 2xx status with an error object: Meta took nothing.
+			e.Kind = destinations.Retryable
+		}
+	}
+	return e
+}
+
+// describe joins Meta's explanations of the error into one line.
+func (ge *graphError) describe() string {
+	parts := []string{"meta"}
+	for _, p := range []string{ge.Message, ge.UserTitle, ge.UserMsg} {
+		if p = strings.TrimSpace(p); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	s := strings.Join(parts, ": ")
+	if ge.FBTraceID != "" {
+		s += " (fbtrace_id " + ge.FBTraceID + ")"
+	}
+	return s
+}
+
+// isRateLimit reports whether code is one of Graph's throttling codes.
+func isRateLimit(code int) bool {
+	switch code {
+	case 4, 17, 32, 341, 613:
+		return true
+	}
+	return code >= 80000 && code <= 80014
+}
+
+// regainAccess reads the largest estimated_time_to_regain_access (minutes)
+// in the x-business-use-case-usage header; zero when absent.
+func regainAccess(header http.Header) time.Duration {
+	v := header.Get("X-Business-Use-Case-Usage")
+	if v == "" {
+		return 0
+	}
+	var usage map[string][]struct {
+		Minutes float64 `json:"estimated_time_to_regain_access"`
+	}
+	if err := json.Unmarshal([]byte(v), &usage); err != nil {
+		return 0
+	}
+	var most float64
+	for _, entries := range usage {
+		for _, u := range entries {
+			most = max(most, u.Minutes)
+		}
+	}
+	return min(time.Duration(most*float64(time.Minute)), maxHintDelay)
+}
+
+// redact removes the access token from s, whatever put it there.
+func (a *Adapter) redact(s string) string {
+	if tok := string(a.settings.AccessToken); tok != "" {
+		s = strings.ReplaceAll(s, tok, "[redacted]")
+	}
+	return s
+}
+
+// Interface guards.
+var (
+	_ destinations.Destination = (*Adapter)(nil)
+	_ destinations.AgeLimiter  = (*Adapter)(nil)
+	_ destinations.Factory     = New
+)
