@@ -1,0 +1,173 @@
+// Package pii normalizes and SHA-256 hashes the customer-information
+// parameters of Meta's Conversions API (user_data), following Meta's
+// documented rules (the "Customer information parameters" page).
+//
+// Meta's documentation and Meta's two Node libraries (the Business SDK and
+// the parameter builder) disagree in places; where they do, this package
+// follows the documentation and says so next to the rule. Each field has its
+// own normalization function so that it can be tested against vectors
+// field by field.
+//
+// Values that are already SHA-256 digests (64 hex characters, any case) are
+// lowercased and passed through, never hashed twice. MD5-looking values (32
+// hex characters) are refused: Meta asks for SHA-256. No function here ever
+// returns the digest of the empty string.
+package pii
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Field names of the hashed user_data parameters.
+const (
+	Email       = "em"
+	Phone       = "ph"
+	FirstName   = "fn"
+	LastName    = "ln"
+	Gender      = "ge"
+	DateOfBirth = "db"
+	City        = "ct"
+	State       = "st"
+	Zip         = "zp"
+	Country     = "country"
+	ExternalID  = "external_id"
+)
+
+// Errors returned by Hash and Normalize, wrapped with the detail; read them
+// with errors.Is.
+var (
+	// ErrUnknownField means the field is not a hashed user_data parameter.
+	ErrUnknownField = errors.New("not a hashed user_data parameter")
+	// ErrEmpty means the value is empty, or nothing is left of it once
+	// normalized.
+	ErrEmpty = errors.New("empty after normalization")
+	// ErrMD5 means the value looks like an MD5 digest; Meta wants SHA-256.
+	ErrMD5 = errors.New("looks like an MD5 digest (32 hex characters); send the raw value or its SHA-256")
+	// ErrInvalid means the value cannot be normalized into the form Meta
+	// documents for the field.
+	ErrInvalid = errors.New("invalid value")
+)
+
+// Normalize returns the normalized form of a raw value of a hashed field,
+// the string whose SHA-256 Meta expects. It uses the current time for the
+// date-of-birth upper bound; NormalizeAt takes the time explicitly.
+func Normalize(field, value string) (string, error) {
+	return NormalizeAt(field, value, time.Now())
+}
+
+// NormalizeAt is Normalize with an explicit current time (the latest
+// acceptable date of birth).
+func NormalizeAt(field, value string, now time.Time) (string, error) {
+	var (
+		out string
+		err error
+	)
+	switch field {
+	case Email:
+		out, err = NormalizeEmail(value)
+	case Phone:
+		out, err = NormalizePhone(value)
+	case FirstName, LastName:
+		out, err = NormalizeName(value)
+	case Gender:
+		out, err = NormalizeGender(value)
+	case DateOfBirth:
+		out, err = NormalizeDateOfBirth(value, now)
+	case City:
+		out, err = NormalizeCity(value)
+	case State:
+		out, err = NormalizeState(value)
+	case Zip:
+		out, err = NormalizeZip(value)
+	case Country:
+		out, err = NormalizeCountry(value)
+	case ExternalID:
+		out, err = NormalizeExternalID(value)
+	default:
+		return "", fmt.Errorf("%q: %w", field, ErrUnknownField)
+	}
+	if err != nil {
+		return "", err
+	}
+	if out == "" {
+		return "", ErrEmpty
+	}
+	return out, nil
+}
+
+// Hash returns the lowercase hex SHA-256 of the normalized value. A value
+// that is already a SHA-256 digest is returned lowercased; an MD5-looking
+// value is refused with ErrMD5 (except for external_id, see below). It uses
+// the current time; HashAt takes it explicitly.
+func Hash(field, value string) (string, error) {
+	return HashAt(field, value, time.Now())
+}
+
+// HashAt is Hash with an explicit current time.
+func HashAt(field, value string, now time.Time) (string, error) {
+	if !IsHashedField(field) {
+		return "", fmt.Errorf("%q: %w", field, ErrUnknownField)
+	}
+	v := strings.TrimSpace(value)
+	if isHex(v, sha256.Size*2) {
+		v = strings.ToLower(v)
+		if v == emptySHA256 {
+			// A sender hashed an empty field: there is nothing to match.
+			return "", ErrEmpty
+		}
+		return v, nil
+	}
+	// external_id is any advertiser id, and a 32-hex id (a UUID without
+	// dashes, a database key) is an ordinary one; it is hashed like any other.
+	if field != ExternalID && isHex(v, 32) {
+		return "", ErrMD5
+	}
+	n, err := NormalizeAt(field, v, now)
+	if err != nil {
+		return "", err
+	}
+	return sha256Hex(n), nil
+}
+
+// IsHashedField reports whether field is one of the user_data parameters
+// that are normalized and hashed.
+func IsHashedField(field string) bool {
+	switch field {
+	case Email, Phone, FirstName, LastName, Gender, DateOfBirth, City, State, Zip, Country, ExternalID:
+		return true
+	}
+	return false
+}
+
+// IsSHA256 reports whether v is a 64-character hex string (any case).
+func IsSHA256(v string) bool { return isHex(v, sha256.Size*2) }
+
+// emptySHA256 is the digest of the empty string, which is never a value.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
