@@ -1,0 +1,275 @@
+// Package pixeljs builds and serves tagway's first-party browser script,
+// tw.js.
+//
+// The readable source lives in src/ (plain modern JavaScript modules) and is
+// embedded in the binary. Build bundles it with esbuild's Go API — minified,
+// one IIFE, ES2017 — so neither building nor serving needs Node. Script builds
+// once at start-up, compresses the result once with brotli and gzip, and
+// serves it with a strong ETag.
+//
+// The script's behaviour (the tagway(command, ...) API, the /collect body,
+// the shared event_id with the Meta Pixel, the tagway:event DOM event) is
+// documented in src/index.js and src/tracker.js.
+package pixeljs
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/andybalholm/brotli"
+	"github.com/evanw/esbuild/pkg/api"
+)
+
+//go:embed src/*.js
+var source embed.FS
+
+// entry is the module esbuild starts from, relative to src/.
+const entry = "index.js"
+
+// Build bundles the embedded source into the minified script. The output
+// depends only on the source, so every replica serves the same bytes and the
+// same ETag.
+func Build() ([]byte, error) {
+	src, err := fs.Sub(source, "src")
+	if err != nil {
+		return nil, err
+	}
+	res := api.Build(api.BuildOptions{
+		EntryPoints:       []string{entry},
+		Bundle:            true,
+		Write:             false,
+		Format:            api.FormatIIFE,
+		Platform:          api.PlatformBrowser,
+		Target:            api.ES2017,
+		MinifyWhitespace:  true,
+		MinifyIdentifiers: true,
+		MinifySyntax:      true,
+		LegalComments:     api.LegalCommentsNone,
+		Charset:           api.CharsetUTF8,
+		LogLevel:          api.LogLevelSilent,
+		Plugins:           []api.Plugin{embedded(src)},
+	})
+	if len(res.Errors) > 0 {
+		errs := make([]error, 0, len(res.Errors))
+		for _, m := range res.Errors {
+			errs = append(errs, buildError(m))
+		}
+		return nil, fmt.Errorf("pixeljs: build: %w", errors.Join(errs...))
+	}
+	if len(res.OutputFiles) != 1 {
+		return nil, fmt.Errorf("pixeljs: build: %d output files, want 1", len(res.OutputFiles))
+	}
+	return res.OutputFiles[0].Contents, nil
+}
+
+func buildError(m api.Message) error {
+	if m.Location == nil {
+		return errors.New(m.Text)
+	}
+	return fmt.Errorf("%s:%d:%d: %s", m.Location.File, m.Location.Line, m.Location.Column, m.Text)
+}
+
+// embedded is an esbuild plugin that resolves and loads modules from fsys
+// only: relative imports between the embedded files, nothing from disk or
+// from a package registry.
+func embedded(fsys fs.FS) api.Plugin {
+	const ns = "tagway-src"
+	return api.Plugin{
+		Name: "embedded",
+		Setup: func(b api.PluginBuild) {
+			b.OnResolve(api.OnResolveOptions{Filter: `.*`}, func(a api.OnResolveArgs) (api.OnResolveResult, error) {
+				if a.Kind == api.ResolveEntryPoint {
+					return api.OnResolveResult{Path: a.Path, Namespace: ns}, nil
+				}
+				if !strings.HasPrefix(a.Path, "./") && !strings.HasPrefix(a.Path, "../") {
+					return api.OnResolveResult{}, fmt.Errorf("import %q: only relative imports of src/ files are allowed", a.Path)
+				}
+				p := path.Join(path.Dir(a.Importer), a.Path)
+				if !fs.ValidPath(p) {
+					return api.OnResolveResult{}, fmt.Errorf("import %q: outside src/", a.Path)
+				}
+				return api.OnResolveResult{Path: p, Namespace: ns}, nil
+			})
+			b.OnLoad(api.OnLoadOptions{Filter: `.*`, Namespace: ns}, func(a api.OnLoadArgs) (api.OnLoadResult, error) {
+				data, err := fs.ReadFile(fsys, a.Path)
+				if err != nil {
+					return api.OnLoadResult{}, err
+				}
+				s := string(data)
+				return api.OnLoadResult{Contents: &s, Loader: api.LoaderJS}, nil
+			})
+		},
+	}
+}
+
+// Script serves the built script. It is immutable after New and safe for
+// concurrent use.
+type Script struct {
+	variants [3]variant // indexed by encoding
+}
+
+// variant is one stored representation of the script.
+type variant struct {
+	body     []byte
+	etag     string // quoted, strong
+	encoding string // Content-Encoding value, "" for identity
+}
+
+// Encodings, in order of preference when the client accepts several.
+const (
+	identity = iota
+	gzipped
+	brotlied
+)
+
+// New builds the script and compresses it once.
+func New() (*Script, error) {
+	raw, err := Build()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	tag := hex.EncodeToString(sum[:16])
+
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	var br bytes.Buffer
+	bw := brotli.NewWriterLevel(&br, brotli.BestCompression)
+	if _, err := bw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := bw.Close(); err != nil {
+		return nil, err
+	}
+
+	// One strong ETag per representation (RFC 9110 §8.8.3): the hash of the
+	// script, suffixed with the content coding, since the bytes differ.
+	s := &Script{}
+	s.variants[identity] = variant{body: raw, etag: `"` + tag + `"`}
+	s.variants[gzipped] = variant{body: gz.Bytes(), etag: `"` + tag + `-gz"`, encoding: "gzip"}
+	s.variants[brotlied] = variant{body: br.Bytes(), etag: `"` + tag + `-br"`, encoding: "br"}
+	return s, nil
+}
+
+// Bytes returns the uncompressed script. The caller must not modify it.
+func (s *Script) Bytes() []byte { return s.variants[identity].body }
+
+// ServeHTTP answers GET and HEAD with the script: brotli or gzip as the
+// client accepts, a strong ETag with If-None-Match answered 304, and a short
+// public cache lifetime.
+//
+// The lifetime is 5 minutes because the script's URL is not versioned: stores
+// paste a fixed <script src=".../tw.js"> once, so a long max-age would pin an
+// old script in browsers and CDNs for as long. Five minutes bounds how long a
+// new release takes to reach every visitor; after that a revalidation costs a
+// 304 with no body.
+func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.Set("Allow", "GET, HEAD")
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		_, _ = w.Write([]byte(`{"error":{"code":"method_not_allowed","message":"use GET or HEAD"}}` + "\n"))
+		return
+	}
+	v := &s.variants[negotiate(r.Header.Values("Accept-Encoding"))]
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("ETag", v.etag)
+	if ifNoneMatch(r.Header.Values("If-None-Match"), v.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/javascript; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if v.encoding != "" {
+		h.Set("Content-Encoding", v.encoding)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(v.body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(v.body)
+	}
+}
+
+// negotiate picks the encoding from Accept-Encoding: brotli, then gzip, then
+// identity. A coding with q=0 is refused; "*" stands for the codings not
+// named.
+func negotiate(headers []string) int {
+	accepted := map[string]bool{}
+	for _, h := range headers {
+		for part := range strings.SplitSeq(h, ",") {
+			name, params, _ := strings.Cut(part, ";")
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name == "x-gzip" {
+				name = "gzip"
+			}
+			if name != "" {
+				accepted[name] = qualityAboveZero(params)
+			}
+		}
+	}
+	ok := func(coding string) bool {
+		if v, named := accepted[coding]; named {
+			return v
+		}
+		return accepted["*"]
+	}
+	switch {
+	case ok("br"):
+		return brotlied
+	case ok("gzip"):
+		return gzipped
+	default:
+		return identity
+	}
+}
+
+// qualityAboveZero reports whether the parameters of one Accept-Encoding
+// element leave it acceptable: no q, or a q above zero.
+func qualityAboveZero(params string) bool {
+	for p := range strings.SplitSeq(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(k), "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && q > 0
+		}
+	}
+	return true
+}
+
+// ifNoneMatch reports whether If-None-Match matches etag, with the weak
+// comparison RFC 9110 §13.1.2 asks for (proxies that compress often weaken
+// ETags with W/).
+func ifNoneMatch(headers []string, etag string) bool {
+	for _, h := range headers {
+		for t := range strings.SplitSeq(h, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var _ http.Handler = (*Script)(nil)
