@@ -1,0 +1,421 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	randv2 "math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing/model"
+)
+
+// DispatcherOptions configure a Dispatcher. Zero values take the defaults
+// named on each field.
+type DispatcherOptions struct {
+	// Consumer names this process in every consumer group; it must be
+	// unique per process (default hostname-pid-random).
+	Consumer string
+	// ReadCount is how many stream entries one read takes (default 100).
+	ReadCount int
+	// Block is how long an idle read waits for new entries (default 1s). It
+	// also bounds how late due retries and a stop are noticed.
+	Block time.Duration
+	// Linger is how long a worker waits for more events to fill a batch
+	// before sending a short one (default 200ms; negative: no wait).
+	Linger time.Duration
+	// VisibilityTimeout is how long an entry may stay pending with a
+	// consumer, or a retry stay leased, before another process takes it
+	// over (default 30s).
+	VisibilityTimeout time.Duration
+	// DeliverTimeout bounds one Deliver call (default two thirds of
+	// VisibilityTimeout); it must be shorter than VisibilityTimeout.
+	DeliverTimeout time.Duration
+	// ShutdownTimeout is how long in-flight deliveries may finish once Run's
+	// context is done (default 10s); work still running then is handed
+	// back: it stays pending and another consumer claims it.
+	ShutdownTimeout time.Duration
+	// TrimInterval is the period of the trim loop (default 10s).
+	TrimInterval time.Duration
+	// Retry is the retry and pause policy.
+	Retry RetryPolicy
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger defaults to deps.Logger, then to a discarding logger.
+	Logger *slog.Logger
+	// Now is the clock for event ages and due times (default time.Now).
+	Now func() time.Time
+	// Rand returns a float in [0,1) for back-off jitter; it must be safe for
+	// concurrent use (default math/rand/v2.Float64).
+	Rand func() float64
+}
+
+func (o DispatcherOptions) withDefaults() (DispatcherOptions, error) {
+	if o.Consumer == "" {
+		o.Consumer = consumerName()
+	}
+	if o.ReadCount <= 0 {
+		o.ReadCount = 100
+	}
+	if o.Block <= 0 {
+		o.Block = time.Second
+	}
+	if o.Linger == 0 {
+		o.Linger = 200 * time.Millisecond
+	}
+	if o.VisibilityTimeout <= 0 {
+		o.VisibilityTimeout = 30 * time.Second
+	}
+	if o.DeliverTimeout <= 0 {
+		o.DeliverTimeout = o.VisibilityTimeout * 2 / 3
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.TrimInterval <= 0 {
+		o.TrimInterval = 10 * time.Second
+	}
+	o.Retry = o.Retry.withDefaults()
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = randv2.Float64
+	}
+	if o.DeliverTimeout >= o.VisibilityTimeout {
+		return o, fmt.Errorf("routing: DeliverTimeout (%s) must be shorter than VisibilityTimeout (%s), or another consumer takes over deliveries still running",
+			o.DeliverTimeout, o.VisibilityTimeout)
+	}
+	return o, nil
+}
+
+// consumerName is hostname-pid-random: unique per process, readable in
+// XINFO CONSUMERS.
+func consumerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "tagway"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b)
+}
+
+// Dispatcher fans queued events out to the configured destinations. It runs
+// one worker per destination, each reading its own consumer group, so every
+// destination progresses on its own: one that fails or hangs never delays
+// another.
+type Dispatcher struct {
+	rdb      redis.UniversalClient
+	store    *Store
+	registry destinations.Registry
+	deps     destinations.Deps
+	opts     DispatcherOptions
+	log      *slog.Logger
+	metrics  *metrics
+	lease    *redis.Script
+
+	warnedOrphans map[string]bool // trim loop only
+}
+
+// NewDispatcher returns a Dispatcher delivering the destinations of store's
+// configuration with adapters built from registry. It fails on invalid
+// options or when the metrics cannot be registered.
+func NewDispatcher(rdb redis.UniversalClient, store *Store, registry destinations.Registry, deps destinations.Deps, opts DispatcherOptions) (*Dispatcher, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = deps.Logger
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if deps.Logger == nil {
+		deps.Logger = log
+	}
+	if deps.Now == nil {
+		deps.Now = opts.Now
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Dispatcher{
+		rdb: rdb, store: store, registry: registry, deps: deps, opts: opts,
+		log: log.With("consumer", opts.Consumer), metrics: m,
+		lease:         redis.NewScript(leaseScript),
+		warnedOrphans: map[string]bool{},
+	}, nil
+}
+
+// workerHandle is a running (or idle) worker and the destination it was
+// built for.
+type workerHandle struct {
+	spec   model.Destination
+	cancel context.CancelFunc // nil for an idle destination
+}
+
+// Run delivers until ctx is done. It starts and stops workers as the
+// configuration changes. When ctx is done it stops reading, lets in-flight
+// deliveries finish within ShutdownTimeout and hands back what is still
+// running then (the entries stay pending; another consumer claims them
+// after VisibilityTimeout). It returns nil once every worker has stopped.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	workers := map[string]*workerHandle{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.trimLoop(ctx)
+	}()
+	for {
+		changed := d.store.Changed()
+		d.reconcile(ctx, d.store.Snapshot(), workers, &wg)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+// reconcile makes the running workers match snap: new destinations start,
+// removed ones stop, changed ones are rebuilt.
+func (d *Dispatcher) reconcile(ctx context.Context, snap *model.Snapshot, workers map[string]*workerHandle, wg *sync.WaitGroup) {
+	want := map[string]model.Destination{}
+	for _, dest := range snap.Config().Destinations {
+		want[dest.ID] = dest
+	}
+	for id, h := range workers {
+		if spec, ok := want[id]; ok && sameDestination(spec, h.spec) {
+			continue
+		}
+		if h.cancel != nil {
+			h.cancel()
+		}
+		delete(workers, id)
+	}
+	for id, spec := range want {
+		if _, ok := workers[id]; !ok {
+			workers[id] = d.start(ctx, spec, wg)
+		}
+	}
+}
+
+// start builds the destination's adapter and runs its worker. A destination
+// whose type is unknown or whose settings are refused stays idle: its events
+// wait in its consumer group until the configuration is fixed.
+func (d *Dispatcher) start(ctx context.Context, spec model.Destination, wg *sync.WaitGroup) *workerHandle {
+	h := &workerHandle{spec: spec}
+	log := d.log.With("site", spec.SiteID, "destination", spec.ID, "type", spec.Type)
+	factory, ok := d.registry[spec.Type]
+	if !ok {
+		log.Error("destination has an unknown type; it stays idle and its events wait until the config is fixed")
+		return h
+	}
+	dest, err := factory(spec.Settings, d.deps)
+	if err != nil {
+		log.Error("destination settings refused; it stays idle and its events wait until the config is fixed",
+			"err", redactSettings(err.Error(), spec.Settings))
+		return h
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	h.cancel = cancel
+	w := newWorker(d, spec, dest, log)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.run(wctx)
+	}()
+	log.Info("destination worker started")
+	return h
+}
+
+// sameDestination reports whether a running worker built for b still fits a.
+func sameDestination(a, b model.Destination) bool {
+	if a.SiteID != b.SiteID || a.Type != b.Type {
+		return false
+	}
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a.Settings) != nil || json.Compact(&cb, b.Settings) != nil {
+		return bytes.Equal(a.Settings, b.Settings)
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// redactSettings removes every string value of settings (tokens, keys) from
+// msg, in case an adapter quoted one in a validation error.
+func redactSettings(msg string, settings json.RawMessage) string {
+	var v any
+	if json.Unmarshal(settings, &v) != nil {
+		return msg
+	}
+	var secrets []string
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			if len(v) >= 4 {
+				secrets = append(secrets, v)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, s := range secrets {
+		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	return msg
+}
+
+// trimLoop trims site streams and refreshes the depth gauges every
+// TrimInterval until ctx is done.
+func (d *Dispatcher) trimLoop(ctx context.Context) {
+	t := time.NewTicker(d.opts.TrimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.trimAll(ctx)
+		}
+	}
+}
+
+func (d *Dispatcher) trimAll(ctx context.Context) {
+	snap := d.store.Snapshot()
+	for _, site := range snap.Config().Sites {
+		if _, err := d.trimSite(ctx, snap, site.ID); err != nil && ctx.Err() == nil {
+			d.log.Warn("trim failed", "site", site.ID, "err", err)
+		}
+	}
+	for _, dest := range snap.Config().Destinations {
+		if n, err := d.rdb.ZCard(ctx, RetryKey(dest.SiteID, dest.ID)).Result(); err == nil {
+			d.metrics.retries.WithLabelValues(dest.ID).Set(float64(n))
+		}
+	}
+}
+
+// trimSite removes the entries of a site stream that every consumer group
+// has finished: it trims to the smallest id any group still needs (its
+// lowest pending id, or the entry after its last-delivered id when nothing
+// is pending). Group positions only move forward, so an entry older than
+// that bound can never be needed again. With no group at all, no
+// destination needs any entry. It returns how many entries were removed.
+func (d *Dispatcher) trimSite(ctx context.Context, snap *model.Snapshot, siteID string) (int64, error) {
+	key := StreamKey(siteID)
+	groups, err := d.rdb.XInfoGroups(ctx, key).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("xinfo groups: %w", err)
+	}
+	var minID streamID
+	have := false
+	for _, g := range groups {
+		need, err := parseStreamID(g.LastDeliveredID)
+		if err != nil {
+			return 0, err
+		}
+		need = need.next()
+		if g.Pending > 0 {
+			p, err := d.rdb.XPending(ctx, key, g.Name).Result()
+			if err != nil {
+				return 0, fmt.Errorf("xpending %s: %w", g.Name, err)
+			}
+			if p.Count > 0 {
+				if need, err = parseStreamID(p.Lower); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if !have || need.less(minID) {
+			minID, have = need, true
+		}
+		if dest, ok := snap.Destination(g.Name); !ok || dest.SiteID != siteID {
+			if !d.warnedOrphans[key+" "+g.Name] {
+				d.warnedOrphans[key+" "+g.Name] = true
+				d.log.Warn("a consumer group whose destination is not configured holds back trimming; re-add the destination or delete the group (XGROUP DESTROY)",
+					"site", siteID, "group", g.Name, "pending", g.Pending, "lag", g.Lag)
+			}
+		}
+	}
+	if !have {
+		last, err := d.rdb.XRevRangeN(ctx, key, "+", "-", 1).Result()
+		if err != nil {
+			return 0, fmt.Errorf("xrevrange: %w", err)
+		}
+		if len(last) == 0 {
+			return 0, nil
+		}
+		if minID, err = parseStreamID(last[0].ID); err != nil {
+			return 0, err
+		}
+		minID = minID.next()
+	}
+	n, err := d.rdb.XTrimMinID(ctx, key, minID.String()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("xtrim: %w", err)
+	}
+	if depth, err := d.rdb.XLen(ctx, key).Result(); err == nil {
+		d.metrics.depth.WithLabelValues(siteID).Set(float64(depth))
+	}
+	return n, nil
+}
+
+// streamID is a parsed stream entry id.
+type streamID struct{ ms, seq uint64 }
+
+func parseStreamID(s string) (streamID, error) {
+	a, b, ok := strings.Cut(s, "-")
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return streamID{}, errors.New("routing: bad stream id " + strconv.Quote(s))
+	}
+	return streamID{ms, seq}, nil
+}
+
+func (id streamID) next() streamID {
+	if id.seq == ^uint64(0) {
+		return streamID{id.ms + 1, 0}
+	}
+	return streamID{id.ms, id.seq + 1}
+}
+
+func (id streamID) less(o streamID) bool {
+	return id.ms < o.ms || (id.ms == o.ms && id.seq < o.seq)
+}
+
+func (id streamID) String() string {
+	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
+}

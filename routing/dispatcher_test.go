@@ -1,0 +1,595 @@
+package routing
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/internal/redistest"
+)
+
+func TestEnqueueDeliversEndToEnd(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	p := newPlatform()
+	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), h.fastOptions())
+
+	var ids []string
+	for i := range 3 {
+		batch := []destinations.Event{event(fmt.Sprint("a", i), "PageView"), event(fmt.Sprint("b", i), "Purchase")}
+		batch[0].Context.SiteID = "forged" // Enqueue sets the site
+		h.enqueue(batch...)
+		ids = append(ids, batch[0].EventID, batch[1].EventID)
+	}
+	waitFor(t, "all events delivered and acknowledged", func() bool { return p.total() == 6 && h.groupDone("meta") })
+	for _, id := range ids {
+		if n := p.count(id); n != 1 {
+			t.Errorf("event %s delivered %d times", id, n)
+		}
+	}
+	if len(p.sites) != 1 || !p.sites[testSite] {
+		t.Errorf("events carried sites %v; want only %q", p.sites, testSite)
+	}
+	if got := h.metric("meta", outcomeDelivered); got != 6 {
+		t.Errorf("delivered metric = %v; want 6", got)
+	}
+}
+
+func TestEnqueue(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ctx := context.Background()
+	in := []destinations.Event{event("x", "Lead")}
+	if err := h.queue.Enqueue(ctx, testSite, in); err != nil {
+		t.Fatal(err)
+	}
+	if in[0].Context.SiteID != "" {
+		t.Error("Enqueue changed the caller's events")
+	}
+	if err := h.queue.Enqueue(ctx, "Bad Site", in); err == nil {
+		t.Error("an invalid site id was accepted")
+	}
+	if err := h.queue.Enqueue(ctx, testSite, nil); err != nil {
+		t.Errorf("empty enqueue: %v", err)
+	}
+	msgs, err := h.rdb.XRange(ctx, StreamKey(testSite), "-", "+").Result()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("stream holds %d entries (%v); want 1", len(msgs), err)
+	}
+	var evs []destinations.Event
+	if err := json.Unmarshal([]byte(msgs[0].Values["e"].(string)), &evs); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Context.SiteID != testSite || evs[0].Context.ReceivedAt == 0 {
+		t.Errorf("stored events = %+v", evs)
+	}
+}
+
+func TestRouteFilters(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta", events: []string{"Purchase", "PageView"}, exclude: []string{"PageView"}}))
+	p := newPlatform()
+	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), h.fastOptions())
+
+	h.enqueue(event("pv", "PageView"), event("atc", "AddToCart"), event("buy", "Purchase"))
+	waitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
+	if p.count("buy") != 1 || p.total() != 1 {
+		t.Errorf("platform got %v; want only the Purchase", p.got)
+	}
+	if got := h.metric("meta", outcomeFiltered); got != 2 {
+		t.Errorf("filtered metric = %v; want 2", got)
+	}
+}
+
+func TestConsentWithholdsFromAdPlatforms(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "stats"}))
+	ads, stats := newPlatform(), newPlatform()
+	h.run(fakes(map[string]destinations.Destination{"meta": ads.accept(), "stats": analytics{stats.accept()}}), h.fastOptions())
+
+	denied := event("denied", "Purchase")
+	denied.Context.Consent = destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Denied}
+	unstated := event("unstated", "Purchase")
+	unstated.Context.Consent = destinations.Consent{}
+	h.enqueue(denied, unstated, event("granted", "Purchase"))
+
+	waitFor(t, "both groups to finish", func() bool { return h.groupDone("meta") && h.groupDone("stats") })
+	if ads.total() != 1 || ads.count("granted") != 1 {
+		t.Errorf("the ad platform got %v; want only the consented event", ads.got)
+	}
+	if stats.total() != 3 {
+		t.Errorf("the analytics destination got %v; want all three", stats.got)
+	}
+	if got := h.metric("meta", outcomeWithheld); got != 2 {
+		t.Errorf("withheld metric = %v; want 2", got)
+	}
+}
+
+func TestRetryableThenDelivered(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	p := newPlatform()
+	flaky := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		if p.record(batch) <= 2 {
+			return destinations.All(len(batch), destinations.RetryableError(0, "rate limited"))
+		}
+		return make([]error, len(batch))
+	})
+	h.run(fakes(map[string]destinations.Destination{"meta": flaky}), h.fastOptions())
+
+	h.enqueue(event("e1", "Purchase"))
+	waitFor(t, "the third attempt to succeed", func() bool {
+		return h.metric("meta", outcomeDelivered) == 1 && h.retryCount("meta") == 0
+	})
+	if p.callCount() != 3 || p.count("e1") != 3 {
+		t.Errorf("calls = %d, deliveries of e1 = %d; want 3 and 3", p.callCount(), p.count("e1"))
+	}
+	if got := h.metric("meta", outcomeRetry); got != 2 {
+		t.Errorf("retry metric = %v; want 2", got)
+	}
+	if dls := h.deadLetters("meta"); len(dls) != 0 {
+		t.Errorf("dead letters = %+v", dls)
+	}
+	if !h.groupDone("meta") {
+		t.Error("the entry is still pending although its event is resolved")
+	}
+}
+
+func TestRetryScheduleHoldsAttemptsAndError(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	var calls atomic.Int32
+	failing := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		calls.Add(1)
+		return destinations.All(len(batch), &destinations.Error{Kind: destinations.Retryable, Status: 503, RetryAfter: time.Hour, Message: "busy"})
+	})
+	clk := &clock{}
+	opts := h.fastOptions()
+	opts.Now = clk.Now
+	h.run(fakes(map[string]destinations.Destination{"meta": failing}), opts)
+
+	h.enqueue(event("e1", "Purchase"))
+	waitFor(t, "the event to be scheduled", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
+	zs, err := h.rdb.ZRangeWithScores(context.Background(), RetryKey(testSite, "meta"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var it retryItem
+	if err := json.Unmarshal([]byte(zs[0].Member.(string)), &it); err != nil {
+		t.Fatal(err)
+	}
+	if it.Event.EventID != "e1" || it.Attempts != 1 || it.FirstFailure == 0 || !strings.Contains(it.LastError, "busy") {
+		t.Errorf("retry item = %+v", it)
+	}
+	// Retry-After (1h) beats the millisecond back-off.
+	if due := time.UnixMilli(int64(zs[0].Score)); due.Before(clk.Now().Add(59 * time.Minute)) {
+		t.Errorf("due at %v; want at least an hour away", due)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("calls = %d; the event was retried before Retry-After", calls.Load())
+	}
+}
+
+func TestPermanentFailureDeadLetters(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	refusing := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		errs := make([]error, len(batch))
+		for i, ev := range batch {
+			if ev.EventID == "bad" {
+				errs[i] = &destinations.Error{Kind: destinations.Permanent, Status: 400, Code: "100", Message: "Invalid parameter"}
+			}
+		}
+		return errs
+	})
+	h.run(fakes(map[string]destinations.Destination{"meta": refusing}), h.fastOptions())
+
+	h.enqueue(event("good", "Purchase"), event("bad", "Purchase"))
+	waitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
+	dls := h.deadLetters("meta")
+	if len(dls) != 1 {
+		t.Fatalf("dead letters = %+v; want one", dls)
+	}
+	dl := dls[0]
+	if dl.Event.EventID != "bad" || dl.Reason != ReasonPermanent || dl.Message != "Invalid parameter" || dl.Attempts != 1 || dl.FailedAt.IsZero() {
+		t.Errorf("dead letter = %+v", dl)
+	}
+	if h.metric("meta", outcomeDelivered) != 1 || h.metric("meta", outcomeDead) != 1 {
+		t.Error("metrics do not show one delivered and one dead")
+	}
+}
+
+func TestMaxAttemptsDeadLetters(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	p := newPlatform()
+	failing := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		p.record(batch)
+		return destinations.All(len(batch), fmt.Errorf("connection reset"))
+	})
+	opts := h.fastOptions()
+	opts.Retry.MaxAttempts = 3
+	h.run(fakes(map[string]destinations.Destination{"meta": failing}), opts)
+
+	h.enqueue(event("e1", "Purchase"))
+	waitFor(t, "the dead letter", func() bool { return len(h.deadLetters("meta")) == 1 })
+	dl := h.deadLetters("meta")[0]
+	if dl.Reason != ReasonMaxAttempts || dl.Attempts != 3 || !strings.Contains(dl.Message, "connection reset") {
+		t.Errorf("dead letter = %+v", dl)
+	}
+	if p.callCount() != 3 {
+		t.Errorf("calls = %d; want 3", p.callCount())
+	}
+	if h.retryCount("meta") != 0 {
+		t.Error("the event is still scheduled")
+	}
+}
+
+func TestTooOldDeadLetters(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	p := newPlatform()
+	h.run(fakes(map[string]destinations.Destination{"meta": ageLimited{p.accept(), 7 * 24 * time.Hour}}), h.fastOptions())
+
+	old := event("old", "Purchase")
+	old.EventTime = time.Now().Add(-8 * 24 * time.Hour).Unix()
+	h.enqueue(old, event("fresh", "Purchase"))
+	waitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
+	dls := h.deadLetters("meta")
+	if len(dls) != 1 || dls[0].Event.EventID != "old" || dls[0].Reason != ReasonTooOld {
+		t.Errorf("dead letters = %+v; want the old event with reason too_old", dls)
+	}
+	if p.count("old") != 0 || p.count("fresh") != 1 {
+		t.Errorf("platform got %v; want only the fresh event", p.got)
+	}
+}
+
+func TestRetryPastAgeLimitDeadLetters(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	failing := ageLimited{deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		return destinations.All(len(batch), destinations.RetryableError(2*time.Hour, "throttled"))
+	}), time.Hour}
+	h.run(fakes(map[string]destinations.Destination{"meta": failing}), h.fastOptions())
+
+	h.enqueue(event("e1", "Purchase"))
+	waitFor(t, "the dead letter", func() bool { return len(h.deadLetters("meta")) == 1 })
+	if dl := h.deadLetters("meta")[0]; dl.Reason != ReasonTooOld || dl.Message != "throttled" {
+		t.Errorf("dead letter = %+v; want too_old with the platform's message", dl)
+	}
+}
+
+func TestPausedDestination(t *testing.T) {
+	const token = "EAAB-secret-token-value"
+	cfg := testConfig(dest{id: "meta", settings: `{"name":"meta","token":"` + token + `"}`})
+	h := newHarness(t, cfg)
+	p := newPlatform()
+	var revoked atomic.Bool
+	revoked.Store(true)
+	dst := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		p.record(batch)
+		if revoked.Load() {
+			return destinations.All(len(batch), &destinations.Error{Kind: destinations.Paused, Status: 401, Code: "190",
+				Message: "Error validating access token: Session has expired"})
+		}
+		return make([]error, len(batch))
+	})
+	clk := &clock{}
+	logs := &logBuffer{}
+	opts := h.fastOptions()
+	opts.Now, opts.Logger = clk.Now, logs.logger()
+	opts.Retry.PauseFor = time.Hour
+	h.run(fakes(map[string]destinations.Destination{"meta": dst}), opts)
+
+	h.enqueue(event("e1", "Purchase"))
+	waitFor(t, "the event to be kept in the schedule", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
+	zs, _ := h.rdb.ZRangeWithScores(context.Background(), RetryKey(testSite, "meta"), 0, -1).Result()
+	if due := time.UnixMilli(int64(zs[0].Score)); due.Before(clk.Now().Add(59 * time.Minute)) {
+		t.Errorf("kept until %v; want the pause's end, an hour away", due)
+	}
+	var it retryItem
+	_ = json.Unmarshal([]byte(zs[0].Member.(string)), &it)
+	if it.Attempts != 0 {
+		t.Errorf("a pause counted %d attempts against the event", it.Attempts)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "ALERT destination paused") || !strings.Contains(out, "destination=meta") ||
+		!strings.Contains(out, "Session has expired") {
+		t.Errorf("no alert naming the destination and Meta's message in:\n%s", out)
+	}
+	if strings.Contains(out, token) {
+		t.Error("the access token reached the log")
+	}
+
+	// Paused: a new entry stays unread until the pause ends.
+	h.enqueue(event("e2", "Purchase"))
+	revoked.Store(false)
+	clk.Advance(time.Hour + time.Minute)
+	waitFor(t, "both events after the pause", func() bool { return p.count("e1") == 2 && p.count("e2") == 1 })
+	waitFor(t, "the schedule to empty", func() bool { return h.retryCount("meta") == 0 })
+	if p.callCount() > 3 {
+		t.Errorf("calls = %d; the paused destination was called during its pause", p.callCount())
+	}
+}
+
+func TestFailingOrHangingDestinationDoesNotDelayOthers(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "hang"}, dest{id: "broken"}, dest{id: "good"}))
+	hung := make(chan struct{}, 1)
+	hang := deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+		select {
+		case hung <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return destinations.All(len(batch), ctx.Err())
+	})
+	broken := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		return destinations.All(len(batch), destinations.RetryableError(0, "HTTP 500"))
+	})
+	good := newPlatform()
+	opts := h.fastOptions()
+	opts.ShutdownTimeout = 50 * time.Millisecond
+	h.run(fakes(map[string]destinations.Destination{"hang": hang, "broken": broken, "good": good.accept()}), opts)
+
+	h.enqueue(event("first", "Purchase"))
+	<-hung // the hanging destination now holds its first batch
+	for i := range 20 {
+		h.enqueue(event(strconv.Itoa(i), "Purchase"))
+	}
+	waitFor(t, "the good destination to get everything", func() bool { return good.total() == 21 && h.groupDone("good") })
+	if h.groupDone("hang") {
+		t.Error("the hanging destination finished; the test proves nothing")
+	}
+}
+
+func TestCrashRecoveryByAnotherConsumer(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	held := make(chan int, 1)
+	crashed := newPlatform()
+	stuck := smallBatch{deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+		crashed.record(batch)
+		held <- len(batch)
+		<-ctx.Done() // blocks until the process dies
+		return destinations.All(len(batch), ctx.Err())
+	}), 5}
+	optsA := h.fastOptions()
+	optsA.Consumer, optsA.ShutdownTimeout, optsA.Linger = "replica-a", 20*time.Millisecond, 100*time.Millisecond
+	_, stopA := h.run(fakes(map[string]destinations.Destination{"meta": stuck}), optsA)
+
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, "e"+strconv.Itoa(i))
+	}
+	for _, id := range ids {
+		h.enqueue(event(id, "Purchase"))
+	}
+	inFlight := <-held
+	stopA() // the replica dies mid-delivery, without acknowledging anything
+
+	pend, err := h.rdb.XPending(context.Background(), StreamKey(testSite), "meta").Result()
+	if err != nil || pend.Count == 0 {
+		t.Fatalf("nothing pending after the crash (%v); the test proves nothing", err)
+	}
+
+	survivor := newPlatform()
+	optsB := h.fastOptions()
+	optsB.Consumer, optsB.VisibilityTimeout, optsB.DeliverTimeout = "replica-b", 200*time.Millisecond, 100*time.Millisecond
+	optsB.Registerer = nil
+	h.run(fakes(map[string]destinations.Destination{"meta": survivor.accept()}), optsB)
+
+	waitFor(t, "the survivor to deliver everything", func() bool { return survivor.total() >= len(ids) && h.groupDone("meta") })
+	for _, id := range ids {
+		if n := survivor.count(id); n != 1 {
+			t.Errorf("event %s delivered %d times by the survivor; want exactly once", id, n)
+		}
+	}
+	if crashed.total() != inFlight {
+		t.Errorf("the crashed replica saw %d events; want only the %d in flight", crashed.total(), inFlight)
+	}
+}
+
+func TestReplayDeadLetters(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	p := newPlatform()
+	var fixed atomic.Bool
+	dst := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		if !fixed.Load() {
+			return destinations.All(len(batch), destinations.PermanentError("Invalid parameter"))
+		}
+		p.record(batch)
+		return make([]error, len(batch))
+	})
+	h.run(fakes(map[string]destinations.Destination{"meta": dst}), h.fastOptions())
+
+	h.enqueue(event("e1", "Purchase"), event("e2", "Purchase"), event("e3", "Purchase"))
+	waitFor(t, "three dead letters", func() bool { return len(h.deadLetters("meta")) == 3 })
+	dls := h.deadLetters("meta")
+	fixed.Store(true)
+
+	ctx := context.Background()
+	n, err := h.queue.Replay(ctx, testSite, "meta", []string{dls[0].ID, dls[1].ID, "1-1"})
+	if err != nil || n != 2 {
+		t.Fatalf("Replay = %d, %v; want 2", n, err)
+	}
+	if n, _ := h.queue.Replay(ctx, testSite, "meta", []string{dls[0].ID}); n != 0 {
+		t.Errorf("a second replay of the same letter moved %d", n)
+	}
+	waitFor(t, "the replayed events", func() bool { return p.count("e1") == 1 && p.count("e2") == 1 && h.retryCount("meta") == 0 })
+	if rest := h.deadLetters("meta"); len(rest) != 1 || rest[0].Event.EventID != "e3" {
+		t.Errorf("dead letters left = %+v; want only e3", rest)
+	}
+	if p.count("e3") != 0 {
+		t.Error("a letter that was not replayed was delivered")
+	}
+}
+
+func TestIdleDestinationKeepsEventsUntilFixed(t *testing.T) {
+	const secret = "tok-very-secret-1234"
+	h := newHarness(t, testConfig(dest{id: "meta", typ: "nope", settings: `{"name":"meta","token":"` + secret + `"}`}))
+	p := newPlatform()
+	logs := &logBuffer{}
+	opts := h.fastOptions()
+	opts.Logger = logs.logger()
+	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), opts)
+
+	h.enqueue(event("e1", "Purchase"))
+	waitFor(t, "the unknown type to be logged", func() bool { return strings.Contains(logs.String(), "unknown type") })
+
+	// Settings the factory refuses: logged without the secret.
+	bad := testConfig(dest{id: "meta", settings: `{"name":"` + secret + `","token":"` + secret + `"}`})
+	if err := h.store.Apply(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused settings to be logged", func() bool { return strings.Contains(logs.String(), "settings refused") })
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("a secret reached the log:\n%s", logs.String())
+	}
+
+	if err := h.store.Apply(context.Background(), testConfig(dest{id: "meta"})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the waiting event to be delivered once fixed", func() bool { return p.count("e1") == 1 && h.groupDone("meta") })
+}
+
+func TestTrimKeepsUnfinishedEntries(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, testConfig(dest{id: "fast"}, dest{id: "slow"}))
+	d, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := StreamKey(testSite)
+	var ids []string
+	for i := range 6 {
+		h.enqueue(event(strconv.Itoa(i), "Purchase"))
+		msgs, _ := h.rdb.XRevRangeN(ctx, key, "+", "-", 1).Result()
+		ids = append(ids, msgs[0].ID)
+	}
+	read := func(group string, n int64) []string {
+		res, err := h.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{key, ">"}, Count: n, Block: -1}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range res[0].Messages {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	remaining := func() []string {
+		msgs, _ := h.rdb.XRange(ctx, key, "-", "+").Result()
+		var out []string
+		for _, m := range msgs {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	trim := func() {
+		if _, err := d.trimSite(ctx, h.store.Snapshot(), testSite); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// fast finished everything; slow read four entries, acked 0 and 2.
+	h.rdb.XAck(ctx, key, "fast", read("fast", 100)...)
+	read("slow", 4)
+	h.rdb.XAck(ctx, key, "slow", ids[0], ids[2])
+	trim()
+	if got := remaining(); fmt.Sprint(got) != fmt.Sprint(ids[1:]) {
+		t.Errorf("after trim: %v; want %v (slow still holds entry 1 pending)", got, ids[1:])
+	}
+
+	// slow acks what it read: it still needs the two entries it never read.
+	h.rdb.XAck(ctx, key, "slow", ids[1], ids[3])
+	trim()
+	if got := remaining(); fmt.Sprint(got) != fmt.Sprint(ids[4:]) {
+		t.Errorf("after trim: %v; want %v (slow has not read them)", got, ids[4:])
+	}
+
+	h.rdb.XAck(ctx, key, "slow", read("slow", 100)...)
+	trim()
+	if got := remaining(); len(got) != 0 {
+		t.Errorf("after trim: %v; want nothing (every group finished)", got)
+	}
+	if n, _ := h.rdb.XLen(ctx, key).Result(); n != 0 {
+		t.Errorf("XLEN = %d", n)
+	}
+}
+
+func TestTrimAfterDelivery(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	p := newPlatform()
+	opts := h.fastOptions()
+	opts.TrimInterval = 10 * time.Millisecond
+	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), opts)
+	for i := range 10 {
+		h.enqueue(event(strconv.Itoa(i), "Purchase"))
+	}
+	waitFor(t, "delivery and trimming", func() bool {
+		n, _ := h.rdb.XLen(context.Background(), StreamKey(testSite)).Result()
+		return p.total() == 10 && n == 0
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	pol := RetryPolicy{}.withDefaults()
+	tests := []struct {
+		attempts   int
+		retryAfter time.Duration
+		rnd        float64
+		want       time.Duration
+	}{
+		{1, 0, 0.5, 500 * time.Millisecond},
+		{2, 0, 0.5, time.Second},
+		{4, 0, 0.999, 7992 * time.Millisecond},
+		{30, 0, 0.5, 30 * time.Minute}, // capped at 1h before jitter
+		{1000, 0, 0.5, 30 * time.Minute},
+		{1, 0, 0, 0},
+		{1, 90 * time.Second, 0.5, 90 * time.Second}, // Retry-After is a floor
+	}
+	for _, tt := range tests {
+		if got := pol.backoff(tt.attempts, tt.retryAfter, tt.rnd); got != tt.want {
+			t.Errorf("backoff(%d, %v, %v) = %v; want %v", tt.attempts, tt.retryAfter, tt.rnd, got, tt.want)
+		}
+	}
+}
+
+func TestDispatcherOptions(t *testing.T) {
+	h := newHarness(t, testConfig())
+	_, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{VisibilityTimeout: time.Second, DeliverTimeout: time.Second})
+	if err == nil {
+		t.Error("a DeliverTimeout as long as the VisibilityTimeout was accepted")
+	}
+	if _, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg}); err == nil {
+		t.Error("registering the metrics twice on one registry did not fail")
+	}
+}
+
+func BenchmarkEnqueue(b *testing.B) {
+	q := NewQueue(redistest.Start(b).Client(), QueueOptions{})
+	evs := []destinations.Event{event("bench", "Purchase")}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := q.Enqueue(ctx, testSite, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEnqueueParallel measures Enqueue from many request goroutines,
+// as the gateway calls it.
+func BenchmarkEnqueueParallel(b *testing.B) {
+	q := NewQueue(redistest.Start(b).Client(), QueueOptions{})
+	evs := []destinations.Event{event("bench", "Purchase")}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := q.Enqueue(context.Background(), testSite, evs); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,491 @@
+package routing
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing/model"
+)
+
+// AdPlatform may be implemented by a Destination to say whether it is an
+// advertising platform. A destination that does not implement it is treated
+// as one, the safe default: it receives no event without marketing consent.
+type AdPlatform interface {
+	AdPlatform() bool
+}
+
+// consentAllows is tagway's one consent rule for delivery: without marketing
+// consent (ad_storage and ad_user_data granted) an event is withheld from
+// every advertising platform.
+func consentAllows(dest destinations.Destination, ev destinations.Event) bool {
+	if ev.Context.Consent.Marketing() {
+		return true
+	}
+	if p, ok := dest.(AdPlatform); ok && !p.AdPlatform() {
+		return true
+	}
+	return false
+}
+
+// commitTimeout bounds the MULTI/EXEC that records a round's outcomes.
+const commitTimeout = 10 * time.Second
+
+// worker delivers the events of one destination: it reads the destination's
+// consumer group, claims entries other consumers left stale, leases due
+// retries, and records every outcome.
+type worker struct {
+	d        *Dispatcher
+	site, id string
+	dest     destinations.Destination
+	maxBatch int
+	log      *slog.Logger
+
+	pausedUntil time.Time
+	lastClaim   time.Time
+}
+
+func newWorker(d *Dispatcher, spec model.Destination, dest destinations.Destination, log *slog.Logger) *worker {
+	return &worker{d: d, site: spec.SiteID, id: spec.ID, dest: dest, maxBatch: max(dest.MaxBatch(), 1), log: log}
+}
+
+// run works until ctx is done. In-flight work gets ShutdownTimeout more to
+// finish; what is still running then is abandoned unrecorded, so it stays
+// pending (or leased) and is delivered by another consumer later.
+func (w *worker) run(ctx context.Context) {
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(w.d.opts.ShutdownTimeout, cancelHard) })
+	defer stop()
+
+	if err := ensureGroup(hard, w.d.rdb, w.site, w.id); err != nil {
+		w.log.Warn("cannot create consumer group; retrying", "err", err)
+	}
+	failures := 0
+	for ctx.Err() == nil {
+		if w.paused() {
+			w.sleep(ctx, min(w.pausedUntil.Sub(w.d.opts.Now()), w.d.opts.Block))
+			continue
+		}
+		if err := w.step(ctx, hard); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			failures++
+			w.log.Warn("redis error; retrying", "err", err, "failures", failures)
+			w.sleep(ctx, min(50*time.Millisecond<<min(failures, 7), 5*time.Second))
+			continue
+		}
+		failures = 0
+	}
+	w.log.Info("destination worker stopped")
+}
+
+func (w *worker) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (w *worker) paused() bool { return w.d.opts.Now().Before(w.pausedUntil) }
+
+// step does one unit of work: stale pending entries first, then due
+// retries, then new entries.
+func (w *worker) step(ctx, hard context.Context) error {
+	if time.Since(w.lastClaim) >= w.d.opts.VisibilityTimeout/2 {
+		msgs, more, err := w.claim(hard)
+		if err != nil {
+			return err
+		}
+		if !more {
+			w.lastClaim = time.Now()
+		}
+		if len(msgs) > 0 {
+			w.log.Info("claimed entries left pending by another consumer", "entries", len(msgs))
+			w.process(hard, w.entryJobs(msgs))
+			return nil
+		}
+	}
+	members, err := lease(hard, w.d.rdb, w.d.lease, RetryKey(w.site, w.id), w.d.opts.Now(), w.d.opts.VisibilityTimeout, w.d.opts.ReadCount)
+	if err != nil {
+		return err
+	}
+	if len(members) > 0 {
+		w.process(hard, w.retryJobs(members))
+		return nil
+	}
+	r, err := w.read(ctx, hard)
+	if err != nil {
+		return err
+	}
+	if len(r.jobs) > 0 || len(r.entries) > 0 {
+		w.process(hard, r)
+	}
+	return nil
+}
+
+// claim takes entries of this group that have been pending with any
+// consumer for longer than VisibilityTimeout.
+func (w *worker) claim(ctx context.Context) ([]redis.XMessage, bool, error) {
+	msgs, next, err := w.d.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: StreamKey(w.site), Group: w.id, Consumer: w.d.opts.Consumer,
+		MinIdle: w.d.opts.VisibilityTimeout, Start: "0-0", Count: int64(w.d.opts.ReadCount),
+	}).Result()
+	if errNoGroup(err) {
+		return nil, false, ensureGroup(ctx, w.d.rdb, w.site, w.id)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("xautoclaim: %w", err)
+	}
+	return msgs, next != "0-0" && next != "", nil
+}
+
+// read takes new entries, waiting up to Block for the first and up to Linger
+// for more while the batch is not full.
+func (w *worker) read(ctx, hard context.Context) (round, error) {
+	msgs, err := w.readOnce(hard, w.d.opts.Block)
+	if err != nil || len(msgs) == 0 {
+		return round{}, err
+	}
+	r := w.entryJobs(msgs)
+	deadline := time.Now().Add(w.d.opts.Linger)
+	for len(r.jobs) < w.maxBatch && ctx.Err() == nil {
+		left := time.Until(deadline)
+		if left < time.Millisecond {
+			break
+		}
+		more, err := w.readOnce(hard, left)
+		if err != nil {
+			// What was read is pending with us; deliver it now and let the
+			// next step report the error.
+			break
+		}
+		if len(more) == 0 {
+			break
+		}
+		m := w.entryJobs(more)
+		r.entries = append(r.entries, m.entries...)
+		r.jobs = append(r.jobs, m.jobs...)
+	}
+	return r, nil
+}
+
+func (w *worker) readOnce(ctx context.Context, block time.Duration) ([]redis.XMessage, error) {
+	res, err := w.d.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: w.id, Consumer: w.d.opts.Consumer, Streams: []string{StreamKey(w.site), ">"},
+		Count: int64(w.d.opts.ReadCount), Block: max(block, time.Millisecond),
+	}).Result()
+	switch {
+	case err == redis.Nil:
+		return nil, nil
+	case errNoGroup(err):
+		return nil, ensureGroup(ctx, w.d.rdb, w.site, w.id)
+	case err != nil:
+		return nil, fmt.Errorf("xreadgroup: %w", err)
+	}
+	var out []redis.XMessage
+	for _, s := range res {
+		out = append(out, s.Messages...)
+	}
+	return out, nil
+}
+
+// round is one unit of recorded work: stream entries to acknowledge once
+// all their events are resolved, and the events (jobs) themselves.
+type round struct {
+	entries []string
+	jobs    []*job
+}
+
+// job is one event on its way to the destination.
+type job struct {
+	ref    string // unique: "<entry id>/<index>", or the retry item's ref
+	member string // the leased retry member; empty for a stream event
+	event  destinations.Event
+	raw    string // set when the stored form did not decode
+
+	attempts     int
+	firstFailure int64
+	lastError    string
+
+	out outcome
+}
+
+type outcomeKind int
+
+const (
+	outDelivered outcomeKind = iota + 1
+	outFiltered
+	outWithheld
+	outRetry
+	outDead
+)
+
+// outcome is how a job was resolved.
+type outcome struct {
+	kind    outcomeKind
+	due     time.Time // outRetry
+	reason  string    // outDead
+	message string    // outDead
+}
+
+func (w *worker) entryJobs(msgs []redis.XMessage) round {
+	var r round
+	for _, m := range msgs {
+		r.entries = append(r.entries, m.ID)
+		raw, _ := m.Values["e"].(string)
+		var evs []destinations.Event
+		if err := json.Unmarshal([]byte(raw), &evs); err != nil {
+			r.jobs = append(r.jobs, &job{ref: m.ID + "/0", raw: raw,
+				out: outcome{kind: outDead, reason: ReasonPermanent, message: "queue entry does not decode: " + err.Error()}})
+			continue
+		}
+		for i, ev := range evs {
+			r.jobs = append(r.jobs, &job{ref: m.ID + "/" + strconv.Itoa(i), event: ev})
+		}
+	}
+	return r
+}
+
+func (w *worker) retryJobs(members []string) round {
+	var r round
+	for _, m := range members {
+		var it retryItem
+		if err := json.Unmarshal([]byte(m), &it); err != nil {
+			r.jobs = append(r.jobs, &job{ref: "retry", member: m, raw: m,
+				out: outcome{kind: outDead, reason: ReasonPermanent, message: "retry item does not decode: " + err.Error()}})
+			continue
+		}
+		r.jobs = append(r.jobs, &job{ref: it.Ref, member: m, event: it.Event,
+			attempts: it.Attempts, firstFailure: it.FirstFailure, lastError: it.LastError})
+	}
+	return r
+}
+
+// process resolves every job of r and records the outcomes. If the hard
+// context ends while delivering, nothing is recorded: the entries stay
+// pending and the retries stay leased, so they are delivered again later.
+func (w *worker) process(hard context.Context, r round) {
+	now := w.d.opts.Now()
+	routes := w.routes()
+	var send []*job
+	for _, j := range r.jobs {
+		switch {
+		case j.out.kind != 0: // decided while decoding
+		case !accepts(routes, j.event.EventName):
+			j.out = outcome{kind: outFiltered}
+		case !consentAllows(w.dest, j.event):
+			j.out = outcome{kind: outWithheld}
+		case w.tooOld(j.event, now):
+			j.out = outcome{kind: outDead, reason: ReasonTooOld, message: orDefault(j.lastError, "event older than the platform accepts")}
+		default:
+			send = append(send, j)
+		}
+	}
+	for len(send) > 0 {
+		batch := send[:min(len(send), w.maxBatch)]
+		send = send[len(batch):]
+		if w.paused() {
+			for _, j := range batch {
+				j.out = outcome{kind: outRetry, due: w.pausedUntil}
+			}
+			continue
+		}
+		errs := w.deliver(hard, batch)
+		if hard.Err() != nil {
+			w.log.Warn("stopped while delivering; the work is handed back to be delivered again", "events", len(r.jobs))
+			return
+		}
+		now := w.d.opts.Now()
+		for i, j := range batch {
+			w.resolve(j, errs[i], now)
+		}
+	}
+	if err := w.commit(r); err != nil {
+		w.log.Error("recording delivery outcomes failed; the events will be delivered again", "err", err, "events", len(r.jobs))
+		return
+	}
+	for _, j := range r.jobs {
+		w.d.metrics.deliveries.WithLabelValues(w.id, j.out.label()).Inc()
+	}
+}
+
+func (k outcome) label() string {
+	switch k.kind {
+	case outDelivered:
+		return outcomeDelivered
+	case outFiltered:
+		return outcomeFiltered
+	case outWithheld:
+		return outcomeWithheld
+	case outRetry:
+		return outcomeRetry
+	}
+	return outcomeDead
+}
+
+func orDefault(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+// routes returns the current routes from this worker's site to its
+// destination.
+func (w *worker) routes() []model.Route {
+	var out []model.Route
+	for _, r := range w.d.store.Snapshot().Routes(w.site) {
+		if r.DestinationID == w.id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func accepts(routes []model.Route, eventName string) bool {
+	for _, r := range routes {
+		if r.Accepts(eventName) {
+			return true
+		}
+	}
+	return false
+}
+
+// tooOld reports whether the event will be past the platform's age limit at
+// time at.
+func (w *worker) tooOld(ev destinations.Event, at time.Time) bool {
+	lim, ok := w.dest.(destinations.AgeLimiter)
+	if !ok {
+		return false
+	}
+	limit := lim.MaxEventAge(ev)
+	return limit > 0 && at.Sub(time.Unix(ev.EventTime, 0)) > limit
+}
+
+// deliver sends one batch, turning a panic or a wrong number of outcomes
+// into retryable errors.
+func (w *worker) deliver(ctx context.Context, batch []*job) (errs []error) {
+	evs := make([]destinations.Event, len(batch))
+	for i, j := range batch {
+		evs[i] = j.event
+	}
+	dctx, cancel := context.WithTimeout(ctx, w.d.opts.DeliverTimeout)
+	defer cancel()
+	start := time.Now()
+	defer func() {
+		w.d.metrics.seconds.WithLabelValues(w.id).Observe(time.Since(start).Seconds())
+		if p := recover(); p != nil {
+			w.log.Error("destination panicked while delivering", "panic", fmt.Sprint(p))
+			errs = destinations.All(len(batch), destinations.RetryableError(0, "destination panicked"))
+		}
+	}()
+	errs = w.dest.Deliver(dctx, evs)
+	if len(errs) != len(batch) {
+		w.log.Error("destination returned the wrong number of outcomes", "events", len(batch), "outcomes", len(errs))
+		errs = destinations.All(len(batch), destinations.RetryableError(0, "destination returned %d outcomes for %d events", len(errs), len(batch)))
+	}
+	return errs
+}
+
+// resolve decides what happens to a delivered job.
+func (w *worker) resolve(j *job, err error, now time.Time) {
+	kind, de := destinations.Classify(err)
+	if kind == 0 {
+		j.out = outcome{kind: outDelivered}
+		return
+	}
+	msg := de.Message
+	if msg == "" {
+		msg = de.Error()
+	}
+	j.lastError = de.Error()
+	if j.firstFailure == 0 {
+		j.firstFailure = now.UnixMilli()
+	}
+	pol := w.d.opts.Retry
+	switch kind {
+	case destinations.Permanent:
+		j.attempts++
+		j.out = outcome{kind: outDead, reason: ReasonPermanent, message: msg}
+	case destinations.Paused:
+		// Not the event's fault: the attempt is not counted.
+		if !w.paused() {
+			w.pausedUntil = now.Add(pol.PauseFor)
+			w.log.Error("ALERT destination paused: the platform refused its credentials or permissions; fix the destination's settings",
+				"pause", pol.PauseFor, "status", de.Status, "code", de.Code, "message", de.Message)
+		}
+		j.out = outcome{kind: outRetry, due: w.pausedUntil}
+	default:
+		j.attempts++
+		due := now.Add(pol.backoff(j.attempts, de.RetryAfter, w.d.opts.Rand()))
+		switch {
+		case j.attempts >= pol.MaxAttempts:
+			j.out = outcome{kind: outDead, reason: ReasonMaxAttempts, message: msg}
+		case w.tooOld(j.event, due):
+			j.out = outcome{kind: outDead, reason: ReasonTooOld, message: msg}
+		default:
+			j.out = outcome{kind: outRetry, due: due}
+		}
+	}
+}
+
+// commit records a round in one MULTI/EXEC: retries scheduled, dead letters
+// written, leased retries removed, and the entries acknowledged. A crash
+// before it leaves everything to be redone; after it, nothing is.
+func (w *worker) commit(r round) error {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	retryKey, deadKey := RetryKey(w.site, w.id), DeadKey(w.site, w.id)
+	failedAt := strconv.FormatInt(w.d.opts.Now().UnixMilli(), 10)
+	_, err := w.d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, j := range r.jobs {
+			switch j.out.kind {
+			case outRetry:
+				member, err := retryItem{Ref: j.ref, Event: j.event, Attempts: j.attempts,
+					FirstFailure: j.firstFailure, LastError: j.lastError}.member()
+				if err != nil {
+					return err
+				}
+				if j.member != "" && j.member != member {
+					p.ZRem(ctx, retryKey, j.member)
+				}
+				p.ZAdd(ctx, retryKey, redis.Z{Score: float64(j.out.due.UnixMilli()), Member: member})
+			case outDead:
+				event := j.raw
+				if event == "" {
+					b, err := json.Marshal(j.event)
+					if err != nil {
+						return err
+					}
+					event = string(b)
+				}
+				p.XAdd(ctx, &redis.XAddArgs{Stream: deadKey, Values: []any{
+					"event", event, "reason", j.out.reason, "message", j.out.message,
+					"attempts", j.attempts, "failed_at", failedAt,
+				}})
+				if j.member != "" {
+					p.ZRem(ctx, retryKey, j.member)
+				}
+			default:
+				if j.member != "" {
+					p.ZRem(ctx, retryKey, j.member)
+				}
+			}
+		}
+		if len(r.entries) > 0 {
+			p.XAck(ctx, StreamKey(w.site), w.id, r.entries...)
+		}
+		return nil
+	})
+	return err
+}
