@@ -414,3 +414,18 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func TestRawUserDataDecodeNamesKey(t *testing.T) {
+	var raw RawUserData
+	err := json.Unmarshal([]byte(`{"em":"a@b.co","ph":[1]}`), &raw)
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "ph" {
+		t.Fatalf("err = %v; want a KeyError for ph", err)
+	}
+	if err := json.Unmarshal([]byte(`[1]`), &raw); err == nil {
+		t.Fatal("an array must not decode as user_data")
+	}
+	if err := json.Unmarshal([]byte(`{"em":["a@b.co"],"fn":null}`), &raw); err != nil || len(raw["em"]) != 1 || raw["fn"] != nil {
+		t.Fatalf("raw = %v, %v", raw, err)
+	}
+}

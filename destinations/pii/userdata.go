@@ -46,6 +46,34 @@ func (l *StringList) UnmarshalJSON(data []byte) error {
 // a list of strings, raw or already hashed.
 type RawUserData map[string]StringList
 
+// UnmarshalJSON reads a JSON object whose values are strings, arrays of
+// strings or null; a value of another type is a *KeyError naming its key.
+func (u *RawUserData) UnmarshalJSON(data []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return errors.New("user_data must be an object")
+	}
+	if m == nil {
+		*u = nil
+		return nil
+	}
+	out := make(RawUserData, len(m))
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		var l StringList
+		if err := l.UnmarshalJSON(m[k]); err != nil {
+			return &KeyError{Key: k, Err: err}
+		}
+		out[k] = l
+	}
+	*u = out
+	return nil
+}
+
 // KeyError is the error HashUserData returns for one key; its message names
 // the key ("user_data.em: ...").
 type KeyError struct {

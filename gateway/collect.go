@@ -1,0 +1,322 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/pii"
+	"github.com/tagway/tagway/routing/model"
+)
+
+// collectRequest is the body of POST /collect (see the wire contract).
+type collectRequest struct {
+	VID      string            `json:"vid"`
+	URL      string            `json:"url"`
+	Referrer string            `json:"referrer"`
+	Consent  *wireConsent      `json:"consent"`
+	Events   []json.RawMessage `json:"events"`
+}
+
+// wireConsent is the consent object a browser sends.
+type wireConsent struct {
+	AdStorage         string `json:"ad_storage"`
+	AdUserData        string `json:"ad_user_data"`
+	AdPersonalization string `json:"ad_personalization"`
+	AnalyticsStorage  string `json:"analytics_storage"`
+}
+
+// collectEvent is one browser event.
+type collectEvent struct {
+	EventName      string          `json:"event_name"`
+	EventID        string          `json:"event_id"`
+	EventTime      *int64          `json:"event_time"`
+	EventSourceURL string          `json:"event_source_url"`
+	CustomData     json.RawMessage `json:"custom_data"`
+	UserData       pii.RawUserData `json:"user_data"`
+}
+
+// collect handles POST /collect.
+func (g *Gateway) collect(w http.ResponseWriter, r *http.Request) {
+	w.Header().Add("Vary", "Origin")
+	n, site, err := g.collectEvents(w, r)
+	if err != nil {
+		g.reject(w, r, err)
+		return
+	}
+	g.metrics.received.WithLabelValues(site, "browser").Add(float64(n))
+	writeJSON(w, http.StatusOK, map[string]int{"received": n})
+}
+
+// reject answers an API error, counts it and logs it (without values).
+func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, e *apiError) {
+	g.metrics.rejected.WithLabelValues(e.Code).Inc()
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	g.log.Debug("request refused", "path", r.URL.Path, "status", e.Status, "code", e.Code, "field", e.Field)
+	writeError(w, e)
+}
+
+// preflight answers a CORS preflight for /collect.
+func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
+	w.Header().Add("Vary", "Origin")
+	w.Header().Add("Vary", "Access-Control-Request-Method")
+	w.Header().Add("Vary", "Access-Control-Request-Headers")
+	origin := r.Header.Get("Origin")
+	snap := g.opts.Sites.Snapshot()
+	if origin == "" || snap == nil {
+		g.reject(w, r, &apiError{Status: http.StatusForbidden, Code: codeOriginNotAllowed, Message: "a CORS preflight needs an allowed Origin"})
+		return
+	}
+	if _, e := g.siteForOrigin(snap, r, origin); e != nil {
+		g.reject(w, r, e)
+		return
+	}
+	h := w.Header()
+	setCORS(h, origin)
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Max-Age", "7200")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func setCORS(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+}
+
+// siteForOrigin resolves the site of a request that carries an Origin: the
+// site whose domains cover the origin's host; else the site of the request's
+// host if the origin is allowed there; else a site listing the origin in its
+// allowed_origins. No match is 403 origin_not_allowed.
+func (g *Gateway) siteForOrigin(snap *model.Snapshot, r *http.Request, origin string) (*model.Site, *apiError) {
+	refused := &apiError{Status: http.StatusForbidden, Code: codeOriginNotAllowed, Message: "this origin may not send events to this gateway"}
+	o, ok := model.ParseOrigin(origin)
+	if !ok {
+		return nil, refused
+	}
+	if site, ok := snap.SiteByHost(o.Host); ok && site.OriginAllowed(origin) {
+		return site, nil
+	}
+	if site, ok := snap.SiteByHost(g.requestHost(r)); ok && site.OriginAllowed(origin) {
+		return site, nil
+	}
+	cfg := snap.Config()
+	for i := range cfg.Sites {
+		for _, a := range cfg.Sites[i].AllowedOrigins {
+			if strings.EqualFold(a, origin) {
+				site, _ := snap.Site(cfg.Sites[i].ID)
+				return site, nil
+			}
+		}
+	}
+	return nil, refused
+}
+
+// collectEvents does the work of /collect and returns how many events were
+// enqueued and for which site.
+func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, string, *apiError) {
+	snap := g.opts.Sites.Snapshot()
+	if snap == nil {
+		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "configuration not loaded yet"}
+	}
+	var site *model.Site
+	if origin := r.Header.Get("Origin"); origin != "" {
+		s, e := g.siteForOrigin(snap, r, origin)
+		if e != nil {
+			return 0, "", e
+		}
+		site = s
+		setCORS(w.Header(), origin)
+	}
+
+	body, e := readBody(w, r, g.opts.MaxBodyBytes)
+	if e != nil {
+		return 0, "", e
+	}
+	var req collectRequest
+	if e := decodeStrict(body, &req, ""); e != nil {
+		return 0, "", e
+	}
+	switch {
+	case len(req.Events) == 0:
+		return 0, "", badField("events", "at least one event is required")
+	case len(req.Events) > g.opts.MaxEvents:
+		return 0, "", &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "events",
+			Message: fmt.Sprintf("at most %d events per request", g.opts.MaxEvents)}
+	}
+	if e := checkURL("url", req.URL); e != nil {
+		return 0, "", e
+	}
+	if len(req.Referrer) > maxURLLen {
+		return 0, "", badField("referrer", "longer than %d characters", maxURLLen)
+	}
+	if len(req.VID) > maxVIDLen {
+		return 0, "", badField("vid", "longer than %d characters", maxVIDLen)
+	}
+
+	if site == nil {
+		if s, ok := snap.SiteByHost(g.requestHost(r)); ok {
+			site = s
+		} else if u, err := url.Parse(req.URL); err == nil && req.URL != "" {
+			if s, ok := snap.SiteByHost(u.Hostname()); ok {
+				site = s
+			}
+		}
+		if site == nil {
+			return 0, "", &apiError{Status: http.StatusNotFound, Code: codeUnknownSite, Message: "no site is configured for this host"}
+		}
+	}
+
+	consent, e := resolveConsent(req.Consent, site.ConsentDefault)
+	if e != nil {
+		return 0, "", e
+	}
+	now := g.now()
+	var cookies cookieState
+	if consent.AdStorage == destinations.Granted {
+		c, err := g.visitorCookies(r, req.VID, req.URL, now)
+		if err != nil {
+			g.log.Error("minting cookies", "err", err)
+			return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
+		}
+		cookies = c
+	}
+
+	base := destinations.Event{
+		EventSourceURL: req.URL,
+		ReferrerURL:    referrerURL(req.Referrer),
+		ActionSource:   "website",
+		Context: destinations.Context{
+			SiteID:     site.ID,
+			ReceivedAt: now.UnixMilli(),
+			Source:     "browser",
+			Consent:    consent,
+		},
+	}
+	ip, ua := g.clientIP(r), userAgent(r)
+	events := make([]destinations.Event, 0, len(req.Events))
+	for i, raw := range req.Events {
+		prefix := "events[" + strconv.Itoa(i) + "]."
+		var in collectEvent
+		if e := decodeStrict(raw, &in, prefix); e != nil {
+			return 0, "", e
+		}
+		ev, e := g.browserEvent(prefix, in, base)
+		if e != nil {
+			return 0, "", e
+		}
+		ev.UserData.ClientIPAddress = ip
+		ev.UserData.ClientUserAgent = ua
+		ev.UserData.Fbp, ev.UserData.Fbc = cookies.Fbp, cookies.Fbc
+		events = append(events, ev)
+	}
+
+	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
+		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
+		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
+	}
+	for _, c := range cookies.Set {
+		http.SetCookie(w, c)
+	}
+	return len(events), site.ID, nil
+}
+
+// browserEvent validates one browser event and builds its canonical form.
+func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations.Event) (destinations.Event, *apiError) {
+	ev := base
+	now := g.now()
+	if e := checkEventName(prefix+"event_name", in.EventName); e != nil {
+		return ev, e
+	}
+	ev.EventName = in.EventName
+	if e := checkText(prefix+"event_id", in.EventID, maxEventIDLen); e != nil {
+		return ev, e
+	}
+	ev.EventID = in.EventID
+	if ev.EventID == "" {
+		id, err := g.mintEventID()
+		if err != nil {
+			g.log.Error("minting event id", "err", err)
+			return ev, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
+		}
+		ev.EventID = id
+	}
+	ev.EventTime = now.Unix()
+	if in.EventTime != nil {
+		if e := checkEventTime(prefix+"event_time", *in.EventTime, now, maxEventAge); e != nil {
+			return ev, e
+		}
+		ev.EventTime = *in.EventTime
+	}
+	if in.EventSourceURL != "" {
+		if e := checkURL(prefix+"event_source_url", in.EventSourceURL); e != nil {
+			return ev, e
+		}
+		ev.EventSourceURL = in.EventSourceURL
+	}
+	cd, e := decodeCustomData(prefix, in.CustomData)
+	if e != nil {
+		return ev, e
+	}
+	ev.CustomData = cd
+	// The gateway fills these itself; a browser does not get to choose them.
+	raw := in.UserData
+	for _, k := range []string{"client_ip_address", "client_user_agent", "fbc", "fbp"} {
+		delete(raw, k)
+	}
+	u, e := hashUserData(prefix, raw, now)
+	if e != nil {
+		return ev, e
+	}
+	ev.UserData = u
+	return ev, nil
+}
+
+// referrerURL keeps an http(s) referrer and drops others (an app referrer
+// such as android-app://...), which Meta would not read.
+func referrerURL(v string) string {
+	if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return v
+	}
+	return ""
+}
+
+// resolveConsent applies the site's default to the keys the browser did not
+// state. "wait" counts as denied here: events are accepted, identifiers not.
+func resolveConsent(in *wireConsent, siteDefault string) (destinations.Consent, *apiError) {
+	def := destinations.Denied
+	if siteDefault == model.ConsentGranted || siteDefault == "" {
+		def = destinations.Granted
+	}
+	var w wireConsent
+	if in != nil {
+		w = *in
+	}
+	var out destinations.Consent
+	for _, f := range []struct {
+		name string
+		in   string
+		out  *destinations.ConsentState
+	}{
+		{"consent.ad_storage", w.AdStorage, &out.AdStorage},
+		{"consent.ad_user_data", w.AdUserData, &out.AdUserData},
+		{"consent.ad_personalization", w.AdPersonalization, &out.AdPersonalization},
+		{"consent.analytics_storage", w.AnalyticsStorage, &out.AnalyticsStorage},
+	} {
+		switch destinations.ConsentState(f.in) {
+		case "":
+			*f.out = def
+		case destinations.Granted, destinations.Denied:
+			*f.out = destinations.ConsentState(f.in)
+		default:
+			return out, badField(f.name, "must be granted or denied")
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// Meta's first-party cookies.
+const (
+	cookieFbp = "_fbp"
+	cookieFbc = "_fbc"
+	// cookieMaxAge is 400 days, the longest lifetime browsers keep (Chrome
+	// caps Max-Age there). Meta's own libraries use 90 days; a server-set
+	// first-party cookie refreshed on each visit may live longer.
+	cookieMaxAge = 400 * 24 * 60 * 60
+	// maxFbclidLen bounds an fbclid taken from a URL.
+	maxFbclidLen = 500
+	// maxCookieLen bounds an existing _fbp/_fbc value we accept.
+	maxCookieLen = 1024
+)
+
+// cookieScope is where the gateway's cookies live.
+type cookieScope struct {
+	// Domain is the registrable domain ("shop.co.uk"); empty for a host-only
+	// cookie (an IP address, localhost, a bare name, a public suffix).
+	Domain string
+	// Index is Meta's subdomainIndex: labels of the cookie domain − 1
+	// ("com" 0, "shop.example" 1, "shop.co.uk" 2); 0 for IPs and localhost.
+	Index int
+}
+
+// scopeFor returns the cookie scope of a request host (lowercase, no port).
+// The registrable domain comes from the public suffix list, so
+// "t.shop.co.uk" gives "shop.co.uk" (index 2), never "co.uk".
+func scopeFor(host string) cookieScope {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "" || host == "localhost" || strings.HasSuffix(host, ".localhost") || !strings.Contains(host, ".") {
+		return cookieScope{}
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return cookieScope{}
+	}
+	domain, err := publicsuffix.EffectiveTLDPlusOne(host)
+	if err != nil {
+		// The host is itself a public suffix: only a host-only cookie works.
+		return cookieScope{Index: strings.Count(host, ".")}
+	}
+	return cookieScope{Domain: domain, Index: strings.Count(domain, ".")}
+}
+
+// metaCookie is a parsed _fbp or _fbc value: fb.<index>.<ms>.<payload>[.<appendix>].
+type metaCookie struct {
+	Index   int
+	Time    int64
+	Payload string
+}
+
+// parseMetaCookie reads a cookie by the parameter builder's rules: 4 or 5
+// dot-separated parts, "fb" first, a digit index and creation time, and a
+// non-empty payload (the 4th part; the optional 5th is Meta's appendix).
+func parseMetaCookie(v string) (metaCookie, bool) {
+	if len(v) > maxCookieLen {
+		return metaCookie{}, false
+	}
+	parts := strings.Split(v, ".")
+	if len(parts) != 4 && len(parts) != 5 {
+		return metaCookie{}, false
+	}
+	if parts[0] != "fb" || !digits(parts[1]) || !digits(parts[2]) || parts[3] == "" || !cookieSafe(parts[3]) {
+		return metaCookie{}, false
+	}
+	if len(parts) == 5 && (parts[4] == "" || !cookieSafe(parts[4])) {
+		return metaCookie{}, false
+	}
+	idx, err1 := strconv.Atoi(parts[1])
+	ms, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return metaCookie{}, false
+	}
+	return metaCookie{Index: idx, Time: ms, Payload: parts[3]}, true
+}
+
+// cookieState is what the gateway decided about a visitor's cookies.
+type cookieState struct {
+	Fbp, Fbc string
+	// Set lists the cookies to send back: new, replaced or refreshed values.
+	Set []*http.Cookie
+}
+
+// visitorCookies reads the visitor's _fbp and _fbc, mints what is missing
+// or invalid, and returns the values to put on the events and the cookies to
+// set. vid is the script's visitor seed; pageURL the page the events come from.
+//
+// A new _fbp is derived from a valid vid (fb.<index>.<vid ms>.<vid digits>),
+// so concurrent first requests of one visitor all set the same value; without
+// a seed it gets random digits. _fbc is (re)set when the page URL (or else
+// the Referer) carries an fbclid that differs from the cookie's payload; the
+// fbclid is kept exactly as given (Meta treats it as case sensitive).
+func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL string, now time.Time) (cookieState, error) {
+	scope := scopeFor(g.requestHost(r))
+	secure := g.isHTTPS(r)
+	var st cookieState
+
+	if c, err := r.Cookie(cookieFbp); err == nil {
+		if _, ok := parseMetaCookie(c.Value); ok {
+			st.Fbp = c.Value
+		}
+	}
+	if st.Fbp == "" {
+		ms, rnd, ok := parseVID(vid, now)
+		if !ok {
+			ms = now.UnixMilli()
+			var err error
+			if rnd, err = g.randomDigits(); err != nil {
+				return cookieState{}, err
+			}
+		}
+		st.Fbp = "fb." + strconv.Itoa(scope.Index) + "." + strconv.FormatInt(ms, 10) + "." + rnd
+	}
+
+	var existing metaCookie
+	if c, err := r.Cookie(cookieFbc); err == nil {
+		if mc, ok := parseMetaCookie(c.Value); ok {
+			st.Fbc, existing = c.Value, mc
+		}
+	}
+	fbclid := fbclidFrom(pageURL)
+	if fbclid == "" {
+		fbclid = fbclidFrom(r.Header.Get("Referer"))
+	}
+	if fbclid != "" && (st.Fbc == "" || existing.Payload != fbclid) {
+		st.Fbc = "fb." + strconv.Itoa(scope.Index) + "." + strconv.FormatInt(now.UnixMilli(), 10) + "." + fbclid
+	}
+	// Valid cookies are set again with the same value: a cookie set by the
+	// server lives its full Max-Age, where one written by script (the
+	// browser Pixel's) is capped at a few days by Safari's ITP.
+	st.Set = append(st.Set, newCookie(cookieFbp, st.Fbp, scope, secure))
+	if st.Fbc != "" {
+		st.Set = append(st.Set, newCookie(cookieFbc, st.Fbc, scope, secure))
+	}
+	return st, nil
+}
+
+func newCookie(name, value string, scope cookieScope, secure bool) *http.Cookie {
+	return &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Domain:   scope.Domain,
+		Path:     "/",
+		MaxAge:   cookieMaxAge,
+		Secure:   secure,
+		HttpOnly: false, // the browser Meta Pixel reads these cookies
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// vid bounds: <Unix ms>.<10 to 18 digits>, created after 2015 and not in the
+// future beyond a day of clock skew.
+const (
+	minVIDDigits = 10
+	maxVIDDigits = 18
+	minVIDms     = 1420070400000 // 2015-01-01
+	vidSkew      = 24 * time.Hour
+)
+
+// parseVID reads the script's visitor seed.
+func parseVID(vid string, now time.Time) (ms int64, rnd string, ok bool) {
+	msPart, rnd, found := strings.Cut(vid, ".")
+	if !found || !digits(msPart) || len(msPart) > 15 || !digits(rnd) || len(rnd) < minVIDDigits || len(rnd) > maxVIDDigits {
+		return 0, "", false
+	}
+	ms, err := strconv.ParseInt(msPart, 10, 64)
+	if err != nil || ms < minVIDms || ms > now.Add(vidSkew).UnixMilli() {
+		return 0, "", false
+	}
+	return ms, rnd, true
+}
+
+// randomDigits returns 18 random decimal digits (no leading zero), the
+// longest random part Meta's own client library produces.
+func (g *Gateway) randomDigits() (string, error) {
+	var b [8]byte
+	if err := g.readRand(b[:]); err != nil {
+		return "", err
+	}
+	const lo, span = 100_000_000_000_000_000, 900_000_000_000_000_000
+	return strconv.FormatUint(lo+binary.BigEndian.Uint64(b[:])%span, 10), nil
+}
+
+// fbclidFrom returns the fbclid query parameter of a URL, when it is one we
+// can store in a cookie unchanged (URL-safe characters, no dots).
+func fbclidFrom(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	v := u.Query().Get("fbclid")
+	if v == "" || len(v) > maxFbclidLen {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return ""
+		}
+	}
+	return v
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// cookieSafe reports whether s may appear in a cookie value as is.
+func cookieSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 0x20 || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/pii"
+)
+
+// Field bounds. Each is explicit; a value over a bound is refused with 400
+// invalid_field naming the field.
+const (
+	maxEventNameLen     = 100
+	maxEventIDLen       = 128
+	maxURLLen           = 2048
+	maxUserDataValueLen = 256
+	// maxPlainUserDataLen bounds the never-hashed user_data values (fbc,
+	// fbp, IP, user agent, ids) a server may send.
+	maxPlainUserDataLen = 1024
+	maxUserDataValues   = 10
+	maxCustomDataBytes  = 16 << 10
+	maxVIDLen           = 64
+	maxTestEventCodeLen = 64
+	// maxEventAge is Meta's limit for event_time; physical_store events may
+	// be up to 62 days old.
+	maxEventAge         = 7 * 24 * time.Hour
+	maxPhysicalEventAge = 62 * 24 * time.Hour
+	// maxFutureSkew tolerates senders' clocks running ahead.
+	maxFutureSkew = 10 * time.Minute
+	// millisecondsThreshold: an event_time above it is Unix milliseconds
+	// sent by mistake (1e11 seconds is the year 5138).
+	millisecondsThreshold = 100_000_000_000
+)
+
+var eventNamePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_ -]*$`)
+
+// readBody reads at most limit bytes of the request body; a longer body (by
+// Content-Length or by counting) is a 413.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
+	tooLarge := &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge,
+		Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
+	if r.ContentLength > limit {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Message: "could not read the request body"}
+	}
+	return body, nil
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data. Errors name the field (prefix + the decoder's path) when
+// the decoder tells it.
+func decodeStrict(data []byte, v any, prefix string) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err := dec.Token(); err != io.EOF {
+			return &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Field: strings.TrimSuffix(prefix, "."),
+				Message: "unexpected data after the JSON value"}
+		}
+		return nil
+	}
+	return jsonError(err, prefix)
+}
+
+// jsonError turns a decoding error into the contract's invalid_json error.
+func jsonError(err error, prefix string) *apiError {
+	e := &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON}
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		key *pii.KeyError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		e.Message = "empty body: a JSON object is required"
+		if prefix != "" {
+			e.Field = strings.TrimSuffix(prefix, ".")
+		}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		e.Message = "truncated JSON"
+	case errors.As(err, &syn):
+		e.Message = fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		e.Field = joinPath(prefix, typ.Field)
+		e.Message = fmt.Sprintf("a JSON %s cannot go here: expected %s", typ.Value, jsonKind(typ.Type.String()))
+	case errors.As(err, &key):
+		e.Field = joinPath(prefix, "user_data."+key.Key)
+		e.Message = key.Err.Error()
+	default:
+		msg := err.Error()
+		if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			e.Field = joinPath(prefix, strings.Trim(name, `"`))
+			e.Message = "unknown field"
+		} else {
+			e.Message = strings.TrimPrefix(msg, "json: ")
+		}
+	}
+	if e.Field == "" && prefix != "" {
+		e.Field = strings.TrimSuffix(prefix, ".")
+	}
+	return e
+}
+
+func joinPath(prefix, field string) string {
+	if field == "" {
+		return strings.TrimSuffix(prefix, ".")
+	}
+	return prefix + field
+}
+
+// jsonKind names a Go type for a sender.
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]") || strings.HasSuffix(goType, "StringList"):
+		return "an array"
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	case strings.Contains(goType, "float"):
+		return "a number"
+	case goType == "string" || strings.HasSuffix(goType, "ConsentState"):
+		return "a string"
+	case goType == "bool":
+		return "a boolean"
+	}
+	return "an object"
+}
+
+// checkText validates a free-text identifier: length in characters, valid
+// UTF-8, no control characters.
+func checkText(field, v string, maxLen int) *apiError {
+	if !utf8.ValidString(v) {
+		return badField(field, "must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(v); n > maxLen {
+		return badField(field, "longer than %d characters", maxLen)
+	}
+	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return badField(field, "must not contain control characters")
+	}
+	return nil
+}
+
+func checkEventName(field, v string) *apiError {
+	if v == "" {
+		return badField(field, "required")
+	}
+	if len(v) > maxEventNameLen {
+		return badField(field, "longer than %d characters", maxEventNameLen)
+	}
+	if !eventNamePattern.MatchString(v) {
+		return badField(field, "may hold only letters, digits, '_', '-' and spaces")
+	}
+	return nil
+}
+
+// checkURL validates an absolute http(s) URL; empty is allowed.
+func checkURL(field, v string) *apiError {
+	if v == "" {
+		return nil
+	}
+	if len(v) > maxURLLen {
+		return badField(field, "longer than %d characters", maxURLLen)
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return badField(field, "must be an absolute http or https URL")
+	}
+	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return badField(field, "must not contain control characters")
+	}
+	return nil
+}
+
+// checkEventTime validates Unix seconds against now.
+func checkEventTime(field string, t int64, now time.Time, maxAge time.Duration) *apiError {
+	switch {
+	case t <= 0:
+		return badField(field, "must be a Unix time in seconds")
+	case t > millisecondsThreshold:
+		return badField(field, "looks like milliseconds: send Unix seconds")
+	case t < now.Add(-maxAge).Unix():
+		return badField(field, "older than %s: Meta refuses such events", humanDays(maxAge))
+	case t > now.Add(maxFutureSkew).Unix():
+		return badField(field, "more than %s in the future", maxFutureSkew)
+	}
+	return nil
+}
+
+func humanDays(d time.Duration) string { return fmt.Sprintf("%d days", int(d/(24*time.Hour))) }
+
+// checkUserDataBounds bounds the raw user_data values before hashing.
+func checkUserDataBounds(prefix string, raw pii.RawUserData) *apiError {
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		values := raw[k]
+		field := prefix + "user_data." + k
+		if len(values) > maxUserDataValues {
+			return badField(field, "at most %d values", maxUserDataValues)
+		}
+		limit := maxPlainUserDataLen
+		if pii.IsHashedField(k) {
+			limit = maxUserDataValueLen
+		}
+		for _, v := range values {
+			if len(v) > limit {
+				return badField(field, "a value is longer than %d bytes", limit)
+			}
+			if !utf8.ValidString(v) {
+				return badField(field, "must be valid UTF-8")
+			}
+		}
+	}
+	return nil
+}
+
+// hashUserData runs pii.HashUserData and names the offending field.
+func hashUserData(prefix string, raw pii.RawUserData, now time.Time) (destinations.UserData, *apiError) {
+	if e := checkUserDataBounds(prefix, raw); e != nil {
+		return destinations.UserData{}, e
+	}
+	u, err := pii.HashUserData(raw, now)
+	if err != nil {
+		var ke *pii.KeyError
+		if errors.As(err, &ke) {
+			return destinations.UserData{}, badField(prefix+"user_data."+ke.Key, "%s", ke.Err.Error())
+		}
+		return destinations.UserData{}, badField(prefix+"user_data", "%s", err.Error())
+	}
+	return u, nil
+}
+
+// decodeCustomData decodes custom_data, bounded in size; null or absent is nil.
+func decodeCustomData(prefix string, raw json.RawMessage) (*destinations.CustomData, *apiError) {
+	field := prefix + "custom_data"
+	if len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil, nil
+	}
+	if len(raw) > maxCustomDataBytes {
+		return nil, badField(field, "larger than %d bytes", maxCustomDataBytes)
+	}
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return nil, &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Field: field, Message: "must be an object"}
+	}
+	var cd destinations.CustomData
+	if err := json.Unmarshal(raw, &cd); err != nil {
+		return nil, jsonError(err, field+".")
+	}
+	if cd.Currency != "" && !isCurrency(cd.Currency) {
+		return nil, badField(field+".currency", "must be an ISO 4217 code such as EUR")
+	}
+	return &cd, nil
+}
+
+func isCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		c := s[i] | 0x20
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// mintEventID returns a new UUID v4 from the gateway's entropy.
+func (g *Gateway) mintEventID() (string, error) {
+	g.randMu.Lock()
+	defer g.randMu.Unlock()
+	id, err := uuid.NewRandomFromReader(g.rand)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}

@@ -1,0 +1,338 @@
+// Package gateway is tagway's HTTP layer: browser ingest (POST /collect)
+// with first-party Meta cookies, server ingest (POST /v1/events), the script
+// and static routes, and the health, readiness and metrics endpoints.
+//
+// It validates and bounds every input, identifies the site, hashes PII
+// through package pii before anything is queued, and answers only once the
+// Enqueuer has accepted the events. It depends on small interfaces (an
+// Enqueuer, a SiteSource) so that it never imports Redis or an adapter.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing/model"
+)
+
+// Enqueuer stores a site's events durably. A nil error means the events are
+// safe: the gateway answers the sender only then.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, siteID string, events []destinations.Event) error
+}
+
+// SiteSource returns the current configuration snapshot (nil while none is
+// loaded).
+type SiteSource interface {
+	Snapshot() *model.Snapshot
+}
+
+// Default limits.
+const (
+	DefaultMaxBodyBytes       = 64 << 10
+	DefaultMaxEvents          = 50
+	DefaultMaxServerBodyBytes = 2 << 20
+	DefaultMaxServerEvents    = 1000
+)
+
+// readyTimeout bounds one /readyz check.
+const readyTimeout = 2 * time.Second
+
+// Options configure a Gateway. Enqueuer and Sites are required; the rest
+// have defaults.
+type Options struct {
+	Enqueuer Enqueuer
+	Sites    SiteSource
+	// TrustedProxies are the peers whose X-Forwarded-For, X-Forwarded-Proto
+	// and X-Forwarded-Host headers are believed.
+	TrustedProxies []netip.Prefix
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// Rand is the entropy for minted event ids and _fbp values; default
+	// crypto/rand. It is read under a lock, so it need not be concurrency safe.
+	Rand io.Reader
+	// Registerer receives the gateway's metrics and Gatherer serves
+	// /metrics. When both are nil a private registry serves as both.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Script serves /tw.js (and a site's script_path); nil answers 404.
+	Script http.Handler
+	// Static serves / and every path no other route matches; nil answers 404.
+	Static http.Handler
+	// Ready reports whether the queue is reachable (for /readyz); nil is ready.
+	Ready func(ctx context.Context) error
+	// Draining reports that shutdown has begun (/readyz then fails); nil is never.
+	Draining func() bool
+
+	// MaxBodyBytes and MaxEvents bound one /collect request.
+	MaxBodyBytes int64
+	MaxEvents    int
+	// MaxServerBodyBytes and MaxServerEvents bound one /v1/events request.
+	MaxServerBodyBytes int64
+	MaxServerEvents    int
+}
+
+// Gateway serves tagway's HTTP endpoints. It is safe for concurrent use.
+type Gateway struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	proxies []netip.Prefix
+	metrics *metrics
+	gather  prometheus.Gatherer
+
+	randMu sync.Mutex
+	rand   io.Reader
+
+	handler http.Handler
+}
+
+// New checks opts, applies defaults and registers the metrics.
+func New(opts Options) (*Gateway, error) {
+	var errs []error
+	if opts.Enqueuer == nil {
+		errs = append(errs, errors.New("gateway: Options.Enqueuer is required"))
+	}
+	if opts.Sites == nil {
+		errs = append(errs, errors.New("gateway: Options.Sites is required"))
+	}
+	if opts.MaxBodyBytes < 0 || opts.MaxEvents < 0 || opts.MaxServerBodyBytes < 0 || opts.MaxServerEvents < 0 {
+		errs = append(errs, errors.New("gateway: limits must not be negative"))
+	}
+	for _, p := range opts.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, errors.New("gateway: invalid trusted proxy prefix"))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxEvents == 0 {
+		opts.MaxEvents = DefaultMaxEvents
+	}
+	if opts.MaxServerBodyBytes == 0 {
+		opts.MaxServerBodyBytes = DefaultMaxServerBodyBytes
+	}
+	if opts.MaxServerEvents == 0 {
+		opts.MaxServerEvents = DefaultMaxServerEvents
+	}
+	if opts.Registerer == nil && opts.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		opts.Registerer, opts.Gatherer = reg, reg
+	}
+	proxies := make([]netip.Prefix, len(opts.TrustedProxies))
+	for i, p := range opts.TrustedProxies {
+		proxies[i] = p.Masked()
+	}
+	g := &Gateway{
+		opts:    opts,
+		log:     opts.Logger,
+		now:     opts.Now,
+		proxies: proxies,
+		rand:    opts.Rand,
+		gather:  opts.Gatherer,
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	g.handler = g.routes()
+	return g, nil
+}
+
+// Handler returns the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Route names, used as the metrics label and in logs.
+const (
+	routeCollect = "collect"
+	routeEvents  = "events"
+	routeScript  = "script"
+	routeHealth  = "healthz"
+	routeReady   = "readyz"
+	routeMetrics = "metrics"
+	routeStatic  = "static"
+)
+
+func (g *Gateway) routes() http.Handler {
+	mux := http.NewServeMux()
+	collect := methods(map[string]http.HandlerFunc{http.MethodPost: g.collect, http.MethodOptions: g.preflight})
+	mux.Handle("/collect", g.wrap(routeCollect, collect))
+	mux.Handle("/v1/events", g.wrap(routeEvents, methods(map[string]http.HandlerFunc{http.MethodPost: g.serverEvents})))
+	mux.Handle("/healthz", g.wrap(routeHealth, methods(map[string]http.HandlerFunc{http.MethodGet: g.healthz})))
+	mux.Handle("/readyz", g.wrap(routeReady, methods(map[string]http.HandlerFunc{http.MethodGet: g.readyz})))
+	var metricsHandler http.Handler = http.NotFoundHandler()
+	if g.gather != nil {
+		metricsHandler = promhttp.HandlerFor(g.gather, promhttp.HandlerOpts{})
+	}
+	mux.Handle("/metrics", g.wrap(routeMetrics, methods(map[string]http.HandlerFunc{http.MethodGet: metricsHandler.ServeHTTP})))
+	script := g.wrap(routeScript, orNotFound(g.opts.Script))
+	mux.Handle("/tw.js", script)
+	// Everything else: a site's own script or collect path, else static.
+	collectAtSitePath := g.wrap(routeCollect, collect)
+	static := g.wrap(routeStatic, orNotFound(g.opts.Static))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if site := g.siteByRequestHost(r); site != nil {
+			switch r.URL.Path {
+			case site.CollectPath:
+				collectAtSitePath.ServeHTTP(w, r)
+				return
+			case site.ScriptPath:
+				script.ServeHTTP(w, r)
+				return
+			}
+		}
+		static.ServeHTTP(w, r)
+	}))
+	return mux
+}
+
+// siteByRequestHost returns the site serving the request's host, when it
+// has its own script or collect path.
+func (g *Gateway) siteByRequestHost(r *http.Request) *model.Site {
+	snap := g.opts.Sites.Snapshot()
+	if snap == nil {
+		return nil
+	}
+	site, ok := snap.SiteByHost(g.requestHost(r))
+	if !ok || site.CollectPath == "" && site.ScriptPath == "" {
+		return nil
+	}
+	return site
+}
+
+// wrap adds panic recovery and the request-duration metric.
+func (g *Gateway) wrap(route string, h http.Handler) http.Handler {
+	obs := g.metrics.duration.WithLabelValues(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				g.log.Error("handler panic", "route", route, "panic", v, "stack", string(debug.Stack()))
+				if !rw.wrote {
+					writeError(rw, &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+				}
+			}
+			obs.Observe(time.Since(start).Seconds())
+		}()
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// statusWriter records whether the header was written.
+type statusWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// methods dispatches on the request method and answers 405 JSON otherwise.
+func methods(m map[string]http.HandlerFunc) http.Handler {
+	allow := ""
+	for _, k := range []string{http.MethodGet, http.MethodPost, http.MethodOptions} {
+		if m[k] != nil {
+			if allow != "" {
+				allow += ", "
+			}
+			allow += k
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := m[r.Method]; ok {
+			h(w, r)
+			return
+		}
+		if r.Method == http.MethodHead && m[http.MethodGet] != nil {
+			m[http.MethodGet](w, r)
+			return
+		}
+		w.Header().Set("Allow", allow)
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
+			Message: "method " + r.Method + " is not allowed here; use " + allow})
+	})
+}
+
+func orNotFound(h http.Handler) http.Handler {
+	if h != nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such resource"})
+	})
+}
+
+func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	if g.opts.Draining != nil && g.opts.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	if g.opts.Sites.Snapshot() == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "no configuration loaded"})
+		return
+	}
+	if g.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := g.opts.Ready(ctx); err != nil {
+			g.log.Warn("not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readRand fills b from the injected entropy source.
+func (g *Gateway) readRand(b []byte) error {
+	g.randMu.Lock()
+	defer g.randMu.Unlock()
+	_, err := io.ReadFull(g.rand, b)
+	return err
+}

@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/pii"
+)
+
+// serverRequest is the body of POST /v1/events: Meta's Conversions API
+// request shape.
+type serverRequest struct {
+	Data          []json.RawMessage `json:"data"`
+	TestEventCode string            `json:"test_event_code"`
+}
+
+// serverEvent is one server event in Meta's field names.
+type serverEvent struct {
+	EventName                    string          `json:"event_name"`
+	EventTime                    *int64          `json:"event_time"`
+	EventID                      string          `json:"event_id"`
+	EventSourceURL               string          `json:"event_source_url"`
+	ReferrerURL                  string          `json:"referrer_url"`
+	ActionSource                 string          `json:"action_source"`
+	OptOut                       bool            `json:"opt_out"`
+	UserData                     pii.RawUserData `json:"user_data"`
+	CustomData                   json.RawMessage `json:"custom_data"`
+	DataProcessingOptions        []string        `json:"data_processing_options"`
+	DataProcessingOptionsCountry *int            `json:"data_processing_options_country"`
+	DataProcessingOptionsState   *int            `json:"data_processing_options_state"`
+}
+
+// actionSources are Meta's accepted action_source values.
+var actionSources = []string{"email", "website", "app", "phone_call", "chat", "physical_store", "system_generated", "business_messaging", "other"}
+
+// serverEvents handles POST /v1/events.
+func (g *Gateway) serverEvents(w http.ResponseWriter, r *http.Request) {
+	n, site, e := g.serverEventsDo(w, r)
+	if e != nil {
+		if e.Code == codeUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tagway"`)
+		}
+		g.reject(w, r, e)
+		return
+	}
+	g.metrics.received.WithLabelValues(site, "server").Add(float64(n))
+	writeJSON(w, http.StatusOK, map[string]int{"events_received": n})
+}
+
+func (g *Gateway) serverEventsDo(w http.ResponseWriter, r *http.Request) (int, string, *apiError) {
+	snap := g.opts.Sites.Snapshot()
+	if snap == nil {
+		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "configuration not loaded yet"}
+	}
+	// Authenticate before reading the body.
+	scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	site, ok := snap.SiteByIngestKey(strings.TrimSpace(key))
+	if !strings.EqualFold(scheme, "Bearer") || !ok {
+		return 0, "", &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized, Message: "a valid ingest key is required: Authorization: Bearer <key>"}
+	}
+
+	body, e := readBody(w, r, g.opts.MaxServerBodyBytes)
+	if e != nil {
+		return 0, "", e
+	}
+	var req serverRequest
+	if e := decodeStrict(body, &req, ""); e != nil {
+		return 0, "", e
+	}
+	switch {
+	case len(req.Data) == 0:
+		return 0, "", badField("data", "at least one event is required")
+	case len(req.Data) > g.opts.MaxServerEvents:
+		return 0, "", &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "data",
+			Message: fmt.Sprintf("at most %d events per request", g.opts.MaxServerEvents)}
+	}
+	if e := checkText("test_event_code", req.TestEventCode, maxTestEventCodeLen); e != nil {
+		return 0, "", e
+	}
+
+	now := g.now()
+	granted := destinations.Consent{
+		AdStorage: destinations.Granted, AdUserData: destinations.Granted,
+		AdPersonalization: destinations.Granted, AnalyticsStorage: destinations.Granted,
+	}
+	events := make([]destinations.Event, 0, len(req.Data))
+	for i, raw := range req.Data {
+		prefix := "data[" + strconv.Itoa(i) + "]."
+		var in serverEvent
+		if e := decodeStrict(raw, &in, prefix); e != nil {
+			return 0, "", e
+		}
+		ev, e := g.serverEvent(prefix, in)
+		if e != nil {
+			return 0, "", e
+		}
+		ev.Context = destinations.Context{
+			SiteID:        site.ID,
+			ReceivedAt:    now.UnixMilli(),
+			Source:        "server",
+			Consent:       granted,
+			TestEventCode: req.TestEventCode,
+		}
+		events = append(events, ev)
+	}
+	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
+		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
+		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
+	}
+	return len(events), site.ID, nil
+}
+
+// serverEvent validates one server event and builds its canonical form.
+func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event, *apiError) {
+	now := g.now()
+	ev := destinations.Event{OptOut: in.OptOut}
+	if e := checkEventName(prefix+"event_name", in.EventName); e != nil {
+		return ev, e
+	}
+	ev.EventName = in.EventName
+	if !slices.Contains(actionSources, in.ActionSource) {
+		return ev, badField(prefix+"action_source", "required, one of %s", strings.Join(actionSources, ", "))
+	}
+	ev.ActionSource = in.ActionSource
+	if in.EventTime == nil {
+		return ev, badField(prefix+"event_time", "required (Unix seconds)")
+	}
+	maxAge := maxEventAge
+	if in.ActionSource == "physical_store" {
+		maxAge = maxPhysicalEventAge
+	}
+	if e := checkEventTime(prefix+"event_time", *in.EventTime, now, maxAge); e != nil {
+		return ev, e
+	}
+	ev.EventTime = *in.EventTime
+	if e := checkText(prefix+"event_id", in.EventID, maxEventIDLen); e != nil {
+		return ev, e
+	}
+	ev.EventID = in.EventID
+	if ev.EventID == "" {
+		id, err := g.mintEventID()
+		if err != nil {
+			g.log.Error("minting event id", "err", err)
+			return ev, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
+		}
+		ev.EventID = id
+	}
+	if e := checkURL(prefix+"event_source_url", in.EventSourceURL); e != nil {
+		return ev, e
+	}
+	ev.EventSourceURL = in.EventSourceURL
+	if e := checkURL(prefix+"referrer_url", in.ReferrerURL); e != nil {
+		return ev, e
+	}
+	ev.ReferrerURL = in.ReferrerURL
+	for _, o := range in.DataProcessingOptions {
+		if o != "LDU" {
+			return ev, badField(prefix+"data_processing_options", `may hold only "LDU"`)
+		}
+	}
+	ev.DataProcessingOptions = in.DataProcessingOptions
+	if c := in.DataProcessingOptionsCountry; c != nil && *c != 0 && *c != 1 {
+		return ev, badField(prefix+"data_processing_options_country", "must be 1 (USA) or 0 (geolocate)")
+	}
+	if s := in.DataProcessingOptionsState; s != nil && *s != 0 && *s != 1000 {
+		return ev, badField(prefix+"data_processing_options_state", "must be 1000 (California) or 0 (geolocate)")
+	}
+	ev.DataProcessingOptionsCountry = in.DataProcessingOptionsCountry
+	ev.DataProcessingOptionsState = in.DataProcessingOptionsState
+	cd, e := decodeCustomData(prefix, in.CustomData)
+	if e != nil {
+		return ev, e
+	}
+	ev.CustomData = cd
+	u, e := hashUserData(prefix, in.UserData, now)
+	if e != nil {
+		return ev, e
+	}
+	ev.UserData = u
+	return ev, nil
+}
