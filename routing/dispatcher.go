@@ -171,6 +171,7 @@ func NewDispatcher(rdb redis.UniversalClient, store *Store, registry destination
 type workerHandle struct {
 	spec   model.Destination
 	cancel context.CancelFunc // nil for an idle destination
+	drain  bool               // draining a removed destination
 }
 
 // Run delivers until ctx is done. It starts and stops workers as the
@@ -199,20 +200,25 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // reconcile makes the running workers match snap: new destinations start,
-// removed ones stop, changed ones are rebuilt.
+// changed ones are rebuilt, removed ones stop and are drained into their
+// dead letters.
 func (d *Dispatcher) reconcile(ctx context.Context, snap *model.Snapshot, workers map[string]*workerHandle, wg *sync.WaitGroup) {
 	want := map[string]model.Destination{}
 	for _, dest := range snap.Config().Destinations {
 		want[dest.ID] = dest
 	}
 	for id, h := range workers {
-		if spec, ok := want[id]; ok && sameDestination(spec, h.spec) {
+		spec, ok := want[id]
+		if (ok && !h.drain && sameDestination(spec, h.spec)) || (!ok && h.drain) {
 			continue
 		}
 		if h.cancel != nil {
 			h.cancel()
 		}
 		delete(workers, id)
+		if !ok {
+			workers[id] = d.startDrain(ctx, h.spec, wg)
+		}
 	}
 	for id, spec := range want {
 		if _, ok := workers[id]; !ok {
@@ -238,16 +244,28 @@ func (d *Dispatcher) start(ctx context.Context, spec model.Destination, wg *sync
 			"err", redactSettings(err.Error(), spec.Settings))
 		return h
 	}
+	h.cancel = d.launch(ctx, newWorker(d, spec, dest, log), wg)
+	log.Info("destination worker started")
+	return h
+}
+
+// startDrain runs a worker that dead-letters what is still queued for a
+// removed destination, with reason unknown_destination, so an operator can
+// replay it should the destination come back.
+func (d *Dispatcher) startDrain(ctx context.Context, spec model.Destination, wg *sync.WaitGroup) *workerHandle {
+	log := d.log.With("site", spec.SiteID, "destination", spec.ID, "type", spec.Type)
+	log.Warn("destination removed from the configuration; what is still queued for it goes to its dead letters (reason unknown_destination)")
+	return &workerHandle{spec: spec, drain: true, cancel: d.launch(ctx, newWorker(d, spec, nil, log), wg)}
+}
+
+func (d *Dispatcher) launch(ctx context.Context, w *worker, wg *sync.WaitGroup) context.CancelFunc {
 	wctx, cancel := context.WithCancel(ctx)
-	h.cancel = cancel
-	w := newWorker(d, spec, dest, log)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		w.run(wctx)
 	}()
-	log.Info("destination worker started")
-	return h
+	return cancel
 }
 
 // sameDestination reports whether a running worker built for b still fits a.
@@ -364,7 +382,7 @@ func (d *Dispatcher) trimSite(ctx context.Context, snap *model.Snapshot, siteID 
 		if dest, ok := snap.Destination(g.Name); !ok || dest.SiteID != siteID {
 			if !d.warnedOrphans[key+" "+g.Name] {
 				d.warnedOrphans[key+" "+g.Name] = true
-				d.log.Warn("a consumer group whose destination is not configured holds back trimming; re-add the destination or delete the group (XGROUP DESTROY)",
+				d.log.Warn("a consumer group whose destination is not configured holds back trimming until it is drained; if no dispatcher drains it, re-add the destination or delete the group (XGROUP DESTROY)",
 					"site", siteID, "group", g.Name, "pending", g.Pending, "lag", g.Lag)
 			}
 		}

@@ -346,7 +346,10 @@ func TestCrashRecoveryByAnotherConsumer(t *testing.T) {
 	crashed := newPlatform()
 	stuck := smallBatch{deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
 		crashed.record(batch)
-		held <- len(batch)
+		select {
+		case held <- len(batch):
+		default:
+		}
 		<-ctx.Done() // blocks until the process dies
 		return destinations.All(len(batch), ctx.Err())
 	}), 5}
@@ -364,9 +367,14 @@ func TestCrashRecoveryByAnotherConsumer(t *testing.T) {
 	inFlight := <-held
 	stopA() // the replica dies mid-delivery, without acknowledging anything
 
+	// Handed back: the entries read stay pending (one event per entry, so
+	// at least the in-flight ones), nothing was recorded.
 	pend, err := h.rdb.XPending(context.Background(), StreamKey(testSite), "meta").Result()
-	if err != nil || pend.Count == 0 {
-		t.Fatalf("nothing pending after the crash (%v); the test proves nothing", err)
+	if err != nil || pend.Count < int64(inFlight) {
+		t.Fatalf("%d entries pending after the crash (%v); want at least the %d in flight", pend.Count, err, inFlight)
+	}
+	if n := h.retryCount("meta"); n != 0 {
+		t.Fatalf("the dying replica scheduled %d retries; in-flight work must be handed back untouched", n)
 	}
 
 	survivor := newPlatform()
@@ -447,6 +455,51 @@ func TestIdleDestinationKeepsEventsUntilFixed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the waiting event to be delivered once fixed", func() bool { return p.count("e1") == 1 && h.groupDone("meta") })
+}
+
+func TestRemovedDestinationIsDrainedToDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "keep"}))
+	throttled := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		return destinations.All(len(batch), destinations.RetryableError(time.Hour, "throttled"))
+	})
+	kept := newPlatform()
+	opts := h.fastOptions()
+	opts.TrimInterval = 10 * time.Millisecond
+	logs := &logBuffer{}
+	opts.Logger = logs.logger()
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	h.run(fakes(map[string]destinations.Destination{"meta": throttled, "keep": kept.accept()}), opts)
+
+	h.enqueue(event("e1", "Purchase"))
+	waitFor(t, "e1 to be scheduled for a retry", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
+	h.enqueue(event("e2", "Purchase"))
+	if err := h.store.Apply(ctx, testConfig(dest{id: "keep"})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed destination's group to go", func() bool {
+		groups, _ := h.rdb.XInfoGroups(ctx, StreamKey(testSite)).Result()
+		return len(groups) == 1 && groups[0].Name == "keep"
+	})
+	dls := h.deadLetters("meta")
+	got := map[string]string{}
+	for _, dl := range dls {
+		got[dl.Event.EventID] = dl.Reason
+	}
+	if len(dls) != 2 || got["e1"] != ReasonUnknownDestination || got["e2"] != ReasonUnknownDestination {
+		t.Errorf("dead letters = %+v; want e1 and e2 with reason unknown_destination", dls)
+	}
+	if h.retryCount("meta") != 0 {
+		t.Error("the removed destination still has scheduled retries")
+	}
+	waitFor(t, "the stream to be trimmed", func() bool {
+		n, _ := h.rdb.XLen(ctx, StreamKey(testSite)).Result()
+		return n == 0 && kept.total() == 2
+	})
 }
 
 func TestTrimKeepsUnfinishedEntries(t *testing.T) {

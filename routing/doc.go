@@ -36,10 +36,15 @@
 // stream to the oldest entry any consumer group still needs: the lowest id
 // pending in the group, or, when nothing is pending, the entry after the
 // group's last-delivered id. An entry is therefore kept exactly as long as one
-// destination has not finished it, however slow that destination is. A
-// consumer group whose destination has been removed from the configuration
-// keeps holding entries back (the dispatcher logs a warning naming it) until
-// an operator deletes the group (XGROUP DESTROY) or re-adds the destination.
-// Retry items live until resolved; dead letters stay until replayed or
-// deleted by an operator.
+// destination has not finished it, however slow that destination is.
+//
+// When a destination is removed from the configuration, the dispatchers
+// that ran it drain it: what is still queued or scheduled for it goes to its
+// dead letters with reason unknown_destination (replayable should it come
+// back), then its consumer group is deleted so it stops holding entries
+// back. A group left by a destination removed while no dispatcher was
+// running keeps holding entries back; the trim loop logs a warning naming
+// it, and an operator deletes it (XGROUP DESTROY) or re-adds the
+// destination. Retry items live until resolved; dead letters stay until
+// replayed or deleted by an operator.
 package routing

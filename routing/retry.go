@@ -61,9 +61,10 @@ end
 return n
 `
 
-// lease takes due retry items of one destination.
-func lease(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, key string, now time.Time, visibility time.Duration, count int) ([]string, error) {
-	res, err := script.Run(ctx, rdb, []string{key}, now.UnixMilli(), now.Add(visibility).UnixMilli(), count).StringSlice()
+// lease takes up to count retry items of one destination due by dueBy,
+// leasing them until until.
+func lease(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, key string, dueBy, until time.Time, count int) ([]string, error) {
+	res, err := script.Run(ctx, rdb, []string{key}, dueBy.UnixMilli(), until.UnixMilli(), count).StringSlice()
 	if err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("routing: lease retries from %s: %w", key, err)
 	}

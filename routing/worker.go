@@ -40,10 +40,16 @@ const commitTimeout = 10 * time.Second
 // worker delivers the events of one destination: it reads the destination's
 // consumer group, claims entries other consumers left stale, leases due
 // retries, and records every outcome.
+//
+// A worker without a destination drains a destination removed from the
+// configuration: it dead-letters everything queued for it (reason
+// unknown_destination, so it can be replayed should the destination return)
+// and deletes the consumer group once nothing is left, so the group stops
+// holding back trimming.
 type worker struct {
 	d        *Dispatcher
 	site, id string
-	dest     destinations.Destination
+	dest     destinations.Destination // nil when draining
 	maxBatch int
 	log      *slog.Logger
 
@@ -52,8 +58,14 @@ type worker struct {
 }
 
 func newWorker(d *Dispatcher, spec model.Destination, dest destinations.Destination, log *slog.Logger) *worker {
-	return &worker{d: d, site: spec.SiteID, id: spec.ID, dest: dest, maxBatch: max(dest.MaxBatch(), 1), log: log}
+	w := &worker{d: d, site: spec.SiteID, id: spec.ID, dest: dest, maxBatch: d.opts.ReadCount, log: log}
+	if dest != nil {
+		w.maxBatch = max(dest.MaxBatch(), 1)
+	}
+	return w
 }
+
+func (w *worker) draining() bool { return w.dest == nil }
 
 // run works until ctx is done. In-flight work gets ShutdownTimeout more to
 // finish; what is still running then is abandoned unrecorded, so it stays
@@ -64,8 +76,10 @@ func (w *worker) run(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(w.d.opts.ShutdownTimeout, cancelHard) })
 	defer stop()
 
-	if err := ensureGroup(hard, w.d.rdb, w.site, w.id); err != nil {
-		w.log.Warn("cannot create consumer group; retrying", "err", err)
+	if !w.draining() {
+		if err := ensureGroup(hard, w.d.rdb, w.site, w.id); err != nil {
+			w.log.Warn("cannot create consumer group; retrying", "err", err)
+		}
 	}
 	failures := 0
 	for ctx.Err() == nil {
@@ -73,7 +87,12 @@ func (w *worker) run(ctx context.Context) {
 			w.sleep(ctx, min(w.pausedUntil.Sub(w.d.opts.Now()), w.d.opts.Block))
 			continue
 		}
-		if err := w.step(ctx, hard); err != nil {
+		worked, err := w.step(ctx, hard)
+		if w.draining() && (errNoGroup(err) || (err == nil && !worked && w.drained(hard))) {
+			w.log.Info("removed destination drained; its consumer group is gone")
+			return
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
@@ -85,6 +104,29 @@ func (w *worker) run(ctx context.Context) {
 		failures = 0
 	}
 	w.log.Info("destination worker stopped")
+}
+
+// drained reports whether a removed destination has nothing left, and if so
+// deletes its consumer group. Nothing pending with any consumer and nothing
+// unread means no replica is still working on it.
+func (w *worker) drained(ctx context.Context) bool {
+	groups, err := w.d.rdb.XInfoGroups(ctx, StreamKey(w.site)).Result()
+	if err != nil {
+		return false
+	}
+	for _, g := range groups {
+		if g.Name != w.id {
+			continue
+		}
+		if g.Pending != 0 || g.Lag != 0 {
+			return false
+		}
+		if n, err := w.d.rdb.ZCard(ctx, RetryKey(w.site, w.id)).Result(); err != nil || n != 0 {
+			return false
+		}
+		return w.d.rdb.XGroupDestroy(ctx, StreamKey(w.site), w.id).Err() == nil
+	}
+	return true
 }
 
 func (w *worker) sleep(ctx context.Context, d time.Duration) {
@@ -99,12 +141,12 @@ func (w *worker) sleep(ctx context.Context, d time.Duration) {
 func (w *worker) paused() bool { return w.d.opts.Now().Before(w.pausedUntil) }
 
 // step does one unit of work: stale pending entries first, then due
-// retries, then new entries.
-func (w *worker) step(ctx, hard context.Context) error {
+// retries, then new entries. It reports whether there was any.
+func (w *worker) step(ctx, hard context.Context) (bool, error) {
 	if time.Since(w.lastClaim) >= w.d.opts.VisibilityTimeout/2 {
 		msgs, more, err := w.claim(hard)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !more {
 			w.lastClaim = time.Now()
@@ -112,25 +154,30 @@ func (w *worker) step(ctx, hard context.Context) error {
 		if len(msgs) > 0 {
 			w.log.Info("claimed entries left pending by another consumer", "entries", len(msgs))
 			w.process(hard, w.entryJobs(msgs))
-			return nil
+			return true, nil
 		}
 	}
-	members, err := lease(hard, w.d.rdb, w.d.lease, RetryKey(w.site, w.id), w.d.opts.Now(), w.d.opts.VisibilityTimeout, w.d.opts.ReadCount)
+	now, dueBy := w.d.opts.Now(), w.d.opts.Now()
+	if w.draining() {
+		dueBy = time.UnixMilli(1 << 53) // everything, due or not
+	}
+	members, err := lease(hard, w.d.rdb, w.d.lease, RetryKey(w.site, w.id), dueBy, now.Add(w.d.opts.VisibilityTimeout), w.d.opts.ReadCount)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(members) > 0 {
 		w.process(hard, w.retryJobs(members))
-		return nil
+		return true, nil
 	}
 	r, err := w.read(ctx, hard)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(r.jobs) > 0 || len(r.entries) > 0 {
 		w.process(hard, r)
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // claim takes entries of this group that have been pending with any
@@ -141,7 +188,7 @@ func (w *worker) claim(ctx context.Context) ([]redis.XMessage, bool, error) {
 		MinIdle: w.d.opts.VisibilityTimeout, Start: "0-0", Count: int64(w.d.opts.ReadCount),
 	}).Result()
 	if errNoGroup(err) {
-		return nil, false, ensureGroup(ctx, w.d.rdb, w.site, w.id)
+		return nil, false, w.noGroup(ctx, err)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("xautoclaim: %w", err)
@@ -179,6 +226,15 @@ func (w *worker) read(ctx, hard context.Context) (round, error) {
 	return r, nil
 }
 
+// noGroup handles a missing consumer group: a live destination recreates
+// it; a drain is over.
+func (w *worker) noGroup(ctx context.Context, err error) error {
+	if w.draining() {
+		return err
+	}
+	return ensureGroup(ctx, w.d.rdb, w.site, w.id)
+}
+
 func (w *worker) readOnce(ctx context.Context, block time.Duration) ([]redis.XMessage, error) {
 	res, err := w.d.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: w.id, Consumer: w.d.opts.Consumer, Streams: []string{StreamKey(w.site), ">"},
@@ -188,7 +244,7 @@ func (w *worker) readOnce(ctx context.Context, block time.Duration) ([]redis.XMe
 	case err == redis.Nil:
 		return nil, nil
 	case errNoGroup(err):
-		return nil, ensureGroup(ctx, w.d.rdb, w.site, w.id)
+		return nil, w.noGroup(ctx, err)
 	case err != nil:
 		return nil, fmt.Errorf("xreadgroup: %w", err)
 	}
@@ -276,11 +332,18 @@ func (w *worker) retryJobs(members []string) round {
 // pending and the retries stay leased, so they are delivered again later.
 func (w *worker) process(hard context.Context, r round) {
 	now := w.d.opts.Now()
-	routes := w.routes()
+	snap := w.d.store.Snapshot()
+	routes := w.routes(snap)
+	// A worker finishing its last round after its destination was removed
+	// treats it like a drain: its routes are gone, but the events were not
+	// filtered, they lost their destination.
+	_, configured := snap.Destination(w.id)
 	var send []*job
 	for _, j := range r.jobs {
 		switch {
 		case j.out.kind != 0: // decided while decoding
+		case w.draining() || !configured:
+			j.out = outcome{kind: outDead, reason: ReasonUnknownDestination, message: "the destination was removed from the configuration"}
 		case !accepts(routes, j.event.EventName):
 			j.out = outcome{kind: outFiltered}
 		case !consentAllows(w.dest, j.event):
@@ -340,11 +403,10 @@ func orDefault(s, def string) string {
 	return def
 }
 
-// routes returns the current routes from this worker's site to its
-// destination.
-func (w *worker) routes() []model.Route {
+// routes returns the routes from this worker's site to its destination.
+func (w *worker) routes(snap *model.Snapshot) []model.Route {
 	var out []model.Route
-	for _, r := range w.d.store.Snapshot().Routes(w.site) {
+	for _, r := range snap.Routes(w.site) {
 		if r.DestinationID == w.id {
 			out = append(out, r)
 		}
