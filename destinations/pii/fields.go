@@ -32,7 +32,7 @@ const minBirthYear = 1900
 // invalid, and so do we, since hashing garbage only lowers match quality.
 // Internationalized (non-ASCII) addresses are kept as they are.
 func NormalizeEmail(v string) (string, error) {
-	v = strings.ToLower(strings.TrimSpace(v))
+	v = lower(trim(v))
 	if v == "" {
 		return "", ErrEmpty
 	}
@@ -124,7 +124,7 @@ func NormalizeName(v string) (string, error) {
 
 // NormalizeGender maps f, m, female and male (any case) to "f" or "m".
 func NormalizeGender(v string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
+	switch strings.ToLower(trim(v)) {
 	case "":
 		return "", ErrEmpty
 	case "f", "female":
@@ -138,11 +138,12 @@ func NormalizeGender(v string) (string, error) {
 // NormalizeDateOfBirth turns a date of birth into YYYYMMDD. It reads
 // YYYYMMDD, YYYY-MM-DD (or with '/' or '.'), and the US order MM/DD/YYYY
 // (or with '-'; one-digit month and day allowed, as in Meta's "2/16/1997"
-// example). The date must exist, the year must be 1900 or later, and the
+// example); a first number above 12 is read as the day (16/02/1997), and
+// dotted dates are day first (16.02.1997). The date must exist, the year must be 1900 or later, and the
 // date must not be after now. The Business SDK hashes dates as given; the
 // documentation asks for YYYYMMDD, which we produce.
 func NormalizeDateOfBirth(v string, now time.Time) (string, error) {
-	v = strings.TrimSpace(v)
+	v = trim(v)
 	if v == "" {
 		return "", ErrEmpty
 	}
@@ -161,8 +162,15 @@ func NormalizeDateOfBirth(v string, now time.Time) (string, error) {
 			return "", invalid("date of birth must look like YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY")
 		case len(parts[0]) == 4:
 			y, m, d = parts[0], parts[1], parts[2]
-		case len(parts[2]) == 4 && v[sep] != '.':
+		case len(parts[2]) == 4 && v[sep] == '.':
+			// Dotted dates are day first (16.02.1997), as written in Europe.
+			d, m, y = parts[0], parts[1], parts[2]
+		case len(parts[2]) == 4:
+			// US order, unless the first number cannot be a month (16/02/1997).
 			m, d, y = parts[0], parts[1], parts[2]
+			if n, ok := smallInt(m, 1, 2); ok && n > 12 {
+				m, d = d, m
+			}
 		default:
 			return "", invalid("date of birth must look like YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY")
 		}
@@ -209,20 +217,22 @@ func NormalizeState(v string) (string, error) {
 }
 
 // NormalizeZip lowercases a postal code and removes spaces, dashes and any
-// other punctuation; a US ZIP+4 ("94025-1234") keeps its first five digits.
-// Both Meta libraries keep everything before the first dash, which turns a
-// Brazilian CEP "01310-100" into "01310"; the documentation only says "no
-// dash", so we split only the US 5+4 form.
+// other punctuation; nine digits (a US ZIP+4: "94025-1234", "94025 1234",
+// "940251234") keep their first five. Both Meta libraries keep everything
+// before the first dash, which turns a Brazilian CEP "01310-100" into
+// "01310"; the documentation only says "no dash", so we cut only the US
+// 5+4 form.
 func NormalizeZip(v string) (string, error) {
-	v = strings.TrimSpace(v)
-	if len(v) == 10 && (v[5] == '-' || v[5] == ' ') && allDigits(v[:5]) && allDigits(v[6:]) {
-		return v[:5], nil
-	}
 	var b strings.Builder
+	letters := false
 	for _, r := range strings.ToLower(v) {
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			letters = letters || !('0' <= r && r <= '9')
 			b.WriteRune(r)
 		}
+	}
+	if z := b.String(); !letters && len(z) == 9 {
+		return z[:5], nil // ZIP+4, however it was separated
 	}
 	return b.String(), nil
 }
@@ -254,7 +264,7 @@ func NormalizeCountry(v string) (string, error) {
 // recommendation and hash it, normalized as the Pixel does (trimmed,
 // lowercased; inner spaces kept).
 func NormalizeExternalID(v string) (string, error) {
-	return strings.ToLower(strings.TrimSpace(v)), nil
+	return lower(trim(v)), nil
 }
 
 // lettersOnly lowercases v and keeps its letters and combining marks (and
@@ -263,7 +273,7 @@ func NormalizeExternalID(v string) (string, error) {
 // Meta's Node libraries') does, so Greek names hash the same everywhere.
 func lettersOnly(v string, digits bool) string {
 	var b strings.Builder
-	runes := []rune(v)
+	runes := []rune(strings.ReplaceAll(v, "\u0130", "i\u0307"))
 	for i, r := range runes {
 		switch {
 		case r == utf8.RuneError:

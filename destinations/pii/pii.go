@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Field names of the hashed user_data parameters.
@@ -113,7 +114,12 @@ func HashAt(field, value string, now time.Time) (string, error) {
 	if !IsHashedField(field) {
 		return "", fmt.Errorf("%q: %w", field, ErrUnknownField)
 	}
-	v := strings.TrimSpace(value)
+	v := trim(value)
+	// The parameter builder sends digests with a ".<appendix>" suffix
+	// naming the library; the digest alone is what matches.
+	if h, appendix, ok := strings.Cut(v, "."); ok && isHex(h, sha256.Size*2) && isAppendix(appendix) {
+		v = h
+	}
 	if isHex(v, sha256.Size*2) {
 		v = strings.ToLower(v)
 		if v == emptySHA256 {
@@ -153,6 +159,34 @@ const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b785
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// isAppendix reports whether s looks like the parameter builder's appendix:
+// 2 to 16 base64url characters.
+func isAppendix(s string) bool {
+	if len(s) < 2 || len(s) > 16 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// trim removes leading and trailing white space as JavaScript's trim()
+// does (the Pixel's and Meta's Node libraries'): Unicode spaces and the
+// byte-order mark, but not U+0085.
+func trim(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return r == '\ufeff' || r != '\u0085' && unicode.IsSpace(r) })
+}
+
+// lower lowercases s as JavaScript's toLowerCase() does for the cases
+// where Go differs: 'İ' becomes "i̇" (i and a combining dot above).
+func lower(s string) string {
+	return strings.ToLower(strings.ReplaceAll(s, "\u0130", "i\u0307"))
 }
 
 func isHex(s string, n int) bool {

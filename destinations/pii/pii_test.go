@@ -74,6 +74,7 @@ func TestNormalizeEmail(t *testing.T) {
 		{in: "Jane@Example.com", want: "jane@example.com"},
 		{in: "\t jane.doe+tag@sub.example.co.uk\n", want: "jane.doe+tag@sub.example.co.uk"},
 		{in: "ÉLODIE@exemple.fr", want: "élodie@exemple.fr"},
+		{in: "\ufeffuser@example.com", want: "user@example.com"}, // JavaScript's trim removes a BOM
 		{in: "user@xn--80ak6aa92e.com", want: "user@xn--80ak6aa92e.com"},
 		{in: "", err: ErrEmpty},
 		{in: "   ", err: ErrEmpty},
@@ -124,6 +125,7 @@ func TestNormalizeName(t *testing.T) {
 		{in: "ΣΩΚΡΆΤΗΣ", want: "σωκράτης"}, // final sigma as JavaScript lowercases it
 		{in: "ΟΔΥΣΣΕΑΣ Σ", want: "οδυσσεαςσ"},
 		{in: "Jo3hn!", want: "john"},
+		{in: "İnci", want: "i\u0307nci"}, // as JavaScript lowercases it
 		{in: "...", want: ""},
 	})
 }
@@ -154,8 +156,10 @@ func TestNormalizeDateOfBirth(t *testing.T) {
 		{in: "1899-12-31", err: ErrInvalid},
 		{in: "1997-02-30", err: ErrInvalid},
 		{in: "1997-13-01", err: ErrInvalid},
-		{in: "16/02/1997", err: ErrInvalid}, // not MM/DD
-		{in: "16.02.1997", err: ErrInvalid}, // day-first dotted is not accepted
+		{in: "16/02/1997", want: "19970216"}, // 16 cannot be a month
+		{in: "16.02.1997", want: "19970216"}, // dotted: day first
+		{in: "02.16.1997", err: ErrInvalid},
+		{in: "13/13/1997", err: ErrInvalid},
 		{in: "1997-02/16", err: ErrInvalid},
 		{in: "1997--02-16", err: ErrInvalid},
 		{in: "97-02-16", err: ErrInvalid},
@@ -197,6 +201,9 @@ func TestNormalizeZip(t *testing.T) {
 		{in: "SW1A 1AA", want: "sw1a1aa"},
 		{in: "01310-100", want: "01310100"},
 		{in: " 75001 ", want: "75001"},
+		{in: "940251234", want: "94025"},
+		{in: "94025\u00a01234", want: "94025"},
+		{in: "94025–1234", want: "94025"},
 	})
 }
 
@@ -215,6 +222,9 @@ func TestNormalizeCountry(t *testing.T) {
 		{in: "zz", err: ErrInvalid},
 		{in: "Atlantis", err: ErrInvalid},
 		{in: "usa1", want: "us"},
+		{in: "DEU", want: "de"},
+		{in: "Côte d'Ivoire", want: "ci"},
+		{in: "Korea", err: ErrInvalid}, // north or south?
 	})
 }
 
@@ -234,6 +244,18 @@ func TestHashAlreadyHashed(t *testing.T) {
 				t.Errorf("HashAt(%s, %q) = %q, %v; want the digest passed through lowercased", field, in, got, err)
 			}
 		}
+	}
+}
+
+func TestHashDropsParamBuilderAppendix(t *testing.T) {
+	h := sum("jane@example.com")
+	for _, in := range []string{h + ".AQQCAQMC", strings.ToUpper(h) + ".BA"} {
+		if got, err := HashAt(FirstName, in, testNow); err != nil || got != h {
+			t.Errorf("HashAt(fn, %q) = %q, %v; want the digest", in, got, err)
+		}
+	}
+	if got, err := HashAt(FirstName, h+".x", testNow); err != nil || got == h {
+		t.Errorf("a one-character suffix is not an appendix: %q, %v", got, err)
 	}
 }
 
@@ -402,7 +424,8 @@ func FuzzNormalize(f *testing.F) {
 			if !IsSHA256(h) || strings.ToLower(h) != h {
 				t.Fatalf("HashAt(%s, %q) = %q: not lowercase hex SHA-256", field, v, h)
 			}
-			if nerr == nil && h != sum(n) && !IsSHA256(strings.TrimSpace(v)) {
+			digest, _, _ := strings.Cut(trim(v), ".")
+			if nerr == nil && h != sum(n) && !IsSHA256(digest) {
 				t.Fatalf("HashAt(%s, %q) = %q, not sha256 of the normalized %q", field, v, h, n)
 			}
 		}

@@ -42,12 +42,18 @@ var countryNames = map[string]string{
 	"russia": "ru", "russianfederation": "ru", "ukraine": "ua",
 	"mexico": "mx", "méxico": "mx", "brazil": "br", "brasil": "br", "argentina": "ar",
 	"chile": "cl", "colombia": "co", "peru": "pe",
-	"india": "in", "china": "cn", "japan": "jp", "southkorea": "kr", "korea": "kr",
+	"india": "in", "china": "cn", "japan": "jp", "southkorea": "kr",
 	"republicofkorea": "kr", "taiwan": "tw", "hongkong": "hk", "singapore": "sg",
 	"malaysia": "my", "indonesia": "id", "philippines": "ph", "thailand": "th", "vietnam": "vn",
 	"pakistan": "pk", "bangladesh": "bd", "israel": "il", "saudiarabia": "sa",
 	"unitedarabemirates": "ae", "uae": "ae", "egypt": "eg", "southafrica": "za",
 	"nigeria": "ng", "kenya": "ke", "morocco": "ma",
+	"ivorycoast": "ci", "cotedivoire": "ci", "côtedivoire": "ci",
+	// Common ISO 3166-1 alpha-3 codes.
+	"aus": "au", "aut": "at", "bel": "be", "bra": "br", "can": "ca", "che": "ch", "chn": "cn",
+	"deu": "de", "dnk": "dk", "esp": "es", "fin": "fi", "fra": "fr", "gbr": "gb", "ind": "in",
+	"irl": "ie", "ita": "it", "jpn": "jp", "mex": "mx", "nld": "nl", "nor": "no", "nzl": "nz",
+	"pol": "pl", "prt": "pt", "swe": "se", "zaf": "za",
 }
 
 // isoAlpha2Codes lists the officially assigned ISO 3166-1 alpha-2 codes,
