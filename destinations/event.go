@@ -15,7 +15,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 // Event is one canonical server event. JSON field names follow Meta's
@@ -161,11 +164,29 @@ func (c *CustomData) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &all); err != nil {
 		return err
 	}
+	// Meta accepts monetary and count fields as numeric strings ("142.52",
+	// its own documentation's example); read them as numbers.
+	lenient := false
+	for _, k := range []string{"value", "predicted_ltv", "num_items"} {
+		if v, ok := all[k]; ok {
+			if n, ok := numericString(v); ok {
+				all[k] = n
+				lenient = true
+			}
+		}
+	}
+	if lenient {
+		var err error
+		if data, err = json.Marshal(all); err != nil {
+			return err
+		}
+	}
 	var typed customDataFields
 	if err := json.Unmarshal(data, &typed); err != nil {
 		return err
 	}
 	*c = CustomData(typed)
+	c.Currency = strings.ToUpper(c.Currency)
 	c.Custom = nil
 	for k, v := range all {
 		if knownCustomKeys[k] {
@@ -223,4 +244,19 @@ func (c Consent) Marketing() bool {
 // String gives a short form for logs.
 func (c Consent) String() string {
 	return fmt.Sprintf("ad_storage=%s ad_user_data=%s", c.AdStorage, c.AdUserData)
+}
+
+// numericString returns the JSON number held in a JSON string ("142.52"),
+// when it holds a finite one.
+func numericString(raw json.RawMessage) (json.RawMessage, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return nil, false
+	}
+	s = strings.TrimSpace(s)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, false
+	}
+	return json.RawMessage(strconv.FormatFloat(f, 'f', -1, 64)), true
 }
