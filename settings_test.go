@@ -1,0 +1,72 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestReadSettingsDefaultsAndQuickStart(t *testing.T) {
+	s, err := readSettings(envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr != ":8080" || !s.Demo || s.RedisURL != "" || strings.Join(s.SiteDomains, ",") != "localhost,127.0.0.1" {
+		t.Fatalf("defaults: %+v", s)
+	}
+	cfg, err := loadConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sites) != 1 || len(cfg.Destinations) != 1 || len(cfg.Routes) != 1 {
+		t.Fatalf("quick start config: %+v", cfg)
+	}
+	if got := string(cfg.Destinations[0].Settings); !strings.Contains(got, `"dry_run":true`) {
+		t.Fatalf("no pixel id must mean dry-run, settings %s", got)
+	}
+}
+
+func TestReadSettingsErrors(t *testing.T) {
+	_, err := readSettings(envOf(map[string]string{
+		"TAGWAY_DEMO":              "maybe",
+		"TAGWAY_TRUSTED_PROXIES":   "10.0.0.0/8, not-a-cidr",
+		"TAGWAY_LOG_LEVEL":         "loud",
+		"TAGWAY_META_ACCESS_TOKEN": "EAAsecret",
+	}))
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"TAGWAY_DEMO", "not-a-cidr", "TAGWAY_LOG_LEVEL", "TAGWAY_META_PIXEL_ID"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "EAAsecret") {
+		t.Errorf("error leaks the token: %v", err)
+	}
+}
+
+func TestTrustedProxiesAcceptBareIPs(t *testing.T) {
+	s, err := readSettings(envOf(map[string]string{"TAGWAY_TRUSTED_PROXIES": "127.0.0.1, 10.1.2.3/8, ::1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{}
+	for _, p := range s.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, " ") != "127.0.0.1/32 10.0.0.0/8 ::1/128" {
+		t.Fatalf("proxies %v", got)
+	}
+}
+
+func TestQuickStartRejectsBadValues(t *testing.T) {
+	s, _ := readSettings(envOf(map[string]string{"TAGWAY_INGEST_KEY": "short", "TAGWAY_CONSENT_DEFAULT": "perhaps"}))
+	_, err := loadConfig(s)
+	if err == nil || !strings.Contains(err.Error(), "ingest_keys") || !strings.Contains(err.Error(), "consent_default") {
+		t.Fatalf("err = %v", err)
+	}
+}
