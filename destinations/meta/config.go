@@ -48,11 +48,17 @@ type Duration time.Duration
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return err
+		return durationError{err}
 	}
 	*d = Duration(v)
 	return nil
 }
+
+// durationError marks a bad duration string, so that ParseSettings can name
+// the field (timeout is the only Duration).
+type durationError struct{ err error }
+
+func (e durationError) Error() string { return e.err.Error() + " (want a Go duration such as 1.5s)" }
 
 // MarshalText writes the duration as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) {
@@ -94,6 +100,9 @@ func ParseSettings(raw json.RawMessage) (Settings, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
+		if errors.As(err, new(durationError)) {
+			return Settings{}, fmt.Errorf("meta settings: timeout: %w", err)
+		}
 		return Settings{}, fmt.Errorf("meta settings: %w", err)
 	}
 	if dec.More() {
