@@ -680,3 +680,24 @@ func TestFakeRejections(t *testing.T) {
 		t.Errorf("fake holds %+v", got)
 	}
 }
+
+// BenchmarkDeliver measures mapping, encoding and one round trip for a full
+// batch of Purchases.
+func BenchmarkDeliver(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{"events_received":1000}`)
+	}))
+	defer srv.Close()
+	d, _ := newAdapter(b, settingsJSON(b, srv.URL, nil), nil)
+	batch := make([]destinations.Event, 1000)
+	for i := range batch {
+		batch[i] = purchase()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if errs := d.Deliver(context.Background(), batch); errs[0] != nil {
+			b.Fatal(errs[0])
+		}
+	}
+}

@@ -89,6 +89,7 @@ func (e GraphError) Body() string {
 	return string(b)
 }
 
+// Error describes e as code/subcode: message: user message.
 func (e GraphError) Error() string {
 	if e.Subcode != 0 {
 		return fmt.Sprintf("%d/%d: %s: %s", e.Code, e.Subcode, e.Message, e.UserMsg)
