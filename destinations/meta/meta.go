@@ -337,7 +337,11 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, sent int
 	case ge.Code == 1, ge.Code == 2:
 		e.Kind = destinations.Retryable
 		e.RetryAfter = retryAfter
-	case ge.Code == 190, ge.Code == 102, ge.Code == 10, ge.Code >= 200 && ge.Code <= 299:
+	case ge.Code == 190, ge.Code == 102, ge.Code == 10, ge.Code >= 200 && ge.Code <= 299,
+		ge.Code == 100 && ge.Subcode == 33:
+		// A bad token, a missing permission, or a pixel the token cannot
+		// reach (100/33): the destination's configuration is wrong, not the
+		// events. Pause and alert rather than dead-letter every event.
 		e.Kind = destinations.Paused
 	case ge.IsTransient:
 		e.Kind = destinations.Retryable

@@ -426,7 +426,7 @@ func TestClassification(t *testing.T) {
 		{name: "294 permission", status: 400, body: graphBody(294, 0, false), kind: destinations.Paused, code: "294"},
 		{name: "299 permission", status: 400, body: graphBody(299, 0, false), kind: destinations.Paused, code: "299"},
 		{name: "100 invalid", status: 400, body: graphBody(100, 0, false), kind: destinations.Permanent, code: "100", message: "User message 100"},
-		{name: "100/33 unknown pixel", status: 400, body: graphBody(100, 33, false), kind: destinations.Permanent, code: "100/33"},
+		{name: "100/33 unknown pixel", status: 400, body: graphBody(100, 33, false), kind: destinations.Paused, code: "100/33"},
 		{name: "100/2804003 too old", status: 400,
 			body: `{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804003,"is_transient":false,"error_user_title":"Event Timestamp Too Old","error_user_msg":"The timestamp for this event is too far in the past.","fbtrace_id":"AxYz"}}`,
 			kind: destinations.Permanent, code: "100/2804003", message: "Invalid parameter: Event Timestamp Too Old: The timestamp for this event is too far in the past. (fbtrace_id AxYz)"},
@@ -651,7 +651,7 @@ func TestFakeRejections(t *testing.T) {
 		code     string
 	}{
 		{"wrong token", map[string]any{"access_token": "EAAwrong"}, pageView("a"), destinations.Paused, "190"},
-		{"pixel of another token", map[string]any{"pixel_id": "555"}, pageView("a"), destinations.Permanent, "100/33"},
+		{"pixel of another token", map[string]any{"pixel_id": "555"}, pageView("a"), destinations.Paused, "100/33"},
 		{"unhashed email", nil, raw, destinations.Permanent, "100"},
 	}
 	for _, tc := range cases {
