@@ -37,9 +37,8 @@ func TestEnqueueDeliversEndToEnd(t *testing.T) {
 	if len(p.sites) != 1 || !p.sites[testSite] {
 		t.Errorf("events carried sites %v; want only %q", p.sites, testSite)
 	}
-	if got := h.metric("meta", outcomeDelivered); got != 6 {
-		t.Errorf("delivered metric = %v; want 6", got)
-	}
+	// Metrics count outcomes once recorded, just after the acknowledgement.
+	waitFor(t, "the delivered metric", func() bool { return h.metric("meta", outcomeDelivered) == 6 })
 }
 
 func TestEnqueue(t *testing.T) {
@@ -81,9 +80,7 @@ func TestRouteFilters(t *testing.T) {
 	if p.count("buy") != 1 || p.total() != 1 {
 		t.Errorf("platform got %v; want only the Purchase", p.got)
 	}
-	if got := h.metric("meta", outcomeFiltered); got != 2 {
-		t.Errorf("filtered metric = %v; want 2", got)
-	}
+	waitFor(t, "the filtered metric", func() bool { return h.metric("meta", outcomeFiltered) == 2 })
 }
 
 func TestConsentWithholdsFromAdPlatforms(t *testing.T) {
@@ -104,9 +101,7 @@ func TestConsentWithholdsFromAdPlatforms(t *testing.T) {
 	if stats.total() != 3 {
 		t.Errorf("the analytics destination got %v; want all three", stats.got)
 	}
-	if got := h.metric("meta", outcomeWithheld); got != 2 {
-		t.Errorf("withheld metric = %v; want 2", got)
-	}
+	waitFor(t, "the withheld metric", func() bool { return h.metric("meta", outcomeWithheld) == 2 })
 }
 
 func TestRetryableThenDelivered(t *testing.T) {
@@ -195,9 +190,9 @@ func TestPermanentFailureDeadLetters(t *testing.T) {
 	if dl.Event.EventID != "bad" || dl.Reason != ReasonPermanent || dl.Message != "Invalid parameter" || dl.Attempts != 1 || dl.FailedAt.IsZero() {
 		t.Errorf("dead letter = %+v", dl)
 	}
-	if h.metric("meta", outcomeDelivered) != 1 || h.metric("meta", outcomeDead) != 1 {
-		t.Error("metrics do not show one delivered and one dead")
-	}
+	waitFor(t, "metrics of one delivered and one dead", func() bool {
+		return h.metric("meta", outcomeDelivered) == 1 && h.metric("meta", outcomeDead) == 1
+	})
 }
 
 func TestMaxAttemptsDeadLetters(t *testing.T) {
