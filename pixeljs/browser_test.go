@@ -23,6 +23,8 @@ import (
 // The tests run the built script in headless Chromium. Pages come from one
 // origin and the script and the fake /collect from another, as on a store
 // with the gateway on t.shop.example, so CORS with credentials is exercised.
+// /tw.js is the wait variant (nothing stored before the page grants);
+// /granted/tw.js and /denied/tw.js are the variants of those defaults.
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
@@ -96,8 +98,10 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(f.pages.Close)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /tw.js", script)
-	mux.Handle("GET /tw/tw.js", script)
+	mux.Handle("GET /tw.js", script.ForConsentDefault(pixeljs.ConsentWait))
+	mux.Handle("GET /tw/tw.js", script.ForConsentDefault(pixeljs.ConsentWait))
+	mux.Handle("GET /granted/tw.js", script.ForConsentDefault(pixeljs.ConsentGranted))
+	mux.Handle("GET /denied/tw.js", script.ForConsentDefault(pixeljs.ConsentDenied))
 	collect := func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o == f.pages.URL {
 			w.Header().Set("Access-Control-Allow-Origin", o)
@@ -116,7 +120,7 @@ func newFixture(t *testing.T) *fixture {
 		fmt.Fprintf(w, `{"received":%d}`, len(req.Body.Events))
 		f.got <- req
 	}
-	for _, p := range []string{"/collect", "/tw/collect", "/elsewhere"} {
+	for _, p := range []string{"/collect", "/tw/collect", "/elsewhere", "/granted/collect", "/denied/collect"} {
 		mux.HandleFunc("POST "+p, collect)
 	}
 	f.tags = httptest.NewServer(mux)
@@ -405,6 +409,54 @@ tagway('track', 'Lead', 'not an object', 'nor this');
 	f.eval(`tagway('track', 'Bye'); dispatchEvent(new PageTransitionEvent('pagehide')); 1`, new(int))
 	if r := f.next(); strings.Join(r.names(), ",") != "Bye" {
 		t.Errorf("on pagehide: %v, want [Bye]", r.names())
+	}
+	f.clean()
+}
+
+// TestBrowserConsentDefault runs each variant without a consent call, then
+// with the opposite explicit choice: the site's default stands for
+// ad_storage until the page chooses, and the explicit choice wins.
+func TestBrowserConsentDefault(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	seed := regexp.MustCompile(`^\d{13}\.[1-9]\d{9}$`)
+	tests := []struct {
+		name    string
+		dir     string // where the variant is served
+		head    string // calls before the script loads
+		wantVid bool
+	}{
+		{"granted default", "/granted", "", true},
+		{"granted default, page denies", "/granted", `tagway('consent', {ad_storage:'denied'});`, false},
+		{"granted default, page denies other keys only", "/granted", `tagway('consent', {ad_user_data:'denied'});`, true},
+		{"denied default", "/denied", "", false},
+		{"denied default, page grants", "/denied", `tagway('consent', {ad_storage:'granted'});`, true},
+		{"wait default", "", "", false},
+		{"wait default, page grants", "", `tagway('consent', {ad_storage:'granted'});`, true},
+	}
+	for i, tt := range tests {
+		tag := `<script async src="` + f.tags.URL + tt.dir + `/tw.js"></script>`
+		f.open(f.page(fmt.Sprintf("/consent%d", i), `localStorage.clear();`+tt.head, tag))
+		r := f.next()
+		if r.Path != tt.dir+"/collect" {
+			t.Fatalf("%s: posted to %s", tt.name, r.Path)
+		}
+		var storage map[string]string
+		f.eval(`Object.assign({}, localStorage)`, &storage)
+		if !tt.wantVid {
+			if r.Body.Vid != "" || len(storage) != 0 {
+				t.Errorf("%s: vid %q, localStorage %v; want neither", tt.name, r.Body.Vid, storage)
+			}
+			continue
+		}
+		if !seed.MatchString(r.Body.Vid) || len(storage) != 1 || storage["_tw_vid"] != r.Body.Vid {
+			t.Errorf("%s: vid %q, localStorage %v; want one seed, stored", tt.name, r.Body.Vid, storage)
+		}
+		// A later request of the page sends the same seed.
+		f.eval(`tagway('track', 'Lead'), 1`, new(int))
+		if again := f.next(); again.Body.Vid != r.Body.Vid {
+			t.Errorf("%s: second request vid %q, first %q", tt.name, again.Body.Vid, r.Body.Vid)
+		}
 	}
 	f.clean()
 }

@@ -3,9 +3,15 @@
 //
 // The readable source lives in src/ (plain modern JavaScript modules) and is
 // embedded in the binary. Build bundles it with esbuild's Go API — minified,
-// one IIFE, ES2017 — so neither building nor serving needs Node. Script builds
-// once at start-up, compresses the result once with brotli and gzip, and
-// serves it with a strong ETag.
+// one IIFE, ES2017 — so neither building nor serving needs Node.
+//
+// The script is built once per consent default a site may have (granted,
+// denied, wait), with the default baked in: when the page has made no consent
+// choice, the granted build still sends the visitor seed, so that the racing
+// first requests of a new visitor get one _fbp, while the denied and wait
+// builds store and send nothing. New builds the three at start-up, compresses
+// each once with brotli and gzip, and serves each with its own strong ETag;
+// ForConsentDefault picks the build for a site.
 //
 // The script's behaviour (the tagway(command, ...) API, the /collect body,
 // the shared event_id with the Meta Pixel, the tagway:event DOM event) is
@@ -36,10 +42,28 @@ var source embed.FS
 // entry is the module esbuild starts from, relative to src/.
 const entry = "index.js"
 
-// Build bundles the embedded source into the minified script. The output
-// depends only on the source, so every replica serves the same bytes and the
-// same ETag.
-func Build() ([]byte, error) {
+// The consent defaults a script is built for: the values of a site's
+// consent_default.
+const (
+	ConsentGranted = "granted"
+	ConsentDenied  = "denied"
+	ConsentWait    = "wait"
+)
+
+// consentDefine is the global the source reads its consent default from;
+// esbuild replaces it with a string literal.
+const consentDefine = "__TW_CONSENT_DEFAULT__"
+
+// Build bundles the embedded source into the minified script for one consent
+// default (ConsentGranted, ConsentDenied or ConsentWait). The output depends
+// only on the source and the default, so every replica serves the same bytes
+// and the same ETag.
+func Build(consentDefault string) ([]byte, error) {
+	switch consentDefault {
+	case ConsentGranted, ConsentDenied, ConsentWait:
+	default:
+		return nil, fmt.Errorf("pixeljs: build: consent default %q is not granted, denied or wait", consentDefault)
+	}
 	src, err := fs.Sub(source, "src")
 	if err != nil {
 		return nil, err
@@ -57,6 +81,7 @@ func Build() ([]byte, error) {
 		LegalComments:     api.LegalCommentsNone,
 		Charset:           api.CharsetUTF8,
 		LogLevel:          api.LogLevelSilent,
+		Define:            map[string]string{consentDefine: strconv.Quote(consentDefault)},
 		Plugins:           []api.Plugin{embedded(src)},
 	})
 	if len(res.Errors) > 0 {
@@ -112,14 +137,20 @@ func embedded(fsys fs.FS) api.Plugin {
 	}
 }
 
-// Script serves the built script. It is immutable after New and safe for
-// concurrent use.
+// Script holds the built script, one variant per consent default. It is
+// immutable after New and safe for concurrent use.
 type Script struct {
-	variants [3]variant // indexed by encoding
+	granted, denied, wait *variant
 }
 
-// variant is one stored representation of the script.
+// variant serves the script built for one consent default. It is immutable
+// and safe for concurrent use.
 type variant struct {
+	encodings [3]encoded // indexed by encoding
+}
+
+// encoded is one stored representation of a variant.
+type encoded struct {
 	body     []byte
 	etag     string // quoted, strong
 	encoding string // Content-Encoding value, "" for identity
@@ -132,12 +163,30 @@ const (
 	brotlied
 )
 
-// New builds the script and compresses it once.
+// New builds the script for each consent default and compresses each once.
 func New() (*Script, error) {
-	raw, err := Build()
-	if err != nil {
-		return nil, err
+	var s Script
+	for _, v := range []struct {
+		consentDefault string
+		dst            **variant
+	}{
+		{ConsentGranted, &s.granted},
+		{ConsentDenied, &s.denied},
+		{ConsentWait, &s.wait},
+	} {
+		raw, err := Build(v.consentDefault)
+		if err != nil {
+			return nil, err
+		}
+		if *v.dst, err = newVariant(raw); err != nil {
+			return nil, err
+		}
 	}
+	return &s, nil
+}
+
+// newVariant compresses raw with gzip and brotli and tags each representation.
+func newVariant(raw []byte) (*variant, error) {
 	sum := sha256.Sum256(raw)
 	tag := hex.EncodeToString(sum[:16])
 
@@ -162,16 +211,41 @@ func New() (*Script, error) {
 	}
 
 	// One strong ETag per representation (RFC 9110 §8.8.3): the hash of the
-	// script, suffixed with the content coding, since the bytes differ.
-	s := &Script{}
-	s.variants[identity] = variant{body: raw, etag: `"` + tag + `"`}
-	s.variants[gzipped] = variant{body: gz.Bytes(), etag: `"` + tag + `-gz"`, encoding: "gzip"}
-	s.variants[brotlied] = variant{body: br.Bytes(), etag: `"` + tag + `-br"`, encoding: "br"}
-	return s, nil
+	// variant's script, suffixed with the content coding, since the bytes
+	// differ. Variants differ in their bytes, hence in their tags too.
+	v := &variant{}
+	v.encodings[identity] = encoded{body: raw, etag: `"` + tag + `"`}
+	v.encodings[gzipped] = encoded{body: gz.Bytes(), etag: `"` + tag + `-gz"`, encoding: "gzip"}
+	v.encodings[brotlied] = encoded{body: br.Bytes(), etag: `"` + tag + `-br"`, encoding: "br"}
+	return v, nil
 }
 
-// Bytes returns the uncompressed script. The caller must not modify it.
-func (s *Script) Bytes() []byte { return s.variants[identity].body }
+// ForConsentDefault returns the variant built for a site's consent default:
+// ConsentGranted, ConsentDenied or ConsentWait. Any other value gets the wait
+// variant, the most private: it sends no visitor seed until the page grants
+// ad_storage.
+func (s *Script) ForConsentDefault(consentDefault string) http.Handler {
+	return s.variant(consentDefault)
+}
+
+func (s *Script) variant(consentDefault string) *variant {
+	switch consentDefault {
+	case ConsentGranted:
+		return s.granted
+	case ConsentDenied:
+		return s.denied
+	default:
+		return s.wait
+	}
+}
+
+// ServeHTTP serves the granted variant, the default of the quick start, for
+// a server that hosts the script without knowing sites (such as the demo
+// shop's tests). The gateway serves each site its own variant through
+// ForConsentDefault.
+func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.granted.ServeHTTP(w, r)
+}
 
 // ServeHTTP answers GET and HEAD with the script: brotli or gzip as the
 // client accepts, a strong ETag with If-None-Match answered 304, and a short
@@ -180,9 +254,9 @@ func (s *Script) Bytes() []byte { return s.variants[identity].body }
 // The lifetime is 5 minutes because the script's URL is not versioned: stores
 // paste a fixed <script src=".../tw.js"> once, so a long max-age would pin an
 // old script in browsers and CDNs for as long. Five minutes bounds how long a
-// new release takes to reach every visitor; after that a revalidation costs a
-// 304 with no body.
-func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// new release (or a site's new consent default) takes to reach every
+// visitor; after that a revalidation costs a 304 with no body.
+func (v *variant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.Set("Allow", "GET, HEAD")
@@ -191,23 +265,23 @@ func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error":{"code":"method_not_allowed","message":"use GET or HEAD"}}` + "\n"))
 		return
 	}
-	v := &s.variants[negotiate(r.Header.Values("Accept-Encoding"))]
+	e := &v.encodings[negotiate(r.Header.Values("Accept-Encoding"))]
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("Vary", "Accept-Encoding")
-	h.Set("ETag", v.etag)
-	if ifNoneMatch(r.Header.Values("If-None-Match"), v.etag) {
+	h.Set("ETag", e.etag)
+	if ifNoneMatch(r.Header.Values("If-None-Match"), e.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	h.Set("Content-Type", "application/javascript; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if v.encoding != "" {
-		h.Set("Content-Encoding", v.encoding)
+	if e.encoding != "" {
+		h.Set("Content-Encoding", e.encoding)
 	}
-	h.Set("Content-Length", strconv.Itoa(len(v.body)))
+	h.Set("Content-Length", strconv.Itoa(len(e.body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
-		_, _ = w.Write(v.body)
+		_, _ = w.Write(e.body)
 	}
 }
 
@@ -272,4 +346,7 @@ func ifNoneMatch(headers []string, etag string) bool {
 	return false
 }
 
-var _ http.Handler = (*Script)(nil)
+var (
+	_ http.Handler = (*Script)(nil)
+	_ http.Handler = (*variant)(nil)
+)

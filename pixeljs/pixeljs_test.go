@@ -17,8 +17,24 @@ import (
 // on every page of every store: growth must be a decision, not an accident.
 const gzipBudget = 3072
 
+var consentDefaults = []string{ConsentGranted, ConsentDenied, ConsentWait}
+
 func TestBuild(t *testing.T) {
-	js, err := Build()
+	for _, d := range consentDefaults {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			testBuild(t, d)
+		})
+	}
+	for _, bad := range []string{"", "Granted", "yes"} {
+		if _, err := Build(bad); err == nil || !strings.Contains(err.Error(), "consent default") {
+			t.Errorf("Build(%q): err %v, want a consent default error", bad, err)
+		}
+	}
+}
+
+func testBuild(t *testing.T, consentDefault string) {
+	js, err := Build(consentDefault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +42,7 @@ func TestBuild(t *testing.T) {
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
 	_, _ = zw.Write(js)
 	_ = zw.Close()
-	t.Logf("tw.js: %d bytes, %d gzipped (budget %d)", len(js), gz.Len(), gzipBudget)
+	t.Logf("tw.js (%s): %d bytes, %d gzipped (budget %d)", consentDefault, len(js), gz.Len(), gzipBudget)
 	if gz.Len() > gzipBudget {
 		t.Errorf("gzipped script is %d bytes, over the %d budget", gz.Len(), gzipBudget)
 	}
@@ -38,8 +54,9 @@ func TestBuild(t *testing.T) {
 	if n := strings.Count(strings.TrimSuffix(s, "\n"), "\n"); n != 0 {
 		t.Errorf("not minified: %d line breaks", n)
 	}
-	// Comments, indentation and the source's long local names are gone.
-	for _, leftover := range []string{"//", "/*", "  ", "createTracker", "visitorSeed", "randomWords"} {
+	// Comments, indentation and the source's long local names are gone, and
+	// the consent default was replaced by its value.
+	for _, leftover := range []string{"//", "/*", "  ", "createTracker", "visitorSeed", "randomWords", "CONSENT_DEFAULT"} {
 		if strings.Contains(s, leftover) {
 			t.Errorf("not minified: output contains %q", leftover)
 		}
@@ -59,7 +76,7 @@ func TestBuild(t *testing.T) {
 		}
 	}
 
-	again, err := Build()
+	again, err := Build(consentDefault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,13 +85,62 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+func TestVariants(t *testing.T) {
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each default has its own bytes and its own ETags.
+	tags := map[string]string{}
+	for _, d := range consentDefaults {
+		v := s.variant(d)
+		want, err := Build(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(v.encodings[identity].body, want) {
+			t.Errorf("%s variant does not hold Build(%q)", d, d)
+		}
+		for _, e := range v.encodings {
+			if other, seen := tags[e.etag]; seen {
+				t.Errorf("%s and %s share the ETag %s", d, other, e.etag)
+			}
+			tags[e.etag] = d
+		}
+	}
+
+	// ForConsentDefault serves the variant of the default; anything else
+	// gets wait, the most private. ServeHTTP serves granted.
+	etagOf := func(h http.Handler) string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/tw.js", nil))
+		return rec.Header().Get("ETag")
+	}
+	for _, c := range []struct{ in, want string }{
+		{ConsentGranted, ConsentGranted},
+		{ConsentDenied, ConsentDenied},
+		{ConsentWait, ConsentWait},
+		{"", ConsentWait},
+		{"GRANTED", ConsentWait},
+		{"bogus", ConsentWait},
+	} {
+		if got := tags[etagOf(s.ForConsentDefault(c.in))]; got != c.want {
+			t.Errorf("ForConsentDefault(%q) serves the %s variant, want %s", c.in, got, c.want)
+		}
+	}
+	if got := tags[etagOf(s)]; got != ConsentGranted {
+		t.Errorf("ServeHTTP serves the %s variant, want granted", got)
+	}
+}
+
 func TestServeHTTP(t *testing.T) {
 	s, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := s.Bytes()
-	etag := s.variants[identity].etag
+	v := s.variant(ConsentGranted)
+	raw := v.encodings[identity].body
+	etag := v.encodings[identity].etag
 	if !regexp.MustCompile(`^"[0-9a-f]{32}"$`).MatchString(etag) {
 		t.Fatalf("etag %s: want a quoted strong hash", etag)
 	}
@@ -112,7 +178,7 @@ func TestServeHTTP(t *testing.T) {
 				req.Header[k] = v
 			}
 			rec := httptest.NewRecorder()
-			s.ServeHTTP(rec, req)
+			v.ServeHTTP(rec, req)
 			res := rec.Result()
 			if res.StatusCode != tt.wantStatus {
 				t.Fatalf("status %d, want %d", res.StatusCode, tt.wantStatus)
@@ -151,7 +217,7 @@ func TestServeHTTP(t *testing.T) {
 
 	t.Run("method not allowed", func(t *testing.T) {
 		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, httptest.NewRequest("POST", "/tw.js", strings.NewReader("x")))
+		v.ServeHTTP(rec, httptest.NewRequest("POST", "/tw.js", strings.NewReader("x")))
 		if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
 			t.Fatalf("status %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
 		}

@@ -12,6 +12,11 @@ import { post } from './transport.js';
 
 const CONSENT_KEYS = ['ad_storage', 'ad_user_data', 'ad_personalization', 'analytics_storage'];
 
+// CONSENT_DEFAULT is the site's consent default (granted, denied or wait),
+// baked in by the gateway, which builds one script per default and serves
+// each site its own: it stands for ad_storage until the page chooses.
+const CONSENT_DEFAULT = __TW_CONSENT_DEFAULT__;
+
 const isObject = (v) => v != null && typeof v == 'object';
 
 // nonEmpty returns o when it holds at least one key, else undefined, so that
@@ -52,8 +57,10 @@ export function createTracker(w, endpoint) {
         Object.assign({}, e, { user_data: nonEmpty(Object.assign({}, user, e.user_data)) }),
       ),
     };
-    // The visitor seed is stored on the device: only with ad_storage granted.
-    if (consent.ad_storage == 'granted') {
+    // The visitor seed is stored on the device: only with ad_storage granted,
+    // by the page's explicit choice or else by the site's default. With the
+    // seed, the racing requests of a new visitor get one _fbp.
+    if ((consent.ad_storage || CONSENT_DEFAULT) == 'granted') {
       let storage;
       try {
         storage = w.localStorage;
