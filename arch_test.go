@@ -1,0 +1,63 @@
+package main
+
+// The package rules of STYLE.md, kept true by the build graph rather than by
+// review: the contract imports nothing of ours, adapters know only the
+// contract, the gateway never talks to Redis or a platform directly, and
+// routing never reaches up into HTTP.
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/tagway/tagway"
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestPackageDependencies(t *testing.T) {
+	rules := []struct {
+		pkg       string
+		forbidden []string // import path prefixes
+		allowed   []string // project packages it may import (nil: any not forbidden)
+	}{
+		{pkg: module + "/destinations", allowed: []string{}},
+		{pkg: module + "/destinations/pii", allowed: []string{module + "/destinations"}},
+		{pkg: module + "/destinations/meta", allowed: []string{module + "/destinations"},
+			forbidden: []string{"github.com/redis/"}},
+		{pkg: module + "/routing/model", allowed: []string{}},
+		{pkg: module + "/routing", forbidden: []string{module + "/gateway", module + "/destinations/meta", "net/http/httptest"}},
+		{pkg: module + "/gateway", forbidden: []string{"github.com/redis/", module + "/routing", module + "/destinations/meta"},
+			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model"}},
+		{pkg: module + "/pixeljs", allowed: []string{}},
+		{pkg: module + "/static", allowed: []string{}},
+	}
+	for _, r := range rules {
+		t.Run(r.pkg, func(t *testing.T) {
+			for _, d := range deps(t, r.pkg) {
+				if d == r.pkg {
+					continue
+				}
+				allowed := false
+				for _, a := range r.allowed {
+					allowed = allowed || d == a
+				}
+				for _, f := range r.forbidden {
+					if !allowed && (d == f || strings.HasPrefix(d, f+"/") || (strings.HasSuffix(f, "/") && strings.HasPrefix(d, f))) {
+						t.Errorf("%s imports %s", r.pkg, d)
+					}
+				}
+				if r.allowed != nil && strings.HasPrefix(d, module) && !allowed {
+					t.Errorf("%s imports project package %s; allowed: %v", r.pkg, d, r.allowed)
+				}
+			}
+		})
+	}
+}
