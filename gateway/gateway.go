@@ -39,6 +39,16 @@ type SiteSource interface {
 	Snapshot() *model.Snapshot
 }
 
+// ScriptSource provides the browser script, built once per consent default:
+// the script must know the site's default to decide, before the page has
+// made any consent choice, whether it may store and send the visitor seed.
+type ScriptSource interface {
+	// ForConsentDefault returns the handler serving the script built for a
+	// site's consent default (model.ConsentGranted, ConsentDenied or
+	// ConsentWait); any other value must get the most private script.
+	ForConsentDefault(consentDefault string) http.Handler
+}
+
 // Default limits.
 const (
 	DefaultMaxBodyBytes       = 64 << 10
@@ -69,8 +79,9 @@ type Options struct {
 	// /metrics. When both are nil a private registry serves as both.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
-	// Script serves /tw.js (and a site's script_path); nil answers 404.
-	Script http.Handler
+	// Script serves /tw.js (and a site's script_path), in the variant of
+	// the request host's site; nil answers 404.
+	Script ScriptSource
 	// Static serves / and every path no other route matches; nil answers 404.
 	Static http.Handler
 	// Ready reports whether the queue is reachable (for /readyz); nil is ready.
@@ -193,7 +204,11 @@ func (g *Gateway) routes() http.Handler {
 		metricsHandler = promhttp.HandlerFor(g.gather, promhttp.HandlerOpts{})
 	}
 	mux.Handle("/metrics", g.wrap(routeMetrics, methods(map[string]http.HandlerFunc{http.MethodGet: metricsHandler.ServeHTTP})))
-	script := g.wrap(routeScript, orNotFound(g.opts.Script))
+	var scriptHandler http.Handler
+	if g.opts.Script != nil {
+		scriptHandler = http.HandlerFunc(g.script)
+	}
+	script := g.wrap(routeScript, orNotFound(scriptHandler))
 	mux.Handle("/tw.js", script)
 	// Everything else: a site's own script or collect path, else static.
 	collectAtSitePath := g.wrap(routeCollect, collect)
@@ -212,6 +227,25 @@ func (g *Gateway) routes() http.Handler {
 		static.ServeHTTP(w, r)
 	}))
 	return mux
+}
+
+// script serves the script variant of the site the request's host belongs
+// to, with that site's consent default; a host of no site (or no
+// configuration yet) gets the wait variant, the most private.
+//
+// The response depends on the host, and no Vary is needed for that: caches
+// key on the effective request URI, host included, so two sites never share
+// a cached script. Behind a trusted proxy the host is X-Forwarded-Host, the
+// host the browser asked the proxy for, which is what the proxy's cache keys
+// on.
+func (g *Gateway) script(w http.ResponseWriter, r *http.Request) {
+	consentDefault := model.ConsentWait
+	if snap := g.opts.Sites.Snapshot(); snap != nil {
+		if site, ok := snap.SiteByHost(g.requestHost(r)); ok {
+			consentDefault = site.ConsentDefault
+		}
+	}
+	g.opts.Script.ForConsentDefault(consentDefault).ServeHTTP(w, r)
 }
 
 // siteByRequestHost returns the site serving the request's host, when it

@@ -238,17 +238,29 @@ func TestMethodNotAllowedAndNotFound(t *testing.T) {
 	}
 }
 
+// fakeScripts is a ScriptSource whose script names the consent default it
+// was built for.
+type fakeScripts struct{}
+
+func (fakeScripts) ForConsentDefault(consentDefault string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "script "+consentDefault)
+	})
+}
+
+var _ ScriptSource = fakeScripts{}
+
 func TestScriptStaticAndSitePaths(t *testing.T) {
 	tg := newTestGateway(t, func(o *Options) {
-		o.Script = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "script") })
+		o.Script = fakeScripts{}
 		o.Static = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "static "+r.URL.Path) })
 	})
 	for _, c := range []struct{ host, path, want string }{
-		{"t.shop.example", "/tw.js", "script"},
+		{"t.shop.example", "/tw.js", "script granted"},
 		{"t.shop.example", "/", "static /"},
 		{"t.shop.example", "/debug/x", "static /debug/x"},
 		{"t.shop.example", "/tw/s.js", "static /tw/s.js"}, // another site's path
-		{"localhost:8080", "/tw/s.js", "script"},
+		{"localhost:8080", "/tw/s.js", "script granted"},
 	} {
 		if w := tg.do("GET", c.path, "", "Host", c.host); w.Body.String() != c.want {
 			t.Errorf("GET %s%s = %q; want %q", c.host, c.path, w.Body, c.want)
@@ -257,6 +269,40 @@ func TestScriptStaticAndSitePaths(t *testing.T) {
 	w := tg.do("POST", "/tw/c", `{"events":[{"event_name":"PageView"}]}`, "Host", "localhost:8080")
 	if w.Code != 200 || len(tg.q.all()) != 1 || tg.q.all()[0].Context.SiteID != "local" {
 		t.Fatalf("POST a site's collect_path = %d %s", w.Code, w.Body)
+	}
+}
+
+// TestScriptFollowsSiteConsentDefault checks that each host gets the script
+// built for its site's consent default, and an unknown host the most private.
+func TestScriptFollowsSiteConsentDefault(t *testing.T) {
+	tg := newTestGateway(t, func(o *Options) { o.Script = fakeScripts{} })
+	for _, c := range []struct {
+		name string
+		path string
+		hdr  []string
+		want string
+	}{
+		{"granted site", "/tw.js", []string{"Host", "t.shop.example"}, "granted"},
+		{"denied site", "/tw.js", []string{"Host", "www.private.example"}, "denied"},
+		{"wait site", "/tw.js", []string{"Host", "waiting.example:8443"}, "wait"},
+		{"unknown host", "/tw.js", []string{"Host", "stranger.example"}, "wait"},
+		{"site's script_path", "/tw/s.js", []string{"Host", "127.0.0.1:8080"}, "granted"},
+		{"host from a trusted proxy", "/tw.js", []string{"Host", "gateway.internal", "RemoteAddr", "10.1.2.3:4000",
+			"X-Forwarded-Host", "private.example"}, "denied"},
+		{"host from an untrusted peer", "/tw.js", []string{"Host", "private.example",
+			"X-Forwarded-Host", "shop.example"}, "denied"},
+	} {
+		if w := tg.do("GET", c.path, "", c.hdr...); w.Code != 200 || w.Body.String() != "script "+c.want {
+			t.Errorf("%s: %d %q, want the %s script", c.name, w.Code, w.Body, c.want)
+		}
+	}
+
+	noConfig := newTestGateway(t, func(o *Options) {
+		o.Script = fakeScripts{}
+		o.Sites = staticSites{}
+	})
+	if w := noConfig.do("GET", "/tw.js", ""); w.Body.String() != "script wait" {
+		t.Errorf("no configuration loaded: %q, want the wait script", w.Body)
 	}
 }
 
