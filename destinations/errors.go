@@ -50,6 +50,11 @@ type Error struct {
 	Code string
 	// Message is the platform's explanation, free of secrets.
 	Message string
+	// WholeBatch marks a Permanent error that the platform gave for a whole
+	// multi-event request without saying which event was at fault (Meta
+	// rejects a batch of 1,000 for one bad event). The queue splits such a
+	// batch to isolate the bad events and delivers the rest.
+	WholeBatch bool
 }
 
 func (e *Error) Error() string {
