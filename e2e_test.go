@@ -354,3 +354,41 @@ func assertJSONEqual(t *testing.T, got, want any) {
 		t.Fatalf("payload mismatch\n got: %s\nwant: %s", gn, wn)
 	}
 }
+
+func TestDryRunKeepsTheRequestInMemory(t *testing.T) {
+	rs := redistest.Start(t)
+	s, err := readSettings(envOf(map[string]string{"REDIS_URL": rs.URL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newApp(ctx, s, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done; a.Close() }()
+
+	resp, out := post(t, "http://"+ln.Addr().String()+"/collect", map[string]string{"Origin": "http://localhost", "User-Agent": "ua"},
+		`{"url":"http://localhost/p","events":[{"event_name":"AddToCart","event_id":"dry-1","custom_data":{"value":1,"currency":"EUR"}}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("collect %d %v", resp.StatusCode, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(a.dryRuns.Recent()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	rec := a.dryRuns.Recent()
+	if len(rec) != 1 || !strings.Contains(string(rec[0]), `"event_id":"dry-1"`) || strings.Contains(string(rec[0]), "access_token") {
+		t.Fatalf("dry-run recorder holds %q", rec)
+	}
+	if !strings.Contains(logs.String(), "dry-1") {
+		t.Errorf("the dry-run request was not logged")
+	}
+}

@@ -75,6 +75,8 @@ type app struct {
 	dispatcher *routing.Dispatcher
 	handler    http.Handler
 	draining   atomic.Bool
+	// dryRuns keeps the last requests dry-run destinations would have sent.
+	dryRuns *destinations.Recorder
 }
 
 // registry lists every destination adapter tagway ships. Explicit, no init().
@@ -85,7 +87,7 @@ func registry() destinations.Registry {
 }
 
 func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) {
-	a := &app{logger: logger}
+	a := &app{logger: logger, dryRuns: destinations.NewRecorder(100)}
 	cfg, err := loadConfig(s)
 	if err != nil {
 		return nil, err
@@ -120,6 +122,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		HTTP:   &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		Logger: logger,
 		Now:    time.Now,
+		Record: a.dryRuns.Record,
 	}
 	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(), deps, routing.DispatcherOptions{
 		Registerer: reg,
