@@ -1,93 +1,80 @@
 package pii
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 )
 
-// Limits of the e-mail check (RFC 5321 sizes).
+// Which Meta rule each field follows is recorded in README.md (the policy
+// table) and checked against every vector in normalize.jsonl by
+// TestMetaVectors. Each function below names its column: "SDK" is
+// facebook-nodejs-business-sdk 24.0.1, "PB" capi-param-builder-nodejs 1.3.2,
+// "docs" Meta's customer-information parameter table.
+
+// Limits of the e-mail check, those of the validator the Business SDK uses.
 const (
-	maxEmailLocal  = 64
-	maxEmailDomain = 253
-	maxEmailLen    = 254
+	maxEmailLen   = 254
+	maxEmailLocal = 64
+	maxEmailLabel = 63
 )
 
-// Phone-number lengths in digits, country code included: E.164 allows at
-// most 15 digits; fewer than 7 cannot be a full international number.
+// Phone-number lengths in digits, country code included: the Business SDK
+// refuses fewer than 7 and more than 16.
 const (
 	minPhoneDigits = 7
-	maxPhoneDigits = 15
+	maxPhoneDigits = 16
 )
 
 // minBirthYear is the earliest year of birth Meta documents.
 const minBirthYear = 1900
 
-// NormalizeEmail trims and lowercases an e-mail address and checks that it
-// looks like one: a local part and a dotted domain around a single '@',
-// without spaces or control characters. Meta's documentation asks for trim
-// and lowercase only; the Business SDK also throws on addresses it deems
-// invalid, and so do we, since hashing garbage only lowers match quality.
-// Internationalized (non-ASCII) addresses are kept as they are.
+// emailPattern is the address grammar of the e-mail validator the Business
+// SDK calls (ASCII only: internationalized addresses are refused by both of
+// Meta's libraries).
+var emailPattern = regexp.MustCompile("^[-!#$%&'*+/0-9=?A-Z^_a-z{|}~](\\.?[-!#$%&'*+/0-9=?A-Z^_a-z`{|}~])*" +
+	"@[a-zA-Z0-9](-*\\.?[a-zA-Z0-9])*\\.[a-zA-Z](-?[a-zA-Z0-9])+$")
+
+// NormalizeEmail trims and lowercases an e-mail address (as JavaScript does)
+// and refuses what the Business SDK refuses. Column: SDK, byte for byte.
+// Meta documents trim and lowercase; the SDK additionally throws on
+// addresses its validator rejects (no dotted domain, a TLD shorter than two
+// characters, non-ASCII characters, a local part over 64 characters), and
+// hashing such garbage would only lower match quality.
 func NormalizeEmail(v string) (string, error) {
-	v = lower(trim(v))
+	v = jsLower(jsTrim(v))
 	if v == "" {
 		return "", ErrEmpty
 	}
-	if len(v) > maxEmailLen {
-		return "", invalid("e-mail address longer than %d bytes", maxEmailLen)
+	if len(v) > maxEmailLen || !emailPattern.MatchString(v) {
+		return "", invalid("not an e-mail address Meta's Business SDK accepts")
 	}
-	local, domain, ok := strings.Cut(v, "@")
-	if !ok || strings.Contains(domain, "@") {
-		return "", invalid("e-mail address must hold exactly one '@'")
+	local, domain, _ := strings.Cut(v, "@")
+	if len(local) > maxEmailLocal {
+		return "", invalid("e-mail local part longer than %d characters", maxEmailLocal)
 	}
-	if local == "" || len(local) > maxEmailLocal {
-		return "", invalid("e-mail local part must hold 1 to %d bytes", maxEmailLocal)
-	}
-	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
-		return "", invalid("e-mail local part has a misplaced dot")
-	}
-	for _, r := range local {
-		if r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`<>()[]\,;:"`, r) {
-			return "", invalid("e-mail local part holds a character not allowed there")
+	for _, label := range strings.Split(domain, ".") {
+		if len(label) > maxEmailLabel {
+			return "", invalid("e-mail domain label longer than %d characters", maxEmailLabel)
 		}
-	}
-	if len(domain) > maxEmailDomain {
-		return "", invalid("e-mail domain longer than %d bytes", maxEmailDomain)
-	}
-	labels := strings.Split(domain, ".")
-	if len(labels) < 2 {
-		return "", invalid("e-mail domain must hold a dot")
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return "", invalid("e-mail domain has an empty or malformed label")
-		}
-		for _, r := range l {
-			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) {
-				return "", invalid("e-mail domain holds a character not allowed in a host name")
-			}
-		}
-	}
-	if tld := labels[len(labels)-1]; utf8.RuneCountInString(tld) < 2 || strings.IndexFunc(tld, unicode.IsDigit) >= 0 && !strings.HasPrefix(tld, "xn--") {
-		return "", invalid("e-mail domain must end in a top-level domain of letters")
 	}
 	return v, nil
 }
 
-// NormalizePhone keeps the ASCII digits of a phone number, drops leading
-// zeros (an international "00" prefix, a trunk "0") and checks that 7 to 15
-// digits remain.
+// NormalizePhone keeps the ASCII digits of a phone number and drops every
+// leading zero (an international "00" prefix, a trunk "0"). Column: docs
+// ("remove symbols, letters and leading zeros"), with the SDK's length bound
+// of 7 to 16 digits.
 //
-// The number must already include its country code: Meta documents
-// "(650)555-1212" in the US as "16505551212", and neither Meta's libraries
-// nor this function can add a missing code ("020 7946 0958" normalizes to
-// "2079460958", which matches nobody). Here the documentation and the
-// parameter builder agree (every non-digit removed, every leading zero
-// removed); the Business SDK keeps dots and other characters, which the
-// documentation does not.
+// The Business SDK keeps dots, slashes, ':' and non-ASCII separators
+// ("+1.650.555.1212" → "1.650.555.1212"), which matches nobody; the
+// parameter builder agrees with the documentation. The number must already
+// include its country code: Meta documents "(650)555-1212" in the US as
+// "16505551212", and nothing can add a missing code ("020 7946 0958"
+// normalizes to "2079460958"). Non-ASCII digits are refused rather than
+// silently dropped.
 func NormalizePhone(v string) (string, error) {
 	var b strings.Builder
 	for _, r := range v {
@@ -111,76 +98,82 @@ func NormalizePhone(v string) (string, error) {
 	return b.String(), nil
 }
 
-// NormalizeName lowercases a first or last name and keeps only its letters
-// (of any script, with their combining marks): punctuation, spaces, digits
-// and symbols go. Meta documents "lowercase, no punctuation" and UTF-8 for
-// non-Latin letters ("Valéry" → "valéry"); the parameter builder agrees
-// ("Anne-Marie" → "annemarie") while the Business SDK only trims and
-// lowercases ("anne-marie"): we follow the documentation. No Unicode
-// normalization (NFC) is applied, as in both libraries.
+// NormalizeName lowercases a first or last name (as JavaScript does) and
+// removes Unicode punctuation and symbols; letters of every script, digits
+// and inner spaces stay ("Valéry" → "valéry", "St. John" → "st john").
+// Column: docs ("lowercase, no punctuation", UTF-8 letters kept). The SDK
+// only trims and lowercases ("anne-marie"); the parameter builder also
+// removes spaces but only ASCII punctuation ("o’brien" keeps its
+// apostrophe). No Unicode normalization (NFC) is applied, as in both
+// libraries.
 func NormalizeName(v string) (string, error) {
-	return lettersOnly(v, false), nil
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsPunct(r) || unicode.IsSymbol(r) {
+			return -1
+		}
+		return r
+	}, jsLower(jsTrim(v)))
+	return jsTrim(s), nil
 }
 
-// NormalizeGender maps f, m, female and male (any case) to "f" or "m".
+// NormalizeGender keeps the ASCII letters of a trimmed, lowercased value
+// and maps "f"/"female" to "f" and "m"/"male" to "m" (so "F." and "fe male"
+// count). Column: SDK, byte for byte; it agrees with the documentation. The
+// parameter builder's longer word list ("woman", "mr") is not documented.
 func NormalizeGender(v string) (string, error) {
-	switch strings.ToLower(trim(v)) {
-	case "":
-		return "", ErrEmpty
+	s := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' {
+			return r
+		}
+		return -1
+	}, jsLower(jsTrim(v)))
+	switch s {
 	case "f", "female":
 		return "f", nil
 	case "m", "male":
 		return "m", nil
 	}
+	if jsTrim(v) == "" {
+		return "", ErrEmpty
+	}
 	return "", invalid("gender must be f or m (female or male)")
 }
 
-// NormalizeDateOfBirth turns a date of birth into YYYYMMDD. It reads
-// YYYYMMDD, YYYY-MM-DD (or with '/' or '.'), and the US order MM/DD/YYYY
-// (or with '-'; one-digit month and day allowed, as in Meta's "2/16/1997"
-// example); a first number above 12 is read as the day (16/02/1997), and
-// dotted dates are day first (16.02.1997). The date must exist, the year must be 1900 or later, and the
-// date must not be after now. The Business SDK hashes dates as given; the
-// documentation asks for YYYYMMDD, which we produce.
+// Date-of-birth layouts: year first (YYYYMMDD, YYYY-MM-DD, YYYY/M/D...) and
+// year last (MM/DD/YYYY, Meta's "2/16/1997" example, or day first when the
+// first number cannot be a month).
+var (
+	dobYearFirst = regexp.MustCompile(`^([0-9]{4})[-/.]?([0-9]{1,2})[-/.]?([0-9]{1,2})$`)
+	dobYearLast  = regexp.MustCompile(`^([0-9]{1,2})([-/.])([0-9]{1,2})[-/.]([0-9]{4})$`)
+)
+
+// NormalizeDateOfBirth turns a date of birth into YYYYMMDD. Column: docs
+// ("YYYYMMDD", year 1900 to now, "2/16/1997" → "19970216"). It reads
+// year-first dates with '-', '/', '.' or no separator, and year-last dates
+// month first (US), or day first when the first number is above 12 or the
+// separator is a dot (16.02.1997, as written in Europe). The date must
+// exist and lie between 1900 and today. The Business SDK hashes dates as
+// given ("1997-02-16" unchanged), which matches nobody; the parameter
+// builder also accepts impossible dates ("1997-02-30").
 func NormalizeDateOfBirth(v string, now time.Time) (string, error) {
-	v = trim(v)
+	v = jsTrim(v)
 	if v == "" {
 		return "", ErrEmpty
 	}
 	var y, m, d string
-	switch {
-	case len(v) == 8 && allDigits(v):
-		y, m, d = v[:4], v[4:6], v[6:]
-	default:
-		sep := strings.IndexAny(v, "-/.")
-		if sep < 0 {
-			return "", invalid("date of birth must look like YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY")
+	if g := dobYearFirst.FindStringSubmatch(v); g != nil {
+		y, m, d = g[1], g[2], g[3]
+	} else if g := dobYearLast.FindStringSubmatch(v); g != nil {
+		m, d, y = g[1], g[3], g[4]
+		if n, _ := strconv.Atoi(m); n > 12 || g[2] == "." {
+			m, d = d, m
 		}
-		parts := strings.Split(v, v[sep:sep+1])
-		switch {
-		case len(parts) != 3:
-			return "", invalid("date of birth must look like YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY")
-		case len(parts[0]) == 4:
-			y, m, d = parts[0], parts[1], parts[2]
-		case len(parts[2]) == 4 && v[sep] == '.':
-			// Dotted dates are day first (16.02.1997), as written in Europe.
-			d, m, y = parts[0], parts[1], parts[2]
-		case len(parts[2]) == 4:
-			// US order, unless the first number cannot be a month (16/02/1997).
-			m, d, y = parts[0], parts[1], parts[2]
-			if n, ok := smallInt(m, 1, 2); ok && n > 12 {
-				m, d = d, m
-			}
-		default:
-			return "", invalid("date of birth must look like YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY")
-		}
-	}
-	year, ok1 := smallInt(y, 4, 4)
-	month, ok2 := smallInt(m, 1, 2)
-	day, ok3 := smallInt(d, 1, 2)
-	if !ok1 || !ok2 || !ok3 {
+	} else {
 		return "", invalid("date of birth must look like YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY")
 	}
+	year, _ := strconv.Atoi(y)
+	month, _ := strconv.Atoi(m)
+	day, _ := strconv.Atoi(d)
 	t := time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC)
 	if t.Year() != year || int(t.Month()) != month || t.Day() != day {
 		return "", invalid("date of birth is not a calendar date")
@@ -192,59 +185,65 @@ func NormalizeDateOfBirth(v string, now time.Time) (string, error) {
 	return t.Format("20060102"), nil
 }
 
-// NormalizeCity lowercases a city and keeps only its letters (any script,
-// with combining marks): Meta documents "lowercase, no punctuation, no
-// special characters, no spaces" ("New York" → "newyork"). The parameter
-// builder also drops non-ASCII letters ("São Paulo" → "sopaulo") and the
-// Business SDK keeps commas and apostrophes; we follow the documentation and
-// keep accented letters, as Meta does for names.
+// NormalizeCity lowercases a city and keeps its letters (any script, with
+// combining marks) and digits. Column: docs ("lowercase, no punctuation, no
+// special characters, no spaces": "New York" → "newyork"). The Business SDK
+// keeps commas, apostrophes and slashes and drops digits; the parameter
+// builder drops every non-ASCII letter ("São Paulo" → "sopaulo").
 func NormalizeCity(v string) (string, error) {
-	return lettersOnly(v, false), nil
+	return alphanumeric(v), nil
 }
 
-// NormalizeState lowercases a state or region and keeps its letters and
-// digits; a US state (or DC, or a US territory) given by name becomes its
-// two-letter code ("California" → "ca", "New York" → "ny"), as Meta
-// documents. Other regions are kept as written, lowercased and compacted;
-// the parameter builder's "first two letters" fallback ("Bavaria" → "ba")
-// is not documented and would collide, so we do not apply it.
+// NormalizeState is NormalizeCity, then a US state (or DC) given by name
+// becomes its two-letter code ("California" → "ca", "New York" → "ny").
+// Column: docs ("US: 2-letter ANSI code"). Other regions stay as written,
+// compacted; the parameter builder's "first two letters" fallback
+// ("Bavaria" → "ba") is not documented and collides, and the Business SDK
+// never maps names.
 func NormalizeState(v string) (string, error) {
-	s := lettersOnly(v, true)
+	s := alphanumeric(v)
 	if code, ok := usStates[s]; ok {
 		return code, nil
 	}
 	return s, nil
 }
 
-// NormalizeZip lowercases a postal code and removes spaces, dashes and any
-// other punctuation; nine digits (a US ZIP+4: "94025-1234", "94025 1234",
-// "940251234") keep their first five. Both Meta libraries keep everything
-// before the first dash, which turns a Brazilian CEP "01310-100" into
-// "01310"; the documentation only says "no dash", so we cut only the US
-// 5+4 form.
+// usZip is a US ZIP or ZIP+4, however the +4 is attached.
+var usZip = regexp.MustCompile(`^[0-9]{5}(-?[0-9]{4}|[\t\n\v\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}\x{feff}][0-9]{4})?$`)
+
+// NormalizeZip keeps the first five digits of a US ZIP or ZIP+4 ("94025",
+// "94025-1234", "94025 1234", "940251234" → "94025"); any other postal code
+// is lowercased without spaces and dashes ("SW1A 1AA" → "sw1a1aa").
+// Column: docs ("lowercase, no spaces, no dash; US: first 5 digits"). Both
+// of Meta's libraries keep everything before the first dash, which turns a
+// Brazilian CEP "01310-100" into "01310"; the parameter builder also keeps
+// inner spaces ("sw1a 1aa").
 func NormalizeZip(v string) (string, error) {
-	var b strings.Builder
-	letters := false
-	for _, r := range strings.ToLower(v) {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			letters = letters || !('0' <= r && r <= '9')
-			b.WriteRune(r)
+	t := jsTrim(v)
+	if usZip.MatchString(t) {
+		return t[:5], nil
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '-' || jsSpace(r) {
+			return -1
 		}
-	}
-	if z := b.String(); !letters && len(z) == 9 {
-		return z[:5], nil // ZIP+4, however it was separated
-	}
-	return b.String(), nil
+		return r
+	}, jsLower(t)), nil
 }
 
 // NormalizeCountry returns the lowercase ISO 3166-1 alpha-2 code of a
-// country given by code ("US", "gb") or by a common English name ("United
-// States", "UK", "Deutschland"...: a compact table). Anything that is not an
-// assigned alpha-2 code after the mapping is refused: the parameter
-// builder's "first two letters" fallback ("Great Britain" → "gr", Greece)
-// would silently send a wrong country.
+// country given by code ("US", "gb") or by a common name ("United States",
+// "UK", "Deutschland": a compact table). Column: docs ("lowercase ISO
+// 3166-1 alpha-2; United States → us"). Anything else is refused: the
+// Business SDK throws on every name, and the parameter builder's "first two
+// letters" fallback ("Great Britain" → "gr", Greece) sends a wrong country.
 func NormalizeCountry(v string) (string, error) {
-	key := lettersOnly(v, false)
+	key := strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsMark(r) {
+			return r
+		}
+		return -1
+	}, jsLower(v))
 	if key == "" {
 		return "", ErrEmpty
 	}
@@ -257,49 +256,57 @@ func NormalizeCountry(v string) (string, error) {
 	return "", invalid("country must be an ISO 3166-1 alpha-2 code such as \"us\"")
 }
 
-// NormalizeExternalID trims and lowercases an advertiser's customer id.
-// Meta recommends hashing external_id and requires it to match what the
-// Pixel sends; the Business SDK sends it unhashed and unchanged, while the
-// parameter builder lowercases and hashes it. We follow the documentation's
-// recommendation and hash it, normalized as the Pixel does (trimmed,
-// lowercased; inner spaces kept).
+// NormalizeExternalID lowercases an advertiser's customer id and removes
+// its white space. Column: PB, byte for byte. Meta recommends hashing
+// external_id and documents no normalization; the Business SDK sends it raw
+// and unhashed, the parameter builder (Meta's newer library, which mirrors
+// the Pixel) lowercases, strips white space and hashes, and so do we.
 func NormalizeExternalID(v string) (string, error) {
-	return lower(trim(v)), nil
+	return jsLower(strings.Map(func(r rune) rune {
+		if jsSpace(r) {
+			return -1
+		}
+		return r
+	}, v)), nil
 }
 
-// lettersOnly lowercases v and keeps its letters and combining marks (and
-// decimal digits when digits is set). A capital sigma that ends a word
-// becomes the final form 'ς', as JavaScript's toLowerCase (the Pixel's and
-// Meta's Node libraries') does, so Greek names hash the same everywhere.
-func lettersOnly(v string, digits bool) string {
+// alphanumeric lowercases v as JavaScript does and keeps letters, marks and
+// numbers of every script.
+func alphanumeric(v string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsNumber(r) {
+			return r
+		}
+		return -1
+	}, jsLower(v))
+}
+
+// jsSpace reports whether r is white space for JavaScript (\s and trim()):
+// Unicode White_Space minus U+0085, plus the byte-order mark U+FEFF.
+func jsSpace(r rune) bool { return r == '\ufeff' || r != '\u0085' && unicode.IsSpace(r) }
+
+// jsTrim removes leading and trailing white space as JavaScript's trim()
+// does (Meta's libraries and the Pixel are JavaScript).
+func jsTrim(s string) string { return strings.TrimFunc(s, jsSpace) }
+
+// jsLower lowercases s as JavaScript's toLowerCase() does where Go's
+// strings.ToLower differs: 'İ' becomes "i̇" (i and a combining dot above),
+// and a capital sigma that ends a word becomes the final form 'ς'.
+func jsLower(s string) string {
+	if !strings.ContainsAny(s, "\u0130Σ") {
+		return strings.ToLower(s)
+	}
+	runes := []rune(s)
 	var b strings.Builder
-	runes := []rune(strings.ReplaceAll(v, "\u0130", "i\u0307"))
 	for i, r := range runes {
 		switch {
-		case r == utf8.RuneError:
-			continue
+		case r == '\u0130':
+			b.WriteString("i\u0307")
 		case r == 'Σ' && i > 0 && unicode.IsLetter(runes[i-1]) && (i+1 == len(runes) || !unicode.IsLetter(runes[i+1])):
 			b.WriteRune('ς')
-		case unicode.IsLetter(r) || unicode.IsMark(r) || digits && unicode.IsDigit(r):
+		default:
 			b.WriteRune(unicode.ToLower(r))
 		}
 	}
 	return b.String()
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-func smallInt(s string, minLen, maxLen int) (int, bool) {
-	if len(s) < minLen || len(s) > maxLen || !allDigits(s) {
-		return 0, false
-	}
-	n, err := strconv.Atoi(s)
-	return n, err == nil
 }

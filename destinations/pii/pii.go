@@ -19,9 +19,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
-	"unicode"
 )
 
 // Field names of the hashed user_data parameters.
@@ -110,27 +110,34 @@ func Hash(field, value string) (string, error) {
 }
 
 // HashAt is Hash with an explicit current time.
+//
+// Three kinds of value are never normalized: a SHA-256 digest (64 hex
+// characters, any case) is returned lowercased; a digest followed by the
+// parameter builder's ".<appendix>" (its 2-character legacy token or an
+// 8-character appendix) is returned as given, its digest lowercased, since
+// Meta accepts that form and the appendix tells Meta which library hashed
+// it; and the SHA-256 of the empty string is refused with ErrEmpty. An
+// MD5-looking value (32 hex characters, with or without an appendix) is
+// refused with ErrMD5, except for external_id, where a 32-hex advertiser id
+// (a UUID without dashes) is an ordinary id and is hashed.
 func HashAt(field, value string, now time.Time) (string, error) {
 	if !IsHashedField(field) {
 		return "", fmt.Errorf("%q: %w", field, ErrUnknownField)
 	}
-	v := trim(value)
-	// The parameter builder sends digests with a ".<appendix>" suffix
-	// naming the library; the digest alone is what matches.
-	if h, appendix, ok := strings.Cut(v, "."); ok && isHex(h, sha256.Size*2) && isAppendix(appendix) {
-		v = h
+	v := jsTrim(value)
+	digest, appendix := v, ""
+	if i := strings.LastIndexByte(v, '.'); i >= 0 && isAppendix(v[i+1:]) {
+		digest, appendix = v[:i], v[i:]
 	}
-	if isHex(v, sha256.Size*2) {
-		v = strings.ToLower(v)
-		if v == emptySHA256 {
+	switch {
+	case isHex(digest, sha256.Size*2):
+		digest = strings.ToLower(digest)
+		if digest == emptySHA256 {
 			// A sender hashed an empty field: there is nothing to match.
-			return "", ErrEmpty
+			return "", fmt.Errorf("%w: the value is the SHA-256 of an empty string", ErrEmpty)
 		}
-		return v, nil
-	}
-	// external_id is any advertiser id, and a 32-hex id (a UUID without
-	// dashes, a database key) is an ordinary one; it is hashed like any other.
-	if field != ExternalID && isHex(v, 32) {
+		return digest + appendix, nil
+	case isHex(digest, 32) && (field != ExternalID || appendix != ""):
 		return "", ErrMD5
 	}
 	n, err := NormalizeAt(field, v, now)
@@ -161,10 +168,18 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// isAppendix reports whether s looks like the parameter builder's appendix:
-// 2 to 16 base64url characters.
+// legacyAppendixes are the parameter builder's 2-character language
+// tokens, its first appendix format.
+var legacyAppendixes = []string{"AQ", "Ag", "Aw", "BA", "BQ", "Bg"}
+
+// isAppendix reports whether s is an appendix the parameter builder puts
+// after a digest: one of its legacy tokens, or 8 base64url characters (its
+// own test for digests it passes through).
 func isAppendix(s string) bool {
-	if len(s) < 2 || len(s) > 16 {
+	if slices.Contains(legacyAppendixes, s) {
+		return true
+	}
+	if len(s) != 8 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -174,19 +189,6 @@ func isAppendix(s string) bool {
 		}
 	}
 	return true
-}
-
-// trim removes leading and trailing white space as JavaScript's trim()
-// does (the Pixel's and Meta's Node libraries'): Unicode spaces and the
-// byte-order mark, but not U+0085.
-func trim(s string) string {
-	return strings.TrimFunc(s, func(r rune) bool { return r == '\ufeff' || r != '\u0085' && unicode.IsSpace(r) })
-}
-
-// lower lowercases s as JavaScript's toLowerCase() does for the cases
-// where Go differs: 'İ' becomes "i̇" (i and a combining dot above).
-func lower(s string) string {
-	return strings.ToLower(strings.ReplaceAll(s, "\u0130", "i\u0307"))
 }
 
 func isHex(s string, n int) bool {

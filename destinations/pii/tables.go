@@ -24,7 +24,7 @@ var usStates = map[string]string{
 }
 
 // countryNames maps the most common ways of writing a country name in
-// English or in its own language (compacted by lettersOnly) to its ISO
+// English or in its own language (with only their letters and digits kept, lowercased) to its ISO
 // 3166-1 alpha-2 code. It is deliberately short: two-letter codes are the
 // documented input, names are a convenience.
 var countryNames = map[string]string{
@@ -48,7 +48,7 @@ var countryNames = map[string]string{
 	"pakistan": "pk", "bangladesh": "bd", "israel": "il", "saudiarabia": "sa",
 	"unitedarabemirates": "ae", "uae": "ae", "egypt": "eg", "southafrica": "za",
 	"nigeria": "ng", "kenya": "ke", "morocco": "ma",
-	"ivorycoast": "ci", "cotedivoire": "ci", "côtedivoire": "ci",
+	"georgia": "ge", "ivorycoast": "ci", "cotedivoire": "ci", "côtedivoire": "ci",
 	// Common ISO 3166-1 alpha-3 codes.
 	"aus": "au", "aut": "at", "bel": "be", "bra": "br", "can": "ca", "che": "ch", "chn": "cn",
 	"deu": "de", "dnk": "dk", "esp": "es", "fin": "fi", "fra": "fr", "gbr": "gb", "ind": "in",
