@@ -73,7 +73,7 @@ func TestNormalizeEmail(t *testing.T) {
 	runNorm(t, "NormalizeEmail", NormalizeEmail, []normCase{
 		{in: "Jane@Example.com", want: "jane@example.com"},
 		{in: "\t jane.doe+tag@sub.example.co.uk\n", want: "jane.doe+tag@sub.example.co.uk"},
-		{in: "ÉLODIE@exemple.fr", err: ErrInvalid}, // non-ASCII: the SDK's validator refuses it
+		{in: "ÉLODIE@exemple.fr", err: ErrInvalid},               // non-ASCII: the SDK's validator refuses it
 		{in: "\ufeffuser@example.com", want: "user@example.com"}, // JavaScript's trim removes a BOM
 		{in: "user@xn--80ak6aa92e.com", want: "user@xn--80ak6aa92e.com"},
 		{in: "", err: ErrEmpty},
