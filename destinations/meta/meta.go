@@ -348,6 +348,9 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, sent int
 		e.RetryAfter = retryAfter
 	case ge.Code == 100:
 		e.Kind = destinations.Permanent
+		// Meta rejects a whole request for one bad event without saying
+		// which: the queue splits a multi-event request to find it.
+		e.WholeBatch = sent > 1
 	default:
 		var de *destinations.Error
 		if errors.As(destinations.ClassifyHTTP(status, header, a.now(), e.Message), &de) {

@@ -701,3 +701,59 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	}
 }
+
+// TestWholeBatchMarking: a code-100 rejection of a multi-event request is
+// marked WholeBatch so the queue splits it; one event alone, a paused
+// 100/33 and other codes are not.
+func TestWholeBatchMarking(t *testing.T) {
+	cases := []struct {
+		name   string
+		body   string
+		events int
+		whole  bool
+		kind   destinations.Kind
+	}{
+		{"100 on a batch", graphBody(100, 0, false), 3, true, destinations.Permanent},
+		{"100/2804003 on a batch", graphBody(100, 2804003, false), 2, true, destinations.Permanent},
+		{"100/2804050 on a batch", graphBody(100, 2804050, false), 2, true, destinations.Permanent},
+		{"100 on one event", graphBody(100, 0, false), 1, false, destinations.Permanent},
+		{"100/33 pauses", graphBody(100, 33, false), 3, false, destinations.Paused},
+		{"190 pauses", graphBody(190, 0, false), 3, false, destinations.Paused},
+		{"throttled", graphBody(4, 0, true), 3, false, destinations.Retryable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
+			batch := make([]destinations.Event, tc.events)
+			for i := range batch {
+				batch[i] = pageView(fmt.Sprint("e", i))
+			}
+			for i, err := range d.Deliver(context.Background(), batch) {
+				kind, de := destinations.Classify(err)
+				if kind != tc.kind || de.WholeBatch != tc.whole {
+					t.Errorf("event %d: %v kind %v WholeBatch %v; want %v %v", i, err, kind, de.WholeBatch, tc.kind, tc.whole)
+				}
+			}
+		})
+	}
+
+	// Against the strict fake: one stale event sinks a batch of two, which
+	// comes back marked for splitting.
+	fake := metatest.NewServer(t)
+	fake.SetNow(fixedNow)
+	fake.AddPixel(testPixel, testToken)
+	d, _ := newAdapter(t, settingsJSON(t, fake.URL(), nil), nil)
+	bad := pageView("bad")
+	bad.UserData = destinations.UserData{ClientUserAgent: "Mozilla/5.0"} // too little customer information
+	errs := d.Deliver(context.Background(), []destinations.Event{pageView("good"), bad})
+	for i, err := range errs {
+		if _, de := destinations.Classify(err); de == nil || !de.WholeBatch || de.Code != "100/2804050" {
+			t.Errorf("event %d: %v; want a WholeBatch 100/2804050", i, err)
+		}
+	}
+}
