@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,3 +160,83 @@ func freePort(t testing.TB) int {
 
 // String describes the server.
 func (s *Server) String() string { return fmt.Sprintf("redis %s", s.Addr) }
+
+// Cluster is a local Redis Cluster of three masters (no replicas) started
+// for one test.
+type Cluster struct {
+	t testing.TB
+	// Addrs are the masters' host:port addresses.
+	Addrs []string
+	nodes []*Server
+}
+
+// StartCluster starts three redis-server processes with cluster mode on,
+// joins them into one cluster (redis-cli --cluster create, the 16384 slots
+// split between the three masters) and waits until every node reports
+// cluster_state:ok. The servers stop when the test ends. It skips (fails
+// under CI) when redis-server or redis-cli is missing; REDIS_URL is not
+// used: a cluster needs servers of its own.
+func StartCluster(t testing.TB, opts ...Option) *Cluster {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err == nil {
+		_, err = exec.LookPath("redis-server")
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server and redis-cli are needed for the cluster tests: %v", err)
+		}
+		t.Skip("redis-server or redis-cli not installed")
+	}
+	bin, _ := exec.LookPath("redis-server")
+	c := &Cluster{t: t}
+	for range 3 {
+		s := &Server{t: t, dir: t.TempDir(), args: []string{"--save", "", "--appendonly", "no",
+			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"}}
+		for _, o := range opts {
+			o(s)
+		}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		s.URL = "redis://" + s.Addr
+		s.start(bin)
+		t.Cleanup(s.Stop)
+		c.nodes = append(c.nodes, s)
+		c.Addrs = append(c.Addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range c.nodes {
+		nc := redis.NewClient(&redis.Options{Addr: s.Addr})
+		for {
+			info, err := nc.ClusterInfo(context.Background()).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				nc.Close()
+				t.Fatalf("cluster node %s not ok: %v\n%s", s.Addr, err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		nc.Close()
+	}
+	return c
+}
+
+// Client returns a cluster client for the cluster, closed when the test
+// ends.
+func (c *Cluster) Client() *redis.ClusterClient {
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	c.t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// URL is the cluster's address in the form tagway reads with
+// TAGWAY_REDIS_MODE=cluster: redis://first?addr=second&addr=third.
+func (c *Cluster) URL() string {
+	return "redis://" + c.Addrs[0] + "?addr=" + c.Addrs[1] + "&addr=" + c.Addrs[2]
+}
