@@ -180,7 +180,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	now := g.now()
 	var cookies cookieState
 	if consent.AdStorage == destinations.Granted {
-		c, err := g.visitorCookies(r, req.VID, req.URL, now)
+		c, err := g.visitorCookies(r, req.VID, req.URL, req.Referrer, now)
 		if err != nil {
 			g.log.Error("minting cookies", "err", err)
 			return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"reflect"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -84,7 +85,7 @@ func TestCollectPurchase(t *testing.T) {
 		{"pageview event_id is a UUID v4", len(pv.EventID) == 36 && pv.EventID[14] == '4', true},
 	}
 	for _, c := range checks {
-		if c.got != c.want {
+		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s = %v; want %v", c.name, c.got, c.want)
 		}
 	}

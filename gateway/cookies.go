@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"net/http"
 	"net/netip"
@@ -17,8 +18,10 @@ const (
 	cookieFbp = "_fbp"
 	cookieFbc = "_fbc"
 	// cookieMaxAge is 400 days, the longest lifetime browsers keep (Chrome
-	// caps Max-Age there). Meta's own libraries use 90 days; a server-set
-	// first-party cookie refreshed on each visit may live longer.
+	// caps Max-Age there). Meta's parameter builder and documentation use
+	// 90 days; we deliberately keep the visitor longer (issue 2): a
+	// server-set first-party cookie refreshed on each visit may live longer,
+	// and the values themselves are built exactly as Meta builds them.
 	cookieMaxAge = 400 * 24 * 60 * 60
 	// maxFbclidLen bounds an fbclid taken from a URL.
 	maxFbclidLen = 500
@@ -63,20 +66,22 @@ type metaCookie struct {
 }
 
 // parseMetaCookie reads a cookie by the parameter builder's rules: 4 or 5
-// dot-separated parts, "fb" first, a digit index and creation time, and a
-// non-empty payload (the 4th part; the optional 5th is Meta's appendix).
+// dot-separated parts, "fb" first, a digit index and creation time, a
+// non-empty payload (the 4th part), and in a 5th part only an appendix the
+// parameter builder recognises (isCookieAppendix). Anything else is ignored
+// and replaced, as the parameter builder does.
 func parseMetaCookie(v string) (metaCookie, bool) {
-	if len(v) > maxCookieLen {
+	if len(v) > maxCookieLen || !cookieSafe(v) {
 		return metaCookie{}, false
 	}
 	parts := strings.Split(v, ".")
 	if len(parts) != 4 && len(parts) != 5 {
 		return metaCookie{}, false
 	}
-	if parts[0] != "fb" || !digits(parts[1]) || !digits(parts[2]) || parts[3] == "" || !cookieSafe(parts[3]) {
+	if parts[0] != "fb" || !digits(parts[1]) || !digits(parts[2]) || parts[3] == "" {
 		return metaCookie{}, false
 	}
-	if len(parts) == 5 && (parts[4] == "" || !cookieSafe(parts[4])) {
+	if len(parts) == 5 && !isCookieAppendix(parts[4]) {
 		return metaCookie{}, false
 	}
 	idx, err1 := strconv.Atoi(parts[1])
@@ -85,6 +90,49 @@ func parseMetaCookie(v string) (metaCookie, bool) {
 		return metaCookie{}, false
 	}
 	return metaCookie{Index: idx, Time: ms, Payload: parts[3]}, true
+}
+
+// isCookieAppendix reports whether s is an appendix Meta's parameter builder
+// accepts on an existing cookie: one of its 2-character language tokens, or
+// 8 base64url characters decoding to 6 bytes whose format byte is 1 and
+// whose language byte is 1 to 6.
+func isCookieAppendix(s string) bool {
+	switch s {
+	case "AQ", "Ag", "Aw", "BA", "BQ", "Bg":
+		return true
+	}
+	if len(s) != 8 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == 6 && b[0] == 0x01 && b[1] >= 1 && b[1] <= 6
+}
+
+// requestCookie returns the value of the named cookie as Meta's parameter
+// builder reads it: the last occurrence in the Cookie header wins, the value
+// is percent-decoded, and a value that does not decode counts as absent.
+// (net/http's Request.Cookie returns the first occurrence and strips
+// quotes, which the parameter builder does not.)
+func requestCookie(r *http.Request, name string) (string, bool) {
+	var (
+		value string
+		found bool
+	)
+	for _, line := range r.Header.Values("Cookie") {
+		for _, pair := range strings.Split(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || strings.TrimSpace(k) != name {
+				continue
+			}
+			d, err := url.PathUnescape(strings.TrimSpace(v))
+			if err != nil {
+				value, found = "", false
+				continue
+			}
+			value, found = d, true
+		}
+	}
+	return value, found && value != ""
 }
 
 // cookieState is what the gateway decided about a visitor's cookies.
@@ -96,21 +144,33 @@ type cookieState struct {
 
 // visitorCookies reads the visitor's _fbp and _fbc, mints what is missing
 // or invalid, and returns the values to put on the events and the cookies to
-// set. vid is the script's visitor seed; pageURL the page the events come from.
+// set. vid is the script's visitor seed; pageURL the page the events come
+// from and referrer the page before it (document.referrer).
 //
-// A new _fbp is derived from a valid vid (fb.<index>.<vid ms>.<vid digits>),
-// so concurrent first requests of one visitor all set the same value; without
-// a seed it gets random digits. _fbc is (re)set when the page URL (or else
-// the Referer) carries an fbclid that differs from the cookie's payload; the
-// fbclid is kept exactly as given (Meta treats it as case sensitive).
-func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL string, now time.Time) (cookieState, error) {
+// The values are built by Meta's parameter-builder rules (checked against
+// its vectors in cookies_vectors_test.go): fb.<subdomainIndex>.<ms>.<payload>,
+// the index from the registrable domain; an existing valid cookie is kept;
+// _fbc is (re)set when the page URL, or else the referrer, carries an
+// fbclid that differs from the cookie's payload (case sensitive, kept
+// exactly as given). Deliberate differences: the registrable domain comes
+// from the public suffix list ("t.shop.co.uk" gives shop.co.uk, index 2;
+// the parameter builder without a resolver says co.uk); a new _fbp payload
+// is derived from a valid vid (so racing first requests of a visitor agree)
+// or 18 random digits; no appendix is appended (the appendix names the Meta
+// library that built a value, and tagway is none of them; Meta accepts
+// values without one); an fbclid that cannot be stored unchanged in a
+// cookie (dots, spaces, quotes) is ignored rather than stored as a cookie
+// the next request would find invalid; an unparsable referrer is ignored
+// rather than failing the request; and valid cookies are re-set on each
+// request so that they live their full Max-Age.
+func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL, referrer string, now time.Time) (cookieState, error) {
 	scope := scopeFor(g.requestHost(r))
 	secure := g.isHTTPS(r)
 	var st cookieState
 
-	if c, err := r.Cookie(cookieFbp); err == nil {
-		if _, ok := parseMetaCookie(c.Value); ok {
-			st.Fbp = c.Value
+	if v, ok := requestCookie(r, cookieFbp); ok {
+		if _, ok := parseMetaCookie(v); ok {
+			st.Fbp = v
 		}
 	}
 	if st.Fbp == "" {
@@ -126,14 +186,20 @@ func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL string, now time.
 	}
 
 	var existing metaCookie
-	if c, err := r.Cookie(cookieFbc); err == nil {
-		if mc, ok := parseMetaCookie(c.Value); ok {
-			st.Fbc, existing = c.Value, mc
+	if v, ok := requestCookie(r, cookieFbc); ok {
+		if mc, ok := parseMetaCookie(v); ok {
+			st.Fbc, existing = v, mc
 		}
 	}
-	fbclid := fbclidFrom(pageURL)
-	if fbclid == "" {
-		fbclid = fbclidFrom(r.Header.Get("Referer"))
+	// The page first, then the page before it (Meta's libraries read the
+	// Referer of a page request, which is document.referrer), then this
+	// request's own Referer header (the page, for a client that sent no url).
+	fbclid, found := fbclidFrom(pageURL)
+	if !found {
+		fbclid, found = fbclidFrom(referrer)
+	}
+	if !found {
+		fbclid, _ = fbclidFrom(r.Header.Get("Referer"))
 	}
 	if fbclid != "" && (st.Fbc == "" || existing.Payload != fbclid) {
 		st.Fbc = "fb." + strconv.Itoa(scope.Index) + "." + strconv.FormatInt(now.UnixMilli(), 10) + "." + fbclid
@@ -194,27 +260,33 @@ func (g *Gateway) randomDigits() (string, error) {
 	return strconv.FormatUint(lo+binary.BigEndian.Uint64(b[:])%span, 10), nil
 }
 
-// fbclidFrom returns the fbclid query parameter of a URL, when it is one we
-// can store in a cookie unchanged (URL-safe characters, no dots).
-func fbclidFrom(raw string) string {
+// fbclidFrom returns the fbclid query parameter of a URL as Meta's
+// parameter builder reads it: the query decoded ('+' is a space), the last
+// fbclid winning, a URL without a scheme read as http. found reports that
+// the URL carries a non-empty fbclid; fbclid is empty when that value
+// cannot be stored in a cookie unchanged (a dot would split the cookie's
+// parts; spaces, quotes, commas and semicolons would need quoting), or
+// when it is longer than maxFbclidLen.
+func fbclidFrom(raw string) (fbclid string, found bool) {
 	if raw == "" {
-		return ""
+		return "", false
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return ""
+		return "", false
 	}
-	v := u.Query().Get("fbclid")
-	if v == "" || len(v) > maxFbclidLen {
-		return ""
+	values := u.Query()["fbclid"]
+	if len(values) == 0 || values[len(values)-1] == "" {
+		return "", false
 	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return ""
-		}
+	v := values[len(values)-1]
+	if len(v) > maxFbclidLen || !cookieSafe(v) || strings.Contains(v, ".") {
+		return "", true
 	}
-	return v
+	return v, true
 }
 
 func digits(s string) bool {

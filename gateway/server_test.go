@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -62,7 +63,7 @@ func TestServerEvents(t *testing.T) {
 			TestEventCode: "TEST123", Consent: consent("granted", "granted", "granted", "granted")}},
 	}
 	for _, c := range checks {
-		if c.got != c.want {
+		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s = %v; want %v", c.name, c.got, c.want)
 		}
 	}
