@@ -214,6 +214,31 @@ type Context struct {
 	// TestEventCode, when set by the sender, asks destinations to use their
 	// test channel for this event.
 	TestEventCode string `json:"test_event_code,omitempty"`
+
+	// Browser identifiers the gateway read or kept for the event, only with
+	// marketing consent (never on an Anonymous event). VisitorID is
+	// tagway's own visitor id (the _tw_vid cookie); ClickIDs are the ad
+	// click ids of the visitor's landings, by URL parameter name ("gclid",
+	// "ttclid", "ScCid", "epik", "rdt_cid", "li_fat_id", "msclkid",
+	// "gbraid", "wbraid"), each with its capture time, so a destination can
+	// apply its platform's attribution window; Cookies are the platforms'
+	// own first-party cookies the request carried ("_ttp", "_scid",
+	// "_epik", "_rdt_uuid", "_ga", "_gcl_aw"), by cookie name.
+	VisitorID string             `json:"vid,omitempty"`
+	ClickIDs  map[string]ClickID `json:"click_ids,omitempty"`
+	Cookies   map[string]string  `json:"cookies,omitempty"`
+	// Anonymous marks an event accepted without marketing consent on a
+	// site whose consent_denied_mode is "anonymous": the gateway removed
+	// every identifier (user_data but the user agent, click ids, cookies),
+	// so routing may send it to advertising platforms all the same.
+	Anonymous bool `json:"anonymous,omitempty"`
+}
+
+// ClickID is one ad click id and when the gateway first saw it.
+type ClickID struct {
+	Value string `json:"v"`
+	// At is the capture time, Unix milliseconds.
+	At int64 `json:"at"`
 }
 
 // ConsentState is one consent purpose's state.

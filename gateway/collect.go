@@ -187,6 +187,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		}
 		cookies = c
 	}
+	ids := g.browserIDs(r, consent, req.VID, req.URL, req.Referrer, now)
 
 	base := destinations.Event{
 		EventSourceURL: req.URL,
@@ -199,6 +200,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 			Consent:    consent,
 		},
 	}
+	ids.annotate(&base.Context)
 	ip, ua := g.clientIP(r), userAgent(r)
 	events := make([]destinations.Event, 0, len(req.Events))
 	for i, raw := range req.Events {
@@ -216,6 +218,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		ev.UserData.Fbp, ev.UserData.Fbc = cookies.Fbp, cookies.Fbc
 		events = append(events, ev)
 	}
+	applyConsentMode(site, events)
 
 	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
@@ -224,6 +227,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	for _, c := range cookies.Set {
 		http.SetCookie(w, c)
 	}
+	ids.setCookies(w)
 	return len(events), site.ID, nil
 }
 

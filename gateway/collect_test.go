@@ -77,7 +77,8 @@ func TestCollectPurchase(t *testing.T) {
 		{"fbc", p.UserData.Fbc, wantFbc},
 		{"pageview fbp", pv.UserData.Fbp, wantFbp},
 		{"context", p.Context, destinations.Context{SiteID: "shop", ReceivedAt: testNow.UnixMilli(), Source: "browser",
-			Consent: destinations.Consent{AdStorage: "granted", AdUserData: "granted", AdPersonalization: "granted", AnalyticsStorage: "granted"}}},
+			VisitorID: "1772366400000.482913756104", // the vid, kept in _tw_vid (clickids.go)
+			Consent:   destinations.Consent{AdStorage: "granted", AdUserData: "granted", AdPersonalization: "granted", AnalyticsStorage: "granted"}}},
 		{"value", *p.CustomData.Value, 42.5},
 		{"custom property", string(p.CustomData.Custom["coupon"]), `"SPRING"`},
 		{"pageview event_time", pv.EventTime, testNow.Unix()},

@@ -84,6 +84,13 @@ type Options struct {
 	Script ScriptSource
 	// Static serves / and every path no other route matches; nil answers 404.
 	Static http.Handler
+	// BasePath is the path prefix the gateway is mounted under behind the
+	// store's web server ("/tw"); see withPrefix. Empty: none, beyond the
+	// X-Forwarded-Prefix of trusted proxies.
+	BasePath string
+	// PathSecret keys each site's default script and collect paths (see
+	// DefaultPaths).
+	PathSecret []byte
 	// Ready reports whether the queue is reachable (for /readyz); nil is ready.
 	Ready func(ctx context.Context) error
 	// Draining reports that shutdown has begun (/readyz then fails); nil is never.
@@ -174,7 +181,7 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
-	g.handler = g.routes()
+	g.handler = g.withPrefix(g.routes())
 	return g, nil
 }
 
@@ -214,17 +221,14 @@ func (g *Gateway) routes() http.Handler {
 	collectAtSitePath := g.wrap(routeCollect, collect)
 	static := g.wrap(routeStatic, orNotFound(g.opts.Static))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if site := g.siteByRequestHost(r); site != nil {
-			switch r.URL.Path {
-			case site.CollectPath:
-				collectAtSitePath.ServeHTTP(w, r)
-				return
-			case site.ScriptPath:
-				script.ServeHTTP(w, r)
-				return
-			}
+		switch g.siteRoute(r) {
+		case routeCollect:
+			collectAtSitePath.ServeHTTP(w, r)
+		case routeScript:
+			script.ServeHTTP(w, r)
+		default:
+			static.ServeHTTP(w, r)
 		}
-		static.ServeHTTP(w, r)
 	}))
 	return mux
 }
@@ -239,27 +243,11 @@ func (g *Gateway) routes() http.Handler {
 // host the browser asked the proxy for, which is what the proxy's cache keys
 // on.
 func (g *Gateway) script(w http.ResponseWriter, r *http.Request) {
-	consentDefault := model.ConsentWait
+	var site *model.Site
 	if snap := g.opts.Sites.Snapshot(); snap != nil {
-		if site, ok := snap.SiteByHost(g.requestHost(r)); ok {
-			consentDefault = site.ConsentDefault
-		}
+		site, _ = snap.SiteByHost(g.requestHost(r))
 	}
-	g.opts.Script.ForConsentDefault(consentDefault).ServeHTTP(w, r)
-}
-
-// siteByRequestHost returns the site serving the request's host, when it
-// has its own script or collect path.
-func (g *Gateway) siteByRequestHost(r *http.Request) *model.Site {
-	snap := g.opts.Sites.Snapshot()
-	if snap == nil {
-		return nil
-	}
-	site, ok := snap.SiteByHost(g.requestHost(r))
-	if !ok || site.CollectPath == "" && site.ScriptPath == "" {
-		return nil
-	}
-	return site
+	g.scriptHandler(site, r.URL.Path).ServeHTTP(w, r)
 }
 
 // wrap adds panic recovery and the request-duration metric.

@@ -32,6 +32,13 @@ const (
 	ConsentWait    = "wait"
 )
 
+// What a site does with an event accepted without marketing consent (its
+// consent_denied_mode).
+const (
+	ConsentDeniedDrop      = "drop"
+	ConsentDeniedAnonymous = "anonymous"
+)
+
 // Site is one store. Its domains decide which requests belong to it and where
 // first-party cookies are set.
 type Site struct {
@@ -53,6 +60,18 @@ type Site struct {
 	// ScriptPath and CollectPath override /tw.js and /collect for this site.
 	ScriptPath  string `json:"script_path,omitempty"`
 	CollectPath string `json:"collect_path,omitempty"`
+	// SPAPageViews turns the script's PageView on history.pushState and
+	// popstate on or off (nil: on).
+	SPAPageViews *bool `json:"spa_pageviews,omitempty"`
+	// GA4DataLayer makes the script map the GA4 e-commerce events the page
+	// pushes to window.dataLayer (view_item, add_to_cart, purchase...) to
+	// tagway's standard events.
+	GA4DataLayer bool `json:"ga4_datalayer,omitempty"`
+	// ConsentDeniedMode says what happens to an event without marketing
+	// consent: ConsentDeniedDrop (the default) withholds it from
+	// advertising platforms; ConsentDeniedAnonymous sends it to them
+	// without any identifier.
+	ConsentDeniedMode string `json:"consent_denied_mode,omitempty"`
 }
 
 // Destination is one account on one platform, owned by a site.
@@ -176,6 +195,11 @@ func (c Config) Validate() error {
 		case "", ConsentGranted, ConsentDenied, ConsentWait:
 		default:
 			add("%s.consent_default: %q is not granted, denied or wait", p, s.ConsentDefault)
+		}
+		switch s.ConsentDeniedMode {
+		case "", ConsentDeniedDrop, ConsentDeniedAnonymous:
+		default:
+			add("%s.consent_denied_mode: %q is not drop or anonymous", p, s.ConsentDeniedMode)
 		}
 		for name, path := range map[string]string{"script_path": s.ScriptPath, "collect_path": s.CollectPath} {
 			if path != "" && !validPath(path) {
