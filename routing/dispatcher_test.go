@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
-	"github.com/tagway/tagway/internal/redistest"
 )
 
 func TestEnqueueDeliversEndToEnd(t *testing.T) {
@@ -612,32 +611,4 @@ func TestDispatcherOptions(t *testing.T) {
 	if _, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg}); err == nil {
 		t.Error("registering the metrics twice on one registry did not fail")
 	}
-}
-
-func BenchmarkEnqueue(b *testing.B) {
-	q := NewQueue(redistest.Start(b).Client(), QueueOptions{})
-	evs := []destinations.Event{event("bench", "Purchase")}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := q.Enqueue(ctx, testSite, evs); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkEnqueueParallel measures Enqueue from many request goroutines,
-// as the gateway calls it.
-func BenchmarkEnqueueParallel(b *testing.B) {
-	q := NewQueue(redistest.Start(b).Client(), QueueOptions{})
-	evs := []destinations.Event{event("bench", "Purchase")}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := q.Enqueue(context.Background(), testSite, evs); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
 }

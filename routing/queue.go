@@ -5,47 +5,125 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/spool"
 )
 
-// QueueOptions configure a Queue.
+// QueueOptions configure a Queue. Zero values take the defaults named on
+// each field.
 type QueueOptions struct {
 	// Now stamps Context.ReceivedAt when it is zero and dates replays
 	// (default time.Now).
 	Now func() time.Time
+	// MaxBatch is the most Enqueue calls written in one pipeline (default
+	// 512).
+	MaxBatch int
+	// Linger is how long the first call of an idle queue waits for others
+	// before its pipeline goes (default 0: it goes at once, and the calls
+	// arriving while a pipeline is in flight form the next one).
+	Linger time.Duration
+	// MaxInFlight is how many pipelines may be in flight at once (default 2).
+	MaxInFlight int
+	// MaxEntryBytes caps the payload of one stream entry when calls for the
+	// same site are merged into one (default 64 KiB; one call is never
+	// split).
+	MaxEntryBytes int
+	// WriteTimeout bounds one pipeline (default 5s).
+	WriteTimeout time.Duration
+	// Spool, when set, takes the writes Redis cannot take: Enqueue then
+	// returns once the spool has fsync'd them, and Run moves them into
+	// Redis when it answers again. The caller opens and closes it.
+	Spool *spool.Spool
+	// ProbeInterval is how often Run checks whether Redis is back while
+	// the spool holds events (default 500ms).
+	ProbeInterval time.Duration
+	// Logger defaults to a discarding logger.
+	Logger *slog.Logger
 }
+
+func (o QueueOptions) withDefaults() QueueOptions {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 2
+	}
+	if o.MaxEntryBytes <= 0 {
+		o.MaxEntryBytes = 64 << 10
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 5 * time.Second
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = 500 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+// ErrSpoolFull is returned (wrapped) by Enqueue when Redis is unreachable
+// and the local spool has no room left: the sender should retry later.
+var ErrSpoolFull = spool.ErrFull
 
 // Queue is the durable intake: the gateway hands it accepted events and
 // answers the sender only once Enqueue has returned nil. It also serves the
 // dead-letter operations of the admin API and CLI.
 //
+// Concurrent Enqueue calls are group-committed: the calls that arrive while
+// a write is in flight go to Redis together in one pipeline, the calls for
+// one site merged into one stream entry, and each caller returns once the
+// entry holding its events is acknowledged.
+//
 // Streams have no length cap: a cap would drop events that a destination has
 // not delivered yet. The Dispatcher trims entries once every destination is
 // done with them (see the package documentation).
 type Queue struct {
-	rdb    redis.UniversalClient
-	now    func() time.Time
-	replay *redis.Script
+	rdb       redis.UniversalClient
+	opts      QueueOptions
+	now       func() time.Time
+	log       *slog.Logger
+	spool     *spool.Spool
+	replay    *redis.Script
+	drop      *redis.Script
+	commit    committer
+	metrics   *queueMetrics
+	redisDown atomic.Bool // set by a failed write, cleared by Run
 }
 
-// NewQueue returns a Queue writing to rdb.
+// NewQueue returns a Queue writing to rdb. The client should not retry
+// failed commands on its own (MaxRetries -1): a retried XADD whose first try
+// reached Redis adds the events twice.
 func NewQueue(rdb redis.UniversalClient, opts QueueOptions) *Queue {
-	if opts.Now == nil {
-		opts.Now = time.Now
+	opts = opts.withDefaults()
+	q := &Queue{
+		rdb: rdb, opts: opts, now: opts.Now, log: opts.Logger, spool: opts.Spool,
+		replay: redis.NewScript(replayScript), drop: redis.NewScript(dropScript),
+		metrics: newQueueMetrics(),
 	}
-	return &Queue{rdb: rdb, now: opts.Now, replay: redis.NewScript(replayScript)}
+	q.commit.q = q
+	return q
 }
 
-// Enqueue appends events to the stream of siteID as one entry and returns
-// once Redis has acknowledged the write. It sets each event's
-// Context.SiteID (and ReceivedAt when zero) on its own copy; the caller's
-// slice is not changed. No events is a no-op.
+// Enqueue stores events for siteID and returns once Redis has acknowledged
+// the write (or, when Redis is unreachable, the spool has fsync'd it). It
+// sets each event's Context.SiteID (and ReceivedAt when zero) on its own
+// copy; the caller's slice is not changed. No events is a no-op. When ctx
+// ends first, Enqueue returns ctx's error and the events may or may not be
+// stored.
 func (q *Queue) Enqueue(ctx context.Context, siteID string, events []destinations.Event) error {
 	if !model.ValidID(siteID) {
 		return fmt.Errorf("routing: enqueue: invalid site id %q", siteID)
@@ -53,23 +131,18 @@ func (q *Queue) Enqueue(ctx context.Context, siteID string, events []destination
 	if len(events) == 0 {
 		return nil
 	}
-	now := q.now().UnixMilli()
-	evs := make([]destinations.Event, len(events))
-	for i, ev := range events {
-		ev.Context.SiteID = siteID
-		if ev.Context.ReceivedAt == 0 {
-			ev.Context.ReceivedAt = now
-		}
-		evs[i] = ev
-	}
-	payload, err := json.Marshal(evs)
+	payload, err := encodeEvents(siteID, events, q.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("routing: enqueue: encode events: %w", err)
 	}
-	if err := q.rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(siteID), Values: []any{"e", payload}}).Err(); err != nil {
-		return fmt.Errorf("routing: enqueue to site %q: %w", siteID, err)
+	r := &enqueueReq{site: siteID, payload: payload, events: len(events), done: make(chan error, 1)}
+	q.commit.submit(r)
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("routing: enqueue to site %q: %w", siteID, ctx.Err())
 	}
-	return nil
 }
 
 // Dead-letter reasons.
@@ -171,3 +244,7 @@ func (q *Queue) Replay(ctx context.Context, siteID, destID string, ids []string)
 	}
 	return n, errors.Join(errs...)
 }
+
+// dropScript deletes dead letters: KEYS[1] is the dead-letter stream, ARGV
+// the ids. It returns how many it deleted.
+const dropScript = `return redis.call('XDEL', KEYS[1], unpack(ARGV))`

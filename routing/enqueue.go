@@ -1,0 +1,269 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/destinations"
+)
+
+// enqueueReq is one Enqueue call waiting for its write.
+type enqueueReq struct {
+	site    string
+	payload []byte // JSON array of events
+	events  int
+	done    chan error // buffered 1
+}
+
+// entry is one stream entry of a flush: the payloads of one or more calls
+// for the same site, merged into one JSON array.
+type entry struct {
+	site    string
+	payload []byte
+	reqs    []*enqueueReq
+	events  int
+}
+
+// committer is the group commit behind Enqueue: calls that arrive while a
+// write is in flight (or within Linger of the first) wait together and go
+// to Redis in one pipeline, calls of the same site merged into one stream
+// entry. Each caller is answered when the command holding its events is
+// acknowledged (or spooled).
+type committer struct {
+	q *Queue
+
+	mu       sync.Mutex
+	pending  []*enqueueReq
+	inFlight int
+	timer    *time.Timer // armed linger timer, nil when none
+}
+
+// submit queues r and starts a flush when one may start now. A caller
+// finding the queue idle flushes on its own goroutine (no hand-off on the
+// serial path); flushes of calls that arrived meanwhile continue on a new
+// goroutine so that caller returns at once.
+func (c *committer) submit(r *enqueueReq) {
+	o := &c.q.opts
+	c.mu.Lock()
+	c.pending = append(c.pending, r)
+	switch {
+	case c.inFlight >= o.MaxInFlight:
+		// The next flush starts when a running one ends.
+		c.mu.Unlock()
+	case o.Linger > 0 && len(c.pending) < o.MaxBatch:
+		if c.timer == nil {
+			c.timer = time.AfterFunc(o.Linger, c.lingerDone)
+		}
+		c.mu.Unlock()
+	default:
+		batch := c.beginLocked()
+		c.mu.Unlock()
+		c.q.flush(batch)
+		c.next()
+	}
+}
+
+func (c *committer) lingerDone() {
+	c.mu.Lock()
+	c.timer = nil
+	if len(c.pending) == 0 || c.inFlight >= c.q.opts.MaxInFlight {
+		c.mu.Unlock()
+		return
+	}
+	batch := c.beginLocked()
+	c.mu.Unlock()
+	c.q.flush(batch)
+	c.next()
+}
+
+// beginLocked takes up to MaxBatch waiting calls for a flush about to start.
+func (c *committer) beginLocked() []*enqueueReq {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.inFlight++
+	return c.takeLocked()
+}
+
+// next ends a flush; calls that arrived meanwhile are flushed on a new
+// goroutine, which keeps flushing while calls are waiting.
+func (c *committer) next() {
+	c.mu.Lock()
+	if len(c.pending) == 0 {
+		c.inFlight--
+		c.mu.Unlock()
+		return
+	}
+	batch := c.takeLocked()
+	c.mu.Unlock()
+	go func() {
+		for batch != nil {
+			c.q.flush(batch)
+			c.mu.Lock()
+			batch = nil
+			if len(c.pending) > 0 {
+				batch = c.takeLocked()
+			} else {
+				c.inFlight--
+			}
+			c.mu.Unlock()
+		}
+	}()
+}
+
+func (c *committer) takeLocked() []*enqueueReq {
+	n := min(len(c.pending), c.q.opts.MaxBatch)
+	batch := make([]*enqueueReq, n)
+	copy(batch, c.pending)
+	rest := copy(c.pending, c.pending[n:])
+	clear(c.pending[rest:])
+	c.pending = c.pending[:rest]
+	return batch
+}
+
+// entries groups a flush by site, merging payloads up to MaxEntryBytes per
+// entry, in arrival order.
+func (q *Queue) entries(batch []*enqueueReq) []*entry {
+	var out []*entry
+	open := map[string]*entry{}
+	for _, r := range batch {
+		e := open[r.site]
+		if e == nil || len(e.payload)+len(r.payload) > q.opts.MaxEntryBytes {
+			e = &entry{site: r.site}
+			open[r.site] = e
+			out = append(out, e)
+		}
+		e.reqs = append(e.reqs, r)
+		e.events += r.events
+	}
+	for _, e := range out {
+		e.payload = mergeArrays(e.reqs)
+	}
+	return out
+}
+
+// mergeArrays concatenates the JSON arrays of reqs into one array.
+func mergeArrays(reqs []*enqueueReq) []byte {
+	if len(reqs) == 1 {
+		return reqs[0].payload
+	}
+	n := 1
+	for _, r := range reqs {
+		n += len(r.payload) - 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, r := range reqs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, r.payload[1:len(r.payload)-1]...)
+	}
+	return append(b, ']')
+}
+
+// flush writes a batch of calls: one XADD per entry in one pipeline, or,
+// when Redis is unreachable and a spool is configured, one spool append.
+func (q *Queue) flush(batch []*enqueueReq) {
+	entries := q.entries(batch)
+	q.metrics.observeFlush(len(batch), len(entries))
+	if q.spool != nil && q.redisDown.Load() {
+		q.spoolEntries(entries, "redis_down")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), q.opts.WriteTimeout)
+	defer cancel()
+	cmds := make([]*redis.StringCmd, len(entries))
+	if len(entries) == 1 {
+		cmds[0] = q.rdb.XAdd(ctx, xaddArgs(entries[0]))
+	} else {
+		pipe := q.rdb.Pipeline()
+		for i, e := range entries {
+			cmds[i] = pipe.XAdd(ctx, xaddArgs(e))
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	var failed []*entry
+	var failErr error
+	for i, e := range entries {
+		err := cmds[i].Err()
+		if err == nil {
+			e.answer(nil)
+			continue
+		}
+		if q.spool == nil || !unreachable(err) {
+			e.answer(fmt.Errorf("routing: enqueue to site %q: %w", e.site, err))
+			continue
+		}
+		failed, failErr = append(failed, e), err
+	}
+	if len(failed) > 0 {
+		if q.redisDown.CompareAndSwap(false, true) {
+			q.log.Warn("redis is unreachable: accepting events into the local spool until it returns", "err", failErr)
+		}
+		q.spoolEntries(failed, "write_failed")
+	}
+}
+
+func xaddArgs(e *entry) *redis.XAddArgs {
+	return &redis.XAddArgs{Stream: StreamKey(e.site), Values: []any{"e", e.payload}}
+}
+
+func (e *entry) answer(err error) {
+	for _, r := range e.reqs {
+		r.done <- err
+	}
+}
+
+// unreachable reports whether a failed write means Redis cannot take writes
+// now (network errors, timeouts, a server loading, failing over or out of
+// memory), as opposed to a refusal that would fail again the same way.
+func unreachable(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return true
+	}
+	msg := re.Error()
+	for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "OOM", "NOREPLICAS", "BUSY", "MOVED", "ASK"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeEvents writes events as one JSON array, each with siteID and a
+// received time, without changing the caller's slice. HTML escaping is off:
+// the payload is never embedded in a page, and URLs stay shorter.
+func encodeEvents(siteID string, events []destinations.Event, nowMs int64) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(events) * 640)
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	buf.WriteByte('[')
+	for i := range events {
+		ev := events[i] // a copy: the caller's event is not changed
+		ev.Context.SiteID = siteID
+		if ev.Context.ReceivedAt == 0 {
+			ev.Context.ReceivedAt = nowMs
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if err := enc.Encode(&ev); err != nil {
+			return nil, err
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), nil
+}

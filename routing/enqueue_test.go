@@ -1,0 +1,239 @@
+package routing
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/internal/redistest"
+)
+
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// realisticEvent is a browser Purchase as the gateway queues it: hashed
+// e-mail, phone and external id, cookies, IP and user agent, about 600
+// bytes of JSON (more with the shared context).
+func realisticEvent(i int) destinations.Event {
+	value := 42.5
+	return destinations.Event{
+		EventName: "Purchase", EventTime: time.Now().Unix(), ActionSource: "website",
+		EventID:        fmt.Sprintf("3f0c2a9e-%04x-4b1d-9c2e-%012d", i%65536, i),
+		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
+		UserData: destinations.UserData{
+			Em: []string{hash("jane@example.com")}, Ph: []string{hash("16505551212")},
+			ExternalID:      []string{hash("cust-9")},
+			ClientIPAddress: "203.0.113.42",
+			ClientUserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+			Fbp:             "fb.1.1732752000000.482913756104",
+			Fbc:             "fb.1.1732752000000.IwAR2xyzABCDEF",
+		},
+		CustomData: &destinations.CustomData{Value: &value, Currency: "EUR", ContentIDs: []string{"sku-1"}, OrderID: "1001"},
+		Context: destinations.Context{Source: "browser", Consent: destinations.Consent{
+			AdStorage: destinations.Granted, AdUserData: destinations.Granted,
+			AdPersonalization: destinations.Granted, AnalyticsStorage: destinations.Granted}},
+	}
+}
+
+func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ctx := context.Background()
+	const callers = 200
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			site := testSite
+			if i%2 == 1 {
+				site = "other"
+			}
+			if err := h.queue.Enqueue(ctx, site, []destinations.Event{event("c"+strconv.Itoa(i), "Lead"), event("d"+strconv.Itoa(i), "Lead")}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Every acknowledged event is in its site's stream, exactly once, and
+	// calls were merged into fewer entries than calls.
+	entries := 0
+	seen := map[string]int{}
+	for _, site := range []string{testSite, "other"} {
+		msgs, err := h.rdb.XRange(ctx, StreamKey(site), "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries += len(msgs)
+		for _, m := range msgs {
+			var evs []destinations.Event
+			if err := json.Unmarshal([]byte(m.Values["e"].(string)), &evs); err != nil {
+				t.Fatalf("entry %s does not decode: %v", m.ID, err)
+			}
+			for _, ev := range evs {
+				if ev.Context.SiteID != site {
+					t.Errorf("event %s of site %s stored in the stream of %s", ev.EventID, ev.Context.SiteID, site)
+				}
+				seen[ev.EventID]++
+			}
+		}
+	}
+	if len(seen) != 2*callers {
+		t.Fatalf("%d distinct events stored; want %d", len(seen), 2*callers)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s stored %d times", id, n)
+		}
+	}
+	if entries >= callers {
+		t.Errorf("%d entries for %d concurrent calls: no call was merged", entries, callers)
+	}
+	t.Logf("%d concurrent calls stored as %d entries", callers, entries)
+}
+
+func TestEnqueueFailsWithoutRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1})
+	defer rdb.Close()
+	q := NewQueue(rdb, QueueOptions{WriteTimeout: time.Second})
+	rs.Stop()
+	if err := q.Enqueue(context.Background(), testSite, []destinations.Event{event("x", "Lead")}); err == nil {
+		t.Fatal("Enqueue returned nil with Redis down and no spool")
+	}
+}
+
+// typicalEvent is a browser AddToCart about 600 bytes long once queued:
+// a hashed e-mail, _fbp, IP, user agent, a value and the consent state.
+func typicalEvent(i int) destinations.Event {
+	ev := realisticEvent(i)
+	ev.EventName = "AddToCart"
+	ev.EventSourceURL = "https://shop.example/product/1"
+	ev.UserData.Ph, ev.UserData.ExternalID, ev.UserData.Fbc = nil, nil, ""
+	ev.CustomData.OrderID = ""
+	return ev
+}
+
+// TestRedisMemoryPerQueuedEvent measures what one queued event costs in
+// Redis (used_memory delta over many events): at most 1 KB for a typical
+// ~600-byte event, and the stream's own overhead per event small.
+func TestRedisMemoryPerQueuedEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		event    func(int) destinations.Event
+		perEntry int // events per stream entry
+	}{
+		{"typical/one per entry", typicalEvent, 1},
+		{"typical/eight per entry", typicalEvent, 8},
+		{"purchase/one per entry", realisticEvent, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := redistest.Start(t)
+			rdb := rs.Client()
+			q := NewQueue(rdb, QueueOptions{})
+			ctx := context.Background()
+			size, _ := encodeEvents(testSite, []destinations.Event{tc.event(0)}, time.Now().UnixMilli())
+			before := usedMemory(t, rdb)
+			const n = 20000
+			for i := 0; i < n; i += tc.perEntry {
+				evs := make([]destinations.Event, tc.perEntry)
+				for j := range evs {
+					evs[j] = tc.event(i + j)
+				}
+				if err := q.Enqueue(ctx, testSite, evs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			per := float64(usedMemory(t, rdb)-before) / n
+			json := float64(len(size) - 2)
+			t.Logf("queued event JSON %.0f bytes; Redis memory per queued event %.0f bytes (overhead %.0f)", json, per, per-json)
+			if per-json > 128 {
+				t.Errorf("stream overhead per event = %.0f bytes; want at most 128", per-json)
+			}
+			if json < 800 && per > 1024 {
+				t.Errorf("Redis memory per ~600-byte event = %.0f bytes; budget 1024", per)
+			}
+		})
+	}
+}
+
+func usedMemory(t testing.TB, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO")
+	return 0
+}
+
+// BenchmarkEnqueue compares the group-committed Enqueue with one XADD per
+// call (the naive intake), serially and with many concurrent callers, one
+// realistic event per call, against a real redis-server.
+func BenchmarkEnqueue(b *testing.B) {
+	rs := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1, PoolSize: 256})
+	defer rdb.Close()
+	ctx := context.Background()
+	q := NewQueue(rdb, QueueOptions{})
+	naive := func(ctx context.Context, site string, evs []destinations.Event) error {
+		payload, err := json.Marshal(evs)
+		if err != nil {
+			return err
+		}
+		return rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(site), Values: []any{"e", payload}}).Err()
+	}
+	impls := []struct {
+		name    string
+		enqueue func(context.Context, string, []destinations.Event) error
+	}{
+		{"xadd-per-call", naive},
+		{"group-commit", q.Enqueue},
+	}
+	evs := []destinations.Event{realisticEvent(1)}
+	for _, impl := range impls {
+		b.Run(impl.name+"/serial", func(b *testing.B) {
+			for b.Loop() {
+				if err := impl.enqueue(ctx, testSite, evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		for _, callers := range []int{64, 256} {
+			b.Run(fmt.Sprintf("%s/parallel-%d", impl.name, callers), func(b *testing.B) {
+				b.SetParallelism(max(callers/max(1, runtimeProcs()), 1))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := impl.enqueue(ctx, testSite, evs); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+		if err := rdb.Del(ctx, StreamKey(testSite)).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
