@@ -31,6 +31,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdServe(ctx, args, getenv, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, getenv, stderr)
+	case "bench":
+		return cmdBench(ctx, args, stdout, stderr)
+	case "deadletters":
+		return cmdDeadletters(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tagway", version)
 		return 0
@@ -51,6 +55,8 @@ const usage = `Usage: tagway [command]
 Commands:
   serve        run the gateway (the default when no command is given)
   healthcheck  probe /healthz of the gateway on TAGWAY_ADDR (for container HEALTHCHECK)
+  bench        load-test a local gateway against a bare net/http handler (see BENCHMARKS.md)
+  deadletters  list, replay or drop dead letters in REDIS_URL (tagway deadletters -h)
   version      print the version
   help         show this help
 

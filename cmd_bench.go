@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/internal/loadgen"
+)
+
+const benchUsage = `Usage: tagway bench [flags]
+
+Drives POST /collect load against a gateway and, in the same run, against a
+bare net/http handler (reads the body, answers 204) started in-process, and
+prints req/s, p50/p99 latency, the gateway/bare ratio and the gateway's RSS.
+Only loopback targets are accepted.
+
+  tagway bench -spawn -redis redis://127.0.0.1:6379/0     start a gateway from this binary
+  tagway bench -url http://127.0.0.1:8080 -pid 1234        load a running gateway
+  tagway bench -spawn -redis URL -conns '' -rate 2000,5000 fixed-rate steps only
+  tagway bench -delivery -redis redis://127.0.0.1:6379/15  queue -> fake Meta throughput
+
+Flags:
+`
+
+// benchFlags are the parsed flags of tagway bench.
+type benchFlags struct {
+	url, path, redisURL  string
+	pid                  int
+	spawn, delivery      bool
+	conns, rates         []int
+	rateConns            int
+	duration, warmup     time.Duration
+	events               int
+	jsonOut, includeBare bool
+}
+
+func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
+	var f benchFlags
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	fs.StringVar(&f.url, "url", "", "base URL of a running gateway (loopback only), e.g. http://127.0.0.1:8080")
+	fs.StringVar(&f.path, "path", "/collect", "collect path of the gateway")
+	fs.IntVar(&f.pid, "pid", 0, "process id of the gateway, to sample its RSS (Linux)")
+	fs.BoolVar(&f.spawn, "spawn", false, "start a gateway from this binary on a free loopback port (needs -redis)")
+	fs.StringVar(&f.redisURL, "redis", "", "REDIS_URL for -spawn and -delivery (a real redis-server; -delivery needs an empty database)")
+	conns := fs.String("conns", "64,256", "closed-loop steps: connection counts, comma-separated ('' for none)")
+	rates := fs.String("rate", "", "fixed-rate steps: requests per second, comma-separated, e.g. 2000,5000")
+	fs.IntVar(&f.rateConns, "rate-conns", 256, "connections available to the fixed-rate steps")
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured duration of each step")
+	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each step")
+	fs.BoolVar(&f.includeBare, "bare", true, "also measure the bare handler")
+	fs.BoolVar(&f.delivery, "delivery", false, "measure delivery from a pre-filled queue to a local fake Meta instead")
+	fs.IntVar(&f.events, "events", 100_000, "events queued by -delivery")
+	fs.BoolVar(&f.jsonOut, "json", false, "print one JSON object per step instead of the table")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var errs []error
+	var err error
+	if f.conns, err = intList(*conns); err != nil {
+		errs = append(errs, fmt.Errorf("-conns: %w", err))
+	}
+	if f.rates, err = intList(*rates); err != nil {
+		errs = append(errs, fmt.Errorf("-rate: %w", err))
+	}
+	if f.spawn && f.url != "" {
+		errs = append(errs, errors.New("-spawn and -url exclude each other"))
+	}
+	if (f.spawn || f.delivery) && f.redisURL == "" {
+		errs = append(errs, errors.New("-spawn and -delivery need -redis (a real redis-server URL)"))
+	}
+	if f.url != "" {
+		if err := loadgen.CheckLoopback(f.url); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if f.redisURL != "" {
+		if err := redisIsLocal(f.redisURL); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return f, errors.Join(errs...)
+}
+
+// redisIsLocal refuses a Redis that is not on a loopback address: the
+// benchmark writes to it.
+func redisIsLocal(raw string) error {
+	o, err := redis.ParseURL(raw)
+	if err != nil {
+		return fmt.Errorf("-redis: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(o.Addr)
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("-redis: %s is not a loopback address", host)
+	}
+	return nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseBenchFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tagway bench: %v\n", err)
+		return 2
+	}
+	if f.delivery {
+		return benchDelivery(ctx, f, stdout, stderr)
+	}
+	if f.spawn {
+		g, err := spawnGateway(ctx, f.redisURL, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "tagway bench: %v\n", err)
+			return 1
+		}
+		defer g.stop(stderr)
+		f.url, f.pid = g.url, g.pid
+	}
+	var bare *loadgen.Bare
+	if f.includeBare {
+		if bare, err = loadgen.StartBare(); err != nil {
+			fmt.Fprintf(stderr, "tagway bench: bare handler: %v\n", err)
+			return 1
+		}
+		defer bare.Close()
+	}
+	if f.url == "" && bare == nil {
+		fmt.Fprintln(stderr, "tagway bench: nothing to measure: pass -url or -spawn, or keep -bare")
+		return 2
+	}
+	p := &benchPrinter{w: stdout, json: f.jsonOut}
+	p.header(f)
+	type step struct{ conns, rate int }
+	var steps []step
+	for _, c := range f.conns {
+		steps = append(steps, step{conns: c})
+	}
+	for _, r := range f.rates {
+		steps = append(steps, step{conns: f.rateConns, rate: r})
+	}
+	for _, s := range steps {
+		var bareRes, gwRes *loadgen.Result
+		if bare != nil {
+			r, err := loadgen.Run(ctx, loadgen.Options{URL: bare.URL + "/collect", Conns: s.conns, Rate: s.rate,
+				Duration: f.duration, Warmup: f.warmup})
+			if err != nil {
+				fmt.Fprintf(stderr, "tagway bench: bare: %v\n", err)
+				return 1
+			}
+			bareRes = &r
+			p.result("bare", r)
+		}
+		if f.url != "" {
+			r, err := loadgen.Run(ctx, loadgen.Options{URL: strings.TrimSuffix(f.url, "/") + f.path, Conns: s.conns, Rate: s.rate,
+				Duration: f.duration, Warmup: f.warmup, PID: f.pid})
+			if err != nil {
+				fmt.Fprintf(stderr, "tagway bench: gateway: %v\n", err)
+				return 1
+			}
+			gwRes = &r
+			p.result("gateway", r)
+		}
+		p.ratio(bareRes, gwRes)
+	}
+	return 0
+}
+
+// benchPrinter writes step results as a table or as JSON lines.
+type benchPrinter struct {
+	w    io.Writer
+	json bool
+}
+
+func (p *benchPrinter) header(f benchFlags) {
+	if p.json {
+		return
+	}
+	fmt.Fprintf(p.w, "tagway bench: %s per step after %s warm-up; %d CPUs; gateway %s\n",
+		f.duration, f.warmup, runtime.NumCPU(), f.url)
+	fmt.Fprintf(p.w, "%-8s %6s %7s %10s %9s %9s %9s %8s %8s %10s\n",
+		"target", "conns", "rate", "req/s", "p50", "p99", "max", "errors", "missed", "rss")
+}
+
+func (p *benchPrinter) result(name string, r loadgen.Result) {
+	if p.json {
+		_ = json.NewEncoder(p.w).Encode(map[string]any{"name": name, "result": r})
+		return
+	}
+	rate, rss := "-", "-"
+	if r.Rate > 0 {
+		rate = strconv.Itoa(r.Rate)
+	}
+	if r.PeakRSSKB > 0 {
+		rss = fmt.Sprintf("%.1fMB", float64(r.PeakRSSKB)/1024)
+	}
+	fmt.Fprintf(p.w, "%-8s %6d %7s %10.0f %9s %9s %9s %8d %8d %10s\n", name, r.Conns, rate, r.ReqPerSec,
+		round(r.P50), round(r.P99), round(r.Max), r.Errors, r.Missed, rss)
+	if r.FirstError != "" {
+		fmt.Fprintf(p.w, "         first error: %s; statuses %v\n", r.FirstError, r.Statuses)
+	}
+}
+
+func (p *benchPrinter) ratio(bare, gw *loadgen.Result) {
+	if bare == nil || gw == nil || bare.ReqPerSec == 0 {
+		return
+	}
+	ratio := gw.ReqPerSec / bare.ReqPerSec * 100
+	if p.json {
+		_ = json.NewEncoder(p.w).Encode(map[string]any{"name": "ratio", "conns": gw.Conns, "rate": gw.Rate, "gateway_over_bare_pct": ratio})
+		return
+	}
+	if gw.Rate > 0 {
+		fmt.Fprintf(p.w, "         fixed rate %d/s: gateway p99 %s (bare %s)\n", gw.Rate, round(gw.P99), round(bare.P99))
+		return
+	}
+	fmt.Fprintf(p.w, "         gateway/bare at %d conns: %.1f%%\n", gw.Conns, ratio)
+}
+
+func round(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+// spawnedGateway is a gateway process started by the benchmark.
+type spawnedGateway struct {
+	url    string
+	pid    int
+	proc   *os.Process
+	exited chan struct{}
+}
+
+// spawnGateway starts `<this binary> serve` on a free loopback port with
+// the quick start (a dry-run Meta destination, demo off) on redisURL and
+// waits until /readyz answers 200.
+func spawnGateway(ctx context.Context, redisURL string, stderr io.Writer) (*spawnedGateway, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TAGWAY_") && !strings.HasPrefix(kv, "REDIS_URL=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "TAGWAY_ADDR="+addr, "REDIS_URL="+redisURL, "TAGWAY_DEMO=off", "TAGWAY_LOG_LEVEL=warn",
+		"TAGWAY_SITE_DOMAINS=localhost,127.0.0.1")
+	cmd := exec.Command(exe, "serve")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	g := &spawnedGateway{url: "http://" + addr, pid: cmd.Process.Pid, proc: cmd.Process, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(g.exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"/readyz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return g, nil
+			}
+		}
+		select {
+		case <-g.exited:
+			return nil, errors.New("the gateway exited during start-up (see its log above)")
+		case <-ctx.Done():
+			g.stop(stderr)
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			g.stop(stderr)
+			return nil, errors.New("the gateway was not ready within 20s")
+		}
+	}
+}
+
+// stop sends SIGTERM and waits up to 20s, then kills.
+func (g *spawnedGateway) stop(stderr io.Writer) {
+	_ = g.proc.Signal(syscall.SIGTERM)
+	select {
+	case <-g.exited:
+	case <-time.After(20 * time.Second):
+		fmt.Fprintln(stderr, "tagway bench: the gateway did not stop within 20s of SIGTERM; killing it")
+		_ = g.proc.Kill()
+		<-g.exited
+	}
+}
+
+// benchDelivery runs the delivery measurement and prints it.
+func benchDelivery(ctx context.Context, f benchFlags, stdout, stderr io.Writer) int {
+	opts, err := redis.ParseURL(f.redisURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "tagway bench: -redis: %v\n", err)
+		return 2
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	res, err := loadgen.Delivery(ctx, loadgen.DeliveryOptions{Redis: rdb, Events: f.events})
+	if err != nil {
+		fmt.Fprintf(stderr, "tagway bench: delivery: %v\n", err)
+		return 1
+	}
+	if f.jsonOut {
+		_ = json.NewEncoder(stdout).Encode(map[string]any{"name": "delivery", "result": res})
+		return 0
+	}
+	fmt.Fprintf(stdout, "delivery: %d events of %d bytes (JSON) queued one per entry in %s (%.0f/s)\n",
+		res.Events, res.EventJSONBytes, res.FillTime.Round(time.Millisecond), float64(res.Events)/res.FillTime.Seconds())
+	fmt.Fprintf(stdout, "redis memory: used_memory +%d bytes = %.0f bytes per queued event\n", res.UsedMemoryDelta, res.BytesPerEvent)
+	fmt.Fprintf(stdout, "delivered to the local fake Meta in %s: %.0f events/s, %d requests, %.0f events per request\n",
+		res.DeliverTime.Round(time.Millisecond), res.EventsPerSec, res.Requests, res.MeanBatch)
+	return 0
+}
