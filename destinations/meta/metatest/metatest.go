@@ -115,6 +115,8 @@ type Server struct {
 	failNext   []failure
 	rejections []GraphError
 	trace      int
+
+	fx faultState // SetFaults, Acked
 }
 
 // NewServer starts a fake Graph API, closed when the test ends. It knows no
@@ -234,18 +236,28 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	fault := s.pickFault()
+	if s.answerFault(fault, w, r, trace) {
+		return
+	}
+
 	pixel, req, gerr := s.parse(w, r, now)
 	if gerr == nil {
 		var events []Received
 		events, gerr = validateBatch(req, now)
 		if gerr == nil {
+			gerr = s.rejectMarked(events)
+		}
+		if gerr == nil {
 			s.mu.Lock()
 			s.events[pixel] = append(s.events[pixel], events...)
 			s.mu.Unlock()
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"events_received": len(events), "messages": []string{}, "fbtrace_id": trace,
-			})
+			if fault == FaultReset {
+				resetConn(w)
+				return
+			}
+			encodeOK(w, len(events), trace)
+			s.ack(w, events)
 			return
 		}
 	}
