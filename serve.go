@@ -125,8 +125,10 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Record: a.dryRuns.Record,
 	}
 	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(), deps, routing.DispatcherOptions{
-		Registerer: reg,
-		Logger:     logger,
+		Registerer:        reg,
+		Logger:            logger,
+		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
+		VisibilityTimeout: s.VisibilityTimeout,
 	})
 	if err != nil {
 		a.Close()

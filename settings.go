@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tagway/tagway/routing/model"
 )
@@ -29,6 +30,11 @@ type settings struct {
 	MetaGraphURL      string
 	IngestKey         string
 	ConsentDefault    string
+
+	// Delivery tuning (zero: the engine's defaults). Tests shorten them.
+	RetryBase         time.Duration // TAGWAY_RETRY_BASE: first back-off step
+	RetryMax          time.Duration // TAGWAY_RETRY_MAX: longest back-off step
+	VisibilityTimeout time.Duration // TAGWAY_VISIBILITY_TIMEOUT: pending entries of a dead replica are claimed after it
 }
 
 // demoPixelID is the Meta pixel id of the dry-run destination the quick start
@@ -83,6 +89,20 @@ func readSettings(getenv func(string) string) (settings, error) {
 	}
 	if s.MetaAccessToken != "" && s.MetaPixelID == "" {
 		errs = append(errs, errors.New("TAGWAY_META_ACCESS_TOKEN is set but TAGWAY_META_PIXEL_ID is not"))
+	}
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"TAGWAY_RETRY_BASE", &s.RetryBase}, {"TAGWAY_RETRY_MAX", &s.RetryMax}, {"TAGWAY_VISIBILITY_TIMEOUT", &s.VisibilityTimeout}} {
+		key, dst := d.key, d.dst
+		if v := env(key, ""); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a positive duration such as 500ms", key, v))
+				continue
+			}
+			*dst = d
+		}
 	}
 	return s, errors.Join(errs...)
 }
