@@ -214,6 +214,15 @@ type Context struct {
 	// TestEventCode, when set by the sender, asks destinations to use their
 	// test channel for this event.
 	TestEventCode string `json:"test_event_code,omitempty"`
+	// Country is the visitor's country (ISO 3166-1 alpha-2, "DE") and
+	// Region the subdivision within it ("CA" for California), as a trusted
+	// header of the deployment said (CF-IPCountry...); empty when unknown.
+	// Routing's privacy rules read them.
+	Country string `json:"country,omitempty"`
+	Region  string `json:"region,omitempty"`
+	// Route is the id of the route whose policy was applied to the event
+	// on its way to one destination (set by routing, never by ingest).
+	Route string `json:"route,omitempty"`
 
 	// Browser identifiers the gateway read or kept for the event, only with
 	// marketing consent (never on an Anonymous event). VisitorID is

@@ -11,8 +11,13 @@
 //
 // # Keys
 //
-//	tw:config                  hash: json (normalized model.Config), version (counter)
+//	tw:config                  hash: one field per resource, "<kind>:<id>" (tenant, site,
+//	                           destination, route, key) = its JSON, secrets sealed with
+//	                           AES-GCM; version (counter). Written only by Store.Update:
+//	                           WATCH, validate the whole result, MULTI/EXEC
+//	{tw:config}:audit          stream of changes (who, when, op, kind, id, field names)
 //	tw:config:changed          pub/sub channel; the message is the new version
+//	tw:{site}:test:<route>     list: the last test-mode delivery outcomes of a route
 //	tw:{site}:events           stream; field e = JSON array of destinations.Event;
 //	                           one consumer group per destination id
 //	tw:{site}:retry:<dest>     sorted set; score = due time (Unix ms), member = JSON retry item

@@ -23,6 +23,7 @@ type metrics struct {
 	seconds    *prometheus.HistogramVec
 	depth      *prometheus.GaugeVec
 	retries    *prometheus.GaugeVec
+	withheld   *prometheus.CounterVec
 }
 
 // newMetrics builds the collectors and registers them on reg (none when reg
@@ -46,11 +47,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tagway_retry_scheduled",
 			Help: "Events waiting in a destination's retry schedule, updated by the trim loop.",
 		}, []string{"destination"}),
+		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_events_withheld_total",
+			Help: "Events the privacy policy kept from a destination, by reason (consent:<purpose>, region:<rule>, synthetic_test_event).",
+		}, []string{"destination", "reason"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.seconds, m.depth, m.retries} {
+	for _, c := range []prometheus.Collector{m.deliveries, m.seconds, m.depth, m.retries, m.withheld} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("routing: register metrics: %w", err)
 		}

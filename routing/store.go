@@ -2,7 +2,6 @@ package routing
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tagway/tagway/internal/secrets"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -23,9 +23,16 @@ const defaultReloadEvery = 30 * time.Second
 // memory. Readers call Snapshot on every request without locking; Apply and
 // the reloads of Run swap the snapshot atomically.
 type Store struct {
-	rdb         redis.UniversalClient
-	log         *slog.Logger
-	reloadEvery time.Duration
+	rdb          redis.UniversalClient
+	log          *slog.Logger
+	reloadEvery  time.Duration
+	now          func() time.Time
+	keyring      *secrets.Keyring
+	secretFields model.SecretFields
+	validateDest func(model.Destination) error
+
+	localMu      sync.Mutex
+	localSecrets map[string]map[string]string // destination id → setting → clear secret
 
 	state atomic.Pointer[storeState]
 
@@ -52,13 +59,46 @@ func ReloadEvery(d time.Duration) StoreOption {
 	}
 }
 
+// WithKeyring encrypts destination secrets at rest with k (AES-GCM under
+// TAGWAY_SECRET_KEY). Without one, secrets from the operator's config file
+// stay in process memory and the admin API refuses new ones.
+func WithKeyring(k *secrets.Keyring) StoreOption { return func(s *Store) { s.keyring = k } }
+
+// WithSecretFields names the secret settings of each destination type (see
+// model.SecretFields; naming conventions apply on top).
+func WithSecretFields(f model.SecretFields) StoreOption {
+	return func(s *Store) { s.secretFields = f }
+}
+
+// WithDestinationValidator checks every created or changed destination's
+// settings (main passes the adapter factory's strict decoding).
+func WithDestinationValidator(v func(model.Destination) error) StoreOption {
+	return func(s *Store) { s.validateDest = v }
+}
+
+// WithClock sets the clock of audit entries and ingest-key expiry.
+func WithClock(now func() time.Time) StoreOption {
+	return func(s *Store) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
+// HasKeyring reports whether secrets are encrypted into Redis.
+func (s *Store) HasKeyring() bool { return s.keyring != nil }
+
+// SecretFields returns the registry of secret settings.
+func (s *Store) SecretFields() model.SecretFields { return s.secretFields }
+
 // NewStore returns a Store holding an empty configuration; call Load to read
 // the stored one. A nil logger discards logs.
 func NewStore(rdb redis.UniversalClient, logger *slog.Logger, opts ...StoreOption) *Store {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Store{rdb: rdb, log: logger, reloadEvery: defaultReloadEvery, changed: make(chan struct{})}
+	s := &Store{rdb: rdb, log: logger, reloadEvery: defaultReloadEvery, changed: make(chan struct{}),
+		now: time.Now, localSecrets: map[string]map[string]string{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -84,48 +124,22 @@ func (s *Store) Changed() <-chan struct{} {
 	return s.changed
 }
 
-// Apply validates cfg and makes it the configuration everywhere: it creates
-// the consumer group of every destination on its site stream, stores the
-// normalized config with a new version (MULTI/EXEC), announces the version on
-// ConfigChannel and swaps the local snapshot. An invalid config is refused
-// whole and changes nothing.
-//
-// Groups are created before the config is stored so that no replica can
-// accept events for a new destination before its group exists: a group
-// created with "$" would skip them.
+// Apply makes cfg the configuration of tenants, sites, destinations and
+// routes everywhere (API keys are kept): what is not in cfg is deleted. It is
+// Update with the actor "config", so it validates the whole result, refuses
+// an invalid one whole, creates the consumer groups of new destinations
+// before storing them (a group created with "$" after events were accepted
+// would skip them), announces the new version on ConfigChannel and swaps the
+// local snapshot. Secrets in cfg are kept in process memory when no keyring
+// is set.
 func (s *Store) Apply(ctx context.Context, cfg model.Config) error {
-	snap, err := model.NewSnapshot(cfg)
-	if err != nil {
-		return fmt.Errorf("routing: invalid config: %w", err)
-	}
-	data, err := json.Marshal(snap.Config())
-	if err != nil {
-		return fmt.Errorf("routing: encode config: %w", err)
-	}
-	for _, d := range snap.Config().Destinations {
-		if err := ensureGroup(ctx, s.rdb, d.SiteID, d.ID); err != nil {
-			return err
-		}
-	}
-	var incr *redis.IntCmd
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		incr = p.HIncrBy(ctx, ConfigKey, "version", 1)
-		p.HSet(ctx, ConfigKey, "json", data)
+	_, err := s.Update(ctx, Actor{ID: "config"}, UpdateOptions{LocalSecrets: true}, func(st *State) error {
+		st.Config = cfg
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("routing: store config: %w", err)
+		return fmt.Errorf("routing: %w", err)
 	}
-	version := incr.Val()
-	if err := s.rdb.Publish(ctx, ConfigChannel, strconv.FormatInt(version, 10)).Err(); err != nil {
-		// Stored but not announced: other replicas catch up on their
-		// periodic reload.
-		s.log.Warn("config stored but not announced; replicas pick it up on their next reload",
-			"version", version, "err", err)
-	}
-	s.swap(&storeState{snap: snap, version: version}, func(cur *storeState) bool { return version > cur.version })
-	s.log.Info("config applied", "version", version, "sites", len(snap.Config().Sites),
-		"destinations", len(snap.Config().Destinations), "routes", len(snap.Config().Routes))
 	return nil
 }
 
@@ -133,26 +147,22 @@ func (s *Store) Apply(ctx context.Context, cfg model.Config) error {
 // the empty one. A stored config that does not validate is an error and the
 // current snapshot is kept.
 func (s *Store) Load(ctx context.Context) error {
-	vals, err := s.rdb.HMGet(ctx, ConfigKey, "json", "version").Result()
-	if err != nil {
+	v, err := s.rdb.HGet(ctx, ConfigKey, "version").Result()
+	if err != nil && err != redis.Nil {
 		return fmt.Errorf("routing: load config: %w", err)
 	}
-	var cfg model.Config
-	var version int64
-	if raw, ok := vals[0].(string); ok {
-		if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
-			return fmt.Errorf("routing: decode stored config: %w", err)
-		}
+	if v != "" && v == strconv.FormatInt(s.Version(), 10) {
+		return nil
 	}
-	if v, ok := vals[1].(string); ok {
-		if version, err = strconv.ParseInt(v, 10, 64); err != nil {
-			return fmt.Errorf("routing: stored config version %q: %w", v, err)
-		}
+	st, err := s.Read(ctx)
+	if err != nil {
+		return err
 	}
+	version := st.version
 	if version == s.Version() {
 		return nil
 	}
-	snap, err := model.NewSnapshot(cfg)
+	snap, err := model.NewSnapshotAt(st.Config, s.now)
 	if err != nil {
 		return fmt.Errorf("routing: stored config (version %d) is invalid: %w", version, err)
 	}

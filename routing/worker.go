@@ -21,19 +21,6 @@ type AdPlatform interface {
 	AdPlatform() bool
 }
 
-// consentAllows is tagway's one consent rule for delivery: without marketing
-// consent (ad_storage and ad_user_data granted) an event is withheld from
-// every advertising platform.
-func consentAllows(dest destinations.Destination, ev destinations.Event) bool {
-	if ev.Context.Consent.Marketing() {
-		return true
-	}
-	if p, ok := dest.(AdPlatform); ok && !p.AdPlatform() {
-		return true
-	}
-	return false
-}
-
 // commitTimeout bounds the MULTI/EXEC that records a round's outcomes.
 const commitTimeout = 10 * time.Second
 
@@ -344,10 +331,7 @@ func (w *worker) process(hard context.Context, r round) {
 		case j.out.kind != 0: // decided while decoding
 		case w.draining() || !configured:
 			j.out = outcome{kind: outDead, reason: ReasonUnknownDestination, message: "the destination was removed from the configuration"}
-		case !accepts(routes, j.event.EventName):
-			j.out = outcome{kind: outFiltered}
-		case !consentAllows(w.dest, j.event):
-			j.out = outcome{kind: outWithheld}
+		case !w.admit(snap, routes, j): // policy.go: route, consent, region, test mode
 		case w.tooOld(j.event, now):
 			j.out = outcome{kind: outDead, reason: ReasonTooOld, message: orDefault(j.lastError, "event older than the platform accepts")}
 		default:
@@ -380,6 +364,7 @@ func (w *worker) process(hard context.Context, r round) {
 	for _, j := range r.jobs {
 		w.d.metrics.deliveries.WithLabelValues(w.id, j.out.label()).Inc()
 	}
+	w.recordTestResults(r)
 }
 
 func (k outcome) label() string {
@@ -412,15 +397,6 @@ func (w *worker) routes(snap *model.Snapshot) []model.Route {
 		}
 	}
 	return out
-}
-
-func accepts(routes []model.Route, eventName string) bool {
-	for _, r := range routes {
-		if r.Accepts(eventName) {
-			return true
-		}
-	}
-	return false
 }
 
 // tooOld reports whether the event will be past the platform's age limit at

@@ -15,11 +15,15 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Config is the whole declarative configuration: what TAGWAY_CONFIG holds and
 // what the quick-start environment variables describe for one site.
 type Config struct {
+	// Tenants are the agencies owning sites; a site without a tenant
+	// belongs to the operator.
+	Tenants      []Tenant      `json:"tenants,omitempty"`
 	Sites        []Site        `json:"sites"`
 	Destinations []Destination `json:"destinations,omitempty"`
 	Routes       []Route       `json:"routes,omitempty"`
@@ -72,6 +76,17 @@ type Site struct {
 	// advertising platforms; ConsentDeniedAnonymous sends it to them
 	// without any identifier.
 	ConsentDeniedMode string `json:"consent_denied_mode,omitempty"`
+
+	// Tenant owns the site (empty: the operator).
+	Tenant string `json:"tenant,omitempty"`
+	// RetiringIngestKeys are replaced ingest keys that stay valid until
+	// their deadline (see RotateIngestKey).
+	RetiringIngestKeys []RetiringKey `json:"retiring_ingest_keys,omitempty"`
+	// Cookies tunes the first-party cookies set for the site.
+	Cookies *CookieSettings `json:"cookies,omitempty"`
+	// RegionRules are privacy rules for visitors of some regions, applied to
+	// every route of the site before the route's own rules.
+	RegionRules []RegionRule `json:"region_rules,omitempty"`
 }
 
 // Destination is one account on one platform, owned by a site.
@@ -96,6 +111,25 @@ type Route struct {
 	ExcludeEvents []string `json:"exclude_events,omitempty"`
 	// Disabled stops the route without deleting it.
 	Disabled bool `json:"disabled,omitempty"`
+
+	// EventMap renames events on this route ("Purchase": "CompletePayment").
+	// The allow and deny lists see the original name.
+	EventMap map[string]string `json:"event_map,omitempty"`
+	// Overrides set fields of every event sent on this route.
+	Overrides *RouteOverrides `json:"overrides,omitempty"`
+	// TestMode sends the route's events to the platform's test channel
+	// with TestEventCode (which overrides the destination's own) and
+	// records the outcomes, readable through the admin API.
+	TestMode      bool   `json:"test_mode,omitempty"`
+	TestEventCode string `json:"test_event_code,omitempty"`
+	// Consent lists the consent purposes the route needs granted
+	// (ad_storage, ad_user_data, ad_personalization, analytics_storage).
+	// Empty: ad_storage and ad_user_data for an advertising platform,
+	// nothing otherwise; ["none"]: nothing.
+	Consent []string `json:"consent,omitempty"`
+	// RegionRules are privacy rules of this route, applied after the
+	// site's.
+	RegionRules []RegionRule `json:"region_rules,omitempty"`
 }
 
 // Accepts reports whether the route carries an event of this name.
@@ -126,6 +160,7 @@ func HashKey(key string) string {
 // domains. It returns a copy; the receiver is not changed.
 func (c Config) Normalize() Config {
 	out := Config{
+		Tenants:      slices.Clone(c.Tenants),
 		Sites:        make([]Site, len(c.Sites)),
 		Destinations: slices.Clone(c.Destinations),
 		Routes:       slices.Clone(c.Routes),
@@ -249,6 +284,7 @@ func (c Config) Validate() error {
 			add("%s.destination: destination %q belongs to site %q, not %q", p, r.DestinationID, site, r.SiteID)
 		}
 	}
+	errs = append(errs, c.validateTenancy()...)
 	return errors.Join(errs...)
 }
 
@@ -297,11 +333,20 @@ type Snapshot struct {
 	sites        map[string]*Site
 	destinations map[string]*Destination
 	routesBySite map[string][]Route
-	keyToSite    map[string]string // ingest key hash → site id
+	keyToSite    map[string]string    // ingest key hash → site id
+	keyUntil     map[string]time.Time // retiring ingest key hash → deadline
+	routes       map[string]*Route
+	tenants      map[string]*Tenant
+	now          func() time.Time
 }
 
-// NewSnapshot validates and indexes cfg (normalizing it first).
-func NewSnapshot(cfg Config) (*Snapshot, error) {
+// NewSnapshot validates and indexes cfg (normalizing it first). Retiring
+// ingest keys expire by the wall clock.
+func NewSnapshot(cfg Config) (*Snapshot, error) { return NewSnapshotAt(cfg, time.Now) }
+
+// NewSnapshotAt is NewSnapshot with the clock that expires retiring ingest
+// keys.
+func NewSnapshotAt(cfg Config, now func() time.Time) (*Snapshot, error) {
 	cfg = cfg.Normalize()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -312,19 +357,32 @@ func NewSnapshot(cfg Config) (*Snapshot, error) {
 		destinations: map[string]*Destination{},
 		routesBySite: map[string][]Route{},
 		keyToSite:    map[string]string{},
+		keyUntil:     map[string]time.Time{},
+		routes:       map[string]*Route{},
+		tenants:      map[string]*Tenant{},
+		now:          now,
+	}
+	for i := range cfg.Tenants {
+		s.tenants[cfg.Tenants[i].ID] = &cfg.Tenants[i]
 	}
 	for i := range cfg.Sites {
 		site := &cfg.Sites[i]
 		s.sites[site.ID] = site
+		for _, k := range site.RetiringIngestKeys {
+			s.keyToSite[k.Hash] = site.ID
+			s.keyUntil[k.Hash] = k.Until
+		}
 		for _, h := range site.IngestKeyHashes {
 			s.keyToSite[h] = site.ID
+			delete(s.keyUntil, h)
 		}
 	}
 	for i := range cfg.Destinations {
 		s.destinations[cfg.Destinations[i].ID] = &cfg.Destinations[i]
 	}
-	for _, r := range cfg.Routes {
+	for i, r := range cfg.Routes {
 		s.routesBySite[r.SiteID] = append(s.routesBySite[r.SiteID], r)
+		s.routes[r.ID] = &cfg.Routes[i]
 	}
 	return s, nil
 }
@@ -396,10 +454,25 @@ func (s *Snapshot) SiteByIngestKey(key string) (*Site, bool) {
 	h := HashKey(key)
 	for stored, id := range s.keyToSite {
 		if subtle.ConstantTimeCompare([]byte(stored), []byte(h)) == 1 {
+			if until, retiring := s.keyUntil[stored]; retiring && !s.now().Before(until) {
+				return nil, false
+			}
 			return s.sites[id], true
 		}
 	}
 	return nil, false
+}
+
+// Route returns the route with this id.
+func (s *Snapshot) Route(id string) (*Route, bool) {
+	r, ok := s.routes[id]
+	return r, ok
+}
+
+// Tenant returns the tenant with this id.
+func (s *Snapshot) Tenant(id string) (*Tenant, bool) {
+	t, ok := s.tenants[id]
+	return t, ok
 }
 
 func stripPort(host string) string {
