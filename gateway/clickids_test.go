@@ -154,7 +154,7 @@ func TestConsentStripsIdentifiers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tg := newTestGateway(t, func(o *Options) { o.Sites = staticSites{snap} })
 			body := `{"vid":"1772366400000.482913756104","url":"https://` + tt.host + `/?gclid=G1&fbclid=F1","consent":` + tt.consent +
-				`,"events":[{"event_name":"Purchase",` + user + `}]}`
+				`,"events":[{"event_name":"Purchase","custom_data":{"value":1,"currency":"EUR"},` + user + `}]}`
 			w := tg.do("POST", "/collect", body, "Host", "t."+tt.host, "User-Agent", "UA/1", "Cookie", "_ttp=t1; _fbp=fb.1.1700000000000.123456789")
 			if w.Code != 200 {
 				t.Fatalf("%d %s", w.Code, w.Body)

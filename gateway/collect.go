@@ -38,6 +38,16 @@ type collectEvent struct {
 	EventSourceURL string          `json:"event_source_url"`
 	CustomData     json.RawMessage `json:"custom_data"`
 	UserData       pii.RawUserData `json:"user_data"`
+
+	// Meta's other server-event fields, optional from a browser: the
+	// action_source defaults to website and referrer_url to the request's
+	// referrer.
+	ActionSource                 string   `json:"action_source"`
+	OptOut                       bool     `json:"opt_out"`
+	ReferrerURL                  string   `json:"referrer_url"`
+	DataProcessingOptions        []string `json:"data_processing_options"`
+	DataProcessingOptionsCountry *int     `json:"data_processing_options_country"`
+	DataProcessingOptionsState   *int     `json:"data_processing_options_state"`
 }
 
 // collect handles POST /collect.
@@ -190,9 +200,9 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	ids := g.browserIDs(r, consent, req.VID, req.URL, req.Referrer, now)
 
 	base := destinations.Event{
-		EventSourceURL: req.URL,
+		EventSourceURL: g.pageURL(r, req.URL),
 		ReferrerURL:    referrerURL(req.Referrer),
-		ActionSource:   "website",
+		ActionSource:   actionSourceWebsite,
 		Context: destinations.Context{
 			SiteID:     site.ID,
 			ReceivedAt: now.UnixMilli(),
@@ -216,6 +226,9 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		ev.UserData.ClientIPAddress = ip
 		ev.UserData.ClientUserAgent = ua
 		ev.UserData.Fbp, ev.UserData.Fbc = cookies.Fbp, cookies.Fbc
+		if e := checkMetaRules(prefix, &ev); e != nil {
+			return 0, "", e
+		}
 		events = append(events, ev)
 	}
 	applyConsentMode(site, events)
@@ -251,9 +264,19 @@ func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations
 		}
 		ev.EventID = id
 	}
+	if in.ActionSource != "" {
+		if e := checkActionSource(prefix+"action_source", in.ActionSource); e != nil {
+			return ev, e
+		}
+		ev.ActionSource = in.ActionSource
+	}
+	maxAge := maxEventAge
+	if ev.ActionSource == "physical_store" {
+		maxAge = maxPhysicalEventAge
+	}
 	ev.EventTime = now.Unix()
 	if in.EventTime != nil {
-		if e := checkEventTime(prefix+"event_time", *in.EventTime, now, maxEventAge); e != nil {
+		if e := checkEventTime(prefix+"event_time", *in.EventTime, now, maxAge); e != nil {
 			return ev, e
 		}
 		ev.EventTime = *in.EventTime
@@ -264,6 +287,19 @@ func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations
 		}
 		ev.EventSourceURL = in.EventSourceURL
 	}
+	if in.ReferrerURL != "" {
+		if e := checkURL(prefix+"referrer_url", in.ReferrerURL); e != nil {
+			return ev, e
+		}
+		ev.ReferrerURL = in.ReferrerURL
+	}
+	ev.OptOut = in.OptOut
+	if e := checkDataProcessing(prefix, in.DataProcessingOptions, in.DataProcessingOptionsCountry, in.DataProcessingOptionsState); e != nil {
+		return ev, e
+	}
+	ev.DataProcessingOptions = in.DataProcessingOptions
+	ev.DataProcessingOptionsCountry = in.DataProcessingOptionsCountry
+	ev.DataProcessingOptionsState = in.DataProcessingOptionsState
 	cd, e := decodeCustomData(prefix, in.CustomData)
 	if e != nil {
 		return ev, e

@@ -273,19 +273,6 @@ func decodeCustomData(prefix string, raw json.RawMessage) (*destinations.CustomD
 	return &cd, nil
 }
 
-func isCurrency(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for i := 0; i < 3; i++ {
-		c := s[i] | 0x20
-		if c < 'a' || c > 'z' {
-			return false
-		}
-	}
-	return true
-}
-
 // mintEventID returns a new UUID v4 from the gateway's entropy.
 func (g *Gateway) mintEventID() (string, error) {
 	g.randMu.Lock()

@@ -131,7 +131,11 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func (tg *testGW) do(method, path, body string, hdr ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, "http://t.shop.example"+path, strings.NewReader(body))
 	r.RemoteAddr = "203.0.113.7:51234"
+	r.Header.Set("User-Agent", "Mozilla/5.0 (tagway test)") // browsers always send one; a test may replace it
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "User-Agent" {
+			r.Header.Del("User-Agent")
+		}
 		switch hdr[i] {
 		case "Host":
 			r.Host = hdr[i+1]

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -123,8 +122,8 @@ func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event
 		return ev, e
 	}
 	ev.EventName = in.EventName
-	if !slices.Contains(actionSources, in.ActionSource) {
-		return ev, badField(prefix+"action_source", "required, one of %s", strings.Join(actionSources, ", "))
+	if e := checkActionSource(prefix+"action_source", in.ActionSource); e != nil {
+		return ev, e
 	}
 	ev.ActionSource = in.ActionSource
 	if in.EventTime == nil {
@@ -158,18 +157,10 @@ func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event
 		return ev, e
 	}
 	ev.ReferrerURL = in.ReferrerURL
-	for _, o := range in.DataProcessingOptions {
-		if o != "LDU" {
-			return ev, badField(prefix+"data_processing_options", `may hold only "LDU"`)
-		}
+	if e := checkDataProcessing(prefix, in.DataProcessingOptions, in.DataProcessingOptionsCountry, in.DataProcessingOptionsState); e != nil {
+		return ev, e
 	}
 	ev.DataProcessingOptions = in.DataProcessingOptions
-	if c := in.DataProcessingOptionsCountry; c != nil && *c != 0 && *c != 1 {
-		return ev, badField(prefix+"data_processing_options_country", "must be 1 (USA) or 0 (geolocate)")
-	}
-	if s := in.DataProcessingOptionsState; s != nil && *s != 0 && *s != 1000 {
-		return ev, badField(prefix+"data_processing_options_state", "must be 1000 (California) or 0 (geolocate)")
-	}
 	ev.DataProcessingOptionsCountry = in.DataProcessingOptionsCountry
 	ev.DataProcessingOptionsState = in.DataProcessingOptionsState
 	cd, e := decodeCustomData(prefix, in.CustomData)
@@ -182,5 +173,8 @@ func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event
 		return ev, e
 	}
 	ev.UserData = u
+	if e := checkMetaRules(prefix, &ev); e != nil {
+		return ev, e
+	}
 	return ev, nil
 }

@@ -75,7 +75,7 @@ func TestServerEvents(t *testing.T) {
 
 func TestServerEventsAuth(t *testing.T) {
 	tg := newTestGateway(t, nil)
-	good := serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website"}`, testNow.Unix()))
+	good := serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website","event_source_url":"https://shop.example/p","user_data":{"client_user_agent":"UA/1","client_ip_address":"203.0.113.7"}}`, testNow.Unix()))
 	for _, auth := range []string{"", "Bearer", "Bearer wrong-key-wrong-key-00", "Basic " + testIngestKey, testIngestKey, "Bearer  "} {
 		r := &countingReader{n: 1 << 20}
 		req := newRequest("POST", "/v1/events", r)
@@ -103,7 +103,7 @@ func TestServerEventsBadInput(t *testing.T) {
 	tg := newTestGateway(t, nil)
 	ts := testNow.Unix()
 	ev := func(extra string) string {
-		return serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website"%s}`, ts, extra))
+		return serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website","event_source_url":"https://shop.example/p","user_data":{"client_user_agent":"UA/1","client_ip_address":"203.0.113.7"}%s}`, ts, extra))
 	}
 	many := serverBody(strings.Repeat(`{"event_name":"A"},`, 9999) + `{"event_name":"A"}`)
 	tests := []struct {
@@ -119,7 +119,7 @@ func TestServerEventsBadInput(t *testing.T) {
 		{"missing action_source", serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d}`, ts)), "invalid_field", "data[0].action_source", 400},
 		{"bad action_source", serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"Website"}`, ts)), "invalid_field", "data[0].action_source", 400},
 		{"missing event_time", serverBody(`{"event_name":"Lead","action_source":"website"}`), "invalid_field", "data[0].event_time", 400},
-		{"old event_time", serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website"}`, ts-8*86400)), "invalid_field", "data[0].event_time", 400},
+		{"old event_time", serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website","event_source_url":"https://shop.example/p","user_data":{"client_user_agent":"UA/1","client_ip_address":"203.0.113.7"}}`, ts-8*86400)), "invalid_field", "data[0].event_time", 400},
 		{"bad LDU", ev(`,"data_processing_options":["XYZ"]`), "invalid_field", "data[0].data_processing_options", 400},
 		{"bad LDU state", ev(`,"data_processing_options_state":5`), "invalid_field", "data[0].data_processing_options_state", 400},
 		{"bad email", ev(`,"user_data":{"em":"nope"}`), "invalid_field", "data[0].user_data.em", 400},
@@ -144,7 +144,7 @@ func TestServerEventsBadInput(t *testing.T) {
 func TestServerEventsEnqueueFailure(t *testing.T) {
 	tg := newTestGateway(t, nil)
 	tg.q.err = errors.New("queue down")
-	w := tg.do("POST", "/v1/events", serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website"}`, testNow.Unix())),
+	w := tg.do("POST", "/v1/events", serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website","event_source_url":"https://shop.example/p","user_data":{"client_user_agent":"UA/1","client_ip_address":"203.0.113.7"}}`, testNow.Unix())),
 		"Authorization", "Bearer "+testIngestKey)
 	if w.Code != 503 || w.Header().Get("Retry-After") != "5" || decodeError(t, w).Error.Code != "unavailable" {
 		t.Fatalf("= %d %v %s", w.Code, w.Header(), w.Body)
