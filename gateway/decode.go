@@ -202,7 +202,9 @@ func checkEventTime(field string, t int64, now time.Time, maxAge time.Duration) 
 	case t > millisecondsThreshold:
 		return badField(field, "looks like milliseconds: send Unix seconds")
 	case t < now.Add(-maxAge).Unix():
-		return badField(field, "older than %s: Meta refuses such events", humanDays(maxAge))
+		e := badField(field, "older than %s: Meta refuses such events", humanDays(maxAge))
+		e.metaSubcode = subcodeTooOld
+		return e
 	case t > now.Add(maxFutureSkew).Unix():
 		return badField(field, "more than %s in the future", maxFutureSkew)
 	}

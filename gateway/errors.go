@@ -26,6 +26,10 @@ type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// metaSubcode is the error_subcode Meta's Graph API gives for the same
+	// problem (2804003 too old, 2804050 too little customer information),
+	// for the drop-in Conversions API endpoint; zero when Meta has none.
+	metaSubcode int
 }
 
 func (e *apiError) Error() string {

@@ -204,6 +204,7 @@ func (g *Gateway) routes() http.Handler {
 	collect := methods(map[string]http.HandlerFunc{http.MethodPost: g.collect, http.MethodOptions: g.preflight})
 	mux.Handle("/collect", g.wrap(routeCollect, collect))
 	mux.Handle("/v1/events", g.wrap(routeEvents, methods(map[string]http.HandlerFunc{http.MethodPost: g.serverEvents})))
+	mux.Handle("/{version}/{pixel}/events", g.wrap(routeCAPI, http.HandlerFunc(g.capi)))
 	mux.Handle("/healthz", g.wrap(routeHealth, methods(map[string]http.HandlerFunc{http.MethodGet: g.healthz})))
 	mux.Handle("/readyz", g.wrap(routeReady, methods(map[string]http.HandlerFunc{http.MethodGet: g.readyz})))
 	var metricsHandler http.Handler = http.NotFoundHandler()

@@ -43,11 +43,22 @@ func checkMetaRules(prefix string, ev *destinations.Event) *apiError {
 		}
 	}
 	if present := customerInfoKeys(ev.UserData); weakCustomerInfo(present) {
-		return badField(prefix+"user_data", "too little customer information for Meta to match (has [%s]); "+
+		return withSubcode(subcodeTooLittleInfo, badField(prefix+"user_data", "too little customer information for Meta to match (has [%s]); "+
 			"send at least one of em, ph, external_id, fbp, fbc, or client_ip_address with client_user_agent",
-			strings.Join(present, " "))
+			strings.Join(present, " ")))
 	}
 	return nil
+}
+
+// Meta's error subcodes for problems the gateway also detects.
+const (
+	subcodeTooOld        = 2804003
+	subcodeTooLittleInfo = 2804050
+)
+
+func withSubcode(code int, e *apiError) *apiError {
+	e.metaSubcode = code
+	return e
 }
 
 // weakSets are Meta's baseline requirement for matching (since v13.0): an

@@ -71,47 +71,57 @@ func (g *Gateway) serverEventsDo(w http.ResponseWriter, r *http.Request) (int, s
 	if e := decodeStrict(body, &req, ""); e != nil {
 		return 0, "", e
 	}
-	switch {
-	case len(req.Data) == 0:
-		return 0, "", badField("data", "at least one event is required")
-	case len(req.Data) > g.opts.MaxServerEvents:
-		return 0, "", &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "data",
-			Message: fmt.Sprintf("at most %d events per request", g.opts.MaxServerEvents)}
-	}
-	if e := checkText("test_event_code", req.TestEventCode, maxTestEventCodeLen); e != nil {
+	events, e := g.serverBatch(req.Data, site.ID, req.TestEventCode)
+	if e != nil {
 		return 0, "", e
-	}
-
-	now := g.now()
-	granted := destinations.Consent{
-		AdStorage: destinations.Granted, AdUserData: destinations.Granted,
-		AdPersonalization: destinations.Granted, AnalyticsStorage: destinations.Granted,
-	}
-	events := make([]destinations.Event, 0, len(req.Data))
-	for i, raw := range req.Data {
-		prefix := "data[" + strconv.Itoa(i) + "]."
-		var in serverEvent
-		if e := decodeStrict(raw, &in, prefix); e != nil {
-			return 0, "", e
-		}
-		ev, e := g.serverEvent(prefix, in)
-		if e != nil {
-			return 0, "", e
-		}
-		ev.Context = destinations.Context{
-			SiteID:        site.ID,
-			ReceivedAt:    now.UnixMilli(),
-			Source:        "server",
-			Consent:       granted,
-			TestEventCode: req.TestEventCode,
-		}
-		events = append(events, ev)
 	}
 	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
 		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
 	}
 	return len(events), site.ID, nil
+}
+
+// serverBatch validates the server events of one request (Meta's data
+// array) and builds their canonical form for site, with the request's
+// test_event_code. Server senders assert consent themselves.
+func (g *Gateway) serverBatch(data []json.RawMessage, siteID, testEventCode string) ([]destinations.Event, *apiError) {
+	switch {
+	case len(data) == 0:
+		return nil, badField("data", "at least one event is required")
+	case len(data) > g.opts.MaxServerEvents:
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "data",
+			Message: fmt.Sprintf("at most %d events per request", g.opts.MaxServerEvents)}
+	}
+	if e := checkText("test_event_code", testEventCode, maxTestEventCodeLen); e != nil {
+		return nil, e
+	}
+	now := g.now()
+	granted := destinations.Consent{
+		AdStorage: destinations.Granted, AdUserData: destinations.Granted,
+		AdPersonalization: destinations.Granted, AnalyticsStorage: destinations.Granted,
+	}
+	events := make([]destinations.Event, 0, len(data))
+	for i, raw := range data {
+		prefix := "data[" + strconv.Itoa(i) + "]."
+		var in serverEvent
+		if e := decodeStrict(raw, &in, prefix); e != nil {
+			return nil, e
+		}
+		ev, e := g.serverEvent(prefix, in)
+		if e != nil {
+			return nil, e
+		}
+		ev.Context = destinations.Context{
+			SiteID:        siteID,
+			ReceivedAt:    now.UnixMilli(),
+			Source:        "server",
+			Consent:       granted,
+			TestEventCode: testEventCode,
+		}
+		events = append(events, ev)
+	}
+	return events, nil
 }
 
 // serverEvent validates one server event and builds its canonical form.
