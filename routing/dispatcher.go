@@ -54,6 +54,16 @@ type DispatcherOptions struct {
 	TrimInterval time.Duration
 	// Retry is the retry and pause policy.
 	Retry RetryPolicy
+	// Circuit is the circuit breaker of every destination.
+	Circuit CircuitPolicy
+	// Limits are every destination's concurrency and rate limits;
+	// DestinationLimits, by destination id, override them field by field.
+	Limits            Limits
+	DestinationLimits map[string]Limits
+	// PoisonClaims: an entry taken over from stopped consumers more than
+	// this many times goes to the dead letters with reason poison instead
+	// of being tried again (default 5; negative: never).
+	PoisonClaims int
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger defaults to deps.Logger, then to a discarding logger.
@@ -91,6 +101,10 @@ func (o DispatcherOptions) withDefaults() (DispatcherOptions, error) {
 		o.TrimInterval = 10 * time.Second
 	}
 	o.Retry = o.Retry.withDefaults()
+	o.Circuit = o.Circuit.withDefaults()
+	if o.PoisonClaims == 0 {
+		o.PoisonClaims = 5
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -128,7 +142,10 @@ type Dispatcher struct {
 	opts     DispatcherOptions
 	log      *slog.Logger
 	metrics  *metrics
+	engine   *engineMetrics
 	lease    *redis.Script
+
+	circuitOpen *redis.Script
 
 	warnedOrphans map[string]bool // trim loop only
 }
@@ -158,10 +175,15 @@ func NewDispatcher(rdb redis.UniversalClient, store *Store, registry destination
 	if err != nil {
 		return nil, err
 	}
+	em, err := newEngineMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	return &Dispatcher{
 		rdb: rdb, store: store, registry: registry, deps: deps, opts: opts,
-		log: log.With("consumer", opts.Consumer), metrics: m,
+		log: log.With("consumer", opts.Consumer), metrics: m, engine: em,
 		lease:         redis.NewScript(leaseScript),
+		circuitOpen:   redis.NewScript(circuitOpenScript),
 		warnedOrphans: map[string]bool{},
 	}, nil
 }

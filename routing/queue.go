@@ -157,6 +157,9 @@ const (
 	// ReasonUnknownDestination: the event was queued for a destination that
 	// no longer exists.
 	ReasonUnknownDestination = "unknown_destination"
+	// ReasonPoison: the queue entry was taken over from stopped consumers
+	// more often than DispatcherOptions.PoisonClaims allows.
+	ReasonPoison = "poison"
 )
 
 // DeadLetter is an event a destination gave up on.

@@ -62,3 +62,37 @@ func (q *Queue) Register(reg prometheus.Registerer) error {
 	}
 	return nil
 }
+
+// engineMetrics are the dispatcher's collectors for circuits and batch
+// splits.
+type engineMetrics struct {
+	circuitOpen   *prometheus.GaugeVec
+	circuitOpened *prometheus.CounterVec
+	splits        *prometheus.CounterVec
+}
+
+func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
+	m := &engineMetrics{
+		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagway_circuit_open",
+			Help: "1 while a destination's circuit is open (nothing is sent to it), as this replica last saw it.",
+		}, []string{"destination"}),
+		circuitOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_circuit_opened_total",
+			Help: "Times this replica opened a destination's circuit after consecutive failed batches.",
+		}, []string{"destination"}),
+		splits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_batch_splits_total",
+			Help: "Batches split in halves after the platform refused them as a whole, to isolate the bad events.",
+		}, []string{"destination"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.circuitOpen, m.circuitOpened, m.splits} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("routing: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,8 +41,16 @@ type worker struct {
 	maxBatch int
 	log      *slog.Logger
 
+	lastClaim time.Time // step only
+
+	mu          sync.Mutex // guards pausedUntil (several batches may be in flight)
 	pausedUntil time.Time
-	lastClaim   time.Time
+
+	limiter  *limiter      // nil: no rate limit
+	circuit  circuit       // delivery.go
+	slots    chan struct{} // one per batch allowed in flight
+	inFlight sync.WaitGroup
+	handed   bool // step passed its slot to a round (step only)
 }
 
 func newWorker(d *Dispatcher, spec model.Destination, dest destinations.Destination, log *slog.Logger) *worker {
@@ -49,14 +58,27 @@ func newWorker(d *Dispatcher, spec model.Destination, dest destinations.Destinat
 	if dest != nil {
 		w.maxBatch = max(dest.MaxBatch(), 1)
 	}
+	l := d.opts.limitsFor(spec.ID, w.maxBatch)
+	if dest == nil {
+		l = Limits{Concurrency: 1}
+	}
+	w.limiter = newLimiter(l)
+	w.slots = make(chan struct{}, l.Concurrency)
 	return w
 }
 
 func (w *worker) draining() bool { return w.dest == nil }
 
+// readCount is how many entries or retries one read takes: ReadCount, but
+// no more than a batch holds (an entry holds at least one event), so that
+// with Concurrency above one the next read forms the next batch.
+func (w *worker) readCount() int { return min(w.d.opts.ReadCount, w.maxBatch) }
+
 // run works until ctx is done. In-flight work gets ShutdownTimeout more to
-// finish; what is still running then is abandoned unrecorded, so it stays
-// pending (or leased) and is delivered by another consumer later.
+// finish; a round still delivering then keeps what the platform already
+// acknowledged and schedules the rest again (or, when nothing of it was
+// resolved, is abandoned unrecorded: it stays pending, or leased, and is
+// delivered by another consumer later). See deliverAll.
 func (w *worker) run(ctx context.Context) {
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
@@ -68,13 +90,23 @@ func (w *worker) run(ctx context.Context) {
 			w.log.Warn("cannot create consumer group; retrying", "err", err)
 		}
 	}
+	defer w.inFlight.Wait()
 	failures := 0
 	for ctx.Err() == nil {
-		if w.paused() {
-			w.sleep(ctx, min(w.pausedUntil.Sub(w.d.opts.Now()), w.d.opts.Block))
+		if until, held := w.holding(ctx); held {
+			w.sleep(ctx, min(until.Sub(w.d.opts.Now()), w.d.opts.Block))
 			continue
 		}
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		w.handed = false
 		worked, err := w.step(ctx, hard)
+		if !w.handed {
+			<-w.slots
+		}
 		if w.draining() && (errNoGroup(err) || (err == nil && !worked && w.drained(hard))) {
 			w.log.Info("removed destination drained; its consumer group is gone")
 			return
@@ -125,7 +157,21 @@ func (w *worker) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (w *worker) paused() bool { return w.d.opts.Now().Before(w.pausedUntil) }
+// dispatch hands a round and the step's slot to a goroutine (or, with one
+// slot, processes it at once), so up to Concurrency rounds are in flight.
+func (w *worker) dispatch(hard context.Context, r round) {
+	if cap(w.slots) == 1 {
+		w.process(hard, r)
+		return
+	}
+	w.handed = true
+	w.inFlight.Add(1)
+	go func() {
+		defer w.inFlight.Done()
+		defer func() { <-w.slots }()
+		w.process(hard, r)
+	}()
+}
 
 // step does one unit of work: stale pending entries first, then due
 // retries, then new entries. It reports whether there was any.
@@ -140,7 +186,7 @@ func (w *worker) step(ctx, hard context.Context) (bool, error) {
 		}
 		if len(msgs) > 0 {
 			w.log.Info("claimed entries left pending by another consumer", "entries", len(msgs))
-			w.process(hard, w.entryJobs(msgs))
+			w.dispatch(hard, w.markPoison(hard, msgs, w.entryJobs(msgs)))
 			return true, nil
 		}
 	}
@@ -148,12 +194,12 @@ func (w *worker) step(ctx, hard context.Context) (bool, error) {
 	if w.draining() {
 		dueBy = time.UnixMilli(1 << 53) // everything, due or not
 	}
-	members, err := lease(hard, w.d.rdb, w.d.lease, RetryKey(w.site, w.id), dueBy, now.Add(w.d.opts.VisibilityTimeout), w.d.opts.ReadCount)
+	members, err := lease(hard, w.d.rdb, w.d.lease, RetryKey(w.site, w.id), dueBy, now.Add(w.d.opts.VisibilityTimeout), w.readCount())
 	if err != nil {
 		return false, err
 	}
 	if len(members) > 0 {
-		w.process(hard, w.retryJobs(members))
+		w.dispatch(hard, w.retryJobs(members))
 		return true, nil
 	}
 	r, err := w.read(ctx, hard)
@@ -161,7 +207,7 @@ func (w *worker) step(ctx, hard context.Context) (bool, error) {
 		return false, err
 	}
 	if len(r.jobs) > 0 || len(r.entries) > 0 {
-		w.process(hard, r)
+		w.dispatch(hard, r)
 		return true, nil
 	}
 	return false, nil
@@ -172,7 +218,7 @@ func (w *worker) step(ctx, hard context.Context) (bool, error) {
 func (w *worker) claim(ctx context.Context) ([]redis.XMessage, bool, error) {
 	msgs, next, err := w.d.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: StreamKey(w.site), Group: w.id, Consumer: w.d.opts.Consumer,
-		MinIdle: w.d.opts.VisibilityTimeout, Start: "0-0", Count: int64(w.d.opts.ReadCount),
+		MinIdle: w.d.opts.VisibilityTimeout, Start: "0-0", Count: int64(w.readCount()),
 	}).Result()
 	if errNoGroup(err) {
 		return nil, false, w.noGroup(ctx, err)
@@ -225,7 +271,7 @@ func (w *worker) noGroup(ctx context.Context, err error) error {
 func (w *worker) readOnce(ctx context.Context, block time.Duration) ([]redis.XMessage, error) {
 	res, err := w.d.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: w.id, Consumer: w.d.opts.Consumer, Streams: []string{StreamKey(w.site), ">"},
-		Count: int64(w.d.opts.ReadCount), Block: max(block, time.Millisecond),
+		Count: int64(w.readCount()), Block: max(block, time.Millisecond),
 	}).Result()
 	switch {
 	case err == redis.Nil:
@@ -315,8 +361,13 @@ func (w *worker) retryJobs(members []string) round {
 }
 
 // process resolves every job of r and records the outcomes. If the hard
-// context ends while delivering, nothing is recorded: the entries stay
-// pending and the retries stay leased, so they are delivered again later.
+// context ends while delivering, deliverAll decides what is recorded.
+//
+// The one window in which the platform receives an event twice: a crash
+// (or a failed commit) after Deliver returned and before the commit's
+// MULTI/EXEC. The entry is then still pending and is delivered again after
+// the visibility timeout, with the same event_id, which platforms
+// deduplicate on.
 func (w *worker) process(hard context.Context, r round) {
 	now := w.d.opts.Now()
 	snap := w.d.store.Snapshot()
@@ -338,24 +389,8 @@ func (w *worker) process(hard context.Context, r round) {
 			send = append(send, j)
 		}
 	}
-	for len(send) > 0 {
-		batch := send[:min(len(send), w.maxBatch)]
-		send = send[len(batch):]
-		if w.paused() {
-			for _, j := range batch {
-				j.out = outcome{kind: outRetry, due: w.pausedUntil}
-			}
-			continue
-		}
-		errs := w.deliver(hard, batch)
-		if hard.Err() != nil {
-			w.log.Warn("stopped while delivering; the work is handed back to be delivered again", "events", len(r.jobs))
-			return
-		}
-		now := w.d.opts.Now()
-		for i, j := range batch {
-			w.resolve(j, errs[i], now)
-		}
+	if !w.deliverAll(hard, send) { // delivery.go: limits, circuit, batch splitting
+		return
 	}
 	if err := w.commit(r); err != nil {
 		w.log.Error("recording delivery outcomes failed; the events will be delivered again", "err", err, "events", len(r.jobs))
@@ -457,12 +492,14 @@ func (w *worker) resolve(j *job, err error, now time.Time) {
 		j.out = outcome{kind: outDead, reason: ReasonPermanent, message: msg}
 	case destinations.Paused:
 		// Not the event's fault: the attempt is not counted.
-		if !w.paused() {
+		w.mu.Lock()
+		if !now.Before(w.pausedUntil) {
 			w.pausedUntil = now.Add(pol.PauseFor)
 			w.log.Error("ALERT destination paused: the platform refused its credentials or permissions; fix the destination's settings",
 				"pause", pol.PauseFor, "status", de.Status, "code", de.Code, "message", de.Message)
 		}
 		j.out = outcome{kind: outRetry, due: w.pausedUntil}
+		w.mu.Unlock()
 	default:
 		j.attempts++
 		due := now.Add(pol.backoff(j.attempts, de.RetryAfter, w.d.opts.Rand()))
