@@ -98,7 +98,6 @@ type Queue struct {
 	log       *slog.Logger
 	spool     *spool.Spool
 	replay    *redis.Script
-	drop      *redis.Script
 	commit    committer
 	metrics   *queueMetrics
 	redisDown atomic.Bool // set by a failed write, cleared by Run
@@ -111,7 +110,7 @@ func NewQueue(rdb redis.UniversalClient, opts QueueOptions) *Queue {
 	opts = opts.withDefaults()
 	q := &Queue{
 		rdb: rdb, opts: opts, now: opts.Now, log: opts.Logger, spool: opts.Spool,
-		replay: redis.NewScript(replayScript), drop: redis.NewScript(dropScript),
+		replay:  redis.NewScript(replayScript),
 		metrics: newQueueMetrics(),
 	}
 	q.commit.q = q
@@ -165,8 +164,11 @@ const (
 // DeadLetter is an event a destination gave up on.
 type DeadLetter struct {
 	// ID is the dead-letter stream entry id, used by Replay.
-	ID    string
-	Event destinations.Event
+	ID string
+	// Site and Destination name the stream it is in (set by
+	// ListDeadLetters).
+	Site, Destination string
+	Event             destinations.Event
 	// Raw is the stored event JSON, kept as is when it does not decode.
 	Raw      json.RawMessage
 	Reason   string
@@ -247,7 +249,3 @@ func (q *Queue) Replay(ctx context.Context, siteID, destID string, ids []string)
 	}
 	return n, errors.Join(errs...)
 }
-
-// dropScript deletes dead letters: KEYS[1] is the dead-letter stream, ARGV
-// the ids. It returns how many it deleted.
-const dropScript = `return redis.call('XDEL', KEYS[1], unpack(ARGV))`

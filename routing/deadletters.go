@@ -1,0 +1,190 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/routing/model"
+)
+
+// DeadLetterFilter selects dead letters. Site is required; every other
+// empty field matches everything.
+type DeadLetterFilter struct {
+	Site string
+	// Destination limits the search to one destination; empty searches
+	// every dead-letter stream of the site.
+	Destination string
+	// Since (inclusive) and Until (exclusive) bound FailedAt.
+	Since, Until time.Time
+	// Reason is one of the Reason constants.
+	Reason string
+	// IDs are dead-letter entry ids.
+	IDs []string
+	// Limit caps how many dead letters are selected, oldest first per
+	// destination (0: no cap).
+	Limit int
+}
+
+func (f DeadLetterFilter) matches(dl DeadLetter) bool {
+	if f.Reason != "" && dl.Reason != f.Reason {
+		return false
+	}
+	if !f.Since.IsZero() && dl.FailedAt.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !dl.FailedAt.Before(f.Until) {
+		return false
+	}
+	return true
+}
+
+// deadPage is how many dead letters one XRANGE reads.
+const deadPage = 500
+
+// ListDeadLetters returns the dead letters f selects, by destination id,
+// then oldest first. Each carries its Site and Destination.
+func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+	if !model.ValidID(f.Site) {
+		return nil, fmt.Errorf("routing: dead letters: invalid site id %q", f.Site)
+	}
+	dests := []string{f.Destination}
+	if f.Destination == "" {
+		var err error
+		if dests, err = q.deadDestinations(ctx, f.Site); err != nil {
+			return nil, err
+		}
+	}
+	var out []DeadLetter
+	for _, dest := range dests {
+		key := DeadKey(f.Site, dest)
+		add := func(m redis.XMessage) bool {
+			dl := decodeDeadLetter(m)
+			dl.Site, dl.Destination = f.Site, dest
+			if f.matches(dl) {
+				out = append(out, dl)
+			}
+			return f.Limit <= 0 || len(out) < f.Limit
+		}
+		if len(f.IDs) > 0 {
+			for _, id := range f.IDs {
+				msgs, err := q.rdb.XRange(ctx, key, id, id).Result()
+				if err != nil {
+					return nil, fmt.Errorf("routing: read dead letter %s of %q: %w", id, dest, err)
+				}
+				for _, m := range msgs {
+					if !add(m) {
+						return out, nil
+					}
+				}
+			}
+			continue
+		}
+		start := "-"
+		for {
+			msgs, err := q.rdb.XRangeN(ctx, key, start, "+", deadPage).Result()
+			if err != nil {
+				return nil, fmt.Errorf("routing: read dead letters of %q: %w", dest, err)
+			}
+			for _, m := range msgs {
+				if !add(m) {
+					return out, nil
+				}
+			}
+			if len(msgs) < deadPage {
+				break
+			}
+			start = "(" + msgs[len(msgs)-1].ID
+		}
+	}
+	return out, nil
+}
+
+// deadDestinations lists the destinations of a site that have a
+// dead-letter stream, scanning the node that holds the site's slot.
+func (q *Queue) deadDestinations(ctx context.Context, siteID string) ([]string, error) {
+	prefix := DeadKey(siteID, "")
+	var scanner redis.Cmdable = q.rdb
+	if cc, ok := q.rdb.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("routing: find the node of site %q: %w", siteID, err)
+		}
+		scanner = node
+	}
+	seen := map[string]bool{}
+	iter := scanner.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if dest := strings.TrimPrefix(iter.Val(), prefix); model.ValidID(dest) {
+			seen[dest] = true
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("routing: scan dead letters of site %q: %w", siteID, err)
+	}
+	out := make([]string, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ReplayDeadLetters moves the dead letters f selects back into their
+// destinations' retry schedules, due now with the attempt count reset (see
+// Replay), and returns how many were moved.
+func (q *Queue) ReplayDeadLetters(ctx context.Context, f DeadLetterFilter) (int, error) {
+	dls, err := q.ListDeadLetters(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	var errs []error
+	for dest, ids := range byDestination(dls) {
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), deadPage)]
+			ids = ids[len(chunk):]
+			n, err := q.Replay(ctx, f.Site, dest, chunk)
+			total += n
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// DropDeadLetters deletes the dead letters f selects for good and returns
+// how many were deleted.
+func (q *Queue) DropDeadLetters(ctx context.Context, f DeadLetterFilter) (int, error) {
+	dls, err := q.ListDeadLetters(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for dest, ids := range byDestination(dls) {
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), deadPage)]
+			ids = ids[len(chunk):]
+			n, err := q.rdb.XDel(ctx, DeadKey(f.Site, dest), chunk...).Result()
+			total += int(n)
+			if err != nil {
+				return total, fmt.Errorf("routing: drop dead letters of %q: %w", dest, err)
+			}
+		}
+	}
+	return total, nil
+}
+
+func byDestination(dls []DeadLetter) map[string][]string {
+	out := map[string][]string{}
+	for _, dl := range dls {
+		out[dl.Destination] = append(out[dl.Destination], dl.ID)
+	}
+	return out
+}
