@@ -146,6 +146,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	gw, err := gateway.New(gateway.Options{
 		Enqueuer:       routing.NewQueue(a.rdb, routing.QueueOptions{}),
 		Sites:          a.store,
+		Identity:       routing.NewIdentityStore(a.rdb, routing.IdentityOptions{}),
 		TrustedProxies: s.TrustedProxies,
 		Logger:         logger,
 		Now:            time.Now,

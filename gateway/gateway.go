@@ -91,6 +91,9 @@ type Options struct {
 	// PathSecret keys each site's default script and collect paths (see
 	// DefaultPaths).
 	PathSecret []byte
+	// Identity, when set, remembers hashed identifiers per visitor and adds
+	// them to the visitor's later events (with marketing consent only).
+	Identity IdentityStore
 	// Ready reports whether the queue is reachable (for /readyz); nil is ready.
 	Ready func(ctx context.Context) error
 	// Draining reports that shutdown has begun (/readyz then fails); nil is never.
