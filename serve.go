@@ -113,8 +113,8 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	a.store = routing.NewStore(a.rdb, logger)
-	if err := a.store.Apply(ctx, cfg); err != nil {
+	a.store = routing.NewStore(a.rdb, logger, storeOptions(s.Admin)...)
+	if err := applyStartupConfig(ctx, a.store, s, cfg, logger); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("apply config: %w", err)
 	}
@@ -161,7 +161,11 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, err
 	}
-	a.handler = gw.Handler()
+	a.handler, err = newAdminHandler(gw.Handler(), s, a.store, routing.NewQueue(a.rdb, routing.QueueOptions{}), logger)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -35,6 +35,9 @@ type settings struct {
 	RetryBase         time.Duration // TAGWAY_RETRY_BASE: first back-off step
 	RetryMax          time.Duration // TAGWAY_RETRY_MAX: longest back-off step
 	VisibilityTimeout time.Duration // TAGWAY_VISIBILITY_TIMEOUT: pending entries of a dead replica are claimed after it
+
+	// Admin is the control plane: admin token, secret keys, geo headers.
+	Admin adminSettings
 }
 
 // demoPixelID is the Meta pixel id of the dry-run destination the quick start
@@ -63,6 +66,9 @@ func readSettings(getenv func(string) string) (settings, error) {
 		ConsentDefault:    env("TAGWAY_CONSENT_DEFAULT", model.ConsentGranted),
 	}
 	var errs []error
+	admin, err := readAdminSettings(getenv)
+	s.Admin = admin
+	errs = append(errs, err)
 	switch demo := env("TAGWAY_DEMO", "on"); demo {
 	case "on", "true", "1":
 		s.Demo = true

@@ -789,3 +789,49 @@ func auditEntry(m redis.XMessage) AuditEntry {
 	}
 	return e
 }
+
+// Key returns the stored API key with this id, read from Redis (not the
+// snapshot) so a deleted key stops working at once.
+func (s *Store) Key(ctx context.Context, id string) (model.APIKey, bool, error) {
+	raw, err := s.rdb.HGet(ctx, ConfigKey, field(KindKey, id)).Result()
+	if err == redis.Nil {
+		return model.APIKey{}, false, nil
+	}
+	if err != nil {
+		return model.APIKey{}, false, err
+	}
+	var k model.APIKey
+	if err := strictJSON(raw, &k); err != nil {
+		return model.APIKey{}, false, fmt.Errorf("routing: stored key %q does not decode: %w", id, err)
+	}
+	return k, true, nil
+}
+
+// TestResults returns the last test-mode outcomes of a route, newest first.
+func (s *Store) TestResults(ctx context.Context, siteID, routeID string) ([]TestResult, error) {
+	return ReadTestResults(ctx, s.rdb, siteID, routeID)
+}
+
+// RememberLocalSecrets keeps the secrets of cfg's destinations in process
+// memory without writing anything, for a replica that starts on a store
+// already seeded from the same config file while no keyring is set: Load
+// then finds the secrets the placeholders stand for.
+func (s *Store) RememberLocalSecrets(cfg model.Config) {
+	if s.keyring != nil {
+		return
+	}
+	m := map[string]map[string]string{}
+	for _, d := range cfg.Destinations {
+		obj, _ := settingsObject(d.Settings)
+		for k, v := range obj {
+			var str string
+			if s.secretFields.IsSecret(d.Type, k) && json.Unmarshal(v, &str) == nil && str != "" {
+				if m[d.ID] == nil {
+					m[d.ID] = map[string]string{}
+				}
+				m[d.ID][k] = str
+			}
+		}
+	}
+	s.setLocal(m)
+}
