@@ -42,6 +42,7 @@ type benchFlags struct {
 	url, path, redisURL  string
 	pid                  int
 	spawn, delivery      bool
+	ingestOnly           bool
 	conns, rates         []int
 	rateConns            int
 	duration, warmup     time.Duration
@@ -58,6 +59,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	fs.StringVar(&f.path, "path", "/collect", "collect path of the gateway")
 	fs.IntVar(&f.pid, "pid", 0, "process id of the gateway, to sample its RSS (Linux)")
 	fs.BoolVar(&f.spawn, "spawn", false, "start a gateway from this binary on a free loopback port (needs -redis)")
+	fs.BoolVar(&f.ingestOnly, "ingest-only", false, "with -spawn: a config with the site and no destination, so nothing is delivered while measuring ingest")
 	fs.StringVar(&f.redisURL, "redis", "", "REDIS_URL for -spawn and -delivery (a real redis-server; -delivery needs an empty database)")
 	conns := fs.String("conns", "64,256", "closed-loop steps: connection counts, comma-separated ('' for none)")
 	rates := fs.String("rate", "", "fixed-rate steps: requests per second, comma-separated, e.g. 2000,5000")
@@ -143,7 +145,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return benchDelivery(ctx, f, stdout, stderr)
 	}
 	if f.spawn {
-		g, err := spawnGateway(ctx, f.redisURL, stderr)
+		g, err := spawnGateway(ctx, f.redisURL, f.ingestOnly, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "tagway bench: %v\n", err)
 			return 1
@@ -175,6 +177,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	for _, s := range steps {
 		var bareRes, gwRes *loadgen.Result
+		if f.pid > 0 {
+			// The previous step left a backlog the gateway is still
+			// delivering; measuring now would charge it to the next step.
+			waited, idle := loadgen.WaitIdle(f.pid, 3*time.Minute)
+			if !f.jsonOut && waited > time.Second {
+				fmt.Fprintf(stdout, "         (waited %s for the gateway to go idle; idle: %v)\n", waited.Round(100*time.Millisecond), idle)
+			}
+		}
 		if bare != nil {
 			r, err := loadgen.Run(ctx, loadgen.Options{URL: bare.URL + "/collect", Conns: s.conns, Rate: s.rate,
 				Duration: f.duration, Warmup: f.warmup})
@@ -272,7 +282,7 @@ type spawnedGateway struct {
 // spawnGateway starts `<this binary> serve` on a free loopback port with
 // the quick start (a dry-run Meta destination, demo off) on redisURL and
 // waits until /readyz answers 200.
-func spawnGateway(ctx context.Context, redisURL string, stderr io.Writer) (*spawnedGateway, error) {
+func spawnGateway(ctx context.Context, redisURL string, ingestOnly bool, stderr io.Writer) (*spawnedGateway, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -291,6 +301,19 @@ func spawnGateway(ctx context.Context, redisURL string, stderr io.Writer) (*spaw
 	}
 	env = append(env, "TAGWAY_ADDR="+addr, "REDIS_URL="+redisURL, "TAGWAY_DEMO=off", "TAGWAY_LOG_LEVEL=warn",
 		"TAGWAY_SITE_DOMAINS=localhost,127.0.0.1")
+	if ingestOnly {
+		dir, err := os.MkdirTemp("", "tagway-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		file := dir + "/config.json"
+		cfg := `{"sites":[{"id":"default","domains":["localhost","127.0.0.1"]}]}`
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			return nil, err
+		}
+		env = append(env, "TAGWAY_CONFIG="+file)
+	}
 	cmd := exec.Command(exe, "serve")
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = stderr, stderr
@@ -353,7 +376,7 @@ func benchDelivery(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 		_ = json.NewEncoder(stdout).Encode(map[string]any{"name": "delivery", "result": res})
 		return 0
 	}
-	fmt.Fprintf(stdout, "delivery: %d events of %d bytes (JSON) queued one per entry in %s (%.0f/s)\n",
+	fmt.Fprintf(stdout, "delivery: %d events of %d bytes (JSON) queued by 64 concurrent one-event Enqueue calls in %s (%.0f/s)\n",
 		res.Events, res.EventJSONBytes, res.FillTime.Round(time.Millisecond), float64(res.Events)/res.FillTime.Seconds())
 	fmt.Fprintf(stdout, "redis memory: used_memory +%d bytes = %.0f bytes per queued event\n", res.UsedMemoryDelta, res.BytesPerEvent)
 	fmt.Fprintf(stdout, "delivered to the local fake Meta in %s: %.0f events/s, %d requests, %.0f events per request\n",

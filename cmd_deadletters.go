@@ -45,27 +45,6 @@ type dlFilter struct {
 	Limit                     int
 }
 
-func (f dlFilter) matches(dl routing.DeadLetter) bool {
-	if f.Reason != "" && dl.Reason != f.Reason {
-		return false
-	}
-	if !f.Since.IsZero() && dl.FailedAt.Before(f.Since) {
-		return false
-	}
-	if !f.Until.IsZero() && !dl.FailedAt.Before(f.Until) {
-		return false
-	}
-	if len(f.IDs) > 0 {
-		for _, id := range f.IDs {
-			if id == dl.ID {
-				return true
-			}
-		}
-		return false
-	}
-	return true
-}
-
 // idList is a repeatable, comma-separated flag.
 type idList []string
 
@@ -192,102 +171,85 @@ func cmdDeadletters(ctx context.Context, args []string, getenv func(string) stri
 	return 0
 }
 
-// dlTarget is one dead-letter stream: a destination of a site.
-type dlTarget struct{ site, dest string }
-
 // dlResult is what one command selected and, for replay and drop, did.
 type dlResult struct {
-	letters []dlLetter
+	letters []routing.DeadLetter
 	done    int
 }
 
-type dlLetter struct {
-	dlTarget
-	routing.DeadLetter
-}
-
-// deadLetterAdmin runs the dead-letter commands on Redis.
-//
-// FOLLOW-UP: the engine will offer ListDeadLetters, ReplayDeadLetters and
-// DropDeadLetters(ctx, DeadLetterFilter) on routing.Queue; once they land,
-// this type should call them instead of filtering on the client and
-// deleting with XDEL itself.
+// deadLetterAdmin runs the dead-letter commands on Redis through the
+// engine's dead-letter API (routing.Queue.ListDeadLetters and friends).
 type deadLetterAdmin struct {
 	rdb redis.UniversalClient
 	q   *routing.Queue
 }
 
-// targets lists the dead-letter streams the filter covers: the given
-// site/destination, else every destination of the stored configuration.
-func (a *deadLetterAdmin) targets(ctx context.Context, f dlFilter) ([]dlTarget, error) {
+// sites lists the sites the filter covers: the given one, the site of the
+// given destination, else every site of the stored configuration.
+func (a *deadLetterAdmin) sites(ctx context.Context, f dlFilter) ([]string, error) {
+	if f.Site != "" {
+		return []string{f.Site}, nil
+	}
 	store := routing.NewStore(a.rdb, nil)
 	if err := store.Load(ctx); err != nil {
 		return nil, err
 	}
 	snap := store.Snapshot()
-	var out []dlTarget
 	if f.Destination != "" {
-		site := f.Site
-		if d, ok := snap.Destination(f.Destination); ok && (site == "" || site == d.SiteID) {
-			site = d.SiteID
+		if d, ok := snap.Destination(f.Destination); ok {
+			return []string{d.SiteID}, nil
 		}
-		if site == "" {
-			return nil, fmt.Errorf("destination %q is not in the stored configuration; name its --site", f.Destination)
-		}
-		return []dlTarget{{site, f.Destination}}, nil
+		return nil, fmt.Errorf("destination %q is not in the stored configuration; name its --site", f.Destination)
 	}
-	for _, d := range snap.Config().Destinations {
-		if f.Site == "" || d.SiteID == f.Site {
-			out = append(out, dlTarget{d.SiteID, d.ID})
-		}
+	var out []string
+	for _, s := range snap.Config().Sites {
+		out = append(out, s.ID)
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no destination matches; a removed destination's letters need --site and --destination")
+		return nil, errors.New("the stored configuration has no site; name one with --site")
 	}
 	return out, nil
 }
 
-// run selects the letters and, for replay and drop, acts on them.
+// run selects the letters and, for replay and drop, acts on exactly those.
 func (a *deadLetterAdmin) run(ctx context.Context, action string, f dlFilter) (dlResult, error) {
-	targets, err := a.targets(ctx, f)
+	sites, err := a.sites(ctx, f)
 	if err != nil {
 		return dlResult{}, err
 	}
 	var res dlResult
-	for _, t := range targets {
-		if f.Limit > 0 && len(res.letters) >= f.Limit {
-			break
-		}
-		all, err := a.q.DeadLetters(ctx, t.site, t.dest, 0)
+	for _, site := range sites {
+		rf := routing.DeadLetterFilter{Site: site, Destination: f.Destination, Reason: f.Reason,
+			Since: f.Since, Until: f.Until, IDs: f.IDs}
+		all, err := a.q.ListDeadLetters(ctx, rf)
 		if err != nil {
 			return res, err
 		}
-		var ids []string
-		for _, d := range all {
-			if f.Limit > 0 && len(res.letters) >= f.Limit {
-				break
+		if f.Limit > 0 {
+			all = all[:min(len(all), f.Limit-len(res.letters))]
+		}
+		res.letters = append(res.letters, all...)
+		if action != "list" && len(all) > 0 {
+			ids := map[string][]string{}
+			for _, d := range all {
+				ids[d.Destination] = append(ids[d.Destination], d.ID)
 			}
-			if f.matches(d) {
-				res.letters = append(res.letters, dlLetter{t, d})
-				ids = append(ids, d.ID)
+			for dest, dids := range ids {
+				sel := routing.DeadLetterFilter{Site: site, Destination: dest, IDs: dids}
+				var n int
+				if action == "replay" {
+					n, err = a.q.ReplayDeadLetters(ctx, sel)
+				} else {
+					n, err = a.q.DropDeadLetters(ctx, sel)
+				}
+				res.done += n
+				if err != nil {
+					return res, err
+				}
 			}
 		}
-		if len(ids) == 0 {
-			continue
-		}
-		switch action {
-		case "replay":
-			n, err := a.q.Replay(ctx, t.site, t.dest, ids)
-			res.done += n
-			if err != nil {
-				return res, err
-			}
-		case "drop":
-			n, err := a.rdb.XDel(ctx, routing.DeadKey(t.site, t.dest), ids...).Result()
-			res.done += int(n)
-			if err != nil {
-				return res, fmt.Errorf("drop dead letters of %q: %w", t.dest, err)
-			}
+		if f.Limit > 0 && len(res.letters) >= f.Limit {
+			break
 		}
 	}
 	return res, nil
@@ -311,7 +273,7 @@ func printDeadLetters(w io.Writer, action string, res dlResult, jsonOut bool) {
 	if jsonOut {
 		enc := json.NewEncoder(w)
 		for _, l := range res.letters {
-			_ = enc.Encode(dlJSON{ID: l.ID, Site: l.site, Destination: l.dest, Reason: l.Reason, Message: l.Message,
+			_ = enc.Encode(dlJSON{ID: l.ID, Site: l.Site, Destination: l.Destination, Reason: l.Reason, Message: l.Message,
 				Attempts: l.Attempts, FailedAt: l.FailedAt.UTC(), EventName: l.Event.EventName, EventID: l.Event.EventID,
 				Event: l.Raw})
 		}
@@ -328,7 +290,7 @@ func printDeadLetters(w io.Writer, action string, res dlResult, jsonOut bool) {
 		if len(msg) > 80 {
 			msg = strings.ToValidUTF8(msg[:77], "") + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s %s\t%s\n", l.ID, l.site, l.dest, l.Reason, l.Attempts,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s %s\t%s\n", l.ID, l.Site, l.Destination, l.Reason, l.Attempts,
 			l.FailedAt.UTC().Format(time.RFC3339), l.Event.EventName, l.Event.EventID, msg)
 	}
 	_ = tw.Flush()

@@ -139,6 +139,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, fmt.Errorf("build tw.js: %w", err)
 	}
+	logSitePaths(logger, cfg, s.Pixel)
 	var demo http.Handler
 	if s.Demo {
 		demo = static.Handler()
@@ -152,7 +153,9 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Now:            time.Now,
 		Registerer:     reg,
 		Gatherer:       reg,
-		Script:         script,
+		Script:         siteScripts{script},
+		BasePath:       s.Pixel.BasePath,
+		PathSecret:     []byte(s.Pixel.PathSecret),
 		Static:         demo,
 		Ready:          func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		Draining:       a.draining.Load,

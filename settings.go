@@ -38,6 +38,8 @@ type settings struct {
 
 	// Admin is the control plane: admin token, secret keys, geo headers.
 	Admin adminSettings
+	// Pixel holds the path prefix and the default-path secret.
+	Pixel pixelSettings
 }
 
 // demoPixelID is the Meta pixel id of the dry-run destination the quick start
@@ -68,6 +70,8 @@ func readSettings(getenv func(string) string) (settings, error) {
 	var errs []error
 	admin, err := readAdminSettings(getenv)
 	s.Admin = admin
+	errs = append(errs, err)
+	s.Pixel, err = readPixelSettings(getenv)
 	errs = append(errs, err)
 	switch demo := env("TAGWAY_DEMO", "on"); demo {
 	case "on", "true", "1":

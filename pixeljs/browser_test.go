@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,8 +24,9 @@ import (
 // The tests run the built script in headless Chromium. Pages come from one
 // origin and the script and the fake /collect from another, as on a store
 // with the gateway on t.shop.example, so CORS with credentials is exercised.
-// /tw.js is the wait variant (nothing stored before the page grants);
-// /granted/tw.js and /denied/tw.js are the variants of those defaults.
+// /tw.js and /tw/tw.js are the denied variant (sent at once, nothing stored
+// before the page grants); /granted/tw.js, /denied/tw.js and /wait/tw.js are
+// the variants of those defaults; f.script serves other variants.
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
@@ -75,6 +77,27 @@ type fixture struct {
 	got     chan request
 	mu      sync.Mutex
 	content map[string]string
+	script  *pixeljs.Script
+	mux     *http.ServeMux
+	// status, when set, answers /collect with that status instead (as an
+	// overloaded or restarting gateway would), without recording.
+	status  int
+	refused atomic.Int32 // requests answered with status
+}
+
+// variant serves the script built for o at /v/<name>/tw.js, posting to
+// /v/collect (o.Collect "../collect"), and returns its URL.
+func (f *fixture) variant(name string, o pixeljs.Options) string {
+	o.Collect = "../collect"
+	f.mux.Handle("GET /v/"+name+"/tw.js", f.script.For(o))
+	return f.tags.URL + "/v/" + name + "/tw.js"
+}
+
+// setStatus makes /collect answer status (0: answer normally).
+func (f *fixture) setStatus(status int) {
+	f.mu.Lock()
+	f.status = status
+	f.mu.Unlock()
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -98,15 +121,26 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(f.pages.Close)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /tw.js", script.ForConsentDefault(pixeljs.ConsentWait))
-	mux.Handle("GET /tw/tw.js", script.ForConsentDefault(pixeljs.ConsentWait))
+	mux.Handle("GET /tw.js", script.ForConsentDefault(pixeljs.ConsentDenied))
+	mux.Handle("GET /tw/tw.js", script.ForConsentDefault(pixeljs.ConsentDenied))
 	mux.Handle("GET /granted/tw.js", script.ForConsentDefault(pixeljs.ConsentGranted))
 	mux.Handle("GET /denied/tw.js", script.ForConsentDefault(pixeljs.ConsentDenied))
+	mux.Handle("GET /wait/tw.js", script.ForConsentDefault(pixeljs.ConsentWait))
 	collect := func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o == f.pages.URL {
 			w.Header().Set("Access-Control-Allow-Origin", o)
 			w.Header().Set("Access-Control-Allow-Credentials", "true")
 			w.Header().Set("Vary", "Origin")
+		}
+		f.mu.Lock()
+		status := f.status
+		f.mu.Unlock()
+		if status != 0 {
+			f.refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			io.WriteString(w, `{"error":{"code":"unavailable","message":"try again later"}}`)
+			return
 		}
 		raw, _ := io.ReadAll(r.Body)
 		dec := json.NewDecoder(bytes.NewReader(raw))
@@ -120,9 +154,10 @@ func newFixture(t *testing.T) *fixture {
 		fmt.Fprintf(w, `{"received":%d}`, len(req.Body.Events))
 		f.got <- req
 	}
-	for _, p := range []string{"/collect", "/tw/collect", "/elsewhere", "/granted/collect", "/denied/collect"} {
+	for _, p := range []string{"/collect", "/tw/collect", "/elsewhere", "/granted/collect", "/denied/collect", "/wait/collect", "/v/collect"} {
 		mux.HandleFunc("POST "+p, collect)
 	}
+	f.script, f.mux = script, mux
 	f.tags = httptest.NewServer(mux)
 	t.Cleanup(f.tags.Close)
 
@@ -178,6 +213,13 @@ func (f *fixture) next() request {
 		f.t.Fatal("no request reached /collect")
 		return request{}
 	}
+}
+
+// ready waits until tw.js has replaced the queue stub.
+func (f *fixture) ready() {
+	f.t.Helper()
+	var ok bool
+	f.eval(`new Promise(function(ok){ (function wait(){ window.tagway && tagway.tw ? ok(true) : setTimeout(wait, 10) })() })`, &ok)
 }
 
 // clean fails the test when the page reported an error.
@@ -404,8 +446,7 @@ tagway('track', 'Lead', 'not an object', 'nor this');
 	// pagehide: events not yet sent leave at once with sendBeacon. fetch
 	// here swallows what it is given, so only the beacon can deliver.
 	f.open(f.page("/leaving", `window.fetch = function(){ return new Promise(function(){}) };`, ""))
-	var ready bool
-	f.eval(`new Promise(function(ok){ (function wait(){ tagway.tw ? ok(true) : setTimeout(wait, 10) })() })`, &ready)
+	f.ready()
 	f.eval(`tagway('track', 'Bye'); dispatchEvent(new PageTransitionEvent('pagehide')); 1`, new(int))
 	if r := f.next(); strings.Join(r.names(), ",") != "Bye" {
 		t.Errorf("on pagehide: %v, want [Bye]", r.names())
@@ -424,20 +465,38 @@ func TestBrowserConsentDefault(t *testing.T) {
 		name    string
 		dir     string // where the variant is served
 		head    string // calls before the script loads
+		later   string // a call once the script runs
 		wantVid bool
 	}{
-		{"granted default", "/granted", "", true},
-		{"granted default, page denies", "/granted", `tagway('consent', {ad_storage:'denied'});`, false},
-		{"granted default, page denies other keys only", "/granted", `tagway('consent', {ad_user_data:'denied'});`, true},
-		{"denied default", "/denied", "", false},
-		{"denied default, page grants", "/denied", `tagway('consent', {ad_storage:'granted'});`, true},
-		{"wait default", "", "", false},
-		{"wait default, page grants", "", `tagway('consent', {ad_storage:'granted'});`, true},
+		{"granted default", "/granted", "", "", true},
+		{"granted default, page denies", "/granted", `tagway('consent', {ad_storage:'denied'});`, "", false},
+		{"granted default, page denies other keys only", "/granted", `tagway('consent', {ad_user_data:'denied'});`, "", true},
+		{"denied default", "/denied", "", "", false},
+		{"denied default, page grants", "/denied", `tagway('consent', {ad_storage:'granted'});`, "", true},
+		{"wait default, page grants", "/wait", `tagway('consent', {ad_storage:'granted'});`, "", true},
+		// The wait default holds the PageView until the choice: the first
+		// request already carries the choice made after the script ran.
+		{"wait default, page denies later", "/wait", "", `tagway('consent', {ad_storage:'denied'})`, false},
+		{"wait default, page grants later", "/wait", "", `tagway('consent', {ad_storage:'granted'})`, true},
 	}
 	for i, tt := range tests {
 		tag := `<script async src="` + f.tags.URL + tt.dir + `/tw.js"></script>`
 		f.open(f.page(fmt.Sprintf("/consent%d", i), `localStorage.clear();`+tt.head, tag))
+		if tt.later != "" {
+			f.ready()
+			var stored int
+			f.eval(`localStorage.length`, &stored)
+			if stored != 0 {
+				t.Errorf("%s: %d localStorage keys before the choice", tt.name, stored)
+			}
+			f.eval(tt.later+`, 1`, new(int))
+		}
 		r := f.next()
+		if tt.later != "" {
+			if got := strings.Join(r.names(), ","); got != "PageView" || r.Body.Consent["ad_storage"] == "" {
+				t.Errorf("%s: first request %s with consent %v; want the held PageView under the choice", tt.name, got, r.Body.Consent)
+			}
+		}
 		if r.Path != tt.dir+"/collect" {
 			t.Fatalf("%s: posted to %s", tt.name, r.Path)
 		}

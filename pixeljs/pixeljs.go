@@ -5,13 +5,16 @@
 // embedded in the binary. Build bundles it with esbuild's Go API — minified,
 // one IIFE, ES2017 — so neither building nor serving needs Node.
 //
-// The script is built once per consent default a site may have (granted,
-// denied, wait), with the default baked in: when the page has made no consent
-// choice, the granted build still sends the visitor seed, so that the racing
-// first requests of a new visitor get one _fbp, while the denied and wait
-// builds store and send nothing. New builds the three at start-up, compresses
-// each once with brotli and gzip, and serves each with its own strong ETag;
-// ForConsentDefault picks the build for a site.
+// The script is built per site options (Options), baked in: the consent
+// default (granted, denied, wait: when the page has made no consent choice,
+// the granted build still sends the visitor seed, so that the racing first
+// requests of a new visitor get one _fbp, while the denied build stores and
+// sends nothing and the wait build holds events until a choice), the collect
+// endpoint relative to the script's URL, and the single-page-app and GA4
+// dataLayer options; disabled features are removed from the build. New
+// builds the three consent defaults' plain variants at start-up; For builds
+// any other variant on first use and keeps it. Each variant is compressed
+// once with brotli and gzip and served with its own strong ETag.
 //
 // The script's behaviour (the tagway(command, ...) API, the /collect body,
 // the shared event_id with the Meta Pixel, the tagway:event DOM event) is
@@ -29,8 +32,10 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/andybalholm/brotli"
 	"github.com/evanw/esbuild/pkg/api"
@@ -50,19 +55,59 @@ const (
 	ConsentWait    = "wait"
 )
 
-// consentDefine is the global the source reads its consent default from;
-// esbuild replaces it with a string literal.
-const consentDefine = "__TW_CONSENT_DEFAULT__"
+// Options are the site settings a script variant is built for. The
+// gateway's ScriptOptions has the same fields, so that one converts to the
+// other.
+type Options struct {
+	// ConsentDefault is ConsentGranted, ConsentDenied or ConsentWait.
+	ConsentDefault string
+	// Collect is the collect endpoint relative to the script's URL: a
+	// relative path such as "collect" (the default) or "../e/2b9f".
+	Collect string
+	// SPAPageViews records a PageView on history.pushState and popstate.
+	SPAPageViews bool
+	// DataLayer records the GA4 e-commerce events of window.dataLayer.
+	DataLayer bool
+}
 
-// Build bundles the embedded source into the minified script for one consent
-// default (ConsentGranted, ConsentDenied or ConsentWait). The output depends
-// only on the source and the default, so every replica serves the same bytes
-// and the same ETag.
-func Build(consentDefault string) ([]byte, error) {
-	switch consentDefault {
+// Defaults returns the options of a site with this consent default and no
+// other setting: /collect next to the script, SPA page views on, no GA4
+// dataLayer mapping.
+func Defaults(consentDefault string) Options {
+	return Options{ConsentDefault: consentDefault, Collect: "collect", SPAPageViews: true}
+}
+
+// maxVariants bounds the variants For keeps; past it, the oldest built are
+// forgotten (and rebuilt when asked for again).
+const maxVariants = 256
+
+var collectPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$`)
+
+// Check reports what is wrong with o.
+func (o Options) Check() error {
+	var errs []error
+	switch o.ConsentDefault {
 	case ConsentGranted, ConsentDenied, ConsentWait:
 	default:
-		return nil, fmt.Errorf("pixeljs: build: consent default %q is not granted, denied or wait", consentDefault)
+		errs = append(errs, fmt.Errorf("consent default %q is not granted, denied or wait", o.ConsentDefault))
+	}
+	if len(o.Collect) > 256 || !collectPattern.MatchString(o.Collect) {
+		errs = append(errs, fmt.Errorf("collect %q is not a relative path", o.Collect))
+	}
+	return errors.Join(errs...)
+}
+
+// Build bundles the embedded source into the minified script for one consent
+// default (ConsentGranted, ConsentDenied or ConsentWait) and the other
+// options' defaults.
+func Build(consentDefault string) ([]byte, error) { return BuildFor(Defaults(consentDefault)) }
+
+// BuildFor bundles the embedded source into the minified script for o. The
+// output depends only on the source and o, so every replica serves the same
+// bytes and the same ETag.
+func BuildFor(o Options) ([]byte, error) {
+	if err := o.Check(); err != nil {
+		return nil, fmt.Errorf("pixeljs: build: %w", err)
 	}
 	src, err := fs.Sub(source, "src")
 	if err != nil {
@@ -81,7 +126,12 @@ func Build(consentDefault string) ([]byte, error) {
 		LegalComments:     api.LegalCommentsNone,
 		Charset:           api.CharsetUTF8,
 		LogLevel:          api.LogLevelSilent,
-		Define:            map[string]string{consentDefine: strconv.Quote(consentDefault)},
+		Define: map[string]string{
+			"__TW_CONSENT_DEFAULT__": strconv.Quote(o.ConsentDefault),
+			"__TW_COLLECT__":         strconv.Quote(o.Collect),
+			"__TW_SPA__":             strconv.FormatBool(o.SPAPageViews),
+			"__TW_DATALAYER__":       strconv.FormatBool(o.DataLayer),
+		},
 		Plugins:           []api.Plugin{embedded(src)},
 	})
 	if len(res.Errors) > 0 {
@@ -137,10 +187,11 @@ func embedded(fsys fs.FS) api.Plugin {
 	}
 }
 
-// Script holds the built script, one variant per consent default. It is
-// immutable after New and safe for concurrent use.
+// Script holds the built script variants. It is safe for concurrent use.
 type Script struct {
-	granted, denied, wait *variant
+	mu       sync.Mutex
+	variants map[Options]*variant
+	order    []Options // build order, for eviction
 }
 
 // variant serves the script built for one consent default. It is immutable
@@ -163,26 +214,45 @@ const (
 	brotlied
 )
 
-// New builds the script for each consent default and compresses each once.
+// New builds the script for each consent default with the other options'
+// defaults, so that a broken build fails at start-up.
 func New() (*Script, error) {
-	var s Script
-	for _, v := range []struct {
-		consentDefault string
-		dst            **variant
-	}{
-		{ConsentGranted, &s.granted},
-		{ConsentDenied, &s.denied},
-		{ConsentWait, &s.wait},
-	} {
-		raw, err := Build(v.consentDefault)
-		if err != nil {
-			return nil, err
-		}
-		if *v.dst, err = newVariant(raw); err != nil {
+	s := &Script{variants: map[Options]*variant{}}
+	for _, d := range []string{ConsentGranted, ConsentDenied, ConsentWait} {
+		if _, err := s.get(Defaults(d)); err != nil {
 			return nil, err
 		}
 	}
-	return &s, nil
+	return s, nil
+}
+
+// get returns the variant for o, building it on first use.
+func (s *Script) get(o Options) (*variant, error) {
+	s.mu.Lock()
+	v, ok := s.variants[o]
+	s.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	raw, err := BuildFor(o)
+	if err != nil {
+		return nil, err
+	}
+	if v, err = newVariant(raw); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.variants[o]; ok { // built twice at once: keep one
+		return old, nil
+	}
+	if len(s.order) >= maxVariants {
+		delete(s.variants, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.variants[o] = v
+	s.order = append(s.order, o)
+	return v, nil
 }
 
 // newVariant compresses raw with gzip and brotli and tags each representation.
@@ -220,31 +290,43 @@ func newVariant(raw []byte) (*variant, error) {
 	return v, nil
 }
 
-// ForConsentDefault returns the variant built for a site's consent default:
-// ConsentGranted, ConsentDenied or ConsentWait. Any other value gets the wait
-// variant, the most private: it sends no visitor seed until the page grants
-// ad_storage.
+// ForConsentDefault returns the variant built for a site's consent default
+// (ConsentGranted, ConsentDenied or ConsentWait) with the other options'
+// defaults. Any other value gets the wait variant, the most private: it
+// sends nothing before the page chooses.
 func (s *Script) ForConsentDefault(consentDefault string) http.Handler {
-	return s.variant(consentDefault)
+	return s.For(Defaults(consentDefault))
 }
 
-func (s *Script) variant(consentDefault string) *variant {
-	switch consentDefault {
-	case ConsentGranted:
-		return s.granted
-	case ConsentDenied:
-		return s.denied
+// For returns the variant built for o, building it on first use. An
+// unknown consent default gets the wait variant; an unusable Collect gets
+// "collect".
+func (s *Script) For(o Options) http.Handler {
+	switch o.ConsentDefault {
+	case ConsentGranted, ConsentDenied:
 	default:
-		return s.wait
+		o.ConsentDefault = ConsentWait
 	}
+	if !collectPattern.MatchString(o.Collect) || len(o.Collect) > 256 {
+		o.Collect = "collect"
+	}
+	v, err := s.get(o)
+	if err != nil {
+		// Only a broken embedded source fails, and New has built it once.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"the script could not be built"}}` + "\n"))
+		})
+	}
+	return v
 }
 
 // ServeHTTP serves the granted variant, the default of the quick start, for
 // a server that hosts the script without knowing sites (such as the demo
-// shop's tests). The gateway serves each site its own variant through
-// ForConsentDefault.
+// shop's tests). The gateway serves each site its own variant through For.
 func (s *Script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.granted.ServeHTTP(w, r)
+	s.ForConsentDefault(ConsentGranted).ServeHTTP(w, r)
 }
 
 // ServeHTTP answers GET and HEAD with the script: brotli or gzip as the

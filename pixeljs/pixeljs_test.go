@@ -3,6 +3,7 @@ package pixeljs
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,11 +20,25 @@ const gzipBudget = 3072
 
 var consentDefaults = []string{ConsentGranted, ConsentDenied, ConsentWait}
 
-func TestBuild(t *testing.T) {
+// allOptions lists every variant a site can get (Collect aside, which only
+// changes a short string).
+func allOptions() []Options {
+	var all []Options
 	for _, d := range consentDefaults {
-		t.Run(d, func(t *testing.T) {
+		for _, spa := range []bool{true, false} {
+			for _, dl := range []bool{false, true} {
+				all = append(all, Options{ConsentDefault: d, Collect: "../a1b2c3d4/e5f6a7b8", SPAPageViews: spa, DataLayer: dl})
+			}
+		}
+	}
+	return all
+}
+
+func TestBuild(t *testing.T) {
+	for _, o := range allOptions() {
+		t.Run(fmt.Sprintf("%s/spa=%v/datalayer=%v", o.ConsentDefault, o.SPAPageViews, o.DataLayer), func(t *testing.T) {
 			t.Parallel()
-			testBuild(t, d)
+			testBuild(t, o)
 		})
 	}
 	for _, bad := range []string{"", "Granted", "yes"} {
@@ -31,10 +46,15 @@ func TestBuild(t *testing.T) {
 			t.Errorf("Build(%q): err %v, want a consent default error", bad, err)
 		}
 	}
+	for _, bad := range []string{"", "/collect", "https://evil.example/c", "a//b", `c";alert(1);"`, "c d"} {
+		if _, err := BuildFor(Options{ConsentDefault: ConsentGranted, Collect: bad}); err == nil || !strings.Contains(err.Error(), "relative path") {
+			t.Errorf("BuildFor(Collect: %q): err %v, want a relative path error", bad, err)
+		}
+	}
 }
 
-func testBuild(t *testing.T, consentDefault string) {
-	js, err := Build(consentDefault)
+func testBuild(t *testing.T, o Options) {
+	js, err := BuildFor(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +62,7 @@ func testBuild(t *testing.T, consentDefault string) {
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
 	_, _ = zw.Write(js)
 	_ = zw.Close()
-	t.Logf("tw.js (%s): %d bytes, %d gzipped (budget %d)", consentDefault, len(js), gz.Len(), gzipBudget)
+	t.Logf("tw.js %+v: %d bytes, %d gzipped (budget %d)", o, len(js), gz.Len(), gzipBudget)
 	if gz.Len() > gzipBudget {
 		t.Errorf("gzipped script is %d bytes, over the %d budget", gz.Len(), gzipBudget)
 	}
@@ -55,8 +75,8 @@ func testBuild(t *testing.T, consentDefault string) {
 		t.Errorf("not minified: %d line breaks", n)
 	}
 	// Comments, indentation and the source's long local names are gone, and
-	// the consent default was replaced by its value.
-	for _, leftover := range []string{"//", "/*", "  ", "createTracker", "visitorSeed", "randomWords", "CONSENT_DEFAULT"} {
+	// the options were replaced by their values.
+	for _, leftover := range []string{"/*", "  ", "createTracker", "visitorSeed", "randomWords", "__TW_"} {
 		if strings.Contains(s, leftover) {
 			t.Errorf("not minified: output contains %q", leftover)
 		}
@@ -69,14 +89,21 @@ func testBuild(t *testing.T, consentDefault string) {
 		}
 	}
 	// The wire names the contract fixes are kept as they are.
-	for _, name := range []string{"event_name", "event_id", "custom_data", "user_data", "_tw_vid",
-		"tagway:event", "keepalive", "sendBeacon", "text/plain;charset=UTF-8", "trackCustom", "eventID"} {
+	for _, name := range []string{"event_name", "event_id", "custom_data", "user_data", "_tw_vid", "_tw_q",
+		"tagway:event", "keepalive", "sendBeacon", "text/plain;charset=UTF-8", "trackCustom", "eventID",
+		"client_dedup_id", "__tcfapi", "dataLayer", `"` + o.Collect + `"`} {
 		if !strings.Contains(s, name) {
 			t.Errorf("output lacks %q", name)
 		}
 	}
+	// A feature the site has off is not in its script at all.
+	for feature, marker := range map[bool]string{o.SPAPageViews: "pushState", o.DataLayer: "begin_checkout"} {
+		if strings.Contains(s, marker) != feature {
+			t.Errorf("feature marked by %q: on %v, in the script %v", marker, feature, strings.Contains(s, marker))
+		}
+	}
 
-	again, err := Build(consentDefault)
+	again, err := BuildFor(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +120,7 @@ func TestVariants(t *testing.T) {
 	// Each default has its own bytes and its own ETags.
 	tags := map[string]string{}
 	for _, d := range consentDefaults {
-		v := s.variant(d)
+		v, _ := s.get(Defaults(d))
 		want, err := Build(d)
 		if err != nil {
 			t.Fatal(err)
@@ -138,7 +165,7 @@ func TestServeHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := s.variant(ConsentGranted)
+	v, _ := s.get(Defaults(ConsentGranted))
 	raw := v.encodings[identity].body
 	etag := v.encodings[identity].etag
 	if !regexp.MustCompile(`^"[0-9a-f]{32}"$`).MatchString(etag) {

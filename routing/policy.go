@@ -43,6 +43,9 @@ func ApplyPolicy(route model.Route, site model.Site, adPlatform bool, ev *destin
 	case slices.Equal(route.Consent, []string{model.ConsentNone}):
 	case len(route.Consent) > 0:
 		need = append(need, route.Consent...)
+	case adPlatform && ev.Context.Anonymous:
+		// Stripped of every identifier at ingest (the site's
+		// consent_denied_mode is anonymous): it may go without consent.
 	case adPlatform:
 		need = append(need, "ad_storage", "ad_user_data")
 	}

@@ -39,8 +39,8 @@ const (
 // DeliveryOptions describe one delivery run.
 type DeliveryOptions struct {
 	// Redis is the server the queue lives on. Its database must be empty:
-	// the run stores its own configuration and deletes every key it made
-	// when it ends.
+	// the run stores its own configuration and deletes every key when
+	// it ends.
 	Redis redis.UniversalClient
 	// Events is how many events are queued, then delivered (default
 	// 100,000).
@@ -183,14 +183,17 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 		return res, fmt.Errorf("loadgen: the Redis database holds %d keys; the delivery run needs an empty one (e.g. redis://127.0.0.1:6379/15)", n)
 	}
 	defer func() {
+		// The database was empty: every key now in it is this run's.
 		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer ccancel()
-		keys := []string{routing.StreamKey(deliverySite), routing.RetryKey(deliverySite, deliveryDest),
-			routing.DeadKey(deliverySite, deliveryDest), routing.ConfigKey}
-		for _, k := range keys {
-			if derr := rdb.Del(cctx, k).Err(); derr != nil {
-				err = errors.Join(err, fmt.Errorf("loadgen: clean up %s: %w", k, derr))
+		iter := rdb.Scan(cctx, 0, "*", 1000).Iterator()
+		for iter.Next(cctx) {
+			if derr := rdb.Del(cctx, iter.Val()).Err(); derr != nil {
+				err = errors.Join(err, fmt.Errorf("loadgen: clean up %s: %w", iter.Val(), derr))
 			}
+		}
+		if ierr := iter.Err(); ierr != nil {
+			err = errors.Join(err, fmt.Errorf("loadgen: clean up: %w", ierr))
 		}
 	}()
 

@@ -249,7 +249,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				defer wg.Done()
 				t := o.worker(rec, uint64(w))
 				for at := range due {
-					o.do(runCtx, rec, t, at)
+					o.do(ctx, end, rec, t, at)
 				}
 				rec.merge(t.tally)
 			}()
@@ -263,7 +263,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				defer wg.Done()
 				t := o.worker(rec, uint64(w))
 				for runCtx.Err() == nil && rec.sent.Add(1) <= rec.limit {
-					o.do(runCtx, rec, t, time.Now())
+					o.do(ctx, end, rec, t, time.Now())
 				}
 				rec.merge(t.tally)
 			}()
@@ -308,8 +308,10 @@ func (o Options) worker(rec *recorder, id uint64) *workerState {
 }
 
 // do sends one request scheduled at at and records it when it completes
-// inside the measured window.
-func (o Options) do(ctx context.Context, rec *recorder, w *workerState, at time.Time) {
+// inside the measured window (before end). A request still running at the
+// end of the step is not cancelled (the target would log a client abort),
+// only left out; the client's timeout bounds it.
+func (o Options) do(ctx context.Context, end time.Time, rec *recorder, w *workerState, at time.Time) {
 	w.n++
 	w.buf = o.Body.Append(w.buf[:0], w.id, w.n)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.URL, bytes.NewReader(w.buf))
@@ -327,8 +329,8 @@ func (o Options) do(ctx context.Context, rec *recorder, w *workerState, at time.
 		status = resp.StatusCode
 	}
 	done := time.Now()
-	if ctx.Err() != nil || at.Before(rec.measureFrom) {
-		return // warm-up, or cut short by the end of the step
+	if ctx.Err() != nil || at.Before(rec.measureFrom) || done.After(end) {
+		return // warm-up, past the end of the step, or cancelled
 	}
 	w.statuses[status]++
 	if status >= 200 && status < 300 {

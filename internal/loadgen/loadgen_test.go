@@ -173,3 +173,21 @@ func TestDelivery(t *testing.T) {
 		t.Error("Delivery ran on a database that holds keys")
 	}
 }
+
+func TestWaitIdle(t *testing.T) {
+	if _, err := cpuTicks(os.Getpid()); err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	if _, idle := WaitIdle(os.Getpid(), 3*time.Second); !idle {
+		t.Error("an idle test process was not seen idle")
+	}
+	var stop atomic.Bool
+	go func() {
+		for !stop.Load() { // spin one CPU
+		}
+	}()
+	defer stop.Store(true)
+	if _, idle := WaitIdle(os.Getpid(), 1200*time.Millisecond); idle {
+		t.Error("a process spinning a CPU was seen idle")
+	}
+}

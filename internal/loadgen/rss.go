@@ -76,3 +76,53 @@ func (s *rssSampler) stopNow() rssReading {
 	defer s.mu.Unlock()
 	return rssReading{s.last, max(s.peak, s.last)}
 }
+
+// cpuTicks returns the user+system CPU time of process pid in clock ticks,
+// from /proc/<pid>/stat.
+func cpuTicks(pid int) (int64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; the fields after it start at ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("loadgen: unexpected /proc/%d/stat", pid)
+	}
+	f := bytes.Fields(data[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("loadgen: unexpected /proc/%d/stat", pid)
+	}
+	// After ')': state(0) ... utime is field 14 of the file, index 11 here.
+	u, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	s, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("loadgen: unexpected /proc/%d/stat", pid)
+	}
+	return u + s, nil
+}
+
+// WaitIdle waits until process pid uses less than 5% of one CPU over half a
+// second (for the gateway: it has delivered the backlog of the previous
+// step), or until maxWait passes. It returns how long it waited and
+// whether the process went idle.
+func WaitIdle(pid int, maxWait time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	const window, ticksPerSec = 500 * time.Millisecond, 100 // USER_HZ
+	prev, err := cpuTicks(pid)
+	if err != nil {
+		return 0, false
+	}
+	for time.Since(start) < maxWait {
+		time.Sleep(window)
+		cur, err := cpuTicks(pid)
+		if err != nil {
+			return time.Since(start), false
+		}
+		if float64(cur-prev)/ticksPerSec < 0.05*window.Seconds() {
+			return time.Since(start), true
+		}
+		prev = cur
+	}
+	return time.Since(start), false
+}

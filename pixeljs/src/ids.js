@@ -1,31 +1,19 @@
 // Random identifiers: event ids and the visitor seed.
 
-// randomWords returns n random 32-bit unsigned integers. crypto.getRandomValues
-// exists in every browser that runs ES2017; Math.random only keeps the script
-// alive where it does not.
-function randomWords(n) {
-  const a = new Uint32Array(n);
-  try {
-    crypto.getRandomValues(a);
-  } catch (e) {
-    for (let i = 0; i < n; i++) a[i] = Math.random() * 4294967296;
-  }
-  return a;
-}
+// randomWords returns n random 32-bit unsigned integers, from
+// crypto.getRandomValues, which every browser running ES2017 has.
+const randomWords = (n) => crypto.getRandomValues(new Uint32Array(n));
 
-// hex8 formats a 32-bit word as 8 lowercase hex digits.
-const hex8 = (w) => (w + 4294967296).toString(16).slice(1);
-
-// uuid returns a random (version 4) UUID in its lowercase canonical form.
+// uuid returns a random (version 4) UUID in its lowercase canonical form:
+// each 0 and 1 of the template becomes a random hex digit, the 8 one of
+// 8 9 a b (the variant), and the 4 (the version) stays.
 export function uuid() {
-  const w = randomWords(4);
-  w[1] = (w[1] & 0xffff0fff) | 0x4000; // version 4
-  w[2] = (w[2] & 0x3fffffff) | 0x80000000; // variant 10
-  const h = hex8(w[0]) + hex8(w[1]) + hex8(w[2]) + hex8(w[3]);
-  return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
+  const r = randomWords(32);
+  let i = 0;
+  return '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (r[i++] & (15 >> (c / 4)))).toString(16));
 }
 
-const VID_KEY = '_tw_vid';
+export const VID_KEY = '_tw_vid';
 const VID_RE = /^\d{12,14}\.\d{10,18}$/;
 
 // visitorSeed returns the visitor seed "<Unix ms>.<10 random digits>", minted
@@ -37,12 +25,13 @@ export function visitorSeed(storage, now) {
   try {
     v = storage.getItem(VID_KEY);
   } catch (e) {}
-  if (v && VID_RE.test(v)) return v;
-  const w = randomWords(2);
-  // A non-zero leading digit, then nine: 10 digits, as in Meta's own _fbp.
-  v = now + '.' + ((w[0] % 9) + 1) + String(1e9 + (w[1] % 1e9)).slice(1);
-  try {
-    storage.setItem(VID_KEY, v);
-  } catch (e) {}
+  if (!VID_RE.test(v)) {
+    const w = randomWords(2);
+    // A non-zero leading digit, then nine: 10 digits, as in Meta's own _fbp.
+    v = now + '.' + ((w[0] % 9) + 1) + String(1e9 + (w[1] % 1e9)).slice(1);
+    try {
+      storage.setItem(VID_KEY, v);
+    } catch (e) {}
+  }
   return v;
 }

@@ -7,12 +7,32 @@
 //
 // On load the script replaces the stub, records a PageView and replays the
 // queued calls in order; all of them go out in one request, under the consent
-// and identity the queued calls set. Events go to the collect endpoint next to the script
-// (/tw.js posts to /collect, /tw/tw.js to /tw/collect) unless the script tag
-// names another one in data-endpoint. Every entry point is wrapped: the script
-// never throws into the page.
+// and identity the queued calls set. Events go to the collect endpoint the
+// gateway baked in, relative to the script's own URL (/tw.js posts to
+// /collect, /tw/tw.js to /tw/collect, a site's own script path to its own
+// collect path), unless the script tag names another one in data-endpoint.
+//
+// Consent also comes from the IAB TCF API (__tcfapi) and from Google Consent
+// Mode commands in window.dataLayer; with the site options, history
+// navigation records a PageView (single-page apps) and GA4 e-commerce events
+// in window.dataLayer are recorded as tagway's standard events. Every entry
+// point is wrapped: the script never throws into the page.
 
+import { consentUpdate, ecommerce, watch } from './datalayer.js';
 import { createTracker } from './tracker.js';
+
+// Site options are baked in by the gateway (the build replaces the names
+// with their values): __TW_COLLECT__, the collect endpoint relative to the
+// script's URL; __TW_SPA__, page views on history navigation;
+// __TW_DATALAYER__, GA4 e-commerce events from window.dataLayer.
+
+// safe returns f wrapped so that it never throws.
+const safe = (f) =>
+  function () {
+    try {
+      return f.apply(this, arguments);
+    } catch (e) {}
+  };
 
 function start(w, d) {
   const own = w.tagway;
@@ -21,27 +41,68 @@ function start(w, d) {
   const attr = tag && tag.getAttribute('data-endpoint');
   // data-endpoint is resolved like any URL of the page; the default against
   // the script's own URL.
-  const endpoint = attr
-    ? new URL(attr, d.baseURI).href
-    : new URL('collect', (tag && tag.src) || d.baseURI).href;
+  const endpoint = attr ? new URL(attr, d.baseURI).href : new URL(__TW_COLLECT__, (tag && tag.src) || d.baseURI).href;
   const tracker = createTracker(w, endpoint);
-  const tagway = function () {
-    try {
-      tracker.command(arguments);
-    } catch (e) {}
-  };
+  const tagway = safe((...a) => tracker.command(a));
   tagway.tw = 1;
   w.tagway = tagway;
+
+  // Consent the page stated before: Consent Mode updates already in the
+  // dataLayer, then the TCF (whose callback may come at once or later). The
+  // TCF maps purpose 1 (store and access information on a device) to
+  // ad_storage and analytics_storage, purposes 1, 4 and 7 (personalised ads
+  // and their measurement) to ad_user_data, 3 and 4 to ad_personalization.
+  // The TCF saying GDPR does not apply changes nothing.
   tagway('page');
-  const queued = (own && own.q) || [];
-  for (let i = 0; i < queued.length; i++) tagway.apply(null, queued[i]);
-  const unload = () => {
-    try {
-      tracker.flush(true);
-    } catch (e) {}
-  };
-  w.addEventListener('pagehide', unload);
-  d.addEventListener('visibilitychange', () => d.visibilityState == 'hidden' && unload());
+  watch(w, (e) => {
+    tracker.consent(consentUpdate(e));
+    const m = __TW_DATALAYER__ && ecommerce(e);
+    if (m) tracker.record(m[0], m[1]);
+  });
+  if (typeof w.__tcfapi == 'function') {
+    w.__tcfapi(
+      'addEventListener',
+      2,
+      safe((t, ok) => {
+        // tcloaded or useractioncomplete: a choice; cmpuishown: none yet.
+        if (!ok || !t.gdprApplies || t.eventStatus == 'cmpuishown') return;
+        const p = (t.purpose && t.purpose.consents) || {};
+        const all = (...n) => (n.every((i) => p[i]) ? 'granted' : 'denied');
+        const storage = all(1);
+        tracker.consent({
+          ad_storage: storage,
+          ad_user_data: all(1, 4, 7),
+          ad_personalization: all(3, 4),
+          analytics_storage: storage,
+        });
+      }),
+    );
+  }
+
+  ((own && own.q) || []).forEach((a) => tagway(...a));
+
+  const on = (t, type, f) => t.addEventListener(type, safe(f));
+  const unload = () => tracker.flush(true);
+  on(w, 'pagehide', unload);
+  on(d, 'visibilitychange', () => d.visibilityState == 'hidden' && unload());
+  on(w, 'online', () => tracker.flush());
+
+  // Single-page apps: a PageView when pushState or the back and forward
+  // buttons (popstate) change the URL (the hash aside). replaceState is left
+  // alone: routers use it to tidy the current URL, not to navigate.
+  if (__TW_SPA__) {
+    const h = w.history;
+    const page = () => w.location.href.split('#')[0];
+    let last = page();
+    const nav = safe(() => last != page() && ((last = page()), tagway('page')));
+    const push = h.pushState;
+    h.pushState = function () {
+      const r = push.apply(this, arguments);
+      nav();
+      return r;
+    };
+    on(w, 'popstate', nav);
+  }
 }
 
 try {
