@@ -1,0 +1,60 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBenchFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"-conns", "64,256", "-rate", "2000"}, ""},
+		{[]string{"-url", "http://10.1.2.3:8080"}, "not a loopback"},
+		{[]string{"-spawn"}, "need -redis"},
+		{[]string{"-spawn", "-redis", "redis://10.0.0.1:6379"}, "not a loopback"},
+		{[]string{"-spawn", "-url", "http://127.0.0.1:1", "-redis", "redis://127.0.0.1:1"}, "exclude each other"},
+		{[]string{"-conns", "0"}, "positive"},
+	} {
+		_, err := parseBenchFlags(tc.args, io.Discard)
+		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.err)
+		}
+	}
+}
+
+func TestDeadlettersFlags(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	action, f, jsonOut, err := parseDeadlettersFlags([]string{"replay", "--site", "shop", "--destination", "meta",
+		"--reason", "max_attempts", "--since", "2h", "--until", "2026-03-01T11:30:00Z", "--id", "1-0,2-0", "--id", "3-0", "--json"}, now, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if action != "replay" || !jsonOut || f.Site != "shop" || f.Destination != "meta" || f.Reason != "max_attempts" ||
+		!f.Since.Equal(now.Add(-2*time.Hour)) || !f.Until.Equal(now.Add(-30*time.Minute)) ||
+		strings.Join(f.IDs, " ") != "1-0 2-0 3-0" || f.Limit != 0 {
+		t.Errorf("%s %+v", action, f)
+	}
+	if _, f, _, _ := parseDeadlettersFlags([]string{"list"}, now, io.Discard); f.Limit != 100 {
+		t.Errorf("list default limit %d", f.Limit)
+	}
+	for _, args := range [][]string{
+		nil, {"purge"}, {"list", "--reason", "nope"}, {"list", "--since", "yesterday"},
+		{"drop", "--id", "1-0"}, {"list", "--site", "Bad Site"}, {"list", "extra"},
+	} {
+		if _, _, _, err := parseDeadlettersFlags(args, now, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+func TestDeadlettersNeedsRedisURL(t *testing.T) {
+	var stderr strings.Builder
+	code := run(t.Context(), []string{"deadletters", "list"}, func(string) string { return "" }, io.Discard, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "REDIS_URL") {
+		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+}
