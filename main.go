@@ -35,6 +35,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdBench(ctx, args, stdout, stderr)
 	case "deadletters":
 		return cmdDeadletters(ctx, args, getenv, stdout, stderr)
+	case "tenants", "sites", "destinations", "routes", "keys", "apply", "export", "send-test", "test-results", "audit", "rotate-ingest-key":
+		return cmdAdmin(ctx, cmd, args, getenv, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tagway", version)
 		return 0
@@ -59,6 +61,8 @@ Commands:
   deadletters  list, replay or drop dead letters in REDIS_URL (tagway deadletters -h)
   version      print the version
   help         show this help
+
+` + adminUsage + `
 
 The gateway is configured from the environment; see README.md.
 `

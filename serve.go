@@ -159,6 +159,8 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Static:         demo,
 		Ready:          func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		Draining:       a.draining.Load,
+		CountryHeader:  s.Admin.CountryHeader,
+		RegionHeader:   s.Admin.RegionHeader,
 	})
 	if err != nil {
 		a.Close()

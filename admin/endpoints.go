@@ -460,10 +460,11 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 		}
 		inFile[k][id] = true
 	}
+	var nt, ns, nd, nr int
 	if p.root() {
 		for _, t := range cfg.Tenants {
 			mark(routing.KindTenant, t.ID)
-			upsert(&st.Config.Tenants, t, func(x model.Tenant) string { return x.ID })
+			upsert(&st.Config.Tenants, t, func(x model.Tenant) string { return x.ID }, &nt)
 		}
 	}
 	for i, s := range cfg.Sites {
@@ -479,7 +480,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 				return &apiError{Status: http.StatusConflict, Code: "already_exists", Field: fmt.Sprintf("sites[%d].id", i), Message: "the id " + quote(s.ID) + " is taken"}
 			}
 		}
-		upsert(&st.Config.Sites, s, func(x model.Site) string { return x.ID })
+		upsert(&st.Config.Sites, s, func(x model.Site) string { return x.ID }, &ns)
 	}
 	for i, d := range cfg.Destinations {
 		mark(routing.KindDestination, d.ID)
@@ -500,7 +501,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 			return e
 		}
 		d.Settings = settings
-		upsert(&st.Config.Destinations, d, func(x model.Destination) string { return x.ID })
+		upsert(&st.Config.Destinations, d, func(x model.Destination) string { return x.ID }, &nd)
 	}
 	for i, rt := range cfg.Routes {
 		mark(routing.KindRoute, rt.ID)
@@ -510,7 +511,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 		if j := slices.IndexFunc(st.Config.Routes, func(o model.Route) bool { return o.ID == rt.ID }); j >= 0 && !siteVisible(st, p, st.Config.Routes[j].SiteID) {
 			return &apiError{Status: http.StatusConflict, Code: "already_exists", Field: fmt.Sprintf("routes[%d].id", i), Message: "the id " + quote(rt.ID) + " is taken"}
 		}
-		upsert(&st.Config.Routes, rt, func(x model.Route) string { return x.ID })
+		upsert(&st.Config.Routes, rt, func(x model.Route) string { return x.ID }, &nr)
 	}
 	if !prune {
 		return nil
@@ -536,12 +537,15 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 	return nil
 }
 
-func upsert[T any](list *[]T, v T, id func(T) string) {
+// upsert puts v at position *next of list (replacing the resource with its
+// id wherever it was), so the file's resources come first and in the file's
+// order: validation errors then carry the file's own indices.
+func upsert[T any](list *[]T, v T, id func(T) string, next *int) {
 	if i := slices.IndexFunc(*list, func(x T) bool { return id(x) == id(v) }); i >= 0 {
-		(*list)[i] = v
-		return
+		*list = slices.Delete(*list, i, i+1)
 	}
-	*list = append(*list, v)
+	*list = slices.Insert(*list, min(*next, len(*list)), v)
+	*next++
 }
 
 // export answers the configuration the caller can see, in the format of

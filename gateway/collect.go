@@ -211,6 +211,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		},
 	}
 	ids.annotate(&base.Context)
+	base.Context.Country, base.Context.Region = g.visitorRegion(r)
 	ip, ua := g.clientIP(r), userAgent(r)
 	events := make([]destinations.Event, 0, len(req.Events))
 	for i, raw := range req.Events {

@@ -98,6 +98,11 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Draining reports that shutdown has begun (/readyz then fails); nil is never.
 	Draining func() bool
+	// CountryHeader and RegionHeader name request headers holding the
+	// visitor's country (ISO 3166-1 alpha-2, "CF-IPCountry") and
+	// subdivision ("CA"), set by a trusted proxy; see geo.go.
+	CountryHeader string
+	RegionHeader  string
 
 	// MaxBodyBytes and MaxEvents bound one /collect request.
 	MaxBodyBytes int64
