@@ -7,8 +7,9 @@
 // it: when the gateway is unreachable or answers 5xx, the events stay and are
 // sent again with back-off (1 s doubling to 64 s), when the browser is back
 // online, and — kept in localStorage when ad_storage allows storage — on the
-// next page. One request is in flight at a time, so each event is sent once
-// per attempt; the outbox is bounded (50 events, 64 KB stored) and an event is
+// next page. An event is in one request at a time (the events of a later
+// tick go in a request of their own, even while an earlier one is in
+// flight); the outbox is bounded (50 events, 64 KB stored) and an event is
 // dropped after 9 failed attempts. Raw PII (user_data) never goes to storage:
 // a stored event is retried without it.
 //
@@ -51,7 +52,6 @@ export function createTracker(w, endpoint) {
   const user = {};
   // box is the outbox: {e: event, s: in flight, f: failed attempts}.
   let box = [];
-  let busy = false;
   let restored = false;
   let timer = 0;
   let retry = 0;
@@ -105,7 +105,7 @@ export function createTracker(w, endpoint) {
   // events already stored are left for the next page rather than sent twice.
   function send(unloading) {
     const a = ad();
-    if ((!a || busy) && !unloading) return;
+    if (!a && !unloading) return;
     if (a == 'granted' && !restored) {
       restored = true;
       store((st) => {
@@ -130,9 +130,7 @@ export function createTracker(w, endpoint) {
     // With the seed, the racing requests of a new visitor get one _fbp.
     if (a == 'granted') body.vid = visitorSeed(storage, Date.now());
     for (const x of out) x.s = 1;
-    busy = true;
     post(w, endpoint, JSON.stringify(body), unloading, (ok) => {
-      busy = false;
       for (const x of out) {
         x.s = 0;
         if (!ok) x.f = (x.f | 0) + 1;
