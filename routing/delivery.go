@@ -396,3 +396,25 @@ func cutRef(ref string) (string, string, bool) {
 	}
 	return ref, "", false
 }
+
+// commitRetrying records a round, trying again while Redis is unreachable
+// (what was delivered must not be delivered again because Redis restarted
+// at the wrong moment), until the shutdown bound. It reports whether the
+// round was recorded; if not, its entries stay pending and are delivered
+// again after the visibility timeout.
+func (w *worker) commitRetrying(hard context.Context, r round) bool {
+	for attempt := 0; ; attempt++ {
+		err := w.commit(r)
+		if err == nil {
+			return true
+		}
+		if hard.Err() != nil || !unreachable(err) {
+			w.log.Error("recording delivery outcomes failed; the events will be delivered again", "err", err, "events", len(r.jobs))
+			return false
+		}
+		if attempt == 0 {
+			w.log.Warn("recording delivery outcomes failed; retrying until redis answers", "err", err)
+		}
+		w.sleep(hard, min(20*time.Millisecond<<min(attempt, 7), 2*time.Second))
+	}
+}

@@ -3,9 +3,12 @@ package routing
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +46,7 @@ type committer struct {
 	mu       sync.Mutex
 	pending  []*enqueueReq
 	inFlight int
+	slots    []int       // free flush slots; a running flush holds one
 	timer    *time.Timer // armed linger timer, nil when none
 }
 
@@ -64,10 +68,10 @@ func (c *committer) submit(r *enqueueReq) {
 		}
 		c.mu.Unlock()
 	default:
-		batch := c.beginLocked()
+		batch, slot := c.beginLocked()
 		c.mu.Unlock()
-		c.q.flush(batch)
-		c.next()
+		c.q.flush(batch, slot)
+		c.next(slot)
 	}
 }
 
@@ -78,28 +82,31 @@ func (c *committer) lingerDone() {
 		c.mu.Unlock()
 		return
 	}
-	batch := c.beginLocked()
+	batch, slot := c.beginLocked()
 	c.mu.Unlock()
-	c.q.flush(batch)
-	c.next()
+	c.q.flush(batch, slot)
+	c.next(slot)
 }
 
 // beginLocked takes up to MaxBatch waiting calls for a flush about to start.
-func (c *committer) beginLocked() []*enqueueReq {
+func (c *committer) beginLocked() ([]*enqueueReq, int) {
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
 	}
 	c.inFlight++
-	return c.takeLocked()
+	slot := c.slots[len(c.slots)-1]
+	c.slots = c.slots[:len(c.slots)-1]
+	return c.takeLocked(), slot
 }
 
 // next ends a flush; calls that arrived meanwhile are flushed on a new
 // goroutine, which keeps flushing while calls are waiting.
-func (c *committer) next() {
+func (c *committer) next(slot int) {
 	c.mu.Lock()
 	if len(c.pending) == 0 {
 		c.inFlight--
+		c.slots = append(c.slots, slot)
 		c.mu.Unlock()
 		return
 	}
@@ -107,13 +114,14 @@ func (c *committer) next() {
 	c.mu.Unlock()
 	go func() {
 		for batch != nil {
-			c.q.flush(batch)
+			c.q.flush(batch, slot)
 			c.mu.Lock()
 			batch = nil
 			if len(c.pending) > 0 {
 				batch = c.takeLocked()
 			} else {
 				c.inFlight--
+				c.slots = append(c.slots, slot)
 			}
 			c.mu.Unlock()
 		}
@@ -173,13 +181,67 @@ func mergeArrays(reqs []*enqueueReq) []byte {
 
 // flush writes a batch of calls: one XADD per entry in one pipeline, or,
 // when Redis is unreachable and a spool is configured, one spool append.
-func (q *Queue) flush(batch []*enqueueReq) {
+//
+// With a spool, each XADD runs in a script that also stores (slot, flush
+// sequence) in the writer's marker hash of the site, so that the drainer
+// can tell whether a write that failed without an answer (Redis died after
+// applying it) is already in the stream: spooled events reach the stream
+// exactly once.
+func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	entries := q.entries(batch)
 	q.metrics.observeFlush(len(batch), len(entries))
-	if q.spool != nil && q.redisDown.Load() {
-		q.spoolEntries(entries, "redis_down")
+	if q.spool == nil {
+		q.writeEntries(entries)
 		return
 	}
+	q.redisWrites.Add(1)
+	defer q.redisWrites.Add(-1)
+	if q.redisDown.Load() {
+		q.spoolEntries(entries, "redis_down", nil)
+		return
+	}
+	seq := strconv.FormatUint(q.seq.Add(1), 10)
+	mark := &writeMark{slot: strconv.Itoa(slot), seq: seq}
+	ctx, cancel := context.WithTimeout(context.Background(), q.opts.WriteTimeout)
+	defer cancel()
+	run := func(p redis.Scripter, e *entry) *redis.Cmd {
+		return q.enqueueScript.EvalSha(ctx, p, []string{StreamKey(e.site), MarkerKey(e.site, q.writer)},
+			e.payload, mark.slot, mark.seq, markerTTL.Milliseconds())
+	}
+	cmds := make([]*redis.Cmd, len(entries))
+	pipe := q.rdb.Pipeline()
+	for i, e := range entries {
+		cmds[i] = run(pipe, e)
+	}
+	_, _ = pipe.Exec(ctx)
+	var failed []*entry
+	var failErr error
+	for i, e := range entries {
+		err := cmds[i].Err()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// Not run: the server lost its scripts (a restart); load and run.
+			err = q.enqueueScript.Run(ctx, q.rdb, []string{StreamKey(e.site), MarkerKey(e.site, q.writer)},
+				e.payload, mark.slot, mark.seq, markerTTL.Milliseconds()).Err()
+		}
+		switch {
+		case err == nil:
+			e.answer(nil)
+		case !unreachable(err):
+			e.answer(fmt.Errorf("routing: enqueue to site %q: %w", e.site, err))
+		default:
+			failed, failErr = append(failed, e), err
+		}
+	}
+	if len(failed) > 0 {
+		if q.redisDown.CompareAndSwap(false, true) {
+			q.log.Warn("redis is unreachable: accepting events into the local spool until it returns", "err", failErr)
+		}
+		q.spoolEntries(failed, "write_failed", mark)
+	}
+}
+
+// writeEntries writes entries without a spool: a failure is the caller's.
+func (q *Queue) writeEntries(entries []*entry) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.opts.WriteTimeout)
 	defer cancel()
 	cmds := make([]*redis.StringCmd, len(entries))
@@ -192,25 +254,12 @@ func (q *Queue) flush(batch []*enqueueReq) {
 		}
 		_, _ = pipe.Exec(ctx)
 	}
-	var failed []*entry
-	var failErr error
 	for i, e := range entries {
-		err := cmds[i].Err()
-		if err == nil {
-			e.answer(nil)
-			continue
-		}
-		if q.spool == nil || !unreachable(err) {
+		if err := cmds[i].Err(); err != nil {
 			e.answer(fmt.Errorf("routing: enqueue to site %q: %w", e.site, err))
-			continue
+		} else {
+			e.answer(nil)
 		}
-		failed, failErr = append(failed, e), err
-	}
-	if len(failed) > 0 {
-		if q.redisDown.CompareAndSwap(false, true) {
-			q.log.Warn("redis is unreachable: accepting events into the local spool until it returns", "err", failErr)
-		}
-		q.spoolEntries(failed, "write_failed")
 	}
 }
 
@@ -266,4 +315,11 @@ func encodeEvents(siteID string, events []destinations.Event, nowMs int64) ([]by
 	}
 	buf.WriteByte(']')
 	return buf.Bytes(), nil
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing/spool"
 )
 
 func hash(s string) string {
@@ -201,12 +202,19 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 		return rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(site), Values: []any{"e", payload}}).Err()
 	}
+	sp, err := spool.Open(b.TempDir(), spool.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sp.Close()
+	qs := NewQueue(rdb, QueueOptions{Spool: sp}) // marker script per entry
 	impls := []struct {
 		name    string
 		enqueue func(context.Context, string, []destinations.Event) error
 	}{
 		{"xadd-per-call", naive},
 		{"group-commit", q.Enqueue},
+		{"group-commit-spool", qs.Enqueue},
 	}
 	evs := []destinations.Event{realisticEvent(1)}
 	for _, impl := range impls {

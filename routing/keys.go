@@ -19,3 +19,8 @@ func RetryKey(siteID, destID string) string { return "tw:{" + siteID + "}:retry:
 
 // DeadKey is the dead-letter stream of one destination of a site.
 func DeadKey(siteID, destID string) string { return "tw:{" + siteID + "}:dead:" + destID }
+
+// MarkerKey is the hash in which one gateway process (writer) records its
+// last write per flush slot and its spool drain progress for a site, so
+// that spooled events reach the stream exactly once.
+func MarkerKey(siteID, writer string) string { return "tw:{" + siteID + "}:w:" + writer }

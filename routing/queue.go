@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -101,6 +102,16 @@ type Queue struct {
 	commit    committer
 	metrics   *queueMetrics
 	redisDown atomic.Bool // set by a failed write, cleared by Run
+
+	// With a spool: this process's writer id in marker keys, the sequence
+	// of its flushes and spool records, the order of its spool appends,
+	// and the flushes that may be writing to Redis.
+	writer        string
+	seq           atomic.Uint64
+	spoolMu       sync.Mutex
+	redisWrites   atomic.Int64
+	enqueueScript *redis.Script
+	drainScript   *redis.Script
 }
 
 // NewQueue returns a Queue writing to rdb. The client should not retry
@@ -111,9 +122,13 @@ func NewQueue(rdb redis.UniversalClient, opts QueueOptions) *Queue {
 	q := &Queue{
 		rdb: rdb, opts: opts, now: opts.Now, log: opts.Logger, spool: opts.Spool,
 		replay:  redis.NewScript(replayScript),
-		metrics: newQueueMetrics(),
+		metrics: newQueueMetrics(), writer: randomHex(8),
+		enqueueScript: redis.NewScript(enqueueScript), drainScript: redis.NewScript(drainScript),
 	}
 	q.commit.q = q
+	for i := range opts.MaxInFlight {
+		q.commit.slots = append(q.commit.slots, i)
+	}
 	return q
 }
 

@@ -5,30 +5,91 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// A spool record is the site id, a newline, then the entry's JSON array.
+// markerTTL is how long a writer's marker hash lives after its last write:
+// longer than any spool may wait for Redis.
+const markerTTL = 7 * 24 * time.Hour
 
-func spoolRecord(e *entry) []byte {
-	b := make([]byte, 0, len(e.site)+1+len(e.payload))
-	b = append(b, e.site...)
-	b = append(b, '\n')
-	return append(b, e.payload...)
+// enqueueScript adds one entry (KEYS[1] the stream, ARGV[1] the payload)
+// and records ARGV[3], the flush sequence, under field f<ARGV[2]> (the
+// flush slot) of the writer's marker hash KEYS[2], which lives ARGV[4] ms.
+const enqueueScript = `
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+redis.call('HSET', KEYS[2], 'f' .. ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return id
+`
+
+// drainScript adds a spooled entry unless it is already in the stream:
+// written by a flush whose answer was lost (field f<ARGV[3]> of the
+// writer's marker KEYS[2] holds its flush sequence ARGV[4]), or drained
+// before (field d, the writer's highest drained spool sequence, is at least
+// ARGV[2]). A writer's records are drained in spool-sequence order.
+const drainScript = `
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[2], 'f' .. ARGV[3]) == ARGV[4] then return 0 end
+local done = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
+if tonumber(ARGV[2]) <= done then return 0 end
+redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+redis.call('HSET', KEYS[2], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+`
+
+// writeMark names a flush that reached for Redis: its slot and sequence.
+type writeMark struct{ slot, seq string }
+
+// spoolRec is a spooled entry. Encoded, it is five header lines (site,
+// writer, spool sequence, flush slot and flush sequence, the last two
+// empty when the flush never reached for Redis) then the JSON array.
+type spoolRec struct {
+	site, writer, seq, slot, flushSeq string
+	payload                           []byte
+}
+
+func (r spoolRec) encode() []byte {
+	b := make([]byte, 0, len(r.payload)+64)
+	for _, f := range []string{r.site, r.writer, r.seq, r.slot, r.flushSeq} {
+		b = append(b, f...)
+		b = append(b, '\n')
+	}
+	return append(b, r.payload...)
+}
+
+func decodeSpoolRec(b []byte) (spoolRec, bool) {
+	var f [5]string
+	for i := range f {
+		line, rest, ok := bytes.Cut(b, []byte{'\n'})
+		if !ok {
+			return spoolRec{}, false
+		}
+		f[i], b = string(line), rest
+	}
+	r := spoolRec{site: f[0], writer: f[1], seq: f[2], slot: f[3], flushSeq: f[4], payload: b}
+	return r, r.site != "" && r.writer != "" && r.seq != ""
 }
 
 // spoolEntries stores entries Redis could not take in the spool, with one
-// fsync, and answers their callers.
-func (q *Queue) spoolEntries(entries []*entry, reason string) {
+// fsync, and answers their callers. mark names the flush when it reached
+// for Redis (nil when it did not).
+func (q *Queue) spoolEntries(entries []*entry, reason string, mark *writeMark) {
 	recs := make([][]byte, len(entries))
 	events := 0
+	q.spoolMu.Lock() // spool order is spool-sequence order
 	for i, e := range entries {
-		recs[i] = spoolRecord(e)
+		r := spoolRec{site: e.site, writer: q.writer, seq: strconv.FormatUint(q.seq.Add(1), 10), payload: e.payload}
+		if mark != nil {
+			r.slot, r.flushSeq = mark.slot, mark.seq
+		}
+		recs[i] = r.encode()
 		events += e.events
 	}
 	err := q.spool.Append(recs...)
+	q.spoolMu.Unlock()
 	if err != nil {
 		q.metrics.spoolRefused.Add(float64(events))
 		if errors.Is(err, ErrSpoolFull) {
@@ -86,36 +147,53 @@ func (q *Queue) drainSpool(ctx context.Context) {
 		}
 		return
 	}
-	if q.redisDown.CompareAndSwap(true, false) {
+	// Direct writes resume only once the spool is empty and no flush that
+	// reached for Redis before the outage is still running (its record,
+	// spooled later, is checked against its slot, which no other flush may
+	// have used in between).
+	if q.redisWrites.Load() == 0 && q.spool.Empty() && q.redisDown.CompareAndSwap(true, false) {
 		q.log.Info("redis is reachable again: writing to it directly", "spooled_entries_moved", n)
 	} else if n > 0 {
 		q.log.Info("spooled events moved into redis", "entries", n)
 	}
 }
 
-// writeSpooled adds spooled entries to their streams in one pipeline; it
-// fails unless every one was acknowledged.
+// writeSpooled adds spooled entries to their streams, each unless it is
+// already there (drainScript), in one pipeline; it fails unless every one
+// was acknowledged.
 func (q *Queue) writeSpooled(ctx context.Context, recs [][]byte) error {
 	wctx, cancel := context.WithTimeout(ctx, q.opts.WriteTimeout)
 	defer cancel()
+	type item struct {
+		keys []string
+		args []any
+		cmd  *redis.Cmd
+	}
+	var items []*item
 	pipe := q.rdb.Pipeline()
-	for _, rec := range recs {
-		site, payload, ok := bytes.Cut(rec, []byte{'\n'})
-		if !ok || len(site) == 0 {
-			q.log.Error("skipping a spool record without a site; it cannot be delivered", "bytes", len(rec))
+	for _, raw := range recs {
+		r, ok := decodeSpoolRec(raw)
+		if !ok {
+			q.log.Error("skipping an unreadable spool record; it cannot be delivered", "bytes", len(raw))
 			continue
 		}
-		pipe.XAdd(wctx, &redis.XAddArgs{Stream: StreamKey(string(site)), Values: []any{"e", payload}})
+		it := &item{keys: []string{StreamKey(r.site), MarkerKey(r.site, r.writer)},
+			args: []any{r.payload, r.seq, r.slot, r.flushSeq, markerTTL.Milliseconds()}}
+		it.cmd = q.drainScript.EvalSha(wctx, pipe, it.keys, it.args...)
+		items = append(items, it)
 	}
-	cmds, err := pipe.Exec(wctx)
-	for _, c := range cmds {
-		if c.Err() != nil {
-			return c.Err()
+	_, _ = pipe.Exec(wctx)
+	for _, it := range items {
+		err := it.cmd.Err()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// Not run, and later items of this writer depend on it: run it
+			// now, then the rest in order.
+			err = q.drainScript.Run(wctx, q.rdb, it.keys, it.args...).Err()
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if err != nil {
-		return err
-	}
-	q.metrics.drained.Add(float64(len(recs)))
+	q.metrics.drained.Add(float64(len(items)))
 	return nil
 }

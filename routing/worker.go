@@ -392,8 +392,7 @@ func (w *worker) process(hard context.Context, r round) {
 	if !w.deliverAll(hard, send) { // delivery.go: limits, circuit, batch splitting
 		return
 	}
-	if err := w.commit(r); err != nil {
-		w.log.Error("recording delivery outcomes failed; the events will be delivered again", "err", err, "events", len(r.jobs))
+	if !w.commitRetrying(hard, r) {
 		return
 	}
 	for _, j := range r.jobs {
