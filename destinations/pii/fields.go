@@ -223,12 +223,18 @@ func NormalizeZip(v string) (string, error) {
 	if usZip.MatchString(t) {
 		return t[:5], nil
 	}
-	return strings.Map(func(r rune) rune {
+	z := strings.Map(func(r rune) rune {
 		if r == '-' || jsSpace(r) {
 			return -1
 		}
 		return r
-	}, jsLower(t)), nil
+	}, jsLower(t))
+	if usZip.MatchString(z) {
+		// Nine digits however separated ("9410 31234"): a ZIP+4. This also
+		// keeps normalization idempotent.
+		return z[:5], nil
+	}
+	return z, nil
 }
 
 // NormalizeCountry returns the lowercase ISO 3166-1 alpha-2 code of a

@@ -1,17 +1,18 @@
 // Package pii normalizes and SHA-256 hashes the customer-information
-// parameters of Meta's Conversions API (user_data), following Meta's
-// documented rules (the "Customer information parameters" page).
+// parameters of Meta's Conversions API (user_data).
 //
 // Meta's documentation and Meta's two Node libraries (the Business SDK and
-// the parameter builder) disagree in places; where they do, this package
-// follows the documentation and says so next to the rule. Each field has its
-// own normalization function so that it can be tested against vectors
-// field by field.
+// the parameter builder) disagree in places. Each field follows one of
+// them, chosen for match quality and recorded in README.md; every
+// normalization function names its source, and TestMetaVectors checks the
+// output on every vector Meta's libraries produced
+// (destinations/meta/testdata/vectors/normalize.jsonl).
 //
 // Values that are already SHA-256 digests (64 hex characters, any case) are
-// lowercased and passed through, never hashed twice. MD5-looking values (32
-// hex characters) are refused: Meta asks for SHA-256. No function here ever
-// returns the digest of the empty string.
+// lowercased and passed through, never hashed twice; digests carrying the
+// parameter builder's appendix pass through untouched. MD5-looking values
+// (32 hex characters) and the digest of the empty string are refused. No
+// function here ever returns the digest of the empty string.
 package pii
 
 import (
