@@ -87,21 +87,23 @@ function start(w, d) {
   on(d, 'visibilitychange', () => d.visibilityState == 'hidden' && unload());
   on(w, 'online', () => tracker.flush());
 
-  // Single-page apps: a PageView when pushState or the back and forward
-  // buttons (popstate) change the URL (the hash aside). replaceState is left
-  // alone: routers use it to tidy the current URL, not to navigate.
+  // Single-page apps: a PageView when pushState changes the URL (the hash
+  // aside), or the back and forward buttons (popstate) lead to another one
+  // than the last page viewed. replaceState is left alone: routers use it
+  // to tidy the current URL, not to navigate.
   if (__TW_SPA__) {
     const h = w.history;
     const page = () => w.location.href.split('#')[0];
     let last = page();
-    const nav = safe(() => last != page() && ((last = page()), tagway('page')));
+    const nav = (from) => from != page() && ((last = page()), tagway('page'));
     const push = h.pushState;
     h.pushState = function () {
+      const from = page();
       const r = push.apply(this, arguments);
-      nav();
+      safe(nav)(from);
       return r;
     };
-    on(w, 'popstate', nav);
+    on(w, 'popstate', () => nav(last));
   }
 }
 
