@@ -132,7 +132,7 @@ func BuildFor(o Options) ([]byte, error) {
 			"__TW_SPA__":             strconv.FormatBool(o.SPAPageViews),
 			"__TW_DATALAYER__":       strconv.FormatBool(o.DataLayer),
 		},
-		Plugins:           []api.Plugin{embedded(src)},
+		Plugins: []api.Plugin{embedded(src)},
 	})
 	if len(res.Errors) > 0 {
 		errs := make([]error, 0, len(res.Errors))
