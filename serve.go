@@ -21,6 +21,7 @@ import (
 	"github.com/tagway/tagway/gateway"
 	"github.com/tagway/tagway/pixeljs"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/spool"
 	"github.com/tagway/tagway/static"
 )
 
@@ -75,6 +76,12 @@ type app struct {
 	dispatcher *routing.Dispatcher
 	handler    http.Handler
 	draining   atomic.Bool
+	// queue is the intake, on its own client that never retries a write
+	// (queueRdb), with the local spool when TAGWAY_DATA_DIR is set.
+	queue      *routing.Queue
+	queueRdb   redis.UniversalClient
+	spool      *spool.Spool
+	drainDelay time.Duration
 	// dryRuns keeps the last requests dry-run destinations would have sent.
 	dryRuns *destinations.Recorder
 }
@@ -87,7 +94,7 @@ func registry() destinations.Registry {
 }
 
 func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) {
-	a := &app{logger: logger, dryRuns: destinations.NewRecorder(100)}
+	a := &app{logger: logger, dryRuns: destinations.NewRecorder(100), drainDelay: s.Durability.DrainDelay}
 	cfg, err := loadConfig(s)
 	if err != nil {
 		return nil, err
@@ -102,16 +109,28 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 			"Queued events, retries and dead letters live in memory and are LOST when tagway stops. " +
 			"Set REDIS_URL for production.")
 		a.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		a.queueRdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
 	} else {
-		opts, err := redis.ParseURL(s.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		if a.rdb, err = newRedisClient(s.RedisURL, s.Durability, false); err != nil {
+			return nil, err
 		}
-		a.rdb = redis.NewClient(opts)
+		if a.queueRdb, err = newRedisClient(s.RedisURL, s.Durability, true); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
+	if a.spool, err = openSpool(s.Durability); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.queue.Register(reg); err != nil {
+		a.Close()
+		return nil, err
+	}
 
 	a.store = routing.NewStore(a.rdb, logger, storeOptions(s.Admin)...)
 	if err := applyStartupConfig(ctx, a.store, s, cfg, logger); err != nil {
@@ -129,6 +148,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Logger:            logger,
 		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
+		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
 	})
 	if err != nil {
 		a.Close()
@@ -145,7 +165,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		demo = static.Handler()
 	}
 	gw, err := gateway.New(gateway.Options{
-		Enqueuer:       routing.NewQueue(a.rdb, routing.QueueOptions{}),
+		Enqueuer:       a.queue,
 		Sites:          a.store,
 		Identity:       routing.NewIdentityStore(a.rdb, routing.IdentityOptions{}),
 		TrustedProxies: s.TrustedProxies,
@@ -166,7 +186,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, err
 	}
-	a.handler, err = newAdminHandler(gw.Handler(), s, a.store, routing.NewQueue(a.rdb, routing.QueueOptions{}), logger)
+	a.handler, err = newAdminHandler(gw.Handler(), s, a.store, a.queue, logger)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -188,9 +208,10 @@ func (a *app) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
-	done := make(chan error, 2)
+	done := make(chan error, 3)
 	go func() { done <- a.store.Run(workCtx) }()
 	go func() { done <- a.dispatcher.Run(workCtx) }()
+	go func() { done <- a.queue.Run(workCtx) }() // drains the spool into Redis
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -201,13 +222,18 @@ func (a *app) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.logger.Info("shutting down: intake stops, then deliveries drain")
 	a.draining.Store(true)
+	if d := a.drainDelay; d > 0 {
+		// Load balancers see /readyz fail and stop sending before the
+		// listener closes.
+		time.Sleep(d)
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if serr := srv.Shutdown(shutCtx); serr != nil {
 		a.logger.Warn("http shutdown", "err", serr)
 	}
 	stopWork()
-	for range 2 {
+	for range 3 {
 		select {
 		case werr := <-done:
 			if werr != nil && !errors.Is(werr, context.Canceled) {
@@ -228,6 +254,12 @@ func (a *app) Serve(ctx context.Context, ln net.Listener) error {
 func (a *app) Close() {
 	if a.rdb != nil {
 		_ = a.rdb.Close()
+	}
+	if a.queueRdb != nil {
+		_ = a.queueRdb.Close()
+	}
+	if a.spool != nil {
+		_ = a.spool.Close()
 	}
 	if a.embedded != nil {
 		a.embedded.Close()

@@ -40,6 +40,9 @@ type settings struct {
 	Admin adminSettings
 	// Pixel holds the path prefix and the default-path secret.
 	Pixel pixelSettings
+	// Durability: Redis mode (single, cluster, sentinel), the local spool,
+	// delivery limits and the drain delay; see durability.go.
+	Durability durabilitySettings
 }
 
 // demoPixelID is the Meta pixel id of the dry-run destination the quick start
@@ -72,6 +75,8 @@ func readSettings(getenv func(string) string) (settings, error) {
 	s.Admin = admin
 	errs = append(errs, err)
 	s.Pixel, err = readPixelSettings(getenv)
+	errs = append(errs, err)
+	s.Durability, err = readDurabilitySettings(getenv)
 	errs = append(errs, err)
 	switch demo := env("TAGWAY_DEMO", "on"); demo {
 	case "on", "true", "1":
