@@ -22,6 +22,23 @@
 //	                           one consumer group per destination id
 //	tw:{site}:retry:<dest>     sorted set; score = due time (Unix ms), member = JSON retry item
 //	tw:{site}:dead:<dest>      stream of dead letters (event, reason, message, attempts, failed_at)
+//	tw:{site}:circuit:<dest>   hash: until, delay (ms) while the destination's circuit is open;
+//	                           ...:probe is held by the replica sending the half-open probe
+//	tw:{site}:w:<writer>       hash: a gateway process's last write per flush slot and spool
+//	                           drain progress (only with a spool; expires after 7 days)
+//
+// # Intake
+//
+// Queue.Enqueue group-commits: calls arriving while a write is in flight
+// wait together and go to Redis in one pipeline, the calls of one site
+// merged into one stream entry (up to 64 KiB); each caller returns once the
+// entry holding its events is acknowledged. With a spool, a write Redis
+// cannot take goes to the spool (fsync'd before the caller returns), and
+// Queue.Run drains it when Redis answers. Every write then runs in a script
+// that also records (flush slot, sequence) in the writer's marker hash, so
+// that the drainer skips an entry Redis applied although its answer was
+// lost in a crash, and an entry an interrupted drain already moved: the
+// spool adds each entry to its stream exactly once.
 //
 // # Delivery guarantees
 //
@@ -31,8 +48,22 @@
 // dead-letter write and the XACK happen in one MULTI/EXEC. Entries left
 // pending by a crashed process are claimed by another consumer after the
 // visibility timeout; retry items are leased, not popped, so a crash while
-// delivering them makes them due again. Platforms deduplicate redeliveries by
-// event_id.
+// delivering them makes them due again. An entry taken over more than
+// PoisonClaims times is dead-lettered with reason poison. Platforms
+// deduplicate redeliveries by event_id.
+//
+// What a platform acknowledged is not sent again: the outcome is recorded
+// even when shutdown starts during the call, and the commit is retried while
+// Redis is unreachable. The one remaining window is a crash of the gateway
+// between the platform's answer and the commit's MULTI/EXEC: the entry is
+// then delivered again, with the same event_id.
+//
+// Per destination and process, Limits bound the batches in flight and the
+// events per second. A batch refused as a whole (destinations.Error with
+// WholeBatch) is split in halves, re-sent at once without counting an
+// attempt, until the bad events are alone and dead-lettered. After
+// CircuitPolicy.Failures consecutive failed batches the circuit opens for
+// every replica; one replica probes when it ends.
 //
 // # Retention
 //
@@ -52,4 +83,13 @@
 // it, and an operator deletes it (XGROUP DESTROY) or re-adds the
 // destination. Retry items live until resolved; dead letters stay until
 // replayed or deleted by an operator.
+//
+// # Memory
+//
+// Redis holds an event for as long as one destination has not finished it:
+// its JSON (a typical browser event with hashed e-mail, cookies, IP and user
+// agent: 700–1,000 bytes) plus 50–100 bytes of stream overhead, measured by
+// TestRedisMemoryPerQueuedEvent (used_memory delta over 20,000 events). A
+// backlog of one million events therefore needs about 1 GB. Run Redis with
+// maxmemory-policy noeviction: an evicting Redis would drop queued events.
 package routing
