@@ -1,17 +1,23 @@
 // Package static holds tagway's embedded web assets: a small demo shop that
 // shows the first-party script at work.
 //
-// The shop has a product page (/) and a checkout (/checkout.html). Each page
-// pastes the tagway queue stub, a stand-in for Meta's Pixel base code (fbq
-// with its queue, loading nothing from the network) and <script async
-// src="/tw.js">, and lists in a side panel the events it sent, with their
-// event_id, by listening to the tagway:event DOM event tw.js dispatches.
-// The script itself (/tw.js) and /collect are served by the gateway, not by
-// this package.
+// The shop has a product page (/), a checkout (/checkout.html) and a page
+// of a store that already pushes GA4 e-commerce events (/ga4.html). Each
+// page pastes the tagway queue stub, loads offline stand-ins for the Meta,
+// TikTok, Snap and Pinterest pixels (/vendors.js: they record their calls
+// and load nothing), the demo's panel and consent banner (/shop.js), and
+// <script async src="/tw.js">. The panel lists every event tw.js sent, with
+// its event_id and the pixels that received that same id, by listening to
+// the tagway:event DOM event. The banner grants or revokes consent through
+// tagway('consent', ...). The product page's Details/Reviews tabs switch
+// with history.pushState, as a single-page app does. The script itself
+// (/tw.js) and /collect are served by the gateway, not by this package.
 //
-// Stable element ids for tests and for newcomers: #add-to-cart and
-// #checkout-link on /, #email, #phone, #pay and #thank-you on
-// /checkout.html, and #events (the panel) on both.
+// Stable element ids for tests and for newcomers: #add-to-cart,
+// #checkout-link, #tab-details and #tab-reviews on /; #email, #phone, #pay,
+// #thank-you and #order-id on /checkout.html; #ga4-add and #ga4-purchase on
+// /ga4.html; #events (the panel), #consent-banner, #consent-accept,
+// #consent-reject, #consent-open and #consent-state on all of them.
 package static
 
 import (
