@@ -6,6 +6,7 @@ package main
 // script variant.
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -26,18 +27,56 @@ type pixelSettings struct {
 	// PathSecret (TAGWAY_PATH_SECRET) keys every site's default script and
 	// collect paths, so that nobody can compute them from the site id.
 	PathSecret string
+
+	// Quick-start site options: TAGWAY_GA4_DATALAYER (on/off, default off),
+	// TAGWAY_SPA_PAGEVIEWS (on/off, default on) and
+	// TAGWAY_CONSENT_DENIED_MODE (drop or anonymous, default drop).
+	GA4DataLayer      bool
+	SPAPageViews      bool
+	ConsentDeniedMode string
 }
 
 // readPixelSettings decodes the pixel's environment variables.
 func readPixelSettings(getenv func(string) string) (pixelSettings, error) {
+	env := func(key string) string { return strings.TrimSpace(getenv(key)) }
 	p := pixelSettings{
-		BasePath:   strings.TrimRight(strings.TrimSpace(getenv("TAGWAY_BASE_PATH")), "/"),
-		PathSecret: strings.TrimSpace(getenv("TAGWAY_PATH_SECRET")),
+		BasePath:          strings.TrimRight(env("TAGWAY_BASE_PATH"), "/"),
+		PathSecret:        env("TAGWAY_PATH_SECRET"),
+		ConsentDeniedMode: env("TAGWAY_CONSENT_DENIED_MODE"),
 	}
+	var errs []error
 	if p.BasePath != "" && (!strings.HasPrefix(p.BasePath, "/") || strings.ContainsAny(p.BasePath, "?#%\\ ") || strings.Contains(p.BasePath, "..")) {
-		return p, fmt.Errorf("TAGWAY_BASE_PATH: %q is not a path such as /tw", p.BasePath)
+		errs = append(errs, fmt.Errorf("TAGWAY_BASE_PATH: %q is not a path such as /tw", p.BasePath))
 	}
-	return p, nil
+	onOff := func(key string, def bool) bool {
+		switch v := env(key); v {
+		case "":
+			return def
+		case "on", "true", "1":
+			return true
+		case "off", "false", "0":
+			return false
+		default:
+			errs = append(errs, fmt.Errorf("%s: %q is not on or off", key, v))
+			return def
+		}
+	}
+	p.GA4DataLayer = onOff("TAGWAY_GA4_DATALAYER", false)
+	p.SPAPageViews = onOff("TAGWAY_SPA_PAGEVIEWS", true)
+	switch p.ConsentDeniedMode {
+	case "", model.ConsentDeniedDrop, model.ConsentDeniedAnonymous:
+	default:
+		errs = append(errs, fmt.Errorf("TAGWAY_CONSENT_DENIED_MODE: %q is not drop or anonymous", p.ConsentDeniedMode))
+	}
+	return p, errors.Join(errs...)
+}
+
+// quickStart sets the pixel's options on the quick start's site.
+func (p pixelSettings) quickStart(site *model.Site) {
+	spa := p.SPAPageViews
+	site.SPAPageViews = &spa
+	site.GA4DataLayer = p.GA4DataLayer
+	site.ConsentDeniedMode = p.ConsentDeniedMode
 }
 
 // siteScripts serves each site the pixeljs variant of its options.

@@ -153,6 +153,7 @@ func quickStartConfig(s settings) (model.Config, error) {
 		Domains:        s.SiteDomains,
 		ConsentDefault: s.ConsentDefault,
 	}
+	s.Pixel.quickStart(&site)
 	if s.IngestKey != "" {
 		site.IngestKeys = []string{s.IngestKey}
 	}
