@@ -121,7 +121,8 @@ func applyStartupConfig(ctx context.Context, store *routing.Store, s settings, c
 
 // newAdminHandler mounts the admin API in front of the gateway's handler.
 func newAdminHandler(next http.Handler, s settings, store *routing.Store, queue admin.Enqueuer, logger *slog.Logger) (http.Handler, error) {
-	api, err := admin.New(admin.Options{Store: store, Enqueuer: queue, RootToken: s.Admin.Token, Logger: logger, Now: time.Now})
+	deadLetters, _ := queue.(admin.DeadLetters) // routing.Queue: /sites/{id}/deadletters
+	api, err := admin.New(admin.Options{Store: store, Enqueuer: queue, DeadLetters: deadLetters, RootToken: s.Admin.Token, Logger: logger, Now: time.Now})
 	if err != nil {
 		return nil, err
 	}

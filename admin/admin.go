@@ -1,7 +1,8 @@
 // Package admin is tagway's admin API under /admin/v1: tenants, sites,
 // destinations, routes and API keys, with strict validation, ETag/If-Match
 // optimistic concurrency, pagination, an audit log, ingest-key rotation,
-// declarative apply/export and test tools. Every change goes through
+// declarative apply/export, test tools and the dead letters of each site
+// (list, replay, drop). Every configuration change goes through
 // routing.Store.Update, so it is validated whole, committed atomically,
 // audited and live on every replica at once.
 //
@@ -51,11 +52,14 @@ type Enqueuer interface {
 // Options configure the API. Store is required; RootToken empty disables
 // the API (every request answers 503 admin_disabled).
 type Options struct {
-	Store     *routing.Store
-	Enqueuer  Enqueuer
-	RootToken string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Store    *routing.Store
+	Enqueuer Enqueuer
+	// DeadLetters serves /sites/{id}/deadletters (routing.Queue); nil
+	// answers 503 there.
+	DeadLetters DeadLetters
+	RootToken   string
+	Logger      *slog.Logger
+	Now         func() time.Time
 	// Rand is the entropy of generated keys (default crypto/rand).
 	Rand io.Reader
 }
@@ -64,6 +68,7 @@ type Options struct {
 type API struct {
 	store *routing.Store
 	queue Enqueuer
+	dead  DeadLetters
 	root  []byte
 	log   *slog.Logger
 	now   func() time.Time
@@ -84,7 +89,7 @@ func New(opts Options) (*API, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	a := &API{store: opts.Store, queue: opts.Enqueuer, log: opts.Logger, now: opts.Now, rand: opts.Rand}
+	a := &API{store: opts.Store, queue: opts.Enqueuer, dead: opts.DeadLetters, log: opts.Logger, now: opts.Now, rand: opts.Rand}
 	if opts.RootToken != "" {
 		sum := sha256.Sum256([]byte(opts.RootToken))
 		a.root = sum[:]

@@ -63,6 +63,7 @@ type env struct {
 	url     string
 	rdb     *redis.Client
 	store   *routing.Store
+	queue   *routing.Queue // the real queue behind the dead-letter endpoints
 	logs    *syncBuffer
 	mu      sync.Mutex
 	answers bytes.Buffer
@@ -95,7 +96,8 @@ func newEnv(t *testing.T, keyring bool, root string) *env {
 		opts = append(opts, routing.WithKeyring(k))
 	}
 	e.store = routing.NewStore(e.rdb, logger, opts...)
-	api, err := New(Options{Store: e.store, RootToken: root, Logger: logger, Now: e.clock,
+	e.queue = routing.NewQueue(e.rdb, routing.QueueOptions{Now: e.clock, Logger: logger})
+	api, err := New(Options{Store: e.store, RootToken: root, Logger: logger, Now: e.clock, DeadLetters: e.queue,
 		Enqueuer: queueFunc(func(_ context.Context, _ string, evs []destinations.Event) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()

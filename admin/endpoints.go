@@ -35,6 +35,8 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, p principal) {
 		a.rotateIngestKey(w, r, p, seg[1])
 	case seg[0] == "sites" && seg[2] == "test-event" && r.Method == http.MethodPost:
 		a.testEvent(w, r, p, seg[1])
+	case seg[0] == "sites" && seg[1] != "" && seg[2] == "deadletters":
+		a.deadLetters(w, r, p, seg[1], seg[3:])
 	case seg[0] == "destinations" && seg[1] == "":
 		serveCollection(a, a.destinationSpec(), w, r, p)
 	case seg[0] == "destinations" && seg[2] == "":

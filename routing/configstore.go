@@ -747,6 +747,23 @@ type AuditEntry struct {
 	ResourceID  string    `json:"resource_id"`
 	Tenant      string    `json:"tenant,omitempty"`
 	Fields      []string  `json:"fields,omitempty"`
+	// Count is how many items an operation touched (AppendAudit).
+	Count int `json:"count,omitempty"`
+}
+
+// AppendAudit records an operation that is not a configuration change
+// (replaying or dropping dead letters) in the audit log: e's Op, Kind,
+// ResourceID and Tenant say what was done to what, Fields its parameters
+// (never secrets), Count how many items it touched. At defaults to now; ID
+// is ignored.
+func (s *Store) AppendAudit(ctx context.Context, actor Actor, e AuditEntry) error {
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	return s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: AuditKey, MaxLen: auditMaxLen, Approx: true, Values: []any{
+		"at", e.At.UTC().Format(time.RFC3339Nano), "actor", actor.ID, "actor_tenant", actor.Tenant, "op", e.Op, "kind", e.Kind,
+		"id", e.ResourceID, "tenant", e.Tenant, "fields", strings.Join(e.Fields, ","), "count", strconv.Itoa(e.Count),
+	}}).Err()
 }
 
 // ReadAudit returns up to limit audit entries older than before (a stream
@@ -784,6 +801,7 @@ func auditEntry(m redis.XMessage) AuditEntry {
 	e := AuditEntry{ID: m.ID, Actor: str("actor"), ActorTenant: str("actor_tenant"), Op: str("op"), Kind: str("kind"),
 		ResourceID: str("id"), Tenant: str("tenant")}
 	e.At, _ = time.Parse(time.RFC3339Nano, str("at"))
+	e.Count, _ = strconv.Atoi(str("count"))
 	if f := str("fields"); f != "" {
 		e.Fields = strings.Split(f, ",")
 	}

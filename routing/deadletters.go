@@ -29,6 +29,10 @@ type DeadLetterFilter struct {
 	// Limit caps how many dead letters are selected, oldest first per
 	// destination (0: no cap).
 	Limit int
+	// AfterDestination and AfterID resume a listing: only dead letters
+	// past this position in ListDeadLetters' order (destination id, then
+	// entry id) are selected. Empty: from the start.
+	AfterDestination, AfterID string
 }
 
 func (f DeadLetterFilter) matches(dl DeadLetter) bool {
@@ -60,8 +64,19 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 			return nil, err
 		}
 	}
+	var after streamID
+	if f.AfterID != "" {
+		var err error
+		if after, err = parseStreamID(f.AfterID); err != nil {
+			return nil, fmt.Errorf("routing: dead letters: resume after %q: %w", f.AfterID, err)
+		}
+	}
 	var out []DeadLetter
 	for _, dest := range dests {
+		if dest < f.AfterDestination {
+			continue
+		}
+		resume := dest == f.AfterDestination && f.AfterID != ""
 		key := DeadKey(f.Site, dest)
 		add := func(m redis.XMessage) bool {
 			dl := decodeDeadLetter(m)
@@ -73,6 +88,9 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 		}
 		if len(f.IDs) > 0 {
 			for _, id := range f.IDs {
+				if sid, err := parseStreamID(id); resume && (err != nil || !after.less(sid)) {
+					continue
+				}
 				msgs, err := q.rdb.XRange(ctx, key, id, id).Result()
 				if err != nil {
 					return nil, fmt.Errorf("routing: read dead letter %s of %q: %w", id, dest, err)
@@ -86,6 +104,9 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 			continue
 		}
 		start := "-"
+		if resume {
+			start = "(" + after.String()
+		}
 		for {
 			msgs, err := q.rdb.XRangeN(ctx, key, start, "+", deadPage).Result()
 			if err != nil {

@@ -54,6 +54,9 @@ func TestDeadLetterFilters(t *testing.T) {
 		{"ids", DeadLetterFilter{Site: testSite, Destination: "meta", IDs: []string{idM2, "1-1"}}, []string{"meta:m2"}},
 		{"limit", DeadLetterFilter{Site: testSite, Destination: "meta", Limit: 2}, []string{"meta:m1", "meta:m2"}},
 		{"nothing", DeadLetterFilter{Site: testSite, Destination: "ga4"}, nil},
+		{"after", DeadLetterFilter{Site: testSite, AfterDestination: "meta", AfterID: idM2}, []string{"meta:m3", "tiktok:t1", "tiktok:t2"}},
+		{"after a destination", DeadLetterFilter{Site: testSite, AfterDestination: "nzz"}, []string{"tiktok:t1", "tiktok:t2"}},
+		{"after, with ids", DeadLetterFilter{Site: testSite, Destination: "meta", IDs: []string{idM2}, AfterDestination: "meta", AfterID: idM2}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := h.queue.ListDeadLetters(ctx, tc.f)
