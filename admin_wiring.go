@@ -119,8 +119,10 @@ func applyStartupConfig(ctx context.Context, store *routing.Store, s settings, c
 	return store.Load(ctx)
 }
 
-// newAdminHandler mounts the admin API in front of the gateway's handler.
-func newAdminHandler(next http.Handler, s settings, store *routing.Store, queue admin.Enqueuer, logger *slog.Logger) (http.Handler, error) {
+// newAdminHandler returns the admin API, which the gateway mounts at
+// admin.Prefix under its path prefix (so /tw/admin/v1 works behind the
+// store's web server too).
+func newAdminHandler(s settings, store *routing.Store, queue admin.Enqueuer, logger *slog.Logger) (http.Handler, error) {
 	deadLetters, _ := queue.(admin.DeadLetters) // routing.Queue: /sites/{id}/deadletters
 	api, err := admin.New(admin.Options{Store: store, Enqueuer: queue, DeadLetters: deadLetters, RootToken: s.Admin.Token, Logger: logger, Now: time.Now})
 	if err != nil {
@@ -131,11 +133,5 @@ func newAdminHandler(next http.Handler, s settings, store *routing.Store, queue 
 	} else if s.Admin.Keyring == nil {
 		logger.Warn("TAGWAY_SECRET_KEY is not set: the admin API refuses destination secrets; secrets from the config file stay in memory")
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == admin.Prefix || strings.HasPrefix(r.URL.Path, admin.Prefix+"/") {
-			api.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	}), nil
+	return api, nil
 }

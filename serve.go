@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tagway/tagway/admin"
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta"
 	"github.com/tagway/tagway/gateway"
@@ -164,6 +165,11 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	if s.Demo {
 		demo = static.Handler()
 	}
+	adminAPI, err := newAdminHandler(s, a.store, a.queue, logger)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	gw, err := gateway.New(gateway.Options{
 		Enqueuer:       a.queue,
 		Sites:          a.store,
@@ -177,6 +183,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		BasePath:       s.Pixel.BasePath,
 		PathSecret:     []byte(s.Pixel.PathSecret),
 		Static:         demo,
+		Mounts:         []gateway.Mount{{Path: admin.Prefix, Handler: adminAPI}},
 		Ready:          func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		Draining:       a.draining.Load,
 		CountryHeader:  s.Admin.CountryHeader,
@@ -186,11 +193,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, err
 	}
-	a.handler, err = newAdminHandler(gw.Handler(), s, a.store, a.queue, logger)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
+	a.handler = gw.Handler()
 	return a, nil
 }
 

@@ -12,11 +12,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +93,10 @@ type Options struct {
 	// PathSecret keys each site's default script and collect paths (see
 	// DefaultPaths).
 	PathSecret []byte
+	// Mounts are further handlers served beside the gateway's routes and
+	// under the same path prefix (the admin API at /admin/v1), matched
+	// before them; see Mount.
+	Mounts []Mount
 	// Identity, when set, remembers hashed identifiers per visitor and adds
 	// them to the visitor's later events (with marketing consent only).
 	Identity IdentityStore
@@ -110,6 +116,16 @@ type Options struct {
 	// MaxServerBodyBytes and MaxServerEvents bound one /v1/events request.
 	MaxServerBodyBytes int64
 	MaxServerEvents    int
+}
+
+// Mount serves Handler for the requests whose path, once the deployment's
+// path prefix is removed, is Path or lies below it (Path "/admin/v1" takes
+// /admin/v1 and /admin/v1/sites, not /admin/v10). The handler sees the
+// path without the prefix and is not wrapped by the gateway: it answers
+// for itself.
+type Mount struct {
+	Path    string
+	Handler http.Handler
 }
 
 // Gateway serves tagway's HTTP endpoints. It is safe for concurrent use.
@@ -142,6 +158,11 @@ func New(opts Options) (*Gateway, error) {
 	for _, p := range opts.TrustedProxies {
 		if !p.IsValid() {
 			errs = append(errs, errors.New("gateway: invalid trusted proxy prefix"))
+		}
+	}
+	for _, m := range opts.Mounts {
+		if !strings.HasPrefix(m.Path, "/") || strings.HasSuffix(m.Path, "/") || m.Handler == nil {
+			errs = append(errs, fmt.Errorf("gateway: mount %q: a path such as /admin/v1 and a handler are required", m.Path))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -189,8 +210,25 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
-	g.handler = g.withPrefix(g.routes())
+	g.handler = g.withPrefix(mounted(opts.Mounts, g.routes()))
 	return g, nil
+}
+
+// mounted sends the requests of each mount to its handler and the rest to
+// next.
+func mounted(mounts []Mount, next http.Handler) http.Handler {
+	if len(mounts) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range mounts {
+			if rest, ok := strings.CutPrefix(r.URL.Path, m.Path); ok && (rest == "" || rest[0] == '/') {
+				m.Handler.ServeHTTP(w, r)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the gateway's HTTP handler.
