@@ -32,7 +32,8 @@ const (
 	cookieGclAW = "_gcl_aw"
 	// clickIDLifetime is how long a click id is kept: 90 days, the longest
 	// attribution window of the platforms (Google Ads) and Google's own
-	// lifetime for _gcl_aw.
+	// lifetime for _gcl_aw; less when the site's cookies.max_age_days is
+	// shorter.
 	clickIDLifetime = 90 * 24 * time.Hour
 	// maxClickIDLen bounds one click id taken from a URL or a cookie.
 	maxClickIDLen = 256
@@ -69,7 +70,10 @@ type browserIDs struct {
 // Click ids come from the page URL (else the referrer, document.referrer)
 // and are added to the ones in _tw_cid; a click id seen again keeps its
 // first capture time, a new value of the same parameter replaces the old
-// one with the time now, and ids older than clickIDLifetime are forgotten.
+// one with the time now, and ids older than clickIDLifetime (or the site's
+// shorter cookie lifetime) are forgotten. The visitor id cookie lives the
+// site's cookie lifetime (cookieLifetime), the click-id cookies the shorter
+// of that and clickIDLifetime.
 func (g *Gateway) browserIDs(r *http.Request, consent destinations.Consent, vid, pageURL, referrer string, now time.Time) browserIDs {
 	var ids browserIDs
 	if consent.AdStorage != destinations.Granted {
@@ -77,6 +81,8 @@ func (g *Gateway) browserIDs(r *http.Request, consent destinations.Consent, vid,
 	}
 	scope := scopeFor(g.requestHost(r))
 	secure := g.isHTTPS(r)
+	maxAge := cookieLifetime(g.cookieSite(r, pageURL))
+	clickAge := min(clickIDLifetime, maxAge)
 	cookie := func(name, value string, maxAge time.Duration) {
 		ids.set = append(ids.set, &http.Cookie{Name: name, Value: value, Domain: scope.Domain, Path: "/",
 			MaxAge: int(maxAge / time.Second), Secure: secure, SameSite: http.SameSiteLaxMode})
@@ -91,10 +97,10 @@ func (g *Gateway) browserIDs(r *http.Request, consent destinations.Consent, vid,
 		ids.VisitorID = strconv.FormatInt(now.UnixMilli(), 10) + "." + digits
 	}
 	if ids.VisitorID != "" {
-		cookie(cookieVisitor, ids.VisitorID, cookieMaxAge*time.Second)
+		cookie(cookieVisitor, ids.VisitorID, maxAge)
 	}
 
-	ids.ClickIDs = readClickIDs(r, now)
+	ids.ClickIDs = readClickIDs(r, now, clickAge)
 	landed := clickIDsFrom(pageURL)
 	if len(landed) == 0 {
 		landed = clickIDsFrom(referrer)
@@ -108,11 +114,11 @@ func (g *Gateway) browserIDs(r *http.Request, consent destinations.Consent, vid,
 		}
 		ids.ClickIDs[name] = destinations.ClickID{Value: v, At: now.UnixMilli()}
 		if name == "gclid" {
-			cookie(cookieGclAW, "GCL."+strconv.FormatInt(now.Unix(), 10)+"."+v, clickIDLifetime)
+			cookie(cookieGclAW, "GCL."+strconv.FormatInt(now.Unix(), 10)+"."+v, clickAge)
 		}
 	}
 	if len(ids.ClickIDs) > 0 {
-		cookie(cookieClickIDs, encodeClickIDs(ids.ClickIDs), clickIDLifetime)
+		cookie(cookieClickIDs, encodeClickIDs(ids.ClickIDs), clickAge)
 	}
 
 	for _, name := range vendorCookies() {
@@ -190,8 +196,8 @@ func validClickID(v string) bool {
 }
 
 // readClickIDs reads _tw_cid, keeping the valid entries younger than
-// clickIDLifetime.
-func readClickIDs(r *http.Request, now time.Time) map[string]destinations.ClickID {
+// lifetime.
+func readClickIDs(r *http.Request, now time.Time, lifetime time.Duration) map[string]destinations.ClickID {
 	c, err := r.Cookie(cookieClickIDs)
 	if err != nil || len(c.Value) > 4096 {
 		return nil
@@ -200,7 +206,7 @@ func readClickIDs(r *http.Request, now time.Time) map[string]destinations.ClickI
 	if err != nil {
 		return nil
 	}
-	oldest := now.Add(-clickIDLifetime).UnixMilli()
+	oldest := now.Add(-lifetime).UnixMilli()
 	var out map[string]destinations.ClickID
 	for _, name := range clickParams() {
 		ms, v, ok := strings.Cut(q.Get(name), ".")

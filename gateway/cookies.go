@@ -11,18 +11,22 @@ import (
 	"time"
 
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/tagway/tagway/routing/model"
 )
 
 // Meta's first-party cookies.
 const (
 	cookieFbp = "_fbp"
 	cookieFbc = "_fbc"
-	// cookieMaxAge is 400 days, the longest lifetime browsers keep (Chrome
-	// caps Max-Age there). Meta's parameter builder and documentation use
-	// 90 days; we deliberately keep the visitor longer (issue 2): a
-	// server-set first-party cookie refreshed on each visit may live longer,
-	// and the values themselves are built exactly as Meta builds them.
-	cookieMaxAge = 400 * 24 * 60 * 60
+	// maxCookieDays is the default and the longest lifetime of the
+	// visitor's cookies: 400 days, the longest browsers keep (Chrome caps
+	// Max-Age there). Meta's parameter builder and documentation use 90
+	// days; we deliberately keep the visitor longer (issue 2): a server-set
+	// first-party cookie refreshed on each visit may live longer, and the
+	// values themselves are built exactly as Meta builds them. A site
+	// shortens it with cookies.max_age_days (cookieLifetime).
+	maxCookieDays = 400
 	// maxFbclidLen bounds an fbclid taken from a URL.
 	maxFbclidLen = 500
 	// maxCookieLen bounds an existing _fbp/_fbc value we accept.
@@ -56,6 +60,38 @@ func scopeFor(host string) cookieScope {
 		return cookieScope{Index: strings.Count(host, ".")}
 	}
 	return cookieScope{Domain: domain, Index: strings.Count(domain, ".")}
+}
+
+// cookieLifetime is the Max-Age of the visitor's cookies (_fbp, _fbc,
+// _tw_vid) for site: its cookies.max_age_days, else maxCookieDays, and
+// never more (browsers would cut it there anyway). Click-id cookies live
+// the shorter of this and clickIDLifetime.
+func cookieLifetime(site *model.Site) time.Duration {
+	days := maxCookieDays
+	if site != nil && site.Cookies != nil && site.Cookies.MaxAgeDays > 0 {
+		days = min(site.Cookies.MaxAgeDays, maxCookieDays)
+	}
+	return time.Duration(days) * 24 * time.Hour
+}
+
+// cookieSite is the site whose cookie settings apply to r: the site of the
+// request's host, since the cookies land on its registrable domain; else,
+// for a gateway reached on a host of no site, the site of the page the
+// events come from (pageURL, as /collect resolves it).
+func (g *Gateway) cookieSite(r *http.Request, pageURL string) *model.Site {
+	snap := g.opts.Sites.Snapshot()
+	if snap == nil {
+		return nil
+	}
+	if site, ok := snap.SiteByHost(g.requestHost(r)); ok {
+		return site
+	}
+	if u, err := url.Parse(pageURL); err == nil && pageURL != "" {
+		if site, ok := snap.SiteByHost(u.Hostname()); ok {
+			return site
+		}
+	}
+	return nil
 }
 
 // metaCookie is a parsed _fbp or _fbc value: fb.<index>.<ms>.<payload>[.<appendix>].
@@ -162,10 +198,12 @@ type cookieState struct {
 // cookie (dots, spaces, quotes) is ignored rather than stored as a cookie
 // the next request would find invalid; an unparsable referrer is ignored
 // rather than failing the request; and valid cookies are re-set on each
-// request so that they live their full Max-Age.
+// request so that they live their full Max-Age (the site's
+// cookies.max_age_days, 400 days by default; see cookieLifetime).
 func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL, referrer string, now time.Time) (cookieState, error) {
 	scope := scopeFor(g.requestHost(r))
 	secure := g.isHTTPS(r)
+	maxAge := cookieLifetime(g.cookieSite(r, pageURL))
 	var st cookieState
 
 	if v, ok := requestCookie(r, cookieFbp); ok {
@@ -207,20 +245,20 @@ func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL, referrer string,
 	// Valid cookies are set again with the same value: a cookie set by the
 	// server lives its full Max-Age, where one written by script (the
 	// browser Pixel's) is capped at a few days by Safari's ITP.
-	st.Set = append(st.Set, newCookie(cookieFbp, st.Fbp, scope, secure))
+	st.Set = append(st.Set, newCookie(cookieFbp, st.Fbp, scope, secure, maxAge))
 	if st.Fbc != "" {
-		st.Set = append(st.Set, newCookie(cookieFbc, st.Fbc, scope, secure))
+		st.Set = append(st.Set, newCookie(cookieFbc, st.Fbc, scope, secure, maxAge))
 	}
 	return st, nil
 }
 
-func newCookie(name, value string, scope cookieScope, secure bool) *http.Cookie {
+func newCookie(name, value string, scope cookieScope, secure bool, maxAge time.Duration) *http.Cookie {
 	return &http.Cookie{
 		Name:     name,
 		Value:    value,
 		Domain:   scope.Domain,
 		Path:     "/",
-		MaxAge:   cookieMaxAge,
+		MaxAge:   int(maxAge / time.Second),
 		Secure:   secure,
 		HttpOnly: false, // the browser Meta Pixel reads these cookies
 		SameSite: http.SameSiteLaxMode,

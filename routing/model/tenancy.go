@@ -26,7 +26,9 @@ type RetiringKey struct {
 
 // CookieSettings tune the first-party cookies of a site.
 type CookieSettings struct {
-	// MaxAgeDays is the lifetime of _fbp/_fbc (1 to 400; default 400).
+	// MaxAgeDays is the lifetime of the visitor's cookies the gateway sets
+	// (_fbp, _fbc, _tw_vid) and the cap of its click-id cookies (90 days
+	// otherwise): 1 to 400; default 400, the browsers' maximum.
 	MaxAgeDays int `json:"max_age_days,omitempty"`
 }
 
