@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,7 +53,17 @@ type IdentityOptions struct {
 	// TTL is how long identifiers live after the visitor's last request;
 	// default DefaultIdentityTTL.
 	TTL time.Duration
+	// Timeout bounds one pipelined round trip (default 2s).
+	Timeout time.Duration
 }
+
+// Bounds of the identity store's group commit.
+const (
+	// identityMaxInFlight is how many pipelines may be in flight at once.
+	identityMaxInFlight = 2
+	// identityMaxBatch is the most Enrich calls one pipeline carries.
+	identityMaxBatch = 256
+)
 
 // IdentityStore keeps, per visitor, the hashed identifiers (em, ph,
 // external_id...) seen in any of the visitor's events, and adds them to
@@ -62,10 +73,29 @@ type IdentityOptions struct {
 // are skipped), under a hashed visitor key, with a TTL. The caller decides
 // consent: it must not pass events without marketing consent.
 //
+// Concurrent Enrich calls are group-committed: the calls that arrive while
+// a round trip is in flight go to Redis together in the next pipeline, so
+// a busy gateway pays one round trip for many requests, not one each.
+//
 // It is safe for concurrent use.
 type IdentityStore struct {
-	rdb redis.UniversalClient
-	ttl time.Duration
+	rdb     redis.UniversalClient
+	ttl     string // seconds
+	timeout time.Duration
+
+	mu       sync.Mutex
+	pending  []*identityReq
+	inFlight int
+}
+
+// identityReq is one Enrich call waiting for its pipeline: one script call
+// per visitor key, and their answers once done is closed.
+type identityReq struct {
+	keys  []string
+	args  [][]any
+	known [][]string
+	err   error
+	done  chan struct{}
 }
 
 // NewIdentityStore returns an IdentityStore on rdb.
@@ -73,51 +103,41 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultIdentityTTL
 	}
-	return &IdentityStore{rdb: rdb, ttl: opts.TTL}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	return &IdentityStore{rdb: rdb, ttl: strconv.FormatInt(int64(opts.TTL/time.Second), 10), timeout: opts.Timeout}
 }
 
 // Enrich remembers, for each visitor key of visitors, the hashed
 // identifiers its user data hold, and fills in each user data the fields it
 // lacks from what is known of that visitor (earlier requests included).
-// Within a visitor's own user data, the last one holding a field wins. All
-// visitors go in one pipelined round trip to Redis; on error the user data
-// are left as they were.
+// Within a visitor's own user data, the last one holding a field wins. Each
+// visitor is one atomic script call; the calls of concurrent Enrich calls
+// share pipelined round trips to Redis. On error (or when ctx ends first)
+// the user data are left as they were.
 func (s *IdentityStore) Enrich(ctx context.Context, siteID string, visitors map[string][]*destinations.UserData) error {
 	if len(visitors) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, len(visitors))
+	r := &identityReq{keys: make([]string, 0, len(visitors)), done: make(chan struct{})}
+	order := make([]string, 0, len(visitors))
 	for k := range visitors {
-		keys = append(keys, k)
+		order = append(order, k)
+		r.keys = append(r.keys, IdentityKey(siteID, k))
+		r.args = append(r.args, append([]any{s.ttl}, remembered(visitors[k])...))
 	}
-	ttl := strconv.FormatInt(int64(s.ttl/time.Second), 10)
-	run := func(load bool) ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
-		for i, k := range keys {
-			args := append([]any{ttl}, remembered(visitors[k])...)
-			if load {
-				cmds[i] = identityScript.Eval(ctx, pipe, []string{IdentityKey(siteID, k)}, args...)
-			} else {
-				cmds[i] = identityScript.EvalSha(ctx, pipe, []string{IdentityKey(siteID, k)}, args...)
-			}
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
+	s.submit(r)
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return fmt.Errorf("identity: %w", ctx.Err())
 	}
-	cmds, err := run(false)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// First use on this server: send the script itself (Redis caches it).
-		cmds, err = run(true)
+	if r.err != nil {
+		return fmt.Errorf("identity: %w", r.err)
 	}
-	if err != nil {
-		return fmt.Errorf("identity: %w", err)
-	}
-	for i, k := range keys {
-		known, err := cmds[i].StringSlice()
-		if err != nil {
-			return fmt.Errorf("identity: %w", err)
-		}
+	for i, k := range order {
+		known := r.known[i]
 		for j := 0; j+1 < len(known); j += 2 {
 			values := strings.Split(known[j+1], ",")
 			for _, ud := range visitors[k] {
@@ -128,6 +148,102 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, visitors map[
 		}
 	}
 	return nil
+}
+
+// submit queues r and, when a pipeline may start now, runs one on the
+// caller's goroutine (no hand-off when the store is idle). Calls that
+// arrived meanwhile are run by a goroutine that keeps going while any are
+// waiting.
+func (s *IdentityStore) submit(r *identityReq) {
+	s.mu.Lock()
+	s.pending = append(s.pending, r)
+	if s.inFlight >= identityMaxInFlight {
+		s.mu.Unlock() // a running pipeline takes it when it ends
+		return
+	}
+	s.inFlight++
+	batch := s.takeLocked()
+	s.mu.Unlock()
+	s.run(batch)
+	s.mu.Lock()
+	if len(s.pending) == 0 {
+		s.inFlight--
+		s.mu.Unlock()
+		return
+	}
+	batch = s.takeLocked()
+	s.mu.Unlock()
+	go func() {
+		for batch != nil {
+			s.run(batch)
+			s.mu.Lock()
+			batch = nil
+			if len(s.pending) > 0 {
+				batch = s.takeLocked()
+			} else {
+				s.inFlight--
+			}
+			s.mu.Unlock()
+		}
+	}()
+}
+
+func (s *IdentityStore) takeLocked() []*identityReq {
+	n := min(len(s.pending), identityMaxBatch)
+	batch := make([]*identityReq, n)
+	copy(batch, s.pending)
+	rest := copy(s.pending, s.pending[n:])
+	clear(s.pending[rest:])
+	s.pending = s.pending[:rest]
+	return batch
+}
+
+// run sends the script calls of batch in one pipeline (the script itself
+// on first use of a server, which then caches it) and answers every call.
+func (s *IdentityStore) run(batch []*identityReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	var cmds []*redis.Cmd
+	pipe := s.rdb.Pipeline()
+	for _, r := range batch {
+		for i, key := range r.keys {
+			cmds = append(cmds, identityScript.EvalSha(ctx, pipe, []string{key}, r.args[i]...))
+		}
+	}
+	_, _ = pipe.Exec(ctx)
+	var missing []int
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			missing = append(missing, i) // not run: send the script itself
+		}
+	}
+	if len(missing) > 0 {
+		pipe := s.rdb.Pipeline()
+		n := 0
+		for _, r := range batch {
+			for i, key := range r.keys {
+				if len(missing) > 0 && missing[0] == n {
+					cmds[n] = identityScript.Eval(ctx, pipe, []string{key}, r.args[i]...)
+					missing = missing[1:]
+				}
+				n++
+			}
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	n := 0
+	for _, r := range batch {
+		r.known = make([][]string, len(r.keys))
+		for i := range r.keys {
+			known, err := cmds[n].StringSlice()
+			n++
+			if err != nil && r.err == nil {
+				r.err = err
+			}
+			r.known[i] = known
+		}
+		close(r.done)
+	}
 }
 
 // remembered returns the field, value pairs to store for one visitor: per

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,4 +147,84 @@ func BenchmarkIdentityEnrich(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// pipelineCounter counts the pipelines a client sends.
+type pipelineCounter struct{ n atomic.Int64 }
+
+func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// Concurrent Enrich calls share pipelines, and each still gets its own
+// visitor's identity (and only that).
+func TestIdentityStoreGroupCommit(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, PoolSize: 4})
+	defer rdb.Close()
+	counter := &pipelineCounter{}
+	rdb.AddHook(counter)
+	ctx := context.Background()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	const visitors = 200
+	visitor := func(i int) string { return "fb.1.1." + strconv.Itoa(i) }
+	for i := range visitors { // remember one e-mail per visitor
+		if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{
+			visitor(i): {{Em: []string{digest(strconv.Itoa(i))}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counter.n.Store(0)
+	var wg sync.WaitGroup
+	got := make([]*destinations.UserData, visitors)
+	start := make(chan struct{})
+	for i := range visitors {
+		got[i] = &destinations.UserData{}
+		wg.Go(func() {
+			<-start
+			if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{visitor(i): {got[i]}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, ud := range got {
+		if !slices.Equal(ud.Em, []string{digest(strconv.Itoa(i))}) {
+			t.Fatalf("visitor %d got em %v", i, ud.Em)
+		}
+	}
+	if n := counter.n.Load(); n >= visitors {
+		t.Errorf("%d concurrent calls took %d pipelines; want them shared", visitors, n)
+	} else {
+		t.Logf("%d concurrent calls in %d pipelines", visitors, n)
+	}
+}
+
+// BenchmarkIdentityEnrichParallel measures requests of 64 concurrent
+// senders (distinct visitors), as a busy gateway makes them.
+func BenchmarkIdentityEnrichParallel(b *testing.B) {
+	rs := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, PoolSize: 64})
+	defer rdb.Close()
+	ctx := context.Background()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	em := digest("jane@example.com")
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			uds := []*destinations.UserData{{Em: []string{em}}, {}}
+			key := "fb.1.1." + strconv.FormatInt(next.Add(1), 10)
+			if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{key: uds}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
