@@ -150,13 +150,19 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		return 0, "", e
 	}
 	var req collectRequest
-	if e := decodeStrict(body, &req, ""); e != nil {
-		return 0, "", e
+	fast, ok := fastCollect(body, &req)
+	if !ok {
+		req = collectRequest{}
+		if e := decodeStrict(body, &req, ""); e != nil {
+			return 0, "", e
+		}
+		fast = nil
 	}
+	count := len(req.Events) + len(fast)
 	switch {
-	case len(req.Events) == 0:
+	case count == 0:
 		return 0, "", badField("events", "at least one event is required")
-	case len(req.Events) > g.opts.MaxEvents:
+	case count > g.opts.MaxEvents:
 		return 0, "", &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "events",
 			Message: fmt.Sprintf("at most %d events per request", g.opts.MaxEvents)}
 	}
@@ -213,11 +219,13 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	ids.annotate(&base.Context)
 	base.Context.Country, base.Context.Region = g.visitorRegion(r)
 	ip, ua := g.clientIP(r), userAgent(r)
-	events := make([]destinations.Event, 0, len(req.Events))
-	for i, raw := range req.Events {
+	events := make([]destinations.Event, 0, count)
+	for i := range count {
 		prefix := "events[" + strconv.Itoa(i) + "]."
 		var in collectEvent
-		if e := decodeStrict(raw, &in, prefix); e != nil {
+		if fast != nil {
+			in = fast[i]
+		} else if e := decodeStrict(req.Events[i], &in, prefix); e != nil {
 			return 0, "", e
 		}
 		ev, e := g.browserEvent(prefix, in, base)

@@ -1,0 +1,515 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tagway/tagway/destinations/pii"
+)
+
+// fastCollect decodes a /collect body in one pass without reflection, for
+// the shape browsers send: exact field names, each at most once, strings
+// without escapes, numbers of the fields' types. It reports false for
+// anything else (unusual but valid input as well as invalid input), and the
+// caller then decodes with decodeStrict, which names the field at fault.
+//
+// For every body it accepts, the result equals what decodeStrict gives
+// (req with Events left nil, and each event as decodeStrict decodes
+// req.Events[i] into a collectEvent); TestFastCollectMatchesStrict and
+// FuzzFastCollect hold it to that. custom_data is kept as its raw bytes (a
+// subslice of body), as decodeStrict keeps it.
+func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
+	s := fastScanner{b: body}
+	var events []collectEvent
+	const (
+		fVID = 1 << iota
+		fURL
+		fReferrer
+		fConsent
+		fEvents
+	)
+	seen := 0
+	ok := s.object(func(key []byte) bool {
+		var bit int
+		switch string(key) {
+		case "vid":
+			bit = fVID
+		case "url":
+			bit = fURL
+		case "referrer":
+			bit = fReferrer
+		case "consent":
+			bit = fConsent
+		case "events":
+			bit = fEvents
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		switch bit {
+		case fVID:
+			return s.stringInto(&req.VID)
+		case fURL:
+			return s.stringInto(&req.URL)
+		case fReferrer:
+			return s.stringInto(&req.Referrer)
+		case fConsent:
+			return s.consent(&req.Consent)
+		default:
+			if !s.peek('[') {
+				return false
+			}
+			events = make([]collectEvent, 0, 1)
+			return s.array(func() bool {
+				events = append(events, collectEvent{})
+				return s.event(&events[len(events)-1])
+			})
+		}
+	})
+	if !ok || events == nil {
+		return nil, false
+	}
+	s.ws()
+	return events, s.i == len(s.b)
+}
+
+// fastScanner reads JSON from b at i. Every method reports false on input
+// it does not handle; the caller then gives up.
+type fastScanner struct {
+	b []byte
+	i int
+}
+
+func (s *fastScanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek skips white space and reports whether the next byte is c.
+func (s *fastScanner) peek(c byte) bool {
+	s.ws()
+	return s.i < len(s.b) && s.b[s.i] == c
+}
+
+// null consumes a null literal when one is next.
+func (s *fastScanner) null() bool {
+	if s.peek('n') && len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null" {
+		s.i += 4
+		return true
+	}
+	return false
+}
+
+// object reads an object, calling field for each key with the scanner
+// placed before the value; field must consume the value.
+func (s *fastScanner) object(field func(key []byte) bool) bool {
+	if !s.peek('{') {
+		return false
+	}
+	s.i++
+	if s.peek('}') {
+		s.i++
+		return true
+	}
+	for {
+		key, ok := s.rawString()
+		if !ok || !s.peek(':') {
+			return false
+		}
+		s.i++
+		if !field(key) {
+			return false
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return false
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// array reads an array, calling elem with the scanner placed before each
+// element; elem must consume it.
+func (s *fastScanner) array(elem func() bool) bool {
+	if !s.peek('[') {
+		return false
+	}
+	s.i++
+	if s.peek(']') {
+		s.i++
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return false
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// rawString reads a string without escapes, of valid UTF-8 without control
+// characters, and returns its bytes (a subslice of b).
+func (s *fastScanner) rawString() ([]byte, bool) {
+	if !s.peek('"') {
+		return nil, false
+	}
+	start := s.i + 1
+	ascii := true
+	for i := start; i < len(s.b); i++ {
+		c := s.b[i]
+		switch {
+		case c == '"':
+			s.i = i + 1
+			v := s.b[start:i]
+			return v, ascii || utf8.Valid(v)
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+// stringInto reads a string or null (which, as encoding/json does, leaves
+// dst as it is).
+func (s *fastScanner) stringInto(dst *string) bool {
+	if s.null() {
+		return true
+	}
+	v, ok := s.rawString()
+	if ok {
+		*dst = string(v)
+	}
+	return ok
+}
+
+// strings reads an array of strings, or null.
+func (s *fastScanner) strings(dst *[]string) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	out := []string{}
+	ok := s.array(func() bool {
+		v, ok := s.rawString()
+		out = append(out, string(v))
+		return ok
+	})
+	*dst = out
+	return ok
+}
+
+// number reads a JSON number and returns its literal.
+func (s *fastScanner) number() ([]byte, bool) {
+	s.ws()
+	b, i := s.b, s.i
+	start := i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	default:
+		return nil, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return nil, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return nil, false
+		}
+	}
+	s.i = i
+	return b[start:i], true
+}
+
+// int64Ptr reads an integer into a new *int64 (nil for null).
+func (s *fastScanner) int64Ptr(dst **int64) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	lit, ok := s.number()
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseInt(string(lit), 10, 64)
+	if err != nil {
+		return false
+	}
+	*dst = &n
+	return true
+}
+
+// intPtr reads an integer into a new *int (nil for null).
+func (s *fastScanner) intPtr(dst **int) bool {
+	var n *int64
+	if !s.int64Ptr(&n) {
+		return false
+	}
+	if n == nil {
+		*dst = nil
+		return true
+	}
+	v := int(*n)
+	if int64(v) != *n {
+		return false // wider than int on this platform
+	}
+	*dst = &v
+	return true
+}
+
+// boolean reads true, false or null (which leaves dst as it is).
+func (s *fastScanner) boolean(dst *bool) bool {
+	if s.null() {
+		return true
+	}
+	s.ws()
+	switch {
+	case len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "true":
+		*dst, s.i = true, s.i+4
+	case len(s.b)-s.i >= 5 && string(s.b[s.i:s.i+5]) == "false":
+		*dst, s.i = false, s.i+5
+	default:
+		return false
+	}
+	return true
+}
+
+// consent reads the consent object or null.
+func (s *fastScanner) consent(dst **wireConsent) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	c := &wireConsent{}
+	seen := 0
+	ok := s.object(func(key []byte) bool {
+		var f *string
+		var bit int
+		switch string(key) {
+		case "ad_storage":
+			f, bit = &c.AdStorage, 1
+		case "ad_user_data":
+			f, bit = &c.AdUserData, 2
+		case "ad_personalization":
+			f, bit = &c.AdPersonalization, 4
+		case "analytics_storage":
+			f, bit = &c.AnalyticsStorage, 8
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return s.stringInto(f)
+	})
+	*dst = c
+	return ok
+}
+
+// eventFields are the keys of a browser event, by bit.
+var eventFields = [...]string{"event_name", "event_id", "event_time", "event_source_url", "custom_data", "user_data",
+	"action_source", "opt_out", "referrer_url", "data_processing_options", "data_processing_options_country",
+	"data_processing_options_state"}
+
+// event reads one browser event.
+func (s *fastScanner) event(ev *collectEvent) bool {
+	var seen uint
+	return s.object(func(key []byte) bool {
+		f := -1
+		for i, name := range eventFields {
+			if string(key) == name {
+				f = i
+				break
+			}
+		}
+		if f < 0 || seen&(1<<f) != 0 {
+			return false
+		}
+		seen |= 1 << f
+		switch f {
+		case 0:
+			return s.stringInto(&ev.EventName)
+		case 1:
+			return s.stringInto(&ev.EventID)
+		case 2:
+			return s.int64Ptr(&ev.EventTime)
+		case 3:
+			return s.stringInto(&ev.EventSourceURL)
+		case 4:
+			return s.rawValue(&ev.CustomData)
+		case 5:
+			return s.userData(&ev.UserData)
+		case 6:
+			return s.stringInto(&ev.ActionSource)
+		case 7:
+			return s.boolean(&ev.OptOut)
+		case 8:
+			return s.stringInto(&ev.ReferrerURL)
+		case 9:
+			return s.strings(&ev.DataProcessingOptions)
+		case 10:
+			return s.intPtr(&ev.DataProcessingOptionsCountry)
+		default:
+			return s.intPtr(&ev.DataProcessingOptionsState)
+		}
+	})
+}
+
+// userData reads user_data: an object whose values are strings, arrays of
+// strings or null (as pii.RawUserData reads it), or null.
+func (s *fastScanner) userData(dst *pii.RawUserData) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	out := make(pii.RawUserData, 4)
+	ok := s.object(func(key []byte) bool {
+		k := string(key)
+		if _, dup := out[k]; dup {
+			return false
+		}
+		if s.null() {
+			out[k] = nil
+			return true
+		}
+		if s.peek('"') {
+			v, ok := s.rawString()
+			out[k] = pii.StringList{string(v)}
+			return ok
+		}
+		var l []string
+		if !s.strings(&l) {
+			return false
+		}
+		out[k] = l
+		return true
+	})
+	*dst = out
+	return ok
+}
+
+// rawValue reads any JSON value, checking its syntax, and keeps its bytes
+// (a subslice of b).
+func (s *fastScanner) rawValue(dst *json.RawMessage) bool {
+	s.ws()
+	start := s.i
+	if !s.skip(0) {
+		return false
+	}
+	*dst = s.b[start:s.i]
+	return true
+}
+
+// skip reads any JSON value, checking its syntax (strings may hold any
+// valid escape here), up to a nesting depth of 64.
+func (s *fastScanner) skip(depth int) bool {
+	if depth > 64 || !func() bool { s.ws(); return s.i < len(s.b) }() {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		return s.object(func([]byte) bool { return s.skip(depth + 1) })
+	case c == '[':
+		return s.array(func() bool { return s.skip(depth + 1) })
+	case c == '"':
+		return s.skipString()
+	case c == 't' || c == 'f':
+		var b bool
+		return s.boolean(&b)
+	case c == 'n':
+		return s.null()
+	}
+	_, ok := s.number()
+	return ok
+}
+
+// skipString reads a string with any valid escapes (object keys inside a
+// skipped value go through rawString, so they still may not hold escapes).
+func (s *fastScanner) skipString() bool {
+	b := s.b
+	for i := s.i + 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return false
+					}
+				}
+				i += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// strictCollect decodes body the way collectEvents does without the fast
+// path.
+func strictCollect(body []byte) (collectRequest, []collectEvent, bool) {
+	var req collectRequest
+	if e := decodeStrict(body, &req, ""); e != nil {
+		return req, nil, false
+	}
+	var events []collectEvent
+	for _, raw := range req.Events {
+		var ev collectEvent
+		if e := decodeStrict(raw, &ev, "events[0]."); e != nil {
+			return req, nil, false
+		}
+		events = append(events, ev)
+	}
+	req.Events = nil
+	return req, events, true
+}
+
+// checkFastCollect asserts that when fastCollect accepts body, decodeStrict
+// accepts it too with the same result, and reports whether it was accepted.
+func checkFastCollect(t *testing.T, body []byte) bool {
+	t.Helper()
+	var req collectRequest
+	fast, ok := fastCollect(body, &req)
+	if !ok {
+		return false
+	}
+	sreq, sevents, sok := strictCollect(body)
+	if !sok {
+		t.Fatalf("fast path accepted what decodeStrict refuses: %q", body)
+	}
+	if len(sevents) == 0 {
+		sevents = fast[:0:0]
+	}
+	if !reflect.DeepEqual(req, sreq) {
+		t.Fatalf("request differs for %q:\nfast   %#v\nstrict %#v", body, req, sreq)
+	}
+	if !reflect.DeepEqual(fast, sevents) {
+		t.Fatalf("events differ for %q:\nfast   %#v\nstrict %#v", body, fast, sevents)
+	}
+	return true
+}
+
+var fastCollectCases = []struct {
+	body string
+	fast bool // the fast path must take it
+}{
+	{purchaseBody, true},
+	{benchCollectBody(time.Unix(1772366400, 0)), true},
+	{`{"events":[{"event_name":"PageView"}]}`, true},
+	{` { "vid" : "1.2" , "events" : [ { "event_name" : "A" , "event_time" : -0 } ] } ` + "\n", true},
+	{`{"events":[]}`, true},
+	{`{"consent":null,"events":[{"event_name":"A","user_data":null,"custom_data":null,"event_id":null,"opt_out":null}]}`, true},
+	{`{"consent":{},"events":[{"event_name":"A","user_data":{},"opt_out":true,"data_processing_options":[],"data_processing_options_country":0,"data_processing_options_state":1000}]}`, true},
+	{`{"events":[{"event_name":"A","user_data":{"em":["a@b.co","c@d.ee"],"ph":null,"fn":[],"zz":"x"}}]}`, true},
+	{`{"events":[{"event_name":"A","custom_data":{"a":[1,-2.5e-3,{"b":"\u00e9\n\"x"}],"c":true,"d":false,"e":null,"f":"Größe"}}]}`, true},
+	{`{"events":[{"event_name":"A","custom_data":"x"}]}`, true},
+	{`{"url":"https://shop.example/ä","events":[{"event_name":"A"},{"event_name":"B","event_time":1772366400}]}`, true},
+	{`{"events":[{"event_name":"A","data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}]}`, true},
+	{`{"events":[{"event_name":"A","opt_out":false,"action_source":"website","referrer_url":"https://a.example/","event_source_url":"https://b.example/"}]}`, true},
+
+	// Valid but unusual: decodeStrict decides.
+	{`{"VID":"1.2","events":[{"event_name":"A"}]}`, false},
+	{`{"vid":"a","vid":"b","events":[{"event_name":"A"}]}`, false},
+	{`{"events":[{"event_name":"A\"B"}]}`, false},
+	{`{"events":[{"event_name":"A","user_data":{"em":["a",null]}}]}`, false},
+	{`{"events":[{"event_name":"A","user_data":{"em":"a","em":"b"}}]}`, false},
+	{`{"events":[{"event_name":"A","event_time":1.0}]}`, false},
+	{`{"events":[{"event_name":"A","event_time":1e3}]}`, false},
+	{`{"events":[null]}`, false},
+	{`{"events":null}`, false},
+	{`null`, false},
+	{"{\"events\":[{\"event_name\":\"A\xff\"}]}", false},
+	{`{"events":[{"event_name":"A","custom_data":{"\u0061":1}}]}`, false},
+
+	// Invalid: decodeStrict reports it.
+	{`{"events":[{"event_name":"A"}]} x`, false},
+	{`{"events":[{"event_name":"A"}]`, false},
+	{`{"events":[{"event_name":"A","custom_data":{"a":01}}]}`, false},
+	{`{"events":[{"event_name":"A","custom_data":{"a":"\x"}}]}`, false},
+	{`{"events":[{"event_name":"A","custom_data":{"a":1.}}]}`, false},
+	{`{"events":[{"event_name":"A","custom_data":{"a":[1,]}}]}`, false},
+	{`{"events":[{"event_name":"A","custom_data":{"a":tru}}]}`, false},
+	{`{"events":[{"event_name":"A","unknown":1}]}`, false},
+	{`{"events":[{"event_name":1}]}`, false},
+	{`{"events":[{"event_name":"A","opt_out":"yes"}]}`, false},
+	{`{"events":[{"event_name":"A","data_processing_options_country":99999999999999999999}]}`, false},
+	{"", false},
+	{"\x00", false},
+}
+
+func TestFastCollectMatchesStrict(t *testing.T) {
+	for _, tc := range fastCollectCases {
+		if got := checkFastCollect(t, []byte(tc.body)); got != tc.fast {
+			t.Errorf("fast path taken = %v, want %v for %q", got, tc.fast, tc.body)
+		}
+	}
+}
+
+func FuzzFastCollect(f *testing.F) {
+	for _, tc := range fastCollectCases {
+		f.Add(tc.body)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		checkFastCollect(t, []byte(body))
+	})
+}
