@@ -160,6 +160,24 @@ func (c CustomData) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads typed fields strictly by type and keeps every other
 // property in Custom.
 func (c *CustomData) UnmarshalJSON(data []byte) error {
+	if onlyTypedKeys(data) {
+		// The common case, decoded in one pass: every key is a typed
+		// field, once, and no number comes as a string.
+		var typed customDataFields
+		if err := json.Unmarshal(data, &typed); err != nil {
+			return err
+		}
+		*c = CustomData(typed)
+		c.Currency = strings.ToUpper(c.Currency)
+		return nil
+	}
+	return c.unmarshalGeneral(data)
+}
+
+// unmarshalGeneral reads any custom_data: a first pass keeps every
+// property, numeric strings become numbers, a second pass reads the typed
+// fields.
+func (c *CustomData) unmarshalGeneral(data []byte) error {
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(data, &all); err != nil {
 		return err
@@ -294,3 +312,106 @@ func numericString(raw json.RawMessage) (json.RawMessage, bool) {
 	}
 	return json.RawMessage(strconv.FormatFloat(f, 'f', -1, 64)), true
 }
+
+// onlyTypedKeys reports whether data is a JSON object whose keys are all
+// typed custom_data fields, spelled exactly, each once, with no string
+// value for value, predicted_ltv or num_items: then one typed decode reads
+// it as the general path would. It looks at the keys only; false means
+// "take the general path", which also reports any syntax error.
+func onlyTypedKeys(data []byte) bool {
+	i, n := 0, len(data)
+	ws := func() {
+		for i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+			i++
+		}
+	}
+	// skipString moves past the string starting at i.
+	skipString := func() bool {
+		for i++; i < n; i++ {
+			switch data[i] {
+			case '\\':
+				i++
+			case '"':
+				i++
+				return true
+			}
+		}
+		return false
+	}
+	ws()
+	if i >= n || data[i] != '{' {
+		return false
+	}
+	i++
+	var seen uint16
+	for {
+		ws()
+		if i < n && data[i] == '}' && seen == 0 {
+			return true
+		}
+		if i >= n || data[i] != '"' {
+			return false
+		}
+		start := i + 1
+		if !skipString() {
+			return false
+		}
+		key := data[start : i-1]
+		bit := -1
+		for j, k := range typedCustomKeys {
+			if string(key) == k {
+				bit = j
+				break
+			}
+		}
+		if bit < 0 || seen&(1<<bit) != 0 {
+			return false // unknown, escaped or repeated key
+		}
+		seen |= 1 << bit
+		ws()
+		if i >= n || data[i] != ':' {
+			return false
+		}
+		i++
+		ws()
+		if i >= n {
+			return false
+		}
+		if data[i] == '"' && (string(key) == "value" || string(key) == "predicted_ltv" || string(key) == "num_items") {
+			return false // a numeric string, maybe
+		}
+		// Skip the value: strings, and brackets outside strings.
+		depth := 0
+		for i < n {
+			c := data[i]
+			if c == '"' {
+				if !skipString() {
+					return false
+				}
+				continue
+			}
+			if depth == 0 && (c == ',' || c == '}') {
+				break
+			}
+			switch c {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			i++
+		}
+		if i >= n {
+			return false
+		}
+		if data[i] == '}' {
+			return true
+		}
+		i++ // ','
+	}
+}
+
+// typedCustomKeys are the keys of the typed custom_data fields (as in
+// knownCustomKeys), in a fixed order.
+var typedCustomKeys = [...]string{"value", "currency", "content_ids", "contents", "content_type", "content_name",
+	"content_category", "num_items", "order_id", "predicted_ltv", "search_string", "status", "delivery_category"}
