@@ -32,6 +32,7 @@ import (
 	"github.com/tagway/tagway/destinations/meta/metatest"
 	"github.com/tagway/tagway/gateway"
 	"github.com/tagway/tagway/internal/browsertest"
+	"github.com/tagway/tagway/routing"
 )
 
 // browser is a headless Chromium for one test.
@@ -295,30 +296,29 @@ func TestPixelE2EConsentDeniedThenGranted(t *testing.T) {
 }
 
 // TestPixelE2EConsentDeniedAnonymous: a site whose consent_denied_mode is
-// anonymous sends its events without consent to Meta, with no identifier
-// at all: the user agent is the only customer information Meta sees — so
-// few that Meta refuses them (error 2804050), which is what this test reads
-// back from the fake, as proof of what left.
+// anonymous accepts its events without consent, with no identifier at all:
+// the user agent is the only customer information left — so little that
+// Meta refuses such events (error 2804050), so routing withholds them from
+// Meta (consent:anonymous_unsupported) rather than sending them to be
+// refused. Nothing reaches Meta, not even a refused request, and no cookie
+// is set.
 func TestPixelE2EConsentDeniedAnonymous(t *testing.T) {
 	g := startGateway(t, map[string]string{"TAGWAY_CONSENT_DEFAULT": "denied", "TAGWAY_CONSENT_DENIED_MODE": "anonymous"})
 	b := newBrowser(t)
 	b.run(chromedp.Navigate(g.URL + "/checkout.html?gclid=G_anon&fbclid=F_anon"))
 	b.run(chromedp.WaitVisible("#pay", chromedp.ByID), chromedp.SendKeys("#email", "jane@example.com", chromedp.ByID),
 		chromedp.Click("#pay", chromedp.ByID), chromedp.WaitVisible("#thank-you", chromedp.ByID))
-	var rejections []metatest.GraphError
-	for deadline := time.Now().Add(30 * time.Second); len(rejections) == 0; time.Sleep(20 * time.Millisecond) {
+	// The PageView and the Purchase of the page are both withheld.
+	for deadline := time.Now().Add(30 * time.Second); withheldMetric(t, g, "meta", routing.ReasonAnonymousUnsupported) < 2; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("Meta saw no event of the denied visitor")
+			t.Fatal("the denied visitor's events were not withheld from Meta as anonymous_unsupported")
 		}
-		rejections = g.Graph.Rejections()
 	}
-	for _, r := range rejections {
-		if r.Subcode != 2804050 || !strings.Contains(r.UserMsg, "customer information [client_user_agent] is too little") {
-			t.Errorf("Meta saw more than the user agent: %v", r)
-		}
+	if rej := g.Graph.Rejections(); len(rej) != 0 {
+		t.Errorf("Meta was sent events it refused: %v", rej)
 	}
 	for _, r := range g.Graph.Events(testPixel) {
-		t.Errorf("Meta accepted %s with %v", r.EventName, r.UserData)
+		t.Errorf("Meta received %s with %v", r.EventName, r.UserData)
 	}
 	if jar := b.cookies(g.URL + "/"); len(jar) != 0 {
 		t.Errorf("cookies without consent: %v", jar)

@@ -29,6 +29,18 @@ type AgeLimiter interface {
 	MaxEventAge(e Event) time.Duration
 }
 
+// AnonymousAcceptor is implemented by destinations that say whether their
+// platform takes an anonymous event: one the gateway stripped of every
+// identifier because the visitor gave no marketing consent on a site whose
+// consent_denied_mode is "anonymous" (Context.Anonymous; only the user
+// agent is left). Routing withholds anonymous events from a destination
+// whose AcceptsAnonymous is false (Meta refuses them: too little customer
+// information, error 2804050). A destination that does not implement it
+// receives them.
+type AnonymousAcceptor interface {
+	AcceptsAnonymous() bool
+}
+
 // Deps are the injected collaborators every adapter gets.
 type Deps struct {
 	HTTP   *http.Client

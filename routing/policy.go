@@ -15,7 +15,22 @@ const (
 	ReasonConsentPrefix  = "consent:" // followed by the purpose not granted
 	ReasonRegionPrefix   = "region:"
 	ReasonSyntheticEvent = "synthetic_test_event"
+	// ReasonAnonymousUnsupported: an anonymous event (no marketing consent,
+	// identifiers stripped) for a destination whose platform refuses events
+	// without identifiers.
+	ReasonAnonymousUnsupported = ReasonConsentPrefix + "anonymous_unsupported"
 )
+
+// Recipient is what ApplyPolicy knows of the destination an event is
+// headed for.
+type Recipient struct {
+	// AdPlatform: an advertising platform (see AdPlatform), which by
+	// default needs marketing consent.
+	AdPlatform bool
+	// RefusesAnonymous: its platform refuses anonymous events
+	// (destinations.AnonymousAcceptor answering false).
+	RefusesAnonymous bool
+}
 
 // SourceTest is the Context.Source of a synthetic event fired by
 // `tagway send-test`: it goes only to routes in test mode, or with a test
@@ -32,9 +47,11 @@ const SourceTest = "test"
 // ad_storage and ad_user_data; for another destination: none) plus those of
 // every region rule matching the visitor must be granted. Region rules of the
 // site come first, then the route's; a matching rule with withhold stops the
-// event. When send is false, reason says why (see the Reason constants) and
-// ev is unchanged.
-func ApplyPolicy(route model.Route, site model.Site, adPlatform bool, ev *destinations.Event) (send bool, reason string) {
+// event. An anonymous event (Context.Anonymous) needs no marketing consent
+// but goes only to a destination that takes events without identifiers.
+// When send is false, reason says why (see the Reason constants) and ev is
+// unchanged.
+func ApplyPolicy(route model.Route, site model.Site, to Recipient, ev *destinations.Event) (send bool, reason string) {
 	if ev.Context.Source == SourceTest && !route.TestMode && ev.Context.TestEventCode == "" {
 		return false, ReasonSyntheticEvent
 	}
@@ -43,10 +60,10 @@ func ApplyPolicy(route model.Route, site model.Site, adPlatform bool, ev *destin
 	case slices.Equal(route.Consent, []string{model.ConsentNone}):
 	case len(route.Consent) > 0:
 		need = append(need, route.Consent...)
-	case adPlatform && ev.Context.Anonymous:
+	case to.AdPlatform && ev.Context.Anonymous:
 		// Stripped of every identifier at ingest (the site's
 		// consent_denied_mode is anonymous): it may go without consent.
-	case adPlatform:
+	case to.AdPlatform:
 		need = append(need, "ad_storage", "ad_user_data")
 	}
 	var matched []model.RegionRule
@@ -64,6 +81,9 @@ func ApplyPolicy(route model.Route, site model.Site, adPlatform bool, ev *destin
 		if !granted(ev.Context.Consent, p) {
 			return false, ReasonConsentPrefix + p
 		}
+	}
+	if ev.Context.Anonymous && to.RefusesAnonymous {
+		return false, ReasonAnonymousUnsupported
 	}
 
 	for _, r := range matched {

@@ -78,7 +78,7 @@ func TestApplyPolicyTable(t *testing.T) {
 				Context: destinations.Context{Consent: tt.consent, Country: tt.country, Region: tt.region, Source: tt.source}}
 			orig := ev
 			tt.route.ID = "r1"
-			send, reason := ApplyPolicy(tt.route, tt.site, tt.ad, &ev)
+			send, reason := ApplyPolicy(tt.route, tt.site, Recipient{AdPlatform: tt.ad}, &ev)
 			if send != tt.want.send || reason != tt.want.reason {
 				t.Fatalf("ApplyPolicy = %v, %q; want %v, %q", send, reason, tt.want.send, tt.want.reason)
 			}
@@ -115,7 +115,7 @@ func TestApplyPolicyRewrites(t *testing.T) {
 		Context:    destinations.Context{Consent: destinations.Consent{AdStorage: "granted", AdUserData: "granted"}}}
 	route := model.Route{ID: "r", EventMap: map[string]string{"Purchase": "CompletePayment"}, TestMode: true, TestEventCode: "TEST42",
 		Overrides: &model.RouteOverrides{ActionSource: "physical_store", CustomData: map[string]json.RawMessage{"currency": json.RawMessage(`"EUR"`), "channel": json.RawMessage(`"pos"`)}}}
-	if send, _ := ApplyPolicy(route, model.Site{}, true, &ev); !send {
+	if send, _ := ApplyPolicy(route, model.Site{}, Recipient{AdPlatform: true}, &ev); !send {
 		t.Fatal("withheld")
 	}
 	cd := ev.CustomData

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -58,12 +59,15 @@ func (w *worker) admit(snap *model.Snapshot, routes []model.Route, j *job) bool 
 	if s, ok := snap.Site(w.site); ok {
 		site = *s
 	}
-	ad := true
+	to := Recipient{AdPlatform: true}
 	if p, ok := w.dest.(AdPlatform); ok {
-		ad = p.AdPlatform()
+		to.AdPlatform = p.AdPlatform()
+	}
+	if a, ok := w.dest.(destinations.AnonymousAcceptor); ok {
+		to.RefusesAnonymous = !a.AcceptsAnonymous()
 	}
 	ev := j.event
-	if send, reason := ApplyPolicy(*route, site, ad, &ev); !send {
+	if send, reason := ApplyPolicy(*route, site, to, &ev); !send {
 		j.out = outcome{kind: outWithheld}
 		w.d.metrics.withheld.WithLabelValues(w.id, reason).Inc()
 		w.log.Debug("event withheld by policy", "route", route.ID, "event_id", j.event.EventID,

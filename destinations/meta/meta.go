@@ -101,6 +101,12 @@ func (a *Adapter) MaxEventAge(e destinations.Event) time.Duration {
 	return MaxAge
 }
 
+// AcceptsAnonymous is false: Meta refuses an event whose only customer
+// information is the user agent (code 100, subcode 2804050), which is all
+// an anonymous event keeps, so routing withholds those from Meta instead
+// of sending them to the dead letters.
+func (a *Adapter) AcceptsAnonymous() bool { return false }
+
 // serverEvent is one event in Meta's wire form: the canonical fields minus
 // tagway's Context.
 type serverEvent struct {
@@ -419,7 +425,8 @@ func (a *Adapter) redact(s string) string {
 
 // Interface guards.
 var (
-	_ destinations.Destination = (*Adapter)(nil)
-	_ destinations.AgeLimiter  = (*Adapter)(nil)
-	_ destinations.Factory     = New
+	_ destinations.Destination       = (*Adapter)(nil)
+	_ destinations.AgeLimiter        = (*Adapter)(nil)
+	_ destinations.AnonymousAcceptor = (*Adapter)(nil)
+	_ destinations.Factory           = New
 )
