@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations"
 )
 
 // strictCollect decodes body the way collectEvents does without the fast
@@ -113,4 +116,23 @@ func FuzzFastCollect(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		checkFastCollect(t, []byte(body))
 	})
+}
+
+// decodeCustomData calls CustomData.UnmarshalJSON directly on bytes the
+// body's decoder checked; its errors must be json.Unmarshal's.
+func TestDecodeCustomDataErrorsAsUnmarshal(t *testing.T) {
+	for _, raw := range []string{
+		`{"value":true}`, `{"value":"x"}`, `{"num_items":1.5}`, `{"contents":[{"id":1}]}`, `{"contents":{}}`,
+		`{"content_ids":"a","x":1}`, `{"currency":5}`, `{"value":1e400}`, `{"predicted_ltv":"1e400"}`,
+	} {
+		_, got := decodeCustomData("events[0].", json.RawMessage(raw))
+		var cd destinations.CustomData
+		err := json.Unmarshal([]byte(raw), &cd)
+		if err == nil || got == nil {
+			t.Fatalf("%s: want an error from both, got %v and %v", raw, got, err)
+		}
+		if want := jsonError(err, "events[0].custom_data."); *got != *want {
+			t.Errorf("%s:\n got  %+v\n want %+v", raw, *got, *want)
+		}
+	}
 }
