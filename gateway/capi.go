@@ -113,7 +113,8 @@ func (g *Gateway) capiDo(w http.ResponseWriter, r *http.Request) (int, string, *
 	if !siteHasMetaPixel(snap, site.ID, pixel) {
 		return 0, "", unsupported(r.Method, pixel)
 	}
-	events, e := g.serverBatch(req.data, site.ID, req.testEventCode)
+	// Exactly Meta's fields: no tagway extension (consent) on this endpoint.
+	events, e := g.serverBatch(req.data, site, batchOptions{testEventCode: req.testEventCode})
 	if e != nil {
 		return 0, "", invalidParameter(e)
 	}

@@ -171,6 +171,12 @@ func TestCAPIErrors(t *testing.T) {
 		{"unknown parameter", "POST", "/v24.0/111/events", ok(func(p map[string]string) { p["dataa"] = "x" }), false, 400, 100, 0, "OAuthException", "dataa"},
 		{"unknown event field", "POST", "/v24.0/111/events", ok(func(p map[string]string) { p["data"] = strings.Replace(p["data"], `"event_id"`, `"eventid"`, 1) }),
 			false, 400, 100, 0, "OAuthException", "data[0].eventid"},
+		// tagway's consent extension belongs to /v1/events: Meta refuses the field, so does the drop-in.
+		{"tagway's consent field", "POST", "/v24.0/111/events", ok(func(p map[string]string) {
+			p["data"] = strings.Replace(p["data"], `"event_id"`, `"consent":{"ad_storage":"denied"},"event_id"`, 1)
+		}), false, 400, 100, 0, "OAuthException", "data[0].consent"},
+		{"request-level consent", "POST", "/v24.0/111/events", ok(func(p map[string]string) { p["consent"] = `{"ad_storage":"denied"}` }),
+			false, 400, 100, 0, "OAuthException", "consent"},
 		{"too old", "POST", "/v24.0/111/events", ok(func(p map[string]string) { p["data"] = old }), false, 400, 100, 2804003, "OAuthException", "data[0].event_time"},
 		{"too little customer information", "POST", "/v24.0/111/events", ok(func(p map[string]string) { p["data"] = weak }),
 			false, 400, 100, 2804050, "OAuthException", "data[0].user_data"},

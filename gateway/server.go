@@ -9,13 +9,35 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/pii"
+	"github.com/tagway/tagway/routing/model"
 )
 
 // serverRequest is the body of POST /v1/events: Meta's Conversions API
-// request shape.
+// request shape, plus tagway's consent extension: the visitor's consent
+// for every event of the request (Consent Mode v2 words; a purpose not
+// stated is granted: the store's back end answers for what it sends).
 type serverRequest struct {
 	Data          []json.RawMessage `json:"data"`
 	TestEventCode string            `json:"test_event_code"`
+	Consent       json.RawMessage   `json:"consent"`
+}
+
+// ingestEvent is one event of POST /v1/events: Meta's fields plus tagway's
+// consent extension, the event's own consent, whose stated purposes win
+// over the request's. The drop-in CAPI endpoint decodes serverEvent alone,
+// refusing "consent" as Meta would.
+type ingestEvent struct {
+	serverEvent
+	Consent json.RawMessage `json:"consent"`
+}
+
+// batchOptions say how serverBatch reads one request.
+type batchOptions struct {
+	testEventCode string
+	// consent turns on the consent extension of /v1/events, with request
+	// the request's consent (empty: none stated).
+	consent bool
+	request json.RawMessage
 }
 
 // serverEvent is one server event in Meta's field names.
@@ -71,7 +93,7 @@ func (g *Gateway) serverEventsDo(w http.ResponseWriter, r *http.Request) (int, s
 	if e := decodeStrict(body, &req, ""); e != nil {
 		return 0, "", e
 	}
-	events, e := g.serverBatch(req.Data, site.ID, req.TestEventCode)
+	events, e := g.serverBatch(req.Data, site, batchOptions{testEventCode: req.TestEventCode, consent: true, request: req.Consent})
 	if e != nil {
 		return 0, "", e
 	}
@@ -85,8 +107,12 @@ func (g *Gateway) serverEventsDo(w http.ResponseWriter, r *http.Request) (int, s
 
 // serverBatch validates the server events of one request (Meta's data
 // array) and builds their canonical form for site, with the request's
-// test_event_code. Server senders assert consent themselves.
-func (g *Gateway) serverBatch(data []json.RawMessage, siteID, testEventCode string) ([]destinations.Event, *apiError) {
+// test_event_code. Server senders assert consent themselves: an event is
+// granted every purpose unless the consent extension (opts.consent, on
+// /v1/events only) says otherwise, in which case an event without
+// marketing consent loses its identifiers exactly as on /collect
+// (applyConsentMode).
+func (g *Gateway) serverBatch(data []json.RawMessage, site *model.Site, opts batchOptions) ([]destinations.Event, *apiError) {
 	switch {
 	case len(data) == 0:
 		return nil, badField("data", "at least one event is required")
@@ -94,35 +120,90 @@ func (g *Gateway) serverBatch(data []json.RawMessage, siteID, testEventCode stri
 		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "data",
 			Message: fmt.Sprintf("at most %d events per request", g.opts.MaxServerEvents)}
 	}
-	if e := checkText("test_event_code", testEventCode, maxTestEventCodeLen); e != nil {
+	if e := checkText("test_event_code", opts.testEventCode, maxTestEventCodeLen); e != nil {
+		return nil, e
+	}
+	request, e := decodeConsent(opts.request, "")
+	if e != nil {
+		return nil, e
+	}
+	consent, e := resolveConsent(request, model.ConsentGranted)
+	if e != nil {
 		return nil, e
 	}
 	now := g.now()
-	granted := destinations.Consent{
-		AdStorage: destinations.Granted, AdUserData: destinations.Granted,
-		AdPersonalization: destinations.Granted, AnalyticsStorage: destinations.Granted,
-	}
 	events := make([]destinations.Event, 0, len(data))
 	for i, raw := range data {
 		prefix := "data[" + strconv.Itoa(i) + "]."
-		var in serverEvent
-		if e := decodeStrict(raw, &in, prefix); e != nil {
-			return nil, e
+		var in ingestEvent
+		var e *apiError
+		if opts.consent {
+			e = decodeStrict(raw, &in, prefix)
+		} else {
+			e = decodeStrict(raw, &in.serverEvent, prefix)
 		}
-		ev, e := g.serverEvent(prefix, in)
 		if e != nil {
 			return nil, e
 		}
+		ev, e := g.serverEvent(prefix, in.serverEvent)
+		if e != nil {
+			return nil, e
+		}
+		evConsent := consent
+		if own, e := decodeConsent(in.Consent, prefix); e != nil {
+			return nil, e
+		} else if own != nil {
+			if evConsent, e = resolveConsent(overConsent(own, request), model.ConsentGranted); e != nil {
+				e.Field = prefix + e.Field
+				return nil, e
+			}
+		}
 		ev.Context = destinations.Context{
-			SiteID:        siteID,
+			SiteID:        site.ID,
 			ReceivedAt:    now.UnixMilli(),
 			Source:        "server",
-			Consent:       granted,
-			TestEventCode: testEventCode,
+			Consent:       evConsent,
+			TestEventCode: opts.testEventCode,
 		}
 		events = append(events, ev)
 	}
+	applyConsentMode(site, events)
 	return events, nil
+}
+
+// decodeConsent reads a consent object strictly (nil when absent); errors
+// name prefix + "consent.<key>".
+func decodeConsent(raw json.RawMessage, prefix string) (*wireConsent, *apiError) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var c wireConsent
+	if e := decodeStrict(raw, &c, prefix+"consent."); e != nil {
+		return nil, e
+	}
+	return &c, nil
+}
+
+// overConsent is the event's consent over the request's: each purpose the
+// event states, else the request's.
+func overConsent(event, request *wireConsent) *wireConsent {
+	out := *event
+	if request == nil {
+		return &out
+	}
+	if out.AdStorage == "" {
+		out.AdStorage = request.AdStorage
+	}
+	if out.AdUserData == "" {
+		out.AdUserData = request.AdUserData
+	}
+	if out.AdPersonalization == "" {
+		out.AdPersonalization = request.AdPersonalization
+	}
+	if out.AnalyticsStorage == "" {
+		out.AnalyticsStorage = request.AnalyticsStorage
+	}
+	return &out
 }
 
 // serverEvent validates one server event and builds its canonical form.
