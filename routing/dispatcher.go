@@ -146,6 +146,7 @@ type Dispatcher struct {
 	lease    *redis.Script
 
 	circuitOpen *redis.Script
+	codec       entryCodec // reads stream entries
 
 	warnedOrphans map[string]bool // trim loop only
 }

@@ -60,8 +60,8 @@ func TestEnqueue(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("stream holds %d entries (%v); want 1", len(msgs), err)
 	}
-	var evs []destinations.Event
-	if err := json.Unmarshal([]byte(msgs[0].Values["e"].(string)), &evs); err != nil {
+	evs, err := (&entryCodec{}).decode(msgs[0].Values)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(evs) != 1 || evs[0].Context.SiteID != testSite || evs[0].Context.ReceivedAt == 0 {

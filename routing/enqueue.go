@@ -27,7 +27,8 @@ type enqueueReq struct {
 }
 
 // entry is one stream entry of a flush: the payloads of one or more calls
-// for the same site, merged into one JSON array.
+// for the same site, merged into one JSON array, in its stored form
+// (entrycodec.go).
 type entry struct {
 	site    string
 	payload []byte
@@ -154,7 +155,7 @@ func (q *Queue) entries(batch []*enqueueReq) []*entry {
 		e.events += r.events
 	}
 	for _, e := range out {
-		e.payload = mergeArrays(e.reqs)
+		e.payload = q.codec.compress(mergeArrays(e.reqs))
 	}
 	return out
 }
@@ -206,7 +207,7 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	defer cancel()
 	run := func(p redis.Scripter, e *entry) *redis.Cmd {
 		return q.enqueueScript.EvalSha(ctx, p, []string{StreamKey(e.site), MarkerKey(e.site, q.writer)},
-			e.payload, mark.slot, mark.seq, markerTTL.Milliseconds())
+			e.payload, mark.slot, mark.seq, markerTTL.Milliseconds(), entryVersion(e.payload))
 	}
 	cmds := make([]*redis.Cmd, len(entries))
 	pipe := q.rdb.Pipeline()
@@ -221,7 +222,7 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// Not run: the server lost its scripts (a restart); load and run.
 			err = q.enqueueScript.Run(ctx, q.rdb, []string{StreamKey(e.site), MarkerKey(e.site, q.writer)},
-				e.payload, mark.slot, mark.seq, markerTTL.Milliseconds()).Err()
+				e.payload, mark.slot, mark.seq, markerTTL.Milliseconds(), entryVersion(e.payload)).Err()
 		}
 		switch {
 		case err == nil:
@@ -264,7 +265,7 @@ func (q *Queue) writeEntries(entries []*entry) {
 }
 
 func xaddArgs(e *entry) *redis.XAddArgs {
-	return &redis.XAddArgs{Stream: StreamKey(e.site), Values: []any{"e", e.payload}}
+	return &redis.XAddArgs{Stream: StreamKey(e.site), Values: entryValues(e.payload)}
 }
 
 func (e *entry) answer(err error) {

@@ -79,8 +79,8 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 		}
 		entries += len(msgs)
 		for _, m := range msgs {
-			var evs []destinations.Event
-			if err := json.Unmarshal([]byte(m.Values["e"].(string)), &evs); err != nil {
+			evs, err := (&entryCodec{}).decode(m.Values)
+			if err != nil {
 				t.Fatalf("entry %s does not decode: %v", m.ID, err)
 			}
 			for _, ev := range evs {

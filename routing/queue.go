@@ -100,6 +100,7 @@ type Queue struct {
 	spool     *spool.Spool
 	replay    *redis.Script
 	commit    committer
+	codec     entryCodec // writes stream entries
 	metrics   *queueMetrics
 	redisDown atomic.Bool // set by a failed write, cleared by Run
 

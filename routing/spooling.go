@@ -15,11 +15,17 @@ import (
 // longer than any spool may wait for Redis.
 const markerTTL = 7 * 24 * time.Hour
 
-// enqueueScript adds one entry (KEYS[1] the stream, ARGV[1] the payload)
-// and records ARGV[3], the flush sequence, under field f<ARGV[2]> (the
-// flush slot) of the writer's marker hash KEYS[2], which lives ARGV[4] ms.
+// enqueueScript adds one entry (KEYS[1] the stream, ARGV[1] the payload,
+// ARGV[5] its version, empty for none: entrycodec.go) and records ARGV[3],
+// the flush sequence, under field f<ARGV[2]> (the flush slot) of the
+// writer's marker hash KEYS[2], which lives ARGV[4] ms.
 const enqueueScript = `
-local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+local id
+if ARGV[5] ~= '' then
+  id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[5], 'e', ARGV[1])
+else
+  id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+end
 redis.call('HSET', KEYS[2], 'f' .. ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return id
@@ -29,12 +35,17 @@ return id
 // written by a flush whose answer was lost (field f<ARGV[3]> of the
 // writer's marker KEYS[2] holds its flush sequence ARGV[4]), or drained
 // before (field d, the writer's highest drained spool sequence, is at least
-// ARGV[2]). A writer's records are drained in spool-sequence order.
+// ARGV[2]). A writer's records are drained in spool-sequence order. ARGV[6]
+// is the payload's version (empty for none: entrycodec.go).
 const drainScript = `
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[2], 'f' .. ARGV[3]) == ARGV[4] then return 0 end
 local done = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
 if tonumber(ARGV[2]) <= done then return 0 end
-redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+if ARGV[6] ~= '' then
+  redis.call('XADD', KEYS[1], '*', 'v', ARGV[6], 'e', ARGV[1])
+else
+  redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+end
 redis.call('HSET', KEYS[2], 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return 1
@@ -178,7 +189,7 @@ func (q *Queue) writeSpooled(ctx context.Context, recs [][]byte) error {
 			continue
 		}
 		it := &item{keys: []string{StreamKey(r.site), MarkerKey(r.site, r.writer)},
-			args: []any{r.payload, r.seq, r.slot, r.flushSeq, markerTTL.Milliseconds()}}
+			args: []any{r.payload, r.seq, r.slot, r.flushSeq, markerTTL.Milliseconds(), entryVersion(r.payload)}}
 		it.cmd = q.drainScript.EvalSha(wctx, pipe, it.keys, it.args...)
 		items = append(items, it)
 	}

@@ -2,7 +2,6 @@ package routing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -135,8 +134,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 	inStream := map[string]int{}
 	msgs, _ := rdb.XRange(context.Background(), StreamKey(testSite), "-", "+").Result()
 	for _, m := range msgs {
-		var evs []destinations.Event
-		_ = json.Unmarshal([]byte(m.Values["e"].(string)), &evs)
+		evs, _ := (&entryCodec{}).decode(m.Values)
 		for _, ev := range evs {
 			inStream[ev.EventID]++
 		}

@@ -331,9 +331,9 @@ func (w *worker) entryJobs(msgs []redis.XMessage) round {
 	var r round
 	for _, m := range msgs {
 		r.entries = append(r.entries, m.ID)
-		raw, _ := m.Values["e"].(string)
-		var evs []destinations.Event
-		if err := json.Unmarshal([]byte(raw), &evs); err != nil {
+		evs, err := w.d.codec.decode(m.Values)
+		if err != nil {
+			raw, _ := m.Values["e"].(string)
 			r.jobs = append(r.jobs, &job{ref: m.ID + "/0", raw: raw,
 				out: outcome{kind: outDead, reason: ReasonPermanent, message: "queue entry does not decode: " + err.Error()}})
 			continue
