@@ -18,7 +18,8 @@
 //	{tw:config}:audit          stream of changes (who, when, op, kind, id, field names)
 //	tw:config:changed          pub/sub channel; the message is the new version
 //	tw:{site}:test:<route>     list: the last test-mode delivery outcomes of a route
-//	tw:{site}:events           stream; field e = JSON array of destinations.Event;
+//	tw:{site}:events           stream; field e = JSON array of destinations.Event, or with
+//	                           field v = 1 that array zlib-compressed (entrycodec.go);
 //	                           one consumer group per destination id
 //	tw:{site}:retry:<dest>     sorted set; score = due time (Unix ms), member = JSON retry item
 //	tw:{site}:dead:<dest>      stream of dead letters (event, reason, message, attempts, failed_at)
@@ -86,10 +87,14 @@
 //
 // # Memory
 //
-// Redis holds an event for as long as one destination has not finished it:
-// its JSON (a typical browser event with hashed e-mail, cookies, IP and user
-// agent: 700–1,000 bytes) plus 50–100 bytes of stream overhead, measured by
-// TestRedisMemoryPerQueuedEvent (used_memory delta over 20,000 events). A
-// backlog of one million events therefore needs about 1 GB. Run Redis with
-// maxmemory-policy noeviction: an evicting Redis would drop queued events.
+// Redis holds an event for as long as one destination has not finished it.
+// A typical browser event with hashed e-mail, cookies, IP and user agent is
+// 700–1,000 bytes of JSON; entries of 256 bytes or more are stored
+// zlib-compressed (field v = 1; entries without v are plain JSON), so an
+// event alone in its entry takes 600–700 bytes of Redis memory and one of
+// a busy gateway's multi-event entries 100–300 bytes, stream overhead
+// included, measured by TestRedisMemoryPerQueuedEvent (used_memory delta
+// over 20,000 events) and `tagway bench -delivery`. A backlog of one million
+// events therefore needs 0.3–0.7 GB. Run Redis with maxmemory-policy
+// noeviction: an evicting Redis would drop queued events.
 package routing
