@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 	logger := newLogger(stderr, s.LogLevel)
+	if s.MemoryLimit > 0 {
+		debug.SetMemoryLimit(s.MemoryLimit)
+		logger.Info("Go memory limit set", "bytes", s.MemoryLimit)
+	}
 	a, err := newApp(ctx, s, logger)
 	if err != nil {
 		logger.Error("start-up failed", "err", err)

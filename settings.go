@@ -21,6 +21,10 @@ type settings struct {
 	Demo           bool
 	TrustedProxies []netip.Prefix
 	LogLevel       string
+	// MemoryLimit (TAGWAY_MEMORY_LIMIT, bytes or KiB/MiB/GiB) is the Go
+	// runtime's soft memory limit (debug.SetMemoryLimit, like GOMEMLIMIT):
+	// the garbage collector works harder as the heap nears it. 0: unset.
+	MemoryLimit int64
 
 	// Quick start: one site from the environment, used when ConfigFile is empty.
 	SiteDomains       []string
@@ -96,6 +100,13 @@ func readSettings(getenv func(string) string) (settings, error) {
 			prefix = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		s.TrustedProxies = append(s.TrustedProxies, prefix.Masked())
+	}
+	if v := env("TAGWAY_MEMORY_LIMIT", ""); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TAGWAY_MEMORY_LIMIT: %w", err))
+		}
+		s.MemoryLimit = n
 	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":

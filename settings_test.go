@@ -70,3 +70,16 @@ func TestQuickStartRejectsBadValues(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestMemoryLimitSetting(t *testing.T) {
+	s, err := readSettings(envOf(map[string]string{"TAGWAY_MEMORY_LIMIT": "96MiB"}))
+	if err != nil || s.MemoryLimit != 96<<20 {
+		t.Fatalf("96MiB: %d, %v", s.MemoryLimit, err)
+	}
+	if s, _ := readSettings(envOf(nil)); s.MemoryLimit != 0 {
+		t.Errorf("default memory limit %d; want none", s.MemoryLimit)
+	}
+	if _, err := readSettings(envOf(map[string]string{"TAGWAY_MEMORY_LIMIT": "lots"})); err == nil || !strings.Contains(err.Error(), "TAGWAY_MEMORY_LIMIT") {
+		t.Errorf("bad limit: %v", err)
+	}
+}
