@@ -48,6 +48,9 @@ type benchFlags struct {
 	duration, warmup     time.Duration
 	events               int
 	jsonOut, includeBare bool
+	netHTTP              bool
+	bareInProcess        bool
+	serveBare            string // internal: serve the bare handler on this address
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
@@ -67,9 +70,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured duration of each step")
 	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each step")
 	fs.BoolVar(&f.includeBare, "bare", true, "also measure the bare handler")
+	fs.BoolVar(&f.bareInProcess, "bare-in-process", false, "serve the bare handler inside the load generator's process instead of in a process of its own, like the gateway")
+	fs.StringVar(&f.serveBare, "serve-bare", "", "internal: serve the bare handler on this loopback address until SIGTERM")
 	fs.BoolVar(&f.delivery, "delivery", false, "measure delivery from a pre-filled queue to a local fake Meta instead")
 	fs.IntVar(&f.events, "events", 100_000, "events queued by -delivery")
 	fs.BoolVar(&f.jsonOut, "json", false, "print one JSON object per step instead of the table")
+	client := fs.String("client", "raw", "load generator's HTTP client: raw (minimal HTTP/1.1, one goroutine per connection) or net/http")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -78,6 +84,13 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	}
 	var errs []error
 	var err error
+	switch *client {
+	case "raw":
+	case "net/http":
+		f.netHTTP = true
+	default:
+		errs = append(errs, fmt.Errorf("-client: %q is neither raw nor net/http", *client))
+	}
 	if f.conns, err = intList(*conns); err != nil {
 		errs = append(errs, fmt.Errorf("-conns: %w", err))
 	}
@@ -141,6 +154,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tagway bench: %v\n", err)
 		return 2
 	}
+	if f.serveBare != "" {
+		return serveBare(ctx, f.serveBare, stderr)
+	}
 	if f.delivery {
 		return benchDelivery(ctx, f, stdout, stderr)
 	}
@@ -153,15 +169,26 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer g.stop(stderr)
 		f.url, f.pid = g.url, g.pid
 	}
-	var bare *loadgen.Bare
-	if f.includeBare {
-		if bare, err = loadgen.StartBare(); err != nil {
+	var bareURL string
+	switch {
+	case f.includeBare && f.bareInProcess:
+		bare, err := loadgen.StartBare()
+		if err != nil {
 			fmt.Fprintf(stderr, "tagway bench: bare handler: %v\n", err)
 			return 1
 		}
 		defer bare.Close()
+		bareURL = bare.URL
+	case f.includeBare:
+		b, err := spawnBare(ctx, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "tagway bench: bare handler: %v\n", err)
+			return 1
+		}
+		defer b.stop(stderr)
+		bareURL = b.url
 	}
-	if f.url == "" && bare == nil {
+	if f.url == "" && bareURL == "" {
 		fmt.Fprintln(stderr, "tagway bench: nothing to measure: pass -url or -spawn, or keep -bare")
 		return 2
 	}
@@ -185,9 +212,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				fmt.Fprintf(stdout, "         (waited %s for the gateway to go idle; idle: %v)\n", waited.Round(100*time.Millisecond), idle)
 			}
 		}
-		if bare != nil {
-			r, err := loadgen.Run(ctx, loadgen.Options{URL: bare.URL + "/collect", Conns: s.conns, Rate: s.rate,
-				Duration: f.duration, Warmup: f.warmup})
+		if bareURL != "" {
+			r, err := loadgen.Run(ctx, loadgen.Options{URL: bareURL + "/collect", Conns: s.conns, Rate: s.rate,
+				Duration: f.duration, Warmup: f.warmup, NetHTTP: f.netHTTP})
 			if err != nil {
 				fmt.Fprintf(stderr, "tagway bench: bare: %v\n", err)
 				return 1
@@ -197,7 +224,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if f.url != "" {
 			r, err := loadgen.Run(ctx, loadgen.Options{URL: strings.TrimSuffix(f.url, "/") + f.path, Conns: s.conns, Rate: s.rate,
-				Duration: f.duration, Warmup: f.warmup, PID: f.pid})
+				Duration: f.duration, Warmup: f.warmup, PID: f.pid, NetHTTP: f.netHTTP})
 			if err != nil {
 				fmt.Fprintf(stderr, "tagway bench: gateway: %v\n", err)
 				return 1
@@ -220,8 +247,15 @@ func (p *benchPrinter) header(f benchFlags) {
 	if p.json {
 		return
 	}
-	fmt.Fprintf(p.w, "tagway bench: %s per step after %s warm-up; %d CPUs; gateway %s\n",
-		f.duration, f.warmup, runtime.NumCPU(), f.url)
+	client, bare := "raw HTTP/1.1", "in its own process"
+	if f.netHTTP {
+		client = "net/http"
+	}
+	if f.bareInProcess {
+		bare = "in the load generator's process"
+	}
+	fmt.Fprintf(p.w, "tagway bench: %s per step after %s warm-up; %d CPUs; gateway %s; client %s; bare handler %s\n",
+		f.duration, f.warmup, runtime.NumCPU(), f.url, client, bare)
 	fmt.Fprintf(p.w, "%-8s %6s %7s %10s %9s %9s %9s %8s %8s %10s\n",
 		"target", "conns", "rate", "req/s", "p50", "p99", "max", "errors", "missed", "rss")
 }
@@ -279,6 +313,82 @@ type spawnedGateway struct {
 	exited chan struct{}
 }
 
+// serveBare serves loadgen.BareHandler on addr until ctx ends (SIGTERM):
+// the bare handler in a process of its own, measured the way the gateway is.
+func serveBare(ctx context.Context, addr string, stderr io.Writer) int {
+	if err := loadgen.CheckLoopback("http://" + addr); err != nil {
+		fmt.Fprintf(stderr, "tagway bench: -serve-bare: %v\n", err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tagway bench: -serve-bare: %v\n", err)
+		return 1
+	}
+	srv := &http.Server{Handler: loadgen.BareHandler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(stderr, "tagway bench: -serve-bare: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// spawnBare starts `<this binary> bench -serve-bare` on a free loopback
+// port and waits until it accepts connections.
+func spawnBare(ctx context.Context, stderr io.Writer) (*spawnedGateway, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "bench", "-serve-bare", addr)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	b := &spawnedGateway{url: "http://" + addr, pid: cmd.Process.Pid, proc: cmd.Process, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(b.exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = c.Close()
+			return b, nil
+		}
+		select {
+		case <-b.exited:
+			return nil, errors.New("it exited during start-up (see its log above)")
+		case <-ctx.Done():
+			b.stop(stderr)
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.stop(stderr)
+			return nil, errors.New("it did not accept connections within 10s")
+		}
+	}
+}
+
+// freeLoopbackAddr returns a loopback address with a port free a moment ago.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
+
 // spawnGateway starts `<this binary> serve` on a free loopback port with
 // the quick start (a dry-run Meta destination, demo off) on redisURL and
 // waits until /readyz answers 200.
@@ -287,12 +397,10 @@ func spawnGateway(ctx context.Context, redisURL string, ingestOnly bool, stderr 
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TAGWAY_") && !strings.HasPrefix(kv, "REDIS_URL=") {

@@ -18,6 +18,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"-spawn", "-redis", "redis://10.0.0.1:6379"}, "not a loopback"},
 		{[]string{"-spawn", "-url", "http://127.0.0.1:1", "-redis", "redis://127.0.0.1:1"}, "exclude each other"},
 		{[]string{"-conns", "0"}, "positive"},
+		{[]string{"-client", "net/http", "-bare-in-process"}, ""},
+		{[]string{"-client", "curl"}, "neither raw nor net/http"},
 	} {
 		_, err := parseBenchFlags(tc.args, io.Discard)
 		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {

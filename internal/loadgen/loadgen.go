@@ -11,11 +11,9 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -68,7 +66,14 @@ type Options struct {
 	// PID, when positive, is the process whose resident memory is sampled
 	// during the run (Linux /proc).
 	PID int
-	// Client is the HTTP client (default NewClient(Conns)).
+	// NetHTTP sends through net/http's client (NewClient(Conns) unless
+	// Client is set) instead of the default: a minimal HTTP/1.1 client, one
+	// keep-alive connection per worker, that parses answers on the
+	// worker's own goroutine (rawclient.go) and so leaves more of the
+	// shared CPUs to the server measured.
+	NetHTTP bool
+	// Client, when set, is the net/http client to send through (implies
+	// NetHTTP).
 	Client *http.Client
 }
 
@@ -177,7 +182,10 @@ func (o Options) withDefaults() (Options, error) {
 		u, _ := url.Parse(o.URL)
 		o.Origin = u.Scheme + "://" + u.Hostname()
 	}
-	if o.Client == nil {
+	if o.Client != nil {
+		o.NetHTTP = true
+	}
+	if o.NetHTTP && o.Client == nil {
 		o.Client = NewClient(o.Conns)
 	}
 	return o, nil
@@ -248,6 +256,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			go func() {
 				defer wg.Done()
 				t := o.worker(rec, uint64(w))
+				defer t.sender.close()
 				for at := range due {
 					o.do(ctx, end, rec, t, at)
 				}
@@ -262,6 +271,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			go func() {
 				defer wg.Done()
 				t := o.worker(rec, uint64(w))
+				defer t.sender.close()
 				for runCtx.Err() == nil && rec.sent.Add(1) <= rec.limit {
 					o.do(ctx, end, rec, t, time.Now())
 				}
@@ -293,18 +303,25 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
-// workerState is one worker's tally and body generator.
+// workerState is one worker's tally, body generator and connection.
 type workerState struct {
 	*tally
 	id      uint64
 	n       uint64
 	buf     []byte
 	maxKeep int
+	sender  sender
 }
 
 func (o Options) worker(rec *recorder, id uint64) *workerState {
-	return &workerState{tally: &tally{statuses: map[int]int64{}, samples: make([]time.Duration, 0, 4096)}, id: id,
+	w := &workerState{tally: &tally{statuses: map[int]int64{}, samples: make([]time.Duration, 0, 4096)}, id: id,
 		maxKeep: maxSamples / o.Conns}
+	if o.NetHTTP {
+		w.sender = &netHTTPSender{client: o.Client, url: o.URL, origin: o.Origin}
+	} else {
+		w.sender, _ = newRawSender(o.URL, o.Origin) // the URL was checked by withDefaults
+	}
+	return w
 }
 
 // do sends one request scheduled at at and records it when it completes
@@ -314,20 +331,7 @@ func (o Options) worker(rec *recorder, id uint64) *workerState {
 func (o Options) do(ctx context.Context, end time.Time, rec *recorder, w *workerState, at time.Time) {
 	w.n++
 	w.buf = o.Body.Append(w.buf[:0], w.id, w.n)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.URL, bytes.NewReader(w.buf))
-	if err != nil {
-		return
-	}
-	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
-	req.Header.Set("Origin", o.Origin)
-	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) tagway-bench/1")
-	resp, err := o.Client.Do(req)
-	status := 0
-	if err == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		status = resp.StatusCode
-	}
+	status, err := w.sender.send(ctx, w.buf)
 	done := time.Now()
 	if ctx.Err() != nil || at.Before(rec.measureFrom) || done.After(end) {
 		return // warm-up, past the end of the step, or cancelled
