@@ -176,9 +176,11 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 	gw, err := gateway.New(gateway.Options{
-		Enqueuer:       a.queue,
-		Sites:          a.store,
-		Identity:       routing.NewIdentityStore(a.rdb, routing.IdentityOptions{}),
+		Enqueuer: a.queue,
+		Sites:    a.store,
+		// Enrichment is best effort: on the non-retrying client with a short
+		// bound, so a Redis outage costs ingest (which then spools) nothing.
+		Identity:       routing.NewIdentityStore(a.queueRdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond}),
 		TrustedProxies: s.TrustedProxies,
 		Logger:         logger,
 		Now:            time.Now,
