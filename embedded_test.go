@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEmbeddedRedisQuickStart is `go run .` on a fresh machine: no REDIS_URL
+// (the embedded in-process Redis), no Meta credentials (dry-run), the demo
+// on. An event posted to /collect must travel the whole path — queue,
+// consumer group, dispatcher, Meta adapter — into the dry-run recorder, and
+// the loud warning must be logged.
+func TestEmbeddedRedisQuickStart(t *testing.T) {
+	s, err := readSettings(envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newApp(ctx, s, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done; a.Close() }()
+	base := "http://" + ln.Addr().String()
+
+	for _, path := range []string{"/", "/tw.js", "/readyz"} {
+		resp, _ := getStatus(t, base+path)
+		if resp != 200 {
+			t.Fatalf("GET %s: %d", path, resp)
+		}
+	}
+	resp, out := post(t, base+"/collect", map[string]string{"Origin": "http://localhost", "User-Agent": "Mozilla/5.0 (embedded)"},
+		`{"url":"http://localhost/","events":[{"event_name":"ViewContent","event_id":"embedded-1","custom_data":{"content_ids":["sku-1"]}}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("collect: %d %v", resp.StatusCode, out)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, body := range a.dryRuns.Recent() {
+			if strings.Contains(string(body), `"event_id":"embedded-1"`) {
+				if !strings.Contains(logs.String(), "embedded in-process Redis") {
+					t.Error("no warning that queued events are lost on restart")
+				}
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the event never reached the dry-run Meta destination; logs:\n%s", logs.String())
+}
+
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
