@@ -136,3 +136,18 @@ func TestDecodeCustomDataErrorsAsUnmarshal(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCollectFastDecode measures fastCollect on the bench body: the
+// decoding /collect does for a browser's body (BenchmarkCollectDecode
+// measures the strict path it falls back to).
+func BenchmarkCollectFastDecode(b *testing.B) {
+	body := []byte(benchCollectBody(time.Now()))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var req collectRequest
+		if _, ok := fastCollect(body, &req); !ok {
+			b.Fatal("not decoded")
+		}
+	}
+}
