@@ -94,7 +94,10 @@
 // event alone in its entry takes 600–700 bytes of Redis memory and one of
 // a busy gateway's multi-event entries 100–300 bytes, stream overhead
 // included, measured by TestRedisMemoryPerQueuedEvent (used_memory delta
-// over 20,000 events) and `tagway bench -delivery`. A backlog of one million
-// events therefore needs 0.3–0.7 GB. Run Redis with maxmemory-policy
-// noeviction: an evicting Redis would drop queued events.
+// over 20,000 events) and `tagway bench -delivery`. A backlog of one
+// million events therefore needs 0.3–0.7 GB. A dispatcher dead-letters an
+// entry of a version it does not know (an older tagway reading v = 1), so
+// every replica must run a version that reads an entry form before any
+// replica writes it. Run Redis with maxmemory-policy noeviction: an
+// evicting Redis would drop queued events.
 package routing
