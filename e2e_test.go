@@ -16,12 +16,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tagway/tagway/destinations/meta/metatest"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/internal/testlog"
 )
 
 const (
@@ -30,23 +30,8 @@ const (
 	testIngestKey = "ingest-key-0123456789"
 )
 
-// syncBuffer is a goroutine-safe log sink, scanned for secrets and PII.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared goroutine-safe log sink.
+type syncBuffer = testlog.Buffer
 
 type testGateway struct {
 	URL   string

@@ -20,6 +20,7 @@ import (
 	"github.com/tagway/tagway/destinations/meta"
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/internal/secrets"
+	"github.com/tagway/tagway/internal/testlog"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
@@ -31,23 +32,8 @@ const (
 	secretKey = "3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w0=" // 32 bytes, base64
 )
 
-// syncBuffer is a goroutine-safe log sink, scanned for secrets.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared goroutine-safe log sink.
+type syncBuffer = testlog.Buffer
 
 // queueFunc is a fake Enqueuer.
 type queueFunc func(ctx context.Context, siteID string, events []destinations.Event) error

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta/metatest"
+	"github.com/tagway/tagway/internal/testlog"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -76,22 +77,8 @@ func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (de
 	return d, logs
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared goroutine-safe log sink.
+type syncBuffer = testlog.Buffer
 
 // purchase is a website Purchase with every kind of field filled.
 func purchase() destinations.Event {

@@ -29,6 +29,7 @@ import (
 	"github.com/tagway/tagway/destinations/meta/metatest"
 	"github.com/tagway/tagway/internal/loadgen"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/internal/testlog"
 )
 
 const (
@@ -59,23 +60,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared goroutine-safe log sink.
+type syncBuffer = testlog.Buffer
 
 // gateway is one tagway process.
 type gateway struct {
