@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 	"github.com/tagway/tagway/internal/browsertest"
 	"github.com/tagway/tagway/pixeljs"
@@ -267,6 +270,21 @@ func TestBrowserPageViewOnLoad(t *testing.T) {
 
 	// credentials:'include': the cookie the gateway set on the first answer
 	// comes back on the next request, although the gateway is another origin.
+	// The fake answered as it recorded the request; wait until the browser
+	// has stored the answer's cookie before sending again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var jar []*network.Cookie
+		_ = chromedp.Run(f.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+			var err error
+			jar, err = storage.GetCookies().Do(ctx)
+			return err
+		}))
+		if slices.ContainsFunc(jar, func(c *network.Cookie) bool { return c.Name == "_fbp" }) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	f.eval(`tagway('page'), 1`, new(int))
 	if r := f.next(); r.Cookie != "_fbp=fb.1.1.1" || len(r.Events()) != 1 || r.Events()[0].EventName != "PageView" {
 		t.Errorf("second page view: cookie %q, events %v", r.Cookie, r.names())
