@@ -155,6 +155,11 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
 		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
+		// Identity enrichment runs per delivery round, off the request path.
+		// It is best effort: on the non-retrying client with a short bound,
+		// so a Redis hiccup delays a round by 250ms at most, and the round
+		// goes out unenriched.
+		Identity: routing.NewIdentityStore(a.queueRdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond}),
 	})
 	if err != nil {
 		a.Close()
@@ -176,11 +181,8 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 	gw, err := gateway.New(gateway.Options{
-		Enqueuer: a.queue,
-		Sites:    a.store,
-		// Enrichment is best effort: on the non-retrying client with a short
-		// bound, so a Redis outage costs ingest (which then spools) nothing.
-		Identity:       routing.NewIdentityStore(a.queueRdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond}),
+		Enqueuer:       a.queue,
+		Sites:          a.store,
 		TrustedProxies: s.TrustedProxies,
 		Logger:         logger,
 		Now:            time.Now,

@@ -118,7 +118,6 @@ func (g *Gateway) capiDo(w http.ResponseWriter, r *http.Request) (int, string, *
 	if e != nil {
 		return 0, "", invalidParameter(e)
 	}
-	g.enrichIdentity(r.Context(), site.ID, events)
 	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
 		return 0, "", &graphError{status: http.StatusServiceUnavailable, reason: codeUnavailable, Code: 2, Type: "OAuthException",

@@ -241,7 +241,6 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		events = append(events, ev)
 	}
 	applyConsentMode(site, events)
-	g.enrichIdentity(r.Context(), site.ID, events)
 
 	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)

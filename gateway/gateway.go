@@ -97,9 +97,6 @@ type Options struct {
 	// under the same path prefix (the admin API at /admin/v1), matched
 	// before them; see Mount.
 	Mounts []Mount
-	// Identity, when set, remembers hashed identifiers per visitor and adds
-	// them to the visitor's later events (with marketing consent only).
-	Identity IdentityStore
 	// Ready reports whether the queue is reachable (for /readyz); nil is ready.
 	Ready func(ctx context.Context) error
 	// Draining reports that shutdown has begun (/readyz then fails); nil is never.

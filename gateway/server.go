@@ -97,7 +97,6 @@ func (g *Gateway) serverEventsDo(w http.ResponseWriter, r *http.Request) (int, s
 	if e != nil {
 		return 0, "", e
 	}
-	g.enrichIdentity(r.Context(), site.ID, events)
 	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
 		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}

@@ -64,6 +64,10 @@ type DispatcherOptions struct {
 	// this many times goes to the dead letters with reason poison instead
 	// of being tried again (default 5; negative: never).
 	PoisonClaims int
+	// Identity, when set, enriches each round's events with the hashed
+	// identifiers known of their visitors before policy and delivery (see
+	// IdentityStore); nil: no enrichment.
+	Identity *IdentityStore
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger defaults to deps.Logger, then to a discarding logger.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing/model"
 )
 
 func digest(s string) string {
@@ -23,54 +25,66 @@ func digest(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// seen is an event of visitor fbp with marketing consent, received at ms.
+func seen(fbp string, ms int64, ud destinations.UserData) *destinations.Event {
+	ev := event("", "PageView")
+	ud.Fbp = fbp
+	ev.UserData = ud
+	ev.Context.ReceivedAt = ms
+	return &ev
+}
+
+// enrich runs store.Enrich over events and fails the test on error.
+func enrich(t testing.TB, store *IdentityStore, site string, events ...*destinations.Event) {
+	t.Helper()
+	if err := store.Enrich(context.Background(), site, events); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestIdentityStoreEnrich(t *testing.T) {
-	rs := redistest.Start(t)
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	defer rdb.Close()
+	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{})
 	const fbp = "fb.1.1732752000000.482913756104"
 	em, ph, ext := digest("jane@example.com"), digest("16505551212"), digest("cust-9")
 
-	// Request 1 (identify): em, ph and an external id, plus a raw value that
+	// Round 1 (identify): em, ph and an external id, plus a raw value that
 	// must never be stored.
-	login := &destinations.UserData{Em: []string{em}, Ph: []string{ph, "+1 650 555 1212"}, Fbp: fbp}
-	if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{fbp: {login}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{fbp: {{ExternalID: []string{ext}}}}); err != nil {
-		t.Fatal(err)
-	}
+	enrich(t, store, "shop",
+		seen(fbp, 1000, destinations.UserData{Em: []string{em}, Ph: []string{ph, "+1 650 555 1212"}}),
+		seen(fbp, 1001, destinations.UserData{ExternalID: []string{ext}}))
 
-	// Request 2: an AddToCart with no identifiers, and one with its own em.
-	cart := &destinations.UserData{Fbp: fbp, ClientUserAgent: "UA"}
-	own := &destinations.UserData{Em: []string{digest("other@example.com")}}
-	other := &destinations.UserData{Fbp: "fb.1.1.999"}
-	err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{fbp: {cart, own}, "fb.1.1.999": {other}})
-	if err != nil {
-		t.Fatal(err)
+	// Round 2: an AddToCart with no identifiers, one with its own em, and
+	// another visitor.
+	cart := seen(fbp, 2000, destinations.UserData{ClientUserAgent: "UA"})
+	own := seen(fbp, 2000, destinations.UserData{Em: []string{digest("other@example.com")}})
+	other := seen("fb.1.1.999", 2000, destinations.UserData{})
+	enrich(t, store, "shop", cart, own, other)
+	// The cart gets ph and external_id from round 1, and em from its
+	// sibling event (the newest identity of the visitor).
+	if !slices.Equal(cart.UserData.Em, own.UserData.Em) || !slices.Equal(cart.UserData.Ph, []string{ph}) ||
+		!slices.Equal(cart.UserData.ExternalID, []string{ext}) {
+		t.Errorf("cart not enriched: %+v", cart.UserData)
 	}
-	// The cart gets ph and external_id from earlier requests, and em from
-	// its sibling event of this request (the newest identity of the visitor).
-	if !slices.Equal(cart.Em, own.Em) || !slices.Equal(cart.Ph, []string{ph}) || !slices.Equal(cart.ExternalID, []string{ext}) {
-		t.Errorf("cart not enriched: %+v", cart)
+	if cart.UserData.ClientUserAgent != "UA" || len(cart.UserData.Fn) != 0 {
+		t.Errorf("cart changed beyond the known fields: %+v", cart.UserData)
 	}
-	if cart.ClientUserAgent != "UA" || len(cart.Fn) != 0 {
-		t.Errorf("cart changed beyond the known fields: %+v", cart)
+	if !slices.Equal(own.UserData.Em, []string{digest("other@example.com")}) || !slices.Equal(own.UserData.Ph, []string{ph}) {
+		t.Errorf("an event's own em must win; missing fields filled: %+v", own.UserData)
 	}
-	if !slices.Equal(own.Em, []string{digest("other@example.com")}) || !slices.Equal(own.Ph, []string{ph}) {
-		t.Errorf("an event's own em must win; missing fields filled: %+v", own)
-	}
-	if len(other.Em)+len(other.Ph)+len(other.ExternalID) != 0 {
-		t.Errorf("another visitor got this visitor's identity: %+v", other)
+	if u := other.UserData; len(u.Em)+len(u.Ph)+len(u.ExternalID) != 0 {
+		t.Errorf("another visitor got this visitor's identity: %+v", u)
 	}
 	// The same visitor on another site is another visitor.
-	foreign := &destinations.UserData{}
-	if err := store.Enrich(ctx, "elsewhere", map[string][]*destinations.UserData{fbp: {foreign}}); err != nil || len(foreign.Em) != 0 {
-		t.Errorf("identity leaked across sites: %+v %v", foreign, err)
+	foreign := seen(fbp, 3000, destinations.UserData{})
+	enrich(t, store, "elsewhere", foreign)
+	if len(foreign.UserData.Em) != 0 {
+		t.Errorf("identity leaked across sites: %+v", foreign.UserData)
 	}
 
-	// In Redis: one hashed key per visitor, only digests, with a TTL.
+	// In Redis: one hashed key per visitor, only digests (and their
+	// received-at times), with a TTL.
 	keys, _ := rdb.Keys(ctx, "*").Result()
 	for _, k := range keys {
 		if strings.Contains(k, fbp) || strings.Contains(k, "482913756104") {
@@ -83,69 +97,186 @@ func TestIdentityStoreEnrich(t *testing.T) {
 	}
 	stored, _ := rdb.HGetAll(ctx, key).Result()
 	for f, v := range stored {
+		if strings.HasPrefix(f, "t:") {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil || !slices.Contains(identityFields, f[2:]) {
+				t.Errorf("stored %s=%q is not a field's time", f, v)
+			}
+			continue
+		}
 		for _, d := range strings.Split(v, ",") {
-			if len(d) != 64 || strings.Trim(d, "0123456789abcdef") != "" {
+			if !isDigest(d) {
 				t.Errorf("stored %s=%q is not a digest", f, v)
 			}
 		}
 	}
-	if stored["ph"] != ph {
-		t.Errorf("ph stored as %q; the raw phone must be skipped", stored["ph"])
+	if stored["ph"] != ph || stored["t:ph"] != "1000" {
+		t.Errorf("ph stored as %q at %q; the raw phone must be skipped", stored["ph"], stored["t:ph"])
+	}
+	if stored["em"] != digest("other@example.com") || stored["t:em"] != "2000" {
+		t.Errorf("em stored as %q at %q; want round 2's", stored["em"], stored["t:em"])
 	}
 	if ttl, _ := rdb.TTL(ctx, key).Result(); ttl < DefaultIdentityTTL-time.Minute || ttl > DefaultIdentityTTL {
 		t.Errorf("TTL %s; want %s", ttl, DefaultIdentityTTL)
 	}
 
-	// A newer identify replaces the field; the script survives a flush.
+	// The script survives a flush of the server's script cache.
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	newEm := digest("jane.new@example.com")
-	if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{fbp: {{Em: []string{newEm}}}}); err != nil {
+	later := seen(fbp, 4000, destinations.UserData{})
+	enrich(t, store, "shop", later)
+	if !slices.Equal(later.UserData.Em, []string{digest("other@example.com")}) {
+		t.Errorf("later em %v after SCRIPT FLUSH", later.UserData.Em)
+	}
+}
+
+// Destinations process the same events in any order, each more than once
+// perhaps: what is stored is the newest value by received-at time, and on
+// a tie the same one whatever the order.
+func TestIdentityStoreNewestWinsInAnyOrder(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	a, b, c := digest("a@example.com"), digest("b@example.com"), digest("c@example.com")
+	ph := digest("16505551212")
+	rounds := map[string][]*destinations.Event{
+		"old":  {seen("v", 1000, destinations.UserData{Em: []string{a}, Ph: []string{ph}})},
+		"new":  {seen("v", 3000, destinations.UserData{Em: []string{b}})},
+		"tie":  {seen("v", 3000, destinations.UserData{Em: []string{c}})},
+		"both": {seen("v", 2000, destinations.UserData{Em: []string{a}}), seen("v", 3000, destinations.UserData{Em: []string{b}})},
+	}
+	want := map[string]string{"em": max(b, c), "t:em": "3000", "ph": ph, "t:ph": "1000"}
+	orders := [][]string{
+		{"old", "new", "tie", "both"},
+		{"both", "tie", "new", "old"},
+		{"tie", "old", "both", "new", "old", "tie"},
+		{"new", "both", "old", "tie", "new"},
+	}
+	for i, order := range orders {
+		site := "s" + strconv.Itoa(i)
+		for _, name := range order {
+			evs := make([]*destinations.Event, len(rounds[name]))
+			for j, ev := range rounds[name] {
+				cp := *ev // each round fills in its own copy
+				evs[j] = &cp
+			}
+			enrich(t, store, site, evs...)
+		}
+		got, err := rdb.HGetAll(ctx, IdentityKey(site, "v")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("order %v stored %v; want %v", order, got, want)
+		}
+		for f, v := range want {
+			if got[f] != v {
+				t.Errorf("order %v stored %s=%q; want %q", order, f, got[f], v)
+			}
+		}
+	}
+}
+
+// A hash written by the previous version (no t: fields) is read as it is,
+// its values count as received at time 0, and what this version writes an
+// older reader still reads: it skips the fields it has no slot for.
+func TestIdentityStoreOlderFormat(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	oldEm, ph, newEm := digest("old@example.com"), digest("16505551212"), digest("new@example.com")
+	key := IdentityKey("shop", "v")
+	if err := rdb.HSet(ctx, key, "em", oldEm, "ph", ph).Err(); err != nil {
 		t.Fatal(err)
 	}
-	later := &destinations.UserData{}
-	if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{fbp: {later}}); err != nil || !slices.Equal(later.Em, []string{newEm}) {
-		t.Errorf("later em %v, %v; want the newest", later.Em, err)
+	ev := seen("v", 1, destinations.UserData{})
+	enrich(t, store, "shop", ev)
+	if !slices.Equal(ev.UserData.Em, []string{oldEm}) || !slices.Equal(ev.UserData.Ph, []string{ph}) {
+		t.Errorf("old hash read as %+v", ev.UserData)
+	}
+	enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: []string{newEm}}))
+	stored, _ := rdb.HGetAll(ctx, key).Result()
+	if stored["em"] != newEm || stored["t:em"] != "1" || stored["ph"] != ph {
+		t.Errorf("stored %v; a timed value replaces an untimed one", stored)
+	}
+	// The older reader: every field of the hash through identitySlot.
+	var old destinations.UserData
+	for f, v := range stored {
+		if slot := identitySlot(&old, f); slot != nil {
+			*slot = strings.Split(v, ",")
+		} else if !strings.HasPrefix(f, "t:") {
+			t.Errorf("field %q is neither an identifier nor its time", f)
+		}
+	}
+	if !slices.Equal(old.Em, []string{newEm}) || !slices.Equal(old.Ph, []string{ph}) {
+		t.Errorf("an older reader reads %+v", old)
+	}
+}
+
+// Only events with marketing consent that are not anonymous take part, in
+// either direction, keyed by _fbp, else the visitor id.
+func TestIdentityStoreTakesPart(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	em := digest("jane@example.com")
+	enrich(t, store, "shop", seen("fbp", 1, destinations.UserData{Em: []string{em}}))
+	vid := event("", "Lead")
+	vid.Context.VisitorID, vid.UserData.Em = "vid", []string{em}
+	enrich(t, store, "shop", &vid)
+
+	rows := []struct {
+		name   string
+		change func(*destinations.Event)
+		takes  bool
+	}{
+		{"consented, by fbp", func(*destinations.Event) {}, true},
+		{"by visitor id", func(ev *destinations.Event) { ev.UserData.Fbp, ev.Context.VisitorID = "", "vid" }, true},
+		{"fbp before visitor id", func(ev *destinations.Event) { ev.Context.VisitorID = "vid-unknown" }, true},
+		{"ad_user_data denied", func(ev *destinations.Event) { ev.Context.Consent.AdUserData = destinations.Denied }, false},
+		{"ad_storage unstated", func(ev *destinations.Event) { ev.Context.Consent.AdStorage = "" }, false},
+		{"anonymous", func(ev *destinations.Event) { ev.Context.Anonymous = true }, false},
+		{"no visitor key", func(ev *destinations.Event) { ev.UserData.Fbp = "" }, false},
+	}
+	for i, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			// Reading: does the event get the known em?
+			ev := seen("fbp", 2, destinations.UserData{})
+			r.change(ev)
+			enrich(t, store, "shop", ev)
+			if got := len(ev.UserData.Em) > 0; got != r.takes {
+				t.Errorf("enriched %v; want %v", got, r.takes)
+			}
+			// Writing: is its own em remembered, under its key?
+			visitor := "w" + strconv.Itoa(i)
+			ev = seen("fbp", 2, destinations.UserData{Em: []string{em}})
+			r.change(ev)
+			if ev.UserData.Fbp != "" {
+				ev.UserData.Fbp = visitor
+			} else if ev.Context.VisitorID != "" {
+				ev.Context.VisitorID = visitor
+			}
+			enrich(t, store, "shop", ev)
+			n, _ := rdb.Exists(ctx, IdentityKey("shop", visitor)).Result()
+			if (n == 1) != r.takes {
+				t.Errorf("stored %v; want %v", n == 1, r.takes)
+			}
+		})
 	}
 }
 
 func TestIdentityStoreTTL(t *testing.T) {
-	rs := redistest.Start(t)
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	defer rdb.Close()
+	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{TTL: time.Hour})
-	if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{"v": {{Em: []string{digest("a@b.co")}}}}); err != nil {
-		t.Fatal(err)
-	}
+	enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: []string{digest("a@b.co")}}))
 	if ttl, _ := rdb.TTL(ctx, IdentityKey("shop", "v")).Result(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("TTL %s; want at most 1h", ttl)
 	}
 	// Nothing known and nothing to remember: no key is created.
-	if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{"w": {{ClientUserAgent: "UA"}}}); err != nil {
-		t.Fatal(err)
-	}
+	enrich(t, store, "shop", seen("w", 1, destinations.UserData{ClientUserAgent: "UA", Em: []string{"not a digest"}}))
 	if n, _ := rdb.Exists(ctx, IdentityKey("shop", "w")).Result(); n != 0 {
 		t.Error("an empty identity was stored")
-	}
-}
-
-// BenchmarkIdentityEnrich measures one request's round trip (one visitor,
-// two events) on a real Redis.
-func BenchmarkIdentityEnrich(b *testing.B) {
-	rs := redistest.Start(b)
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	defer rdb.Close()
-	ctx := context.Background()
-	store := NewIdentityStore(rdb, IdentityOptions{})
-	em := digest("jane@example.com")
-	b.ReportAllocs()
-	for b.Loop() {
-		uds := []*destinations.UserData{{Em: []string{em}}, {}}
-		if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{"fb.1.1.2": uds}); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 
@@ -161,70 +292,277 @@ func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 	}
 }
 
-// Concurrent Enrich calls share pipelines, and each still gets its own
-// visitor's identity (and only that).
-func TestIdentityStoreGroupCommit(t *testing.T) {
-	rs := redistest.Start(t)
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, PoolSize: 4})
-	defer rdb.Close()
+// A round of many visitors is split into script calls of identityMaxKeys
+// visitors sent in one pipeline, and each visitor gets its own identity
+// (and only that).
+func TestIdentityStoreManyVisitorsOneRoundTrip(t *testing.T) {
+	rdb := redistest.Start(t).Client()
 	counter := &pipelineCounter{}
 	rdb.AddHook(counter)
-	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{})
-	const visitors = 200
+	const visitors = 2*identityMaxKeys + 50
 	visitor := func(i int) string { return "fb.1.1." + strconv.Itoa(i) }
-	for i := range visitors { // remember one e-mail per visitor
-		if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{
-			visitor(i): {{Em: []string{digest(strconv.Itoa(i))}}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	counter.n.Store(0)
-	var wg sync.WaitGroup
-	got := make([]*destinations.UserData, visitors)
-	start := make(chan struct{})
+	var identify, later []*destinations.Event
 	for i := range visitors {
-		got[i] = &destinations.UserData{}
-		wg.Go(func() {
-			<-start
-			if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{visitor(i): {got[i]}}); err != nil {
-				t.Error(err)
-			}
-		})
+		identify = append(identify, seen(visitor(i), 1, destinations.UserData{Em: []string{digest(strconv.Itoa(i))}}))
+		later = append(later, seen(visitor(i), 2, destinations.UserData{}))
 	}
-	close(start)
-	wg.Wait()
-	for i, ud := range got {
-		if !slices.Equal(ud.Em, []string{digest(strconv.Itoa(i))}) {
-			t.Fatalf("visitor %d got em %v", i, ud.Em)
+	enrich(t, store, "shop", identify...) // loads the script, too
+	counter.n.Store(0)
+	enrich(t, store, "shop", later...)
+	for i, ev := range later {
+		if !slices.Equal(ev.UserData.Em, []string{digest(strconv.Itoa(i))}) {
+			t.Fatalf("visitor %d got em %v", i, ev.UserData.Em)
 		}
 	}
-	if n := counter.n.Load(); n >= visitors {
-		t.Errorf("%d concurrent calls took %d pipelines; want them shared", visitors, n)
-	} else {
-		t.Logf("%d concurrent calls in %d pipelines", visitors, n)
+	if n := counter.n.Load(); n != 1 {
+		t.Errorf("%d visitors took %d pipelines; want 1", visitors, n)
 	}
 }
 
-// BenchmarkIdentityEnrichParallel measures requests of 64 concurrent
-// senders (distinct visitors), as a busy gateway makes them.
-func BenchmarkIdentityEnrichParallel(b *testing.B) {
-	rs := redistest.Start(b)
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, PoolSize: 64})
-	defer rdb.Close()
-	ctx := context.Background()
+// A field holds at most identityMaxValues digests.
+func TestIdentityStoreBoundsValues(t *testing.T) {
+	rdb := redistest.Start(t).Client()
 	store := NewIdentityStore(rdb, IdentityOptions{})
-	em := digest("jane@example.com")
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			uds := []*destinations.UserData{{Em: []string{em}}, {}}
-			key := "fb.1.1." + strconv.FormatInt(next.Add(1), 10)
-			if err := store.Enrich(ctx, "shop", map[string][]*destinations.UserData{key: uds}); err != nil {
-				b.Fatal(err)
+	var many []string
+	for i := range identityMaxValues + 5 {
+		many = append(many, digest(strconv.Itoa(i)))
+	}
+	enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: many}))
+	ev := seen("v", 2, destinations.UserData{})
+	enrich(t, store, "shop", ev)
+	if !slices.Equal(ev.UserData.Em, many[:identityMaxValues]) {
+		t.Errorf("em holds %d values; want the first %d", len(ev.UserData.Em), identityMaxValues)
+	}
+}
+
+// silentRedis returns the address of a server that accepts connections and
+// never answers, as a hung Redis would.
+func silentRedis(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
 			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
 		}
 	})
+	return ln.Addr().String()
+}
+
+// When Redis does not answer, Enrich fails within its timeout and leaves
+// the events as they were.
+func TestIdentityStoreUnreachable(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: silentRedis(t)})
+	defer rdb.Close()
+	store := NewIdentityStore(rdb, IdentityOptions{Timeout: 200 * time.Millisecond})
+	ev := seen("v", 1, destinations.UserData{ClientUserAgent: "UA"})
+	start := time.Now()
+	if err := store.Enrich(context.Background(), "shop", []*destinations.Event{ev}); err == nil {
+		t.Error("no error without Redis")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Enrich took %s without Redis", d)
+	}
+	if ev.UserData.ClientUserAgent != "UA" || len(ev.UserData.Em) != 0 {
+		t.Errorf("event changed: %+v", ev.UserData)
+	}
+}
+
+// The script touches the keys of one site only, which share a slot: it runs
+// on a Redis Cluster, for sites on different masters.
+func TestIdentityStoreCluster(t *testing.T) {
+	rdb := redistest.StartCluster(t).Client()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	for _, site := range []string{"shop", "other", "third"} {
+		var identify, later []*destinations.Event
+		for i := range 20 {
+			v := site + strconv.Itoa(i)
+			identify = append(identify, seen(v, 1, destinations.UserData{Em: []string{digest(v)}}))
+			later = append(later, seen(v, 2, destinations.UserData{}))
+		}
+		enrich(t, store, site, identify...)
+		enrich(t, store, site, later...)
+		for i, ev := range later {
+			if !slices.Equal(ev.UserData.Em, []string{digest(site + strconv.Itoa(i))}) {
+				t.Fatalf("site %s visitor %d got em %v", site, i, ev.UserData.Em)
+			}
+		}
+	}
+}
+
+// BenchmarkIdentityEnrichRound measures one delivery round's enrichment on
+// a real Redis: 100 events of 50 visitors, half of them carrying an e-mail,
+// against identities already stored.
+func BenchmarkIdentityEnrichRound(b *testing.B) {
+	rdb := redistest.Start(b).Client()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	round := func() []*destinations.Event {
+		evs := make([]*destinations.Event, 100)
+		for i := range evs {
+			var ud destinations.UserData
+			if i%2 == 0 {
+				ud.Em = []string{digest(strconv.Itoa(i % 50))}
+			}
+			evs[i] = seen("fb.1.1."+strconv.Itoa(i%50), int64(i), ud)
+		}
+		return evs
+	}
+	enrich(b, store, "shop", round()...)
+	b.ReportAllocs()
+	for b.Loop() {
+		enrich(b, store, "shop", round()...)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
+}
+
+// received is a fake destination keeping the last delivery of each event;
+// fail, when set, answers a call's events (nil: accepted).
+type received struct {
+	mu   sync.Mutex
+	evs  map[string]destinations.Event
+	fail func(call int) error
+	call int
+}
+
+func newReceived() *received { return &received{evs: map[string]destinations.Event{}} }
+
+func (r *received) destination() deliverFunc {
+	return func(_ context.Context, batch []destinations.Event) []error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.call++
+		if r.fail != nil {
+			if err := r.fail(r.call); err != nil {
+				return destinations.All(len(batch), err)
+			}
+		}
+		for _, ev := range batch {
+			r.evs[ev.EventID] = ev
+		}
+		return make([]error, len(batch))
+	}
+}
+
+func (r *received) get(id string) (destinations.Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ev, ok := r.evs[id]
+	return ev, ok
+}
+
+// visit is an event of visitor fbp with marketing consent.
+func visit(id, name, fbp string, ud destinations.UserData) destinations.Event {
+	ev := event(id, name)
+	ud.Fbp = fbp
+	ev.UserData = ud
+	return ev
+}
+
+// The dispatcher enriches each round before delivery: an event of a later
+// round gets what an earlier round's event identified, and an event of the
+// same round gets it too, whatever its place in the round, for every
+// destination.
+func TestDispatcherEnrichesIdentity(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "tiktok"}))
+	meta, tiktok := newReceived(), newReceived()
+	opts := h.fastOptions()
+	opts.Identity = NewIdentityStore(h.rdb, IdentityOptions{})
+	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination(), "tiktok": tiktok.destination()}), opts)
+	em, ext := digest("jane@example.com"), digest("cust-9")
+
+	h.enqueue(visit("lead", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{em}, ExternalID: []string{ext}}))
+	waitFor(t, "the Lead", func() bool { _, ok := tiktok.get("lead"); return ok })
+	h.enqueue(visit("cart", "AddToCart", "fb.1.1.1", destinations.UserData{ClientUserAgent: "UA"}))
+	// One entry: one round. The cart comes first in it.
+	h.enqueue(visit("view", "PageView", "fb.1.1.2", destinations.UserData{}),
+		visit("login", "Lead", "fb.1.1.2", destinations.UserData{Em: []string{digest("joe@example.com")}}),
+		visit("stranger", "PageView", "fb.1.1.3", destinations.UserData{}))
+	waitFor(t, "every delivery", func() bool { return h.groupDone("meta") && h.groupDone("tiktok") })
+
+	for _, p := range []*received{meta, tiktok} {
+		cart, _ := p.get("cart")
+		if !slices.Equal(cart.UserData.Em, []string{em}) || !slices.Equal(cart.UserData.ExternalID, []string{ext}) || cart.UserData.ClientUserAgent != "UA" {
+			t.Errorf("AddToCart delivered with %+v; want the Lead's em and external_id", cart.UserData)
+		}
+		if view, _ := p.get("view"); !slices.Equal(view.UserData.Em, []string{digest("joe@example.com")}) {
+			t.Errorf("PageView delivered with %+v; want the em of its round's Lead", view.UserData)
+		}
+		if stranger, _ := p.get("stranger"); len(stranger.UserData.Em) != 0 {
+			t.Errorf("another visitor's event got %+v", stranger.UserData)
+		}
+	}
+}
+
+// A retry went through its route's policy on its first attempt, which may
+// have dropped identifiers: it is not enriched again, so what a region rule
+// dropped stays dropped.
+func TestDispatcherRetryNotEnrichedAgain(t *testing.T) {
+	cfg := testConfig(dest{id: "meta"})
+	cfg.Routes[0].RegionRules = []model.RegionRule{{Name: "no-em", Regions: []string{"DE"}, Drop: []string{"em"}}}
+	h := newHarness(t, cfg)
+	meta := newReceived()
+	meta.fail = func(call int) error {
+		if call == 1 {
+			return destinations.RetryableError(0, "HTTP 503")
+		}
+		return nil
+	}
+	opts := h.fastOptions()
+	opts.Identity = NewIdentityStore(h.rdb, IdentityOptions{})
+	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination()}), opts)
+
+	ev := visit("lead", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}})
+	ev.Context.Country = "DE"
+	h.enqueue(ev)
+	waitFor(t, "the retry delivered", func() bool { _, ok := meta.get("lead"); return ok && h.retryCount("meta") == 0 })
+	if got, _ := meta.get("lead"); len(got.UserData.Em) != 0 {
+		t.Errorf("the retry went out with em %v, which the region rule drops", got.UserData.Em)
+	}
+}
+
+// Enrichment is best effort: when its Redis does not answer, the round is
+// delivered as it is, once the store's timeout passes.
+func TestDispatcherDeliversWhenEnrichmentFails(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	meta := newReceived()
+	var logs logBuffer
+	opts := h.fastOptions()
+	opts.Logger = logs.logger()
+	down := redis.NewClient(&redis.Options{Addr: silentRedis(t)})
+	defer down.Close()
+	opts.Identity = NewIdentityStore(down, IdentityOptions{Timeout: 100 * time.Millisecond})
+	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination()}), opts)
+
+	h.enqueue(visit("lead", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}}),
+		visit("cart", "AddToCart", "fb.1.1.1", destinations.UserData{}))
+	waitFor(t, "the round delivered", func() bool { return h.groupDone("meta") })
+	if _, ok := meta.get("lead"); !ok {
+		t.Error("the Lead was not delivered")
+	}
+	if cart, ok := meta.get("cart"); !ok || len(cart.UserData.Em) != 0 {
+		t.Errorf("AddToCart delivered %v with %+v; want it as it was", ok, cart.UserData)
+	}
+	if !strings.Contains(logs.String(), "identity enrichment failed") {
+		t.Errorf("no warning logged:\n%s", logs.String())
+	}
+	waitFor(t, "the delivered metric", func() bool { return h.metric("meta", outcomeDelivered) == 2 })
 }

@@ -376,6 +376,9 @@ func (w *worker) process(hard context.Context, r round) {
 	// treats it like a drain: its routes are gone, but the events were not
 	// filtered, they lost their destination.
 	_, configured := snap.Destination(w.id)
+	if !w.draining() && configured {
+		w.enrich(hard, r.jobs) // identity.go: before policy, which may drop fields
+	}
 	var send []*job
 	for _, j := range r.jobs {
 		switch {
