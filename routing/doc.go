@@ -27,6 +27,10 @@
 //	                           ...:probe is held by the replica sending the half-open probe
 //	tw:{site}:w:<writer>       hash: a gateway process's last write per flush slot and spool
 //	                           drain progress (only with a spool; expires after 7 days)
+//	tw:{site}:id:<sha256>      hash: a visitor's hashed identifiers (em, ph...), each with
+//	                           t:<field> = when its event was received (ms); the visitor key
+//	                           (_fbp or visitor id) SHA-256 hashed; expires 30 days after
+//	                           the visitor was last seen (identity.go)
 //
 // # Intake
 //
@@ -65,6 +69,21 @@
 // attempt, until the bad events are alone and dead-lettered. After
 // CircuitPolicy.Failures consecutive failed batches the circuit opens for
 // every replica; one replica probes when it ends.
+//
+// # Identity enrichment
+//
+// With DispatcherOptions.Identity set, each worker runs its round's events
+// through the IdentityStore before its routes' policy: events with
+// marketing consent leave their hashed identifiers in the visitor's hash
+// and get the fields they lack from it. It runs at delivery rather than at
+// ingest so that a request costs no identity work (it cost a third of
+// ingest throughput) and Redis runs one script per round (per 200
+// visitors) instead of one per request. Every destination of a site runs
+// it over the same events, at its own pace: a field is replaced only by a
+// value received later (t:<field>), so the order does not matter and
+// running it twice changes nothing. A retry is not enriched again (its
+// route's policy may have dropped fields). A failure, or no answer within
+// the store's timeout, is logged and the round goes out as it is.
 //
 // # Retention
 //
