@@ -150,7 +150,7 @@ type Dispatcher struct {
 	lease    *redis.Script
 
 	circuitOpen *redis.Script
-	codec       entryCodec // reads stream entries
+	codec       *entryCodec // reads stream entries
 
 	warnedOrphans map[string]bool // trim loop only
 }
@@ -189,7 +189,7 @@ func NewDispatcher(rdb redis.UniversalClient, store *Store, registry destination
 		log: log.With("consumer", opts.Consumer), metrics: m, engine: em,
 		lease:         redis.NewScript(leaseScript),
 		circuitOpen:   redis.NewScript(circuitOpenScript),
-		warnedOrphans: map[string]bool{},
+		warnedOrphans: map[string]bool{}, codec: newEntryCodec(),
 	}, nil
 }
 

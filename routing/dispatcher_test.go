@@ -60,7 +60,7 @@ func TestEnqueue(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("stream holds %d entries (%v); want 1", len(msgs), err)
 	}
-	evs, err := (&entryCodec{}).decode(msgs[0].Values)
+	evs, err := newEntryCodec().decode(msgs[0].Values)
 	if err != nil {
 		t.Fatal(err)
 	}

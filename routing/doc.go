@@ -19,7 +19,8 @@
 //	tw:config:changed          pub/sub channel; the message is the new version
 //	tw:{site}:test:<route>     list: the last test-mode delivery outcomes of a route
 //	tw:{site}:events           stream; field e = JSON array of destinations.Event, or with
-//	                           field v = 1 that array zlib-compressed (entrycodec.go);
+//	                           field v = 2 that array S2-compressed against a fixed
+//	                           dictionary (v = 1, zlib, is still read; entrycodec.go);
 //	                           one consumer group per destination id
 //	tw:{site}:retry:<dest>     sorted set; score = due time (Unix ms), member = JSON retry item
 //	tw:{site}:dead:<dest>      stream of dead letters (event, reason, message, attempts, failed_at)
@@ -109,14 +110,15 @@
 // Redis holds an event for as long as one destination has not finished it.
 // A typical browser event with hashed e-mail, cookies, IP and user agent is
 // 700–1,000 bytes of JSON; entries of 256 bytes or more are stored
-// zlib-compressed (field v = 1; entries without v are plain JSON), so an
-// event alone in its entry takes 600–700 bytes of Redis memory and one of
-// a busy gateway's multi-event entries 100–300 bytes, stream overhead
-// included, measured by TestRedisMemoryPerQueuedEvent (used_memory delta
-// over 20,000 events) and `tagway bench -delivery`. A backlog of one
-// million events therefore needs 0.3–0.7 GB. A dispatcher dead-letters an
-// entry of a version it does not know (an older tagway reading v = 1), so
-// every replica must run a version that reads an entry form before any
-// replica writes it. Run Redis with maxmemory-policy noeviction: an
+// S2-compressed against a fixed dictionary (field v = 2; v = 1, zlib, was
+// written by earlier versions and is still read; entries without v are
+// plain JSON), so an event alone in its entry takes 250–450 bytes of Redis
+// memory and one of a busy gateway's multi-event entries 100–300 bytes,
+// stream overhead included, measured by TestRedisMemoryPerQueuedEvent
+// (used_memory delta over 20,000 events) and `tagway bench -delivery`. A
+// backlog of one million events therefore needs 0.25–0.5 GB. A dispatcher
+// dead-letters an entry of a version it does not know (an older tagway
+// reading v = 2), so every replica must run a version that reads an entry
+// form before any replica writes it. Run Redis with maxmemory-policy noeviction: an
 // evicting Redis would drop queued events.
 package routing

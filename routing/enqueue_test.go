@@ -79,7 +79,7 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 		}
 		entries += len(msgs)
 		for _, m := range msgs {
-			evs, err := (&entryCodec{}).decode(m.Values)
+			evs, err := newEntryCodec().decode(m.Values)
 			if err != nil {
 				t.Fatalf("entry %s does not decode: %v", m.ID, err)
 			}

@@ -100,7 +100,7 @@ type Queue struct {
 	spool     *spool.Spool
 	replay    *redis.Script
 	commit    committer
-	codec     entryCodec // writes stream entries
+	codec     *entryCodec // writes stream entries
 	metrics   *queueMetrics
 	redisDown atomic.Bool // set by a failed write, cleared by Run
 
@@ -123,7 +123,7 @@ func NewQueue(rdb redis.UniversalClient, opts QueueOptions) *Queue {
 	q := &Queue{
 		rdb: rdb, opts: opts, now: opts.Now, log: opts.Logger, spool: opts.Spool,
 		replay:  redis.NewScript(replayScript),
-		metrics: newQueueMetrics(), writer: randomHex(8),
+		metrics: newQueueMetrics(), writer: randomHex(8), codec: newEntryCodec(),
 		enqueueScript: redis.NewScript(enqueueScript), drainScript: redis.NewScript(drainScript),
 	}
 	q.commit.q = q

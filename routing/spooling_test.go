@@ -134,7 +134,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 	inStream := map[string]int{}
 	msgs, _ := rdb.XRange(context.Background(), StreamKey(testSite), "-", "+").Result()
 	for _, m := range msgs {
-		evs, _ := (&entryCodec{}).decode(m.Values)
+		evs, _ := newEntryCodec().decode(m.Values)
 		for _, ev := range evs {
 			inStream[ev.EventID]++
 		}
