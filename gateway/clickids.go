@@ -79,7 +79,7 @@ func (g *Gateway) browserIDs(r *http.Request, consent destinations.Consent, vid,
 	if consent.AdStorage != destinations.Granted {
 		return ids
 	}
-	scope := scopeFor(g.requestHost(r))
+	scope := g.cookieScope(g.requestHost(r))
 	secure := g.isHTTPS(r)
 	maxAge := cookieLifetime(g.cookieSite(r, pageURL))
 	clickAge := min(clickIDLifetime, maxAge)
@@ -161,8 +161,8 @@ func validVID(v string, now time.Time) bool {
 
 // clickIDsFrom returns the click ids in a URL's query, by parameter.
 func clickIDsFrom(raw string) map[string]string {
-	if raw == "" {
-		return nil
+	if !mayHoldParam(raw, clickParams()...) {
+		return nil // most pages: no parse needed
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -179,6 +179,29 @@ func clickIDsFrom(raw string) map[string]string {
 		}
 	}
 	return out
+}
+
+// mayHoldParam reports whether a URL's query may hold one of the named
+// parameters with a value: a name followed by '=', or any percent-escape
+// (which could spell a name). When it reports false, url.Parse and Query
+// would find none of them, so the caller can skip parsing.
+func mayHoldParam(raw string, names ...string) bool {
+	if strings.IndexByte(raw, '%') >= 0 {
+		return true
+	}
+	for _, name := range names {
+		for rest := raw; ; {
+			i := strings.Index(rest, name)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(name):]
+			if strings.HasPrefix(rest, "=") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // validClickID reports whether v may be kept: 1 to maxClickIDLen printable

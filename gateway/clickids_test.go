@@ -177,3 +177,34 @@ func TestConsentStripsIdentifiers(t *testing.T) {
 		})
 	}
 }
+
+// FuzzMayHoldParam: when mayHoldParam says a URL holds none of the click
+// ids (or no fbclid), parsing it would have found none either, so skipping
+// the parse changes nothing.
+func FuzzMayHoldParam(f *testing.F) {
+	for _, s := range []string{"https://shop.example/p?utm_source=x", "https://shop.example/?gclid=abc&x=1",
+		"https://shop.example/?gcl%69d=abc", "https://shop.example/?fbclid=IwAR.1", "https://shop.example/?xfbclid=1&fbclid",
+		"shop.example/?fbclid=a", "https://shop.example/#gclid=a", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !mayHoldParam(raw, clickParams()...) {
+			if u, err := url.Parse(raw); err == nil {
+				q := u.Query()
+				for _, name := range clickParams() {
+					if validClickID(q.Get(name)) {
+						t.Fatalf("%q holds %s, but mayHoldParam said no", raw, name)
+					}
+				}
+			}
+		}
+		if !mayHoldParam(raw, "fbclid") {
+			if u, err := url.Parse("http://" + raw); err == nil && len(u.Query()["fbclid"]) > 0 && u.Query()["fbclid"][len(u.Query()["fbclid"])-1] != "" {
+				t.Fatalf("%q holds an fbclid, but mayHoldParam said no", raw)
+			}
+			if u, err := url.Parse(raw); err == nil && u.Query().Get("fbclid") != "" {
+				t.Fatalf("%q holds an fbclid, but mayHoldParam said no", raw)
+			}
+		}
+	})
+}

@@ -59,7 +59,11 @@ func (g *Gateway) collect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.metrics.received.WithLabelValues(site, "browser").Add(float64(n))
-	writeJSON(w, http.StatusOK, map[string]int{"received": n})
+	// {"received":n}, as writeJSON would write it, without reflection.
+	b := make([]byte, 0, 32)
+	b = append(b, `{"received":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	writeJSONBytes(w, http.StatusOK, append(b, "}\n"...))
 }
 
 // reject answers an API error, counts it and logs it (without values).
@@ -105,12 +109,17 @@ func setCORS(h http.Header, origin string) {
 // host if the origin is allowed there; else a site listing the origin in its
 // allowed_origins. No match is 403 origin_not_allowed.
 func (g *Gateway) siteForOrigin(snap *model.Snapshot, r *http.Request, origin string) (*model.Site, *apiError) {
+	if site, ok := g.originSites.get(snap, origin); ok {
+		return site, nil
+	}
 	refused := &apiError{Status: http.StatusForbidden, Code: codeOriginNotAllowed, Message: "this origin may not send events to this gateway"}
 	o, ok := model.ParseOrigin(origin)
 	if !ok {
 		return nil, refused
 	}
 	if site, ok := snap.SiteByHost(o.Host); ok && site.OriginAllowed(origin) {
+		// Depends on the origin and the snapshot alone: remembered.
+		g.originSites.put(snap, origin, site)
 		return site, nil
 	}
 	if site, ok := snap.SiteByHost(g.requestHost(r)); ok && site.OriginAllowed(origin) {

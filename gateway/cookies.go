@@ -62,6 +62,16 @@ func scopeFor(host string) cookieScope {
 	return cookieScope{Domain: domain, Index: strings.Count(domain, ".")}
 }
 
+// cookieScope returns scopeFor(host), remembered per host.
+func (g *Gateway) cookieScope(host string) cookieScope {
+	if sc, ok := g.cookieScopes.get(nil, host); ok {
+		return sc
+	}
+	sc := scopeFor(host)
+	g.cookieScopes.put(nil, host, sc)
+	return sc
+}
+
 // cookieLifetime is the Max-Age of the visitor's cookies (_fbp, _fbc,
 // _tw_vid) for site: its cookies.max_age_days, else maxCookieDays, and
 // never more (browsers would cut it there anyway). Click-id cookies live
@@ -201,7 +211,7 @@ type cookieState struct {
 // request so that they live their full Max-Age (the site's
 // cookies.max_age_days, 400 days by default; see cookieLifetime).
 func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL, referrer string, now time.Time) (cookieState, error) {
-	scope := scopeFor(g.requestHost(r))
+	scope := g.cookieScope(g.requestHost(r))
 	secure := g.isHTTPS(r)
 	maxAge := cookieLifetime(g.cookieSite(r, pageURL))
 	var st cookieState
@@ -306,7 +316,7 @@ func (g *Gateway) randomDigits() (string, error) {
 // parts; spaces, quotes, commas and semicolons would need quoting), or
 // when it is longer than maxFbclidLen.
 func fbclidFrom(raw string) (fbclid string, found bool) {
-	if raw == "" {
+	if !mayHoldParam(raw, "fbclid") {
 		return "", false
 	}
 	if !strings.Contains(raw, "://") {

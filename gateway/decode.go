@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -47,25 +46,52 @@ const (
 	millisecondsThreshold = 100_000_000_000
 )
 
-var eventNamePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_ -]*$`)
+// validEventName reports whether v matches ^[A-Za-z0-9_][A-Za-z0-9_ -]*$.
+func validEventName(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_':
+		case (c == ' ' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return v != ""
+}
 
 // readBody reads at most limit bytes of the request body; a longer body (by
 // Content-Length or by counting) is a 413.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
-	tooLarge := &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge,
-		Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
-	if r.ContentLength > limit {
-		return nil, tooLarge
+	tooLarge := func() *apiError {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge,
+			Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if r.ContentLength > limit {
+		return nil, tooLarge()
+	}
+	body := r.Body
+	if r.ContentLength < 0 {
+		body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	var buf []byte
+	var err error
+	if r.ContentLength >= 0 {
+		// The common case: a declared length within the limit, read into
+		// a buffer of exactly that size (net/http stops the body there).
+		buf = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(body, buf)
+	} else {
+		buf, err = io.ReadAll(body)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge
+			return nil, tooLarge()
 		}
 		return nil, &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Message: "could not read the request body"}
 	}
-	return body, nil
+	return buf, nil
 }
 
 // decodeStrict decodes one JSON value into v, refusing unknown fields and
@@ -170,7 +196,7 @@ func checkEventName(field, v string) *apiError {
 	if len(v) > maxEventNameLen {
 		return badField(field, "longer than %d characters", maxEventNameLen)
 	}
-	if !eventNamePattern.MatchString(v) {
+	if !validEventName(v) {
 		return badField(field, "may hold only letters, digits, '_', '-' and spaces")
 	}
 	return nil
@@ -265,17 +291,20 @@ func decodeCustomData(prefix string, raw json.RawMessage) (*destinations.CustomD
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
 		return nil, &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Field: field, Message: "must be an object"}
 	}
-	var cd destinations.CustomData
-	// raw is one JSON value the body's decoder checked, so calling the
-	// decoder of CustomData directly is what json.Unmarshal would do, minus
-	// a second syntax check of the bytes.
-	if err := cd.UnmarshalJSON(raw); err != nil {
-		return nil, jsonError(err, field+".")
+	cd, ok := fastCustomData(raw)
+	if !ok {
+		cd = &destinations.CustomData{}
+		// raw is one JSON value the body's decoder checked, so calling the
+		// decoder of CustomData directly is what json.Unmarshal would do,
+		// minus a second syntax check of the bytes.
+		if err := cd.UnmarshalJSON(raw); err != nil {
+			return nil, jsonError(err, field+".")
+		}
 	}
 	if cd.Currency != "" && !isCurrency(cd.Currency) {
 		return nil, badField(field+".currency", "must be an ISO 4217 code such as EUR")
 	}
-	return &cd, nil
+	return cd, nil
 }
 
 // mintEventID returns a new UUID v4 from the gateway's entropy.

@@ -3,8 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
+	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/pii"
 )
 
@@ -512,4 +514,140 @@ func (s *fastScanner) skipString() bool {
 		}
 	}
 	return false
+}
+
+// customDataKeys are the typed keys of custom_data, by bit.
+var customDataKeys = [...]string{"value", "currency", "content_ids", "contents", "content_type", "content_name",
+	"content_category", "num_items", "order_id", "predicted_ltv", "search_string", "status", "delivery_category"}
+
+// fastCustomData decodes custom_data in one pass without reflection, for
+// the shape browsers send: typed keys only (destinations.CustomData's), each
+// at most once, strings without escapes, numbers as JSON numbers. It
+// reports false for anything else (custom properties, numeric strings,
+// unusual or invalid input), and the caller then decodes with
+// CustomData.UnmarshalJSON. For every input it accepts, the result equals
+// UnmarshalJSON's (TestFastCustomDataMatchesUnmarshal, FuzzFastCustomData).
+func fastCustomData(raw []byte) (*destinations.CustomData, bool) {
+	s := fastScanner{b: raw}
+	cd := &destinations.CustomData{}
+	var seen uint
+	ok := s.object(func(key []byte) bool {
+		f := -1
+		for i, name := range customDataKeys {
+			if string(key) == name {
+				f = i
+				break
+			}
+		}
+		if f < 0 || seen&(1<<f) != 0 {
+			return false
+		}
+		seen |= 1 << f
+		switch customDataKeys[f] {
+		case "value":
+			return s.float64Ptr(&cd.Value)
+		case "currency":
+			return s.stringInto(&cd.Currency)
+		case "content_ids":
+			return s.strings(&cd.ContentIDs)
+		case "contents":
+			return s.contents(&cd.Contents)
+		case "content_type":
+			return s.stringInto(&cd.ContentType)
+		case "content_name":
+			return s.stringInto(&cd.ContentName)
+		case "content_category":
+			return s.stringInto(&cd.ContentCategory)
+		case "num_items":
+			return s.intPtr(&cd.NumItems)
+		case "order_id":
+			return s.stringInto(&cd.OrderID)
+		case "predicted_ltv":
+			return s.float64Ptr(&cd.PredictedLTV)
+		case "search_string":
+			return s.stringInto(&cd.SearchString)
+		case "status":
+			return s.stringInto(&cd.Status)
+		default:
+			return s.stringInto(&cd.DeliveryCategory)
+		}
+	})
+	if !ok {
+		return nil, false
+	}
+	s.ws()
+	if s.i != len(s.b) {
+		return nil, false
+	}
+	cd.Currency = strings.ToUpper(cd.Currency)
+	return cd, true
+}
+
+// float64Ptr reads a number into a new *float64 (nil for null), as
+// encoding/json reads it.
+func (s *fastScanner) float64Ptr(dst **float64) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	lit, ok := s.number()
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil {
+		return false
+	}
+	*dst = &v
+	return true
+}
+
+// contents reads custom_data.contents: an array of objects with the keys
+// of destinations.Content, each at most once, or null.
+func (s *fastScanner) contents(dst *[]destinations.Content) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	out := []destinations.Content{}
+	ok := s.array(func() bool {
+		out = append(out, destinations.Content{})
+		c := &out[len(out)-1]
+		var seen uint
+		return s.object(func(key []byte) bool {
+			var bit uint
+			switch string(key) {
+			case "id":
+				bit = 1
+			case "quantity":
+				bit = 2
+			case "item_price":
+				bit = 4
+			case "delivery_category":
+				bit = 8
+			case "title":
+				bit = 16
+			default:
+				return false
+			}
+			if seen&bit != 0 {
+				return false
+			}
+			seen |= bit
+			switch bit {
+			case 1:
+				return s.stringInto(&c.ID)
+			case 2:
+				return s.intPtr(&c.Quantity)
+			case 4:
+				return s.float64Ptr(&c.ItemPrice)
+			case 8:
+				return s.stringInto(&c.DeliveryCategory)
+			default:
+				return s.stringInto(&c.Title)
+			}
+		})
+	})
+	*dst = out
+	return ok
 }

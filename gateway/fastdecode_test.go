@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"testing"
 	"time"
 
@@ -150,4 +151,87 @@ func BenchmarkCollectFastDecode(b *testing.B) {
 			b.Fatal("not decoded")
 		}
 	}
+}
+
+// checkFastCustomData asserts that when fastCustomData accepts raw,
+// CustomData.UnmarshalJSON accepts it too with the same result, and
+// reports whether it was accepted.
+func checkFastCustomData(t *testing.T, raw []byte) bool {
+	t.Helper()
+	fast, ok := fastCustomData(raw)
+	if !ok {
+		return false
+	}
+	var want destinations.CustomData
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatalf("fast path accepted what UnmarshalJSON refuses (%v): %q", err, raw)
+	}
+	if !reflect.DeepEqual(*fast, want) {
+		t.Fatalf("custom_data differs for %q:\nfast      %#v\nunmarshal %#v", raw, *fast, want)
+	}
+	return true
+}
+
+var fastCustomDataCases = []struct {
+	raw  string
+	fast bool // the fast path must take it
+}{
+	{`{"value":398.9,"currency":"eur","content_ids":["sku-878","sku-42"],"contents":[{"id":"sku-42","quantity":1}],"content_type":"product","num_items":2,"order_id":"45-878"}`, true},
+	{`{}`, true},
+	{` { "value" : -0.5e-3 , "predicted_ltv" : 12 , "num_items" : 0 } `, true},
+	{`{"value":null,"currency":null,"content_ids":null,"contents":null,"num_items":null,"status":null}`, true},
+	{`{"content_ids":[],"contents":[]}`, true},
+	{`{"contents":[{"id":"a","quantity":2,"item_price":9.99,"delivery_category":"home_delivery","title":"Größe"},{}]}`, true},
+	{`{"contents":[{"id":null,"quantity":null,"item_price":null}]}`, true},
+	{`{"content_name":"x","content_category":"y","search_string":"z","status":"s","delivery_category":"curbside"}`, true},
+
+	// Valid but unusual, or invalid: UnmarshalJSON decides.
+	{`{"value":"12.5"}`, false},
+	{`{"value":1e400}`, false},
+	{`{"num_items":1.5}`, false},
+	{`{"num_items":99999999999999999999}`, false},
+	{`{"custom_prop":1}`, false},
+	{`{"value":1,"value":2}`, false},
+	{`{"contents":[{"id":"a","id":"b"}]}`, false},
+	{`{"contents":[{"id":"a","extra":1}]}`, false},
+	{`{"contents":[null]}`, false},
+	{`{"content_ids":["a",null]}`, false},
+	{`{"content_ids":"a"}`, false},
+	{`{"currency":"e\u0075r"}`, false},
+	{`{"value":true}`, false},
+	{`{"value":1} x`, false},
+	{`{"value":1`, false},
+	{"{\"order_id\":\"\xff\"}", false},
+	{`[]`, false},
+}
+
+func TestFastCustomDataMatchesUnmarshal(t *testing.T) {
+	for _, tc := range fastCustomDataCases {
+		if got := checkFastCustomData(t, []byte(tc.raw)); got != tc.fast {
+			t.Errorf("fast path taken = %v, want %v for %q", got, tc.fast, tc.raw)
+		}
+	}
+}
+
+func FuzzFastCustomData(f *testing.F) {
+	for _, tc := range fastCustomDataCases {
+		f.Add(tc.raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		checkFastCustomData(t, []byte(raw))
+	})
+}
+
+// eventNameOracle is the grammar validEventName implements by hand.
+var eventNameOracle = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_ -]*$`)
+
+func FuzzValidEventName(f *testing.F) {
+	for _, s := range []string{"Purchase", "add_to_cart", "Add To-Cart 2", "", " A", "-A", "_", "A\n", "Ä", "A.B", "A\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := validEventName(s), eventNameOracle.MatchString(s); got != want {
+			t.Fatalf("validEventName(%q) = %v; the grammar says %v", s, got, want)
+		}
+	})
 }

@@ -137,6 +137,10 @@ type Gateway struct {
 	randMu sync.Mutex
 	rand   io.Reader
 
+	// Per-request lookups that only change with the configuration.
+	originSites  lookupCache[*model.Site] // Origin header → the site whose domains cover it
+	cookieScopes lookupCache[cookieScope] // request host → cookie scope
+
 	handler http.Handler
 }
 

@@ -337,6 +337,7 @@ type Snapshot struct {
 	keyUntil     map[string]time.Time // retiring ingest key hash → deadline
 	routes       map[string]*Route
 	tenants      map[string]*Tenant
+	siteByDomain map[string]*Site // each domain of every site → its site (the first listing it)
 	now          func() time.Time
 }
 
@@ -360,6 +361,7 @@ func NewSnapshotAt(cfg Config, now func() time.Time) (*Snapshot, error) {
 		keyUntil:     map[string]time.Time{},
 		routes:       map[string]*Route{},
 		tenants:      map[string]*Tenant{},
+		siteByDomain: map[string]*Site{},
 		now:          now,
 	}
 	for i := range cfg.Tenants {
@@ -368,6 +370,11 @@ func NewSnapshotAt(cfg Config, now func() time.Time) (*Snapshot, error) {
 	for i := range cfg.Sites {
 		site := &cfg.Sites[i]
 		s.sites[site.ID] = site
+		for _, d := range site.Domains {
+			if _, taken := s.siteByDomain[d]; !taken {
+				s.siteByDomain[d] = site
+			}
+		}
 		for _, k := range site.RetiringIngestKeys {
 			s.keyToSite[k.Hash] = site.ID
 			s.keyUntil[k.Hash] = k.Until
@@ -411,17 +418,18 @@ func (s *Snapshot) Routes(siteID string) []Route { return s.routesBySite[siteID]
 func (s *Snapshot) SiteByHost(host string) (*Site, bool) {
 	host = stripPort(strings.ToLower(host))
 	host = strings.TrimSuffix(host, ".")
-	var best *Site
-	bestLen := -1
-	for i := range s.config.Sites {
-		site := &s.config.Sites[i]
-		for _, d := range site.Domains {
-			if (host == d || strings.HasSuffix(host, "."+d)) && len(d) > bestLen {
-				best, bestLen = site, len(d)
-			}
+	// The host itself, then each parent domain: the first match is the
+	// most specific domain, without a walk over every site.
+	for h := host; ; {
+		if site, ok := s.siteByDomain[h]; ok {
+			return site, true
 		}
+		i := strings.IndexByte(h, '.')
+		if i < 0 {
+			return nil, false
+		}
+		h = h[i+1:]
 	}
-	return best, best != nil
 }
 
 // OriginAllowed reports whether a browser origin may post events to site: its

@@ -96,3 +96,37 @@ func TestParseConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// A host belongs to the site with the most specific matching domain,
+// whatever the order of sites, and a parent domain never matches by a
+// suffix that is not a label boundary.
+func TestSiteByHostMostSpecific(t *testing.T) {
+	cfg := Config{Sites: []Site{
+		{ID: "brand", Domains: []string{"brand.example"}},
+		{ID: "eu", Domains: []string{"eu.brand.example", "other.example"}},
+	}}
+	snap, err := NewSnapshot(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{
+		"brand.example":         "brand",
+		"www.brand.example":     "brand",
+		"eu.brand.example":      "eu",
+		"t.eu.brand.example.":   "eu",
+		"[eu.brand.example]:80": "eu",
+		"x.other.example":       "eu",
+		"neu.brand.example":     "brand",
+		"notbrand.example":      "",
+		"example":               "",
+	} {
+		s, ok := snap.SiteByHost(host)
+		got := ""
+		if ok {
+			got = s.ID
+		}
+		if got != want {
+			t.Errorf("SiteByHost(%q) = %q; want %q", host, got, want)
+		}
+	}
+}
