@@ -26,8 +26,9 @@ const benchUsage = `Usage: tagway bench [flags]
 
 Drives POST /collect load against a gateway and, in the same run, against a
 bare net/http handler (reads the body, answers 204) started in-process, and
-prints req/s, p50/p99 latency, the gateway/bare ratio and the gateway's RSS.
-Only loopback targets are accepted.
+prints req/s, p50/p99 latency, the gateway/bare ratio, the gateway's RSS and
+the CPU time one request costs each process (the server, Redis when -redis
+is given, and the load generator). Only loopback targets are accepted.
 
   tagway bench -spawn -redis redis://127.0.0.1:6379/0     start a gateway from this binary
   tagway bench -url http://127.0.0.1:8080 -pid 1234        load a running gateway
@@ -170,6 +171,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		f.url, f.pid = g.url, g.pid
 	}
 	var bareURL string
+	barePID := 0
 	switch {
 	case f.includeBare && f.bareInProcess:
 		bare, err := loadgen.StartBare()
@@ -186,7 +188,17 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 		defer b.stop(stderr)
-		bareURL = b.url
+		bareURL, barePID = b.url, b.pid
+	}
+	var redisCPU loadgen.CPUMeter
+	if f.redisURL != "" && f.url != "" {
+		m, closeMeter, err := redisCPUMeter(f.redisURL)
+		if err != nil {
+			fmt.Fprintf(stderr, "tagway bench: %v\n", err)
+			return 1
+		}
+		defer closeMeter()
+		redisCPU = m
 	}
 	if f.url == "" && bareURL == "" {
 		fmt.Fprintln(stderr, "tagway bench: nothing to measure: pass -url or -spawn, or keep -bare")
@@ -214,7 +226,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if bareURL != "" {
 			r, err := loadgen.Run(ctx, loadgen.Options{URL: bareURL + "/collect", Conns: s.conns, Rate: s.rate,
-				Duration: f.duration, Warmup: f.warmup, NetHTTP: f.netHTTP})
+				Duration: f.duration, Warmup: f.warmup, PID: barePID, NetHTTP: f.netHTTP})
 			if err != nil {
 				fmt.Fprintf(stderr, "tagway bench: bare: %v\n", err)
 				return 1
@@ -224,7 +236,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if f.url != "" {
 			r, err := loadgen.Run(ctx, loadgen.Options{URL: strings.TrimSuffix(f.url, "/") + f.path, Conns: s.conns, Rate: s.rate,
-				Duration: f.duration, Warmup: f.warmup, PID: f.pid, NetHTTP: f.netHTTP})
+				Duration: f.duration, Warmup: f.warmup, PID: f.pid, CPU: redisCPU, NetHTTP: f.netHTTP})
 			if err != nil {
 				fmt.Fprintf(stderr, "tagway bench: gateway: %v\n", err)
 				return 1
@@ -256,8 +268,8 @@ func (p *benchPrinter) header(f benchFlags) {
 	}
 	fmt.Fprintf(p.w, "tagway bench: %s per step after %s warm-up; %d CPUs; gateway %s; client %s; bare handler %s\n",
 		f.duration, f.warmup, runtime.NumCPU(), f.url, client, bare)
-	fmt.Fprintf(p.w, "%-8s %6s %7s %10s %9s %9s %9s %8s %8s %10s\n",
-		"target", "conns", "rate", "req/s", "p50", "p99", "max", "errors", "missed", "rss")
+	fmt.Fprintf(p.w, "%-8s %6s %7s %10s %9s %9s %9s %8s %8s %10s   %s\n",
+		"target", "conns", "rate", "req/s", "p50", "p99", "max", "errors", "missed", "rss", "CPU per request: server+redis+client")
 }
 
 func (p *benchPrinter) result(name string, r loadgen.Result) {
@@ -272,8 +284,8 @@ func (p *benchPrinter) result(name string, r loadgen.Result) {
 	if r.PeakRSSKB > 0 {
 		rss = fmt.Sprintf("%.1fMB", float64(r.PeakRSSKB)/1024)
 	}
-	fmt.Fprintf(p.w, "%-8s %6d %7s %10.0f %9s %9s %9s %8d %8d %10s\n", name, r.Conns, rate, r.ReqPerSec,
-		round(r.P50), round(r.P99), round(r.Max), r.Errors, r.Missed, rss)
+	fmt.Fprintf(p.w, "%-8s %6d %7s %10.0f %9s %9s %9s %8d %8d %10s   %s\n", name, r.Conns, rate, r.ReqPerSec,
+		round(r.P50), round(r.P99), round(r.Max), r.Errors, r.Missed, rss, cpuSplit(r))
 	if r.FirstError != "" {
 		fmt.Fprintf(p.w, "         first error: %s; statuses %v\n", r.FirstError, r.Statuses)
 	}
@@ -292,7 +304,56 @@ func (p *benchPrinter) ratio(bare, gw *loadgen.Result) {
 		fmt.Fprintf(p.w, "         fixed rate %d/s: gateway p99 %s (bare %s)\n", gw.Rate, round(gw.P99), round(bare.P99))
 		return
 	}
-	fmt.Fprintf(p.w, "         gateway/bare at %d conns: %.1f%%\n", gw.Conns, ratio)
+	fmt.Fprintf(p.w, "         gateway/bare at %d conns: %.1f%%", gw.Conns, ratio)
+	if b, g := totalCPU(*bare), totalCPU(*gw); b > 0 && g > 0 && bare.ServerCPUPerReq > 0 && gw.ServerCPUPerReq > 0 {
+		fmt.Fprintf(p.w, " (CPU per request, bare/gateway: %.1f%%)", float64(b)/float64(g)*100)
+	}
+	fmt.Fprintln(p.w)
+}
+
+// totalCPU is what one request cost all metered processes.
+func totalCPU(r loadgen.Result) time.Duration {
+	return r.ServerCPUPerReq + r.OtherCPUPerReq + r.ClientCPUPerReq
+}
+
+// cpuSplit formats a result's CPU time per request in microseconds.
+func cpuSplit(r loadgen.Result) string {
+	if totalCPU(r) == 0 {
+		return "-"
+	}
+	us := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 1, 64) }
+	return fmt.Sprintf("%sµs = %s+%s+%s", us(totalCPU(r)), us(r.ServerCPUPerReq), us(r.OtherCPUPerReq), us(r.ClientCPUPerReq))
+}
+
+// redisCPUMeter meters the CPU time of the Redis server at url, from INFO
+// cpu (used_cpu_sys + used_cpu_user), through a client of its own.
+func redisCPUMeter(url string) (loadgen.CPUMeter, func(), error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-redis: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	meter := func() (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		info, err := rdb.Info(ctx, "cpu").Result()
+		if err != nil {
+			return 0, err
+		}
+		var total float64
+		for _, line := range strings.Split(info, "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return 0, fmt.Errorf("INFO cpu: %s: %w", k, err)
+				}
+				total += f
+			}
+		}
+		return time.Duration(total * float64(time.Second)), nil
+	}
+	return meter, func() { _ = rdb.Close() }, nil
 }
 
 func round(d time.Duration) string {
