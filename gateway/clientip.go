@@ -35,7 +35,9 @@ func (g *Gateway) trusted(a netip.Addr) bool {
 }
 
 // fromTrustedProxy reports whether the request's peer is a trusted proxy.
-func (g *Gateway) fromTrustedProxy(r *http.Request) bool { return g.trusted(peerAddr(r)) }
+func (g *Gateway) fromTrustedProxy(r *http.Request) bool {
+	return len(g.proxies) > 0 && g.trusted(peerAddr(r))
+}
 
 // clientIP returns the visitor's IP address: the socket peer, unless the
 // peer is a trusted proxy, in which case X-Forwarded-For is walked from the

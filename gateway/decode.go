@@ -241,6 +241,25 @@ func humanDays(d time.Duration) string { return fmt.Sprintf("%d days", int(d/(24
 
 // checkUserDataBounds bounds the raw user_data values before hashing.
 func checkUserDataBounds(prefix string, raw pii.RawUserData) *apiError {
+	// The common case, no key out of bounds, without building field names;
+	// otherwise the first offending key in sorted order is named.
+	inBounds := true
+	for k, values := range raw {
+		limit := maxPlainUserDataLen
+		if pii.IsHashedField(k) {
+			limit = maxUserDataValueLen
+		}
+		inBounds = len(values) <= maxUserDataValues
+		for _, v := range values {
+			inBounds = inBounds && len(v) <= limit && utf8.ValidString(v)
+		}
+		if !inBounds {
+			break
+		}
+	}
+	if inBounds {
+		return nil
+	}
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		values := raw[k]
 		field := prefix + "user_data." + k

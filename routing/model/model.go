@@ -143,12 +143,23 @@ func (r Route) Accepts(eventName string) bool {
 	return !slices.Contains(r.ExcludeEvents, eventName)
 }
 
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
 // ValidID reports whether s may name a site, destination or route: lowercase
 // letters, digits, '-' and '_', at most 63 characters. IDs appear in Redis
 // keys, so the alphabet is deliberately small.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+func ValidID(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // HashKey returns the stored form of an ingest key.
 func HashKey(key string) string {

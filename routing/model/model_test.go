@@ -1,6 +1,7 @@
 package model
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -129,4 +130,16 @@ func TestSiteByHostMostSpecific(t *testing.T) {
 			t.Errorf("SiteByHost(%q) = %q; want %q", host, got, want)
 		}
 	}
+}
+
+func FuzzValidID(f *testing.F) {
+	oracle := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	for _, s := range []string{"shop", "shop-eu_2", "", "-a", "_a", "A", strings.Repeat("a", 63), strings.Repeat("a", 64), "a b", "ä"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidID(s), oracle.MatchString(s); got != want {
+			t.Fatalf("ValidID(%q) = %v; the pattern says %v", s, got, want)
+		}
+	})
 }
