@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
@@ -32,6 +33,9 @@ type entry struct {
 	payload []byte
 	reqs    []*enqueueReq
 	events  int
+	// owned are the buffers of this entry (the merged JSON, the stored
+	// form) that go back to the queue's pool once the flush is done.
+	owned [][]byte
 }
 
 // committer is the group commit behind Enqueue: calls that arrive while a
@@ -39,6 +43,13 @@ type entry struct {
 // to Redis in one pipeline, calls of the same site merged into one stream
 // entry. Each caller is answered when the command holding its events is
 // acknowledged (or spooled).
+//
+// Under load the writes run on flusher goroutines that stay a moment
+// (flusherLinger) after their last write, so a busy queue hands calls to a
+// waiting flusher instead of writing on the callers' goroutines: request
+// goroutines keep small stacks (no Redis client and compressor frames to
+// grow them, and the garbage collector to shrink them again), and no
+// goroutine is started per burst.
 type committer struct {
 	q *Queue
 
@@ -47,17 +58,29 @@ type committer struct {
 	inFlight int
 	slots    []int       // free flush slots; a running flush holds one
 	timer    *time.Timer // armed linger timer, nil when none
+	// idle counts flushers waiting for work, less the wake-ups already
+	// sent them on kick; each holds a slot.
+	idle int
+	kick chan struct{}
 }
 
-// submit queues r and starts a flush when one may start now. A caller
-// finding the queue idle flushes on its own goroutine (no hand-off on the
-// serial path); flushes of calls that arrived meanwhile continue on a new
-// goroutine so that caller returns at once.
+// flusherLinger is how long a flusher waits for more calls after its last
+// write before it ends and gives back its slot.
+const flusherLinger = 50 * time.Millisecond
+
+// submit queues r and starts a flush when one may start now: on a waiting
+// flusher if there is one, else on the caller's goroutine (no hand-off
+// when the queue is idle); flushes of calls that arrived meanwhile
+// continue on a flusher goroutine so that caller returns at once.
 func (c *committer) submit(r *enqueueReq) {
 	o := &c.q.opts
 	c.mu.Lock()
 	c.pending = append(c.pending, r)
 	switch {
+	case c.idle > 0 && o.Linger <= 0:
+		c.idle--
+		c.mu.Unlock()
+		c.kick <- struct{}{}
 	case c.inFlight >= o.MaxInFlight:
 		// The next flush starts when a running one ends.
 		c.mu.Unlock()
@@ -99,36 +122,75 @@ func (c *committer) beginLocked() ([]*enqueueReq, int) {
 	return c.takeLocked(), slot
 }
 
-// next ends a flush; calls that arrived meanwhile are flushed on a new
-// goroutine, which keeps flushing while calls are waiting.
+// next ends a flush; calls that arrived meanwhile are flushed by a new
+// flusher goroutine holding the slot.
 func (c *committer) next(slot int) {
 	c.mu.Lock()
 	if len(c.pending) == 0 {
-		c.inFlight--
-		c.slots = append(c.slots, slot)
+		c.endLocked(slot)
 		c.mu.Unlock()
 		return
 	}
 	batch := c.takeLocked()
 	c.mu.Unlock()
-	go func() {
-		for batch != nil {
+	go c.flusher(batch, slot)
+}
+
+// flusher writes batch, then keeps writing while calls are waiting, and
+// waits flusherLinger for more before it gives back its slot.
+func (c *committer) flusher(batch []*enqueueReq, slot int) {
+	wait := time.NewTimer(flusherLinger)
+	defer wait.Stop()
+	for {
+		if len(batch) > 0 {
 			c.q.flush(batch, slot)
-			c.mu.Lock()
-			batch = nil
-			if len(c.pending) > 0 {
-				batch = c.takeLocked()
-			} else {
-				c.inFlight--
-				c.slots = append(c.slots, slot)
-			}
-			c.mu.Unlock()
 		}
-	}()
+		c.mu.Lock()
+		if len(c.pending) > 0 {
+			batch = c.takeLocked()
+			c.mu.Unlock()
+			continue
+		}
+		if c.q.opts.Linger > 0 {
+			c.endLocked(slot)
+			c.mu.Unlock()
+			return
+		}
+		c.idle++
+		c.mu.Unlock()
+		wait.Reset(flusherLinger)
+		select {
+		case <-c.kick:
+		case <-wait.C:
+			c.mu.Lock()
+			if c.idle > 0 {
+				// No wake-up is owed to a waiting flusher: this one ends.
+				c.idle--
+				c.endLocked(slot)
+				c.mu.Unlock()
+				return
+			}
+			// A caller counted on this flusher: its wake-up is coming.
+			c.mu.Unlock()
+			<-c.kick
+		}
+		c.mu.Lock()
+		batch = c.takeLocked()
+		c.mu.Unlock()
+	}
+}
+
+// endLocked gives back the slot of a flush that found nothing more to do.
+func (c *committer) endLocked(slot int) {
+	c.inFlight--
+	c.slots = append(c.slots, slot)
 }
 
 func (c *committer) takeLocked() []*enqueueReq {
 	n := min(len(c.pending), c.q.opts.MaxBatch)
+	if n == 0 {
+		return nil
+	}
 	batch := make([]*enqueueReq, n)
 	copy(batch, c.pending)
 	rest := copy(c.pending, c.pending[n:])
@@ -153,13 +215,36 @@ func (q *Queue) entries(batch []*enqueueReq) []*entry {
 		e.events += r.events
 	}
 	for _, e := range out {
-		e.payload = q.codec.compress(mergeArrays(e.reqs))
+		merged := q.mergeArrays(e.reqs)
+		if len(e.reqs) > 1 {
+			e.owned = append(e.owned, merged)
+		}
+		e.payload = merged
+		if len(merged) >= compressMinBytes {
+			e.payload = q.codec.compress(q.bufs.get(s2.MaxEncodedLen(len(merged))), merged)
+			e.owned = append(e.owned, e.payload)
+		}
 	}
 	return out
 }
 
-// mergeArrays concatenates the JSON arrays of reqs into one array.
-func mergeArrays(reqs []*enqueueReq) []byte {
+// release returns the buffers of a flush's entries and calls to the pool:
+// every write and answer that used them is done.
+func (q *Queue) release(entries []*entry) {
+	for _, e := range entries {
+		for _, b := range e.owned {
+			q.bufs.put(b)
+		}
+		for _, r := range e.reqs {
+			q.bufs.put(r.payload)
+			r.payload = nil
+		}
+	}
+}
+
+// mergeArrays concatenates the JSON arrays of reqs into one array (the
+// payload of a lone call as it is).
+func (q *Queue) mergeArrays(reqs []*enqueueReq) []byte {
 	if len(reqs) == 1 {
 		return reqs[0].payload
 	}
@@ -167,7 +252,7 @@ func mergeArrays(reqs []*enqueueReq) []byte {
 	for _, r := range reqs {
 		n += len(r.payload) - 1
 	}
-	b := make([]byte, 0, n)
+	b := q.bufs.get(n)
 	b = append(b, '[')
 	for i, r := range reqs {
 		if i > 0 {
@@ -188,6 +273,7 @@ func mergeArrays(reqs []*enqueueReq) []byte {
 // exactly once.
 func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	entries := q.entries(batch)
+	defer q.release(entries)
 	q.metrics.observeFlush(len(batch), len(entries))
 	if q.spool == nil {
 		q.writeEntries(entries)
@@ -289,12 +375,11 @@ func unreachable(err error) bool {
 	return false
 }
 
-// encodeEvents writes events as one JSON array, each with siteID and a
-// received time, without changing the caller's slice. HTML escaping is off
-// (Event.AppendJSON writes what a json.Encoder without it writes): the
-// payload is never embedded in a page, and URLs stay shorter.
-func encodeEvents(siteID string, events []destinations.Event, nowMs int64) ([]byte, error) {
-	b := make([]byte, 0, len(events)*1100)
+// encodeEvents appends to b events as one JSON array, each with siteID
+// and a received time, without changing the caller's slice. HTML escaping
+// is off (Event.AppendJSON writes what a json.Encoder without it writes):
+// the payload is never embedded in a page, and URLs stay shorter.
+func encodeEvents(b []byte, siteID string, events []destinations.Event, nowMs int64) ([]byte, error) {
 	b = append(b, '[')
 	for i := range events {
 		ev := events[i] // a copy: the caller's event is not changed
@@ -311,6 +396,53 @@ func encodeEvents(siteID string, events []destinations.Event, nowMs int64) ([]by
 		}
 	}
 	return append(b, ']'), nil
+}
+
+// bufPool recycles the byte buffers of the write path (encoded events,
+// merged entries, their stored form), which are otherwise the bulk of
+// ingest's allocations and so of its garbage collection. Buffers are kept
+// by power-of-two size class, so a call's ~1 KB payload never holds on to
+// a 64 KB buffer. The zero value is ready; it is safe for concurrent use.
+type bufPool struct{ classes [bufClasses]sync.Pool }
+
+// Size classes: 1 KiB << i for i < bufClasses (1 KiB to 128 KiB). Larger
+// buffers are left to the garbage collector.
+const (
+	bufMinShift = 10
+	bufClasses  = 8
+)
+
+// bufClass returns the class whose buffers hold n bytes, or -1.
+func bufClass(n int) int {
+	for i := range bufClasses {
+		if n <= 1<<(bufMinShift+i) {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns an empty buffer with room for n bytes.
+func (bp *bufPool) get(n int) []byte {
+	c := bufClass(n)
+	if c < 0 {
+		return make([]byte, 0, n)
+	}
+	if b, ok := bp.classes[c].Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 1<<(bufMinShift+c))
+}
+
+// put returns b to the pool; b must not be used afterwards. Only buffers
+// of exactly a class's size (those get made) are kept.
+func (bp *bufPool) put(b []byte) {
+	c := bufClass(cap(b))
+	if c < 0 || cap(b) != 1<<(bufMinShift+c) {
+		return
+	}
+	b = b[:0]
+	bp.classes[c].Put(&b)
 }
 
 // randomHex returns n random bytes in hex.

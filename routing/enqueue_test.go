@@ -105,6 +105,73 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 	t.Logf("%d concurrent calls stored as %d entries", callers, entries)
 }
 
+// Bursts of calls separated by pauses shorter and longer than a flusher
+// lingers: calls handed to a waiting flusher, to one that is about to end,
+// and to the callers' own goroutines are all written exactly once, and
+// every flusher gives its slot back (the queue does not stall).
+func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
+	h := newHarness(t, testConfig())
+	ctx := context.Background()
+	pauses := []time.Duration{0, time.Millisecond, flusherLinger / 2, flusherLinger, flusherLinger + 5*time.Millisecond, 2 * flusherLinger}
+	want := 0
+	for round := range 3 {
+		for p, pause := range pauses {
+			var wg sync.WaitGroup
+			for i := range 40 {
+				wg.Add(1)
+				want++
+				id := fmt.Sprintf("r%d-p%d-%d", round, p, i)
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					defer cancel()
+					if err := h.queue.Enqueue(ctx, testSite, []destinations.Event{event(id, "Lead")}); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			time.Sleep(pause)
+		}
+	}
+	msgs, err := h.rdb.XRange(ctx, StreamKey(testSite), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, m := range msgs {
+		evs, err := newEntryCodec().decode(m.Values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			seen[ev.EventID]++
+		}
+	}
+	if len(seen) != want {
+		t.Fatalf("%d distinct events stored; want %d", len(seen), want)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s stored %d times", id, n)
+		}
+	}
+	// Once idle, every flusher ends and gives back its slot.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.queue.commit.mu.Lock()
+		inFlight, idle, free := h.queue.commit.inFlight, h.queue.commit.idle, len(h.queue.commit.slots)
+		h.queue.commit.mu.Unlock()
+		if inFlight == 0 && idle == 0 && free == h.queue.opts.MaxInFlight {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle queue: %d flushes in flight, %d idle flushers, %d free slots", inFlight, idle, free)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestEnqueueFailsWithoutRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1})
@@ -146,7 +213,7 @@ func TestRedisMemoryPerQueuedEvent(t *testing.T) {
 			rdb := rs.Client()
 			q := NewQueue(rdb, QueueOptions{})
 			ctx := context.Background()
-			size, _ := encodeEvents(testSite, []destinations.Event{tc.event(0)}, time.Now().UnixMilli())
+			size, _ := encodeEvents(nil, testSite, []destinations.Event{tc.event(0)}, time.Now().UnixMilli())
 			before := usedMemory(t, rdb)
 			const n = 20000
 			for i := 0; i < n; i += tc.perEntry {
@@ -246,3 +313,24 @@ func BenchmarkEnqueue(b *testing.B) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+func TestBufPoolClasses(t *testing.T) {
+	var p bufPool
+	for _, n := range []int{0, 1, 1024, 1025, 5000, 128 << 10} {
+		b := p.get(n)
+		if len(b) != 0 || cap(b) < n || cap(b) > 2*max(n, 1024) {
+			t.Errorf("get(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		p.put(b)
+	}
+	if b := p.get(1 << 20); cap(b) < 1<<20 {
+		t.Errorf("get(1 MiB): cap %d", cap(b))
+	}
+	// A buffer of another capacity (grown by append) is not kept, and a
+	// small request never gets a large buffer.
+	p.put(make([]byte, 0, 3000))
+	p.put(make([]byte, 0, 64<<10))
+	if b := p.get(900); cap(b) != 1024 {
+		t.Errorf("get(900) after putting large buffers: cap %d; want 1024", cap(b))
+	}
+}

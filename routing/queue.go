@@ -101,6 +101,7 @@ type Queue struct {
 	replay    *redis.Script
 	commit    committer
 	codec     *entryCodec // writes stream entries
+	bufs      bufPool     // buffers of the write path
 	metrics   *queueMetrics
 	redisDown atomic.Bool // set by a failed write, cleared by Run
 
@@ -127,6 +128,7 @@ func NewQueue(rdb redis.UniversalClient, opts QueueOptions) *Queue {
 		enqueueScript: redis.NewScript(enqueueScript), drainScript: redis.NewScript(drainScript),
 	}
 	q.commit.q = q
+	q.commit.kick = make(chan struct{}, opts.MaxInFlight)
 	for i := range opts.MaxInFlight {
 		q.commit.slots = append(q.commit.slots, i)
 	}
@@ -146,7 +148,7 @@ func (q *Queue) Enqueue(ctx context.Context, siteID string, events []destination
 	if len(events) == 0 {
 		return nil
 	}
-	payload, err := encodeEvents(siteID, events, q.now().UnixMilli())
+	payload, err := encodeEvents(q.bufs.get(len(events)*1100), siteID, events, q.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("routing: enqueue: encode events: %w", err)
 	}
