@@ -43,6 +43,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 	logger := newLogger(stderr, s.LogLevel)
+	if s.GCPercent > 0 {
+		debug.SetGCPercent(s.GCPercent)
+	}
 	if s.MemoryLimit > 0 {
 		debug.SetMemoryLimit(s.MemoryLimit)
 		logger.Info("Go memory limit set", "bytes", s.MemoryLimit)

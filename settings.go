@@ -12,6 +12,15 @@ import (
 	"github.com/tagway/tagway/routing/model"
 )
 
+// defaultGCPercent is the garbage collector's target when GOGC is not set:
+// the heap may grow to three times the live data between collections
+// instead of twice. Ingest allocates per request, and at the default of 100
+// collection (marking, and shrinking goroutine stacks that then grow
+// again) took a sixth of the gateway's CPU under load; at 200 the
+// gateway's resident memory under load is still 50-70 MB (BENCHMARKS.md).
+// GOGC, and TAGWAY_MEMORY_LIMIT as a ceiling, override it.
+const defaultGCPercent = 200
+
 // settings is everything the gateway reads from its environment, decoded and
 // validated in one place. Nothing outside package main reads the environment.
 type settings struct {
@@ -25,6 +34,10 @@ type settings struct {
 	// runtime's soft memory limit (debug.SetMemoryLimit, like GOMEMLIMIT):
 	// the garbage collector works harder as the heap nears it. 0: unset.
 	MemoryLimit int64
+	// GCPercent is the garbage collector's target (debug.SetGCPercent):
+	// defaultGCPercent unless GOGC is set, in which case the runtime has
+	// already applied it and this is 0 (leave it).
+	GCPercent int
 
 	// Quick start: one site from the environment, used when ConfigFile is empty.
 	SiteDomains       []string
@@ -100,6 +113,9 @@ func readSettings(getenv func(string) string) (settings, error) {
 			prefix = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		s.TrustedProxies = append(s.TrustedProxies, prefix.Masked())
+	}
+	if getenv("GOGC") == "" {
+		s.GCPercent = defaultGCPercent
 	}
 	if v := env("TAGWAY_MEMORY_LIMIT", ""); v != "" {
 		n, err := parseBytes(v)

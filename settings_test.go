@@ -71,6 +71,19 @@ func TestQuickStartRejectsBadValues(t *testing.T) {
 	}
 }
 
+// tagway sets the GC target only when GOGC leaves it to the runtime's
+// default.
+func TestGCPercentSetting(t *testing.T) {
+	if s, _ := readSettings(envOf(nil)); s.GCPercent != defaultGCPercent {
+		t.Errorf("GOGC unset: GCPercent %d; want %d", s.GCPercent, defaultGCPercent)
+	}
+	for _, v := range []string{"100", "off", "50"} {
+		if s, _ := readSettings(envOf(map[string]string{"GOGC": v})); s.GCPercent != 0 {
+			t.Errorf("GOGC=%s: GCPercent %d; want 0 (the runtime applied GOGC)", v, s.GCPercent)
+		}
+	}
+}
+
 func TestMemoryLimitSetting(t *testing.T) {
 	s, err := readSettings(envOf(map[string]string{"TAGWAY_MEMORY_LIMIT": "96MiB"}))
 	if err != nil || s.MemoryLimit != 96<<20 {
