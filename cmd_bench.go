@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/internal/loadgen"
+	"github.com/tagway/tagway/routing"
 )
 
 const benchUsage = `Usage: tagway bench [flags]
@@ -536,7 +537,9 @@ func benchDelivery(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 	}
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	res, err := loadgen.Delivery(ctx, loadgen.DeliveryOptions{Redis: rdb, Events: f.events})
+	// The dispatcher as `tagway serve` runs it, identity enrichment included.
+	res, err := loadgen.Delivery(ctx, loadgen.DeliveryOptions{Redis: rdb, Events: f.events,
+		Dispatcher: routing.DispatcherOptions{Identity: identityStore(rdb)}})
 	if err != nil {
 		fmt.Fprintf(stderr, "tagway bench: delivery: %v\n", err)
 		return 1

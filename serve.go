@@ -162,7 +162,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		// It is best effort: on the non-retrying client with a short bound,
 		// so a Redis hiccup delays a round by 250ms at most, and the round
 		// goes out unenriched.
-		Identity: routing.NewIdentityStore(a.queueRdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond}),
+		Identity: identityStore(a.queueRdb),
 	})
 	if err != nil {
 		a.Close()
@@ -279,4 +279,10 @@ func (a *app) Close() {
 	if a.embedded != nil {
 		a.embedded.Close()
 	}
+}
+
+// identityStore is the identity store the dispatcher enriches rounds with
+// (`tagway bench -delivery` measures with the same).
+func identityStore(rdb redis.UniversalClient) *routing.IdentityStore {
+	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond})
 }
