@@ -97,12 +97,13 @@ func newEntryCodec() *entryCodec {
 
 // compress returns the stored form of an entry's JSON array: an S2 block
 // (version 2) when the payload is large enough to gain from it, else the
-// JSON as is.
-func (c *entryCodec) compress(payload []byte) []byte {
+// JSON as is. The block is written into dst's capacity when it has
+// s2.MaxEncodedLen(len(payload)) bytes (dst may be nil).
+func (c *entryCodec) compress(dst, payload []byte) []byte {
 	if len(payload) < compressMinBytes {
 		return payload
 	}
-	return c.dict.Encode(nil, payload)
+	return c.dict.Encode(dst[:cap(dst)], payload)
 }
 
 // entryVersion tells the version of a stored payload from its first byte

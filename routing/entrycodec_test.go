@@ -29,7 +29,7 @@ func TestEntryCodecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stored := c.compress(payload)
+		stored := c.compress(nil, payload)
 		values := map[string]any{}
 		kv := entryValues(stored)
 		for i := 0; i < len(kv); i += 2 {
@@ -59,7 +59,7 @@ func TestEntryCodecRoundTrip(t *testing.T) {
 	}
 	// Small payloads stay JSON, without a version.
 	small := []byte(`[{"event_name":"A","event_time":1,"event_id":"x","action_source":"website","user_data":{},"tw":{"site":"s","consent":{}}}]`)
-	if got := c.compress(small); string(got) != string(small) || entryVersion(got) != "" {
+	if got := c.compress(nil, small); string(got) != string(small) || entryVersion(got) != "" {
 		t.Errorf("a %d-byte payload was stored as %q", len(small), got)
 	}
 }
@@ -72,8 +72,8 @@ func TestEntryCodecRefuses(t *testing.T) {
 		"unknown version":  {"v": "9", "e": "[]"},
 		"corrupt zlib":     {"v": "1", "e": "x\x01garbage"},
 		"bad checksum":     {"v": "1", "e": string(flipLast(zlibBytes(t, big)))},
-		"corrupt s2":       {"v": "2", "e": string(flipLast(c.compress(big)))},
-		"truncated s2":     {"v": "2", "e": string(c.compress(big)[:20])},
+		"corrupt s2":       {"v": "2", "e": string(flipLast(c.compress(nil, big)))},
+		"truncated s2":     {"v": "2", "e": string(c.compress(nil, big)[:20])},
 		"s2 over the size": {"v": "2", "e": string(append(huge, 0))},
 		"not JSON":         {"e": "{"},
 	} {
@@ -94,7 +94,7 @@ func TestEntryCodecReadsZlibEntries(t *testing.T) {
 	if v := entryVersion(old); v != entryVersionZlib {
 		t.Fatalf("zlib payload read as version %q", v)
 	}
-	if v := entryVersion(c.compress(payload)); v != entryVersionS2 {
+	if v := entryVersion(c.compress(nil, payload)); v != entryVersionS2 {
 		t.Fatalf("S2 payload read as version %q", v)
 	}
 	if v := entryVersion(payload); v != "" {
@@ -123,7 +123,7 @@ func TestEntryDictV2Frozen(t *testing.T) {
 	// Entries stay readable by a codec built anew (another process).
 	evs := []destinations.Event{realisticEvent(7)}
 	payload, _ := json.Marshal(evs)
-	stored := newEntryCodec().compress(payload)
+	stored := newEntryCodec().compress(nil, payload)
 	if _, err := newEntryCodec().decode(map[string]any{"v": entryVersionS2, "e": string(stored)}); err != nil {
 		t.Fatal(err)
 	}
@@ -197,12 +197,12 @@ func BenchmarkEntryCodec(b *testing.B) {
 	}
 	payload, _ := json.Marshal(evs)
 	c := newEntryCodec()
-	stored := c.compress(payload)
+	stored := c.compress(nil, payload)
 	old := zlibBytes(b, payload)
 	b.Run("compress", func(b *testing.B) {
 		b.SetBytes(int64(len(payload)))
 		for b.Loop() {
-			c.compress(payload)
+			c.compress(nil, payload)
 		}
 		b.ReportMetric(float64(len(stored))/32, "stored-B/event")
 	})
@@ -227,9 +227,9 @@ func BenchmarkEntryCodec(b *testing.B) {
 	b.Run("compress-one", func(b *testing.B) {
 		b.SetBytes(int64(len(one)))
 		for b.Loop() {
-			c.compress(one)
+			c.compress(nil, one)
 		}
-		b.ReportMetric(float64(len(c.compress(one))), "stored-B")
+		b.ReportMetric(float64(len(c.compress(nil, one))), "stored-B")
 	})
 	b.Run("compress-one-zlib", func(b *testing.B) {
 		b.SetBytes(int64(len(one)))
