@@ -3,7 +3,6 @@ package routing
 import (
 	"bytes"
 	"compress/zlib"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -155,11 +154,9 @@ func (c *entryCodec) decode(values map[string]any) ([]destinations.Event, error)
 	default:
 		return nil, fmt.Errorf("entry of unknown version %q (written by a newer tagway?)", v)
 	}
-	var evs []destinations.Event
-	if err := json.Unmarshal(data, &evs); err != nil {
-		return nil, err
-	}
-	return evs, nil
+	// The writer is Event.AppendJSON (json.Marshal before it): DecodeEvents
+	// reads that shape in one pass, anything else as json.Unmarshal does.
+	return destinations.DecodeEvents(data)
 }
 
 // inflate decompresses a zlib payload.

@@ -256,3 +256,39 @@ func BenchmarkEntryCodec(b *testing.B) {
 		})
 	}
 }
+
+// Entries as the queue writes them (Event.AppendJSON, through
+// encodeEvents) decode to what json.Unmarshal makes of their JSON.
+func TestEntryCodecDecodesQueuedEvents(t *testing.T) {
+	c := newEntryCodec()
+	evs := make([]destinations.Event, 32)
+	for i := range evs {
+		evs[i] = realisticEvent(i)
+	}
+	evs[1].Context.Cookies = map[string]string{"_ga": "GA1.1.1.2"}
+	evs[2].Context.ClickIDs = map[string]destinations.ClickID{"gclid": {Value: "Cj0", At: 1}}
+	evs[3].CustomData.Custom = map[string]json.RawMessage{"gift_wrap": json.RawMessage(`true`)}
+	evs[4].EventSourceURL = "https://shop.example/?q=<é>&x=\"y\""
+	for _, n := range []int{1, len(evs)} {
+		payload, err := encodeEvents(nil, "shop", evs[:n], 1772366400123)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := c.compress(nil, payload)
+		values := map[string]any{"e": string(stored)}
+		if v := entryVersion(stored); v != "" {
+			values["v"] = v
+		}
+		got, err := c.decode(values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []destinations.Event
+		if err := json.Unmarshal(payload, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%d events: decoded\n%#v\nwant\n%#v", n, got, want)
+		}
+	}
+}
