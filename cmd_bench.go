@@ -537,7 +537,7 @@ func benchDelivery(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 	}
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	// The dispatcher as `tagway serve` runs it, identity enrichment included.
+	// Queue and dispatcher as `tagway serve` runs them, identities included.
 	res, err := loadgen.Delivery(ctx, loadgen.DeliveryOptions{Redis: rdb, Events: f.events,
 		Dispatcher: routing.DispatcherOptions{Identity: identityStore(rdb)}})
 	if err != nil {

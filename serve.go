@@ -132,7 +132,10 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, err
 	}
-	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger})
+	// Identities: the queue stores each call's with its write, the
+	// dispatcher reads them per delivery round (routing.IdentityStore).
+	identity := identityStore(a.queueRdb)
+	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger, Identity: identity})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -158,11 +161,11 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
 		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
-		// Identity enrichment runs per delivery round, off the request path.
-		// It is best effort: on the non-retrying client with a short bound,
-		// so a Redis hiccup delays a round by 250ms at most, and the round
-		// goes out unenriched.
-		Identity: identityStore(a.queueRdb),
+		// Identity enrichment reads per delivery round. It is best effort:
+		// on the non-retrying client with a short bound, so a Redis hiccup
+		// delays a round by 250ms at most, and the round goes out
+		// unenriched.
+		Identity: identity,
 	})
 	if err != nil {
 		a.Close()
@@ -281,8 +284,8 @@ func (a *app) Close() {
 	}
 }
 
-// identityStore is the identity store the dispatcher enriches rounds with
-// (`tagway bench -delivery` measures with the same).
+// identityStore is the identity store the queue writes and the dispatcher
+// reads (`tagway bench -delivery` measures with the same).
 func identityStore(rdb redis.UniversalClient) *routing.IdentityStore {
 	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond})
 }

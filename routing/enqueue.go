@@ -19,10 +19,11 @@ import (
 
 // enqueueReq is one Enqueue call waiting for its write.
 type enqueueReq struct {
-	site    string
-	payload []byte // JSON array of events
-	events  int
-	done    chan error // buffered 1
+	site     string
+	payload  []byte // JSON array of events
+	events   int
+	identity []identityWrite // the events' identifiers to store (QueueOptions.Identity)
+	done     chan error      // buffered 1
 }
 
 // entry is one stream entry of a flush: the payloads of one or more calls
@@ -276,7 +277,7 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	defer q.release(entries)
 	q.metrics.observeFlush(len(batch), len(entries))
 	if q.spool == nil {
-		q.writeEntries(entries)
+		q.writeEntries(entries, batch)
 		return
 	}
 	q.redisWrites.Add(1)
@@ -295,6 +296,7 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	}
 	cmds := make([]*redis.Cmd, len(entries))
 	pipe := q.rdb.Pipeline()
+	q.rememberIdentities(ctx, pipe, batch)
 	for i, e := range entries {
 		cmds[i] = run(pipe, e)
 	}
@@ -325,15 +327,17 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	}
 }
 
-// writeEntries writes entries without a spool: a failure is the caller's.
-func (q *Queue) writeEntries(entries []*entry) {
+// writeEntries writes entries (of batch) without a spool: a failure is
+// the caller's.
+func (q *Queue) writeEntries(entries []*entry, batch []*enqueueReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.opts.WriteTimeout)
 	defer cancel()
 	cmds := make([]*redis.StringCmd, len(entries))
-	if len(entries) == 1 {
+	pipe := q.rdb.Pipeline()
+	q.rememberIdentities(ctx, pipe, batch)
+	if len(entries) == 1 && pipe.Len() == 0 {
 		cmds[0] = q.rdb.XAdd(ctx, xaddArgs(entries[0]))
 	} else {
-		pipe := q.rdb.Pipeline()
 		for i, e := range entries {
 			cmds[i] = pipe.XAdd(ctx, xaddArgs(e))
 		}
@@ -345,6 +349,19 @@ func (q *Queue) writeEntries(entries []*entry) {
 		} else {
 			e.answer(nil)
 		}
+	}
+}
+
+// rememberIdentities queues the identity writes of batch in pipe, ahead of
+// the entries holding their events (IdentityStore). Their answers are not
+// checked: identities are best effort, and a Redis that fails them fails
+// the entries' writes too.
+func (q *Queue) rememberIdentities(ctx context.Context, pipe redis.Pipeliner, batch []*enqueueReq) {
+	if q.opts.Identity == nil {
+		return
+	}
+	for _, r := range batch {
+		q.opts.Identity.queue(ctx, pipe, r.identity)
 	}
 }
 

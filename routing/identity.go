@@ -1,13 +1,12 @@
 package routing
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,15 +25,9 @@ const DefaultIdentityTTL = 30 * 24 * time.Hour
 // customer-information parameters, and nothing else.
 var identityFields = []string{"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"}
 
-// Bounds of one Enrich call.
-const (
-	// identityMaxKeys is the most visitors one script call carries; a round
-	// with more sends several calls in one pipeline.
-	identityMaxKeys = 200
-	// identityMaxValues is the most digests kept per field (user_data
-	// fields are lists; the first ones are kept).
-	identityMaxValues = 16
-)
+// identityMaxValues is the most digests kept per field (user_data fields
+// are lists; the first ones are kept).
+const identityMaxValues = 16
 
 // IdentityKey is the Redis hash holding the hashed identifiers of one
 // visitor of a site. The visitor key (an _fbp value, a visitor seed) is
@@ -43,40 +36,6 @@ func IdentityKey(siteID, visitorKey string) string {
 	sum := sha256.Sum256([]byte(visitorKey))
 	return "tw:{" + siteID + "}:id:" + hex.EncodeToString(sum[:])
 }
-
-// identityScript merges, for each visitor key of KEYS, the identifiers
-// ARGV gives, refreshes the key's TTL and returns all it holds, in one
-// atomic call. ARGV[1] is the TTL in seconds; then, per key in order, a
-// count n and n triples (field, received-at ms, value). A triple replaces
-// the stored field when (received-at, value) is greater than the stored
-// (t:<field>, value), a field without t:<field> (written by an older
-// tagway) counting as received at 0: the newest identifiers win whatever
-// the order in which destinations process the events, and running a
-// triple twice changes nothing.
-const identityScript = `
-local ttl = ARGV[1]
-local a = 2
-local out = {}
-for i, key in ipairs(KEYS) do
-  local n = tonumber(ARGV[a])
-  a = a + 1
-  for _ = 1, n do
-    local f, ts, v = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-    a = a + 3
-    local cur = redis.call('HMGET', key, 't:' .. f, f)
-    local curTs, newTs = tonumber(cur[1]) or 0, tonumber(ts)
-    if newTs > curTs or (newTs == curTs and (not cur[2] or v > cur[2])) then
-      redis.call('HSET', key, f, v, 't:' .. f, ts)
-    end
-  end
-  local all = redis.call('HGETALL', key)
-  if #all > 0 then
-    redis.call('EXPIRE', key, ttl)
-  end
-  out[i] = all
-end
-return out
-`
 
 // IdentityOptions configure an IdentityStore.
 type IdentityOptions struct {
@@ -92,20 +51,30 @@ type IdentityOptions struct {
 // the visitor's events that lack them: an AddToCart on the page after a
 // login gets the e-mail the login identified, raising Meta's match quality
 // as Meta recommends. Only SHA-256 digests are stored (values that are not
-// digests are skipped), under a hashed visitor key, with a TTL. The
-// dispatcher runs it over each round of events before policy and delivery
-// (DispatcherOptions.Identity), so ingest does no identity work.
+// digests are skipped), under a hashed visitor key (a hash of field →
+// comma-joined digests), with a TTL refreshed whenever the visitor is
+// written or read.
 //
-// Every field is stored with the time its event was received, and a field
-// is only replaced by a newer one: each destination of a site processes
-// the same events, at its own pace, and the result does not depend on
-// which gets there first.
+// Writing and reading are split so that neither needs a script:
 //
-// It is safe for concurrent use.
+//   - The queue writes (QueueOptions.Identity): the identifiers of each
+//     Enqueue call go in the same pipeline as, and before, the stream
+//     entry holding its events, one HSET per visitor. Writes are applied in
+//     the order events are received, so a field's newest value wins, and
+//     an entry is never read before the identifiers of its own events are
+//     stored. They are best effort: events spooled while Redis is down
+//     are queued without them.
+//   - The dispatcher reads (DispatcherOptions.Identity): each round, one
+//     pipelined HGETALL (and EXPIRE) per visitor, before policy and
+//     delivery. Reading is idempotent, so every destination of a site may
+//     do it, at its own pace.
+//
+// Only events with marketing consent that are not anonymous take part, in
+// either direction; the visitor key is the event's _fbp, else tagway's
+// visitor id. It is safe for concurrent use.
 type IdentityStore struct {
 	rdb     redis.UniversalClient
-	script  *redis.Script
-	ttl     string // seconds
+	ttl     time.Duration
 	timeout time.Duration
 }
 
@@ -117,70 +86,89 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
 	}
-	return &IdentityStore{rdb: rdb, script: redis.NewScript(identityScript),
-		ttl: strconv.FormatInt(int64(opts.TTL/time.Second), 10), timeout: opts.Timeout}
+	return &IdentityStore{rdb: rdb, ttl: opts.TTL, timeout: opts.Timeout}
 }
 
-// identityCall is one script call: up to identityMaxKeys visitors, and the
-// user data of their events to fill in from its answer.
-type identityCall struct {
-	keys  []string
-	args  []any
-	users [][]*destinations.UserData // by key
+// identityWrite is one visitor's identifiers to store: HSET key args...
+type identityWrite struct {
+	key  string
+	args []any // field, comma-joined digests, ...
 }
 
-// Enrich remembers the hashed identifiers of events (all of site siteID)
-// and fills in each event's missing identifier fields from what is known
-// of its visitor, this batch's events included; an event's own fields win.
-// Only events with marketing consent that are not anonymous take part, in
-// either direction; the visitor key is the event's _fbp, else tagway's
-// visitor id, and events without either are left alone. One script call
-// per identityMaxKeys visitors, all in one pipelined round trip bounded by
-// the store's Timeout (and ctx). On error the events whose visitors were
-// not answered are left as they were.
-func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*destinations.Event) error {
-	calls := s.calls(siteID, events)
-	if len(calls) == 0 {
+// visitorKey returns the identity visitor key of ev, or "" when ev does
+// not take part (no marketing consent, anonymous, no _fbp nor visitor id).
+func visitorKey(ev *destinations.Event) string {
+	if !ev.Context.Consent.Marketing() || ev.Context.Anonymous {
+		return ""
+	}
+	if ev.UserData.Fbp != "" {
+		return ev.UserData.Fbp
+	}
+	return ev.Context.VisitorID
+}
+
+// writes returns what to store of the identifiers of events (one Enqueue
+// call of site siteID): per visitor, per field, the digests of its last
+// event holding some (events are in the order they were received).
+func (s *IdentityStore) writes(siteID string, events []destinations.Event) []identityWrite {
+	var out []identityWrite
+	for i := range events {
+		key := visitorKey(&events[i])
+		if key == "" {
+			continue
+		}
+		var args []any
+		for _, f := range identityFields {
+			if v := digests(*identitySlot(&events[i].UserData, f)); v != "" {
+				args = append(args, f, v)
+			}
+		}
+		if len(args) == 0 {
+			continue
+		}
+		rk := IdentityKey(siteID, key)
+		if j := slices.IndexFunc(out, func(w identityWrite) bool { return w.key == rk }); j >= 0 {
+			// The same visitor earlier in this call: HSET applies its
+			// arguments in order, so the later event's fields win.
+			out[j].args = append(out[j].args, args...)
+			continue
+		}
+		out = append(out, identityWrite{key: rk, args: args})
+	}
+	return out
+}
+
+// queue adds writes to pipe: one HSET and one EXPIRE per visitor.
+func (s *IdentityStore) queue(ctx context.Context, pipe redis.Pipeliner, writes []identityWrite) {
+	for _, w := range writes {
+		pipe.HSet(ctx, w.key, w.args...)
+		pipe.Expire(ctx, w.key, s.ttl)
+	}
+}
+
+// Remember stores the identifiers of events at once (the queue stores them
+// with each write; this is for callers without a queue, such as tests).
+func (s *IdentityStore) Remember(ctx context.Context, siteID string, events []destinations.Event) error {
+	writes := s.writes(siteID, events)
+	if len(writes) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	// go-redis bounds a hung server's answer by the client's read timeout,
-	// not by ctx: wait for the round trip on the side, and give up at the
-	// deadline (the calls are then left to fail or finish unread).
-	answered := make(chan []*redis.Cmd, 1)
-	go func() { answered <- s.run(ctx, calls) }()
-	var cmds []*redis.Cmd
-	select {
-	case cmds = <-answered:
-	case <-ctx.Done():
-		return fmt.Errorf("identity: %w", ctx.Err())
-	}
-	var errs []error
-	for i, c := range calls {
-		if err := c.fill(cmds[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("identity: %w", errors.Join(errs...))
-	}
-	return nil
+	pipe := s.rdb.Pipeline()
+	s.queue(ctx, pipe, writes)
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
-// calls groups the taking-part events by visitor, in their order, into
-// script calls.
-func (s *IdentityStore) calls(siteID string, events []*destinations.Event) []*identityCall {
+// Enrich fills in each event's missing identifier fields from what is
+// stored for its visitor; an event's own fields win. One pipelined round
+// trip (HGETALL and EXPIRE per visitor) bounded by the store's Timeout
+// (and ctx). On error the events of the visitors not answered are left as
+// they were.
+func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*destinations.Event) error {
 	var order []string
 	byVisitor := map[string][]*destinations.Event{}
 	for _, ev := range events {
-		if !ev.Context.Consent.Marketing() || ev.Context.Anonymous {
-			continue
-		}
-		key := ev.UserData.Fbp
-		if key == "" {
-			key = ev.Context.VisitorID
-		}
+		key := visitorKey(ev)
 		if key == "" {
 			continue
 		}
@@ -189,100 +177,55 @@ func (s *IdentityStore) calls(siteID string, events []*destinations.Event) []*id
 		}
 		byVisitor[key] = append(byVisitor[key], ev)
 	}
-	var calls []*identityCall
-	for chunk := range slices.Chunk(order, identityMaxKeys) {
-		c := &identityCall{args: []any{s.ttl}}
-		for _, k := range chunk {
-			evs := byVisitor[k]
-			c.keys = append(c.keys, IdentityKey(siteID, k))
-			c.args = append(c.args, remembered(evs)...)
-			uds := make([]*destinations.UserData, len(evs))
-			for i, ev := range evs {
-				uds[i] = &ev.UserData
-			}
-			c.users = append(c.users, uds)
-		}
-		calls = append(calls, c)
+	if len(order) == 0 {
+		return nil
 	}
-	return calls
-}
-
-// run sends calls in one pipeline; calls the server answers NOSCRIPT (the
-// script is not cached there yet) are sent again with the script itself.
-func (s *IdentityStore) run(ctx context.Context, calls []*identityCall) []*redis.Cmd {
-	cmds := make([]*redis.Cmd, len(calls))
-	pipe := s.rdb.Pipeline()
-	for i, c := range calls {
-		cmds[i] = s.script.EvalSha(ctx, pipe, c.keys, c.args...)
-	}
-	_, _ = pipe.Exec(ctx)
-	var missing []int
-	for i, cmd := range cmds {
-		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			missing = append(missing, i)
-		}
-	}
-	if len(missing) > 0 {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	// go-redis bounds a hung server's answer by the client's read timeout,
+	// not by ctx: wait for the round trip on the side, and give up at the
+	// deadline (the commands are then left to fail or finish unread).
+	answered := make(chan []*redis.MapStringStringCmd, 1)
+	go func() {
 		pipe := s.rdb.Pipeline()
-		for _, i := range missing {
-			cmds[i] = s.script.Eval(ctx, pipe, calls[i].keys, calls[i].args...)
+		cmds := make([]*redis.MapStringStringCmd, len(order))
+		for i, k := range order {
+			key := IdentityKey(siteID, k)
+			cmds[i] = pipe.HGetAll(ctx, key)
+			pipe.Expire(ctx, key, s.ttl)
 		}
 		_, _ = pipe.Exec(ctx)
+		answered <- cmds
+	}()
+	var cmds []*redis.MapStringStringCmd
+	select {
+	case cmds = <-answered:
+	case <-ctx.Done():
+		return fmt.Errorf("identity: %w", ctx.Err())
 	}
-	return cmds
-}
-
-// fill adds to the call's user data the fields they lack from the script's
-// answer: one HGETALL reply per key.
-func (c *identityCall) fill(cmd *redis.Cmd) error {
-	replies, err := cmd.Slice()
-	if err != nil {
-		return err
-	}
-	if len(replies) != len(c.keys) {
-		return fmt.Errorf("script answered %d visitors of %d", len(replies), len(c.keys))
-	}
-	for i, r := range replies {
-		known, _ := r.([]any)
-		for j := 0; j+1 < len(known); j += 2 {
-			f, _ := known[j].(string)
-			v, _ := known[j+1].(string)
+	var firstErr error
+	for i, k := range order {
+		known, err := cmds[i].Result()
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		for f, v := range known {
 			if v == "" {
 				continue
 			}
 			values := strings.Split(v, ",")
-			for _, ud := range c.users[i] {
-				if slot := identitySlot(ud, f); slot != nil && len(*slot) == 0 {
+			for _, ev := range byVisitor[k] {
+				if slot := identitySlot(&ev.UserData, f); slot != nil && len(*slot) == 0 {
 					*slot = slices.Clone(values)
 				}
 			}
 		}
 	}
-	return nil
-}
-
-// remembered returns one visitor's part of the script's ARGV: the count of
-// fields, then per field the (field, received-at, value) of its newest
-// event holding digests of it (of equal times, the greater value, as the
-// script decides), the digests comma-joined.
-func remembered(evs []*destinations.Event) []any {
-	out := []any{0}
-	for _, f := range identityFields {
-		var best string
-		bestAt := int64(-1)
-		for _, ev := range evs {
-			v := digests(*identitySlot(&ev.UserData, f))
-			at := max(ev.Context.ReceivedAt, 0)
-			if v != "" && (at > bestAt || at == bestAt && v > best) {
-				best, bestAt = v, at
-			}
-		}
-		if bestAt >= 0 {
-			out = append(out, f, bestAt, best)
-		}
+	if firstErr != nil {
+		return fmt.Errorf("identity: %w", firstErr)
 	}
-	out[0] = (len(out) - 1) / 3
-	return out
+	return nil
 }
 
 // digests returns the digests among values (at most identityMaxValues),

@@ -34,9 +34,18 @@ func seen(fbp string, ms int64, ud destinations.UserData) *destinations.Event {
 	return &ev
 }
 
-// enrich runs store.Enrich over events and fails the test on error.
+// enrich does what the queue and the dispatcher do with one call's events:
+// stores their identifiers (Remember), then enriches them (Enrich); it
+// fails the test on error.
 func enrich(t testing.TB, store *IdentityStore, site string, events ...*destinations.Event) {
 	t.Helper()
+	call := make([]destinations.Event, len(events))
+	for i, ev := range events {
+		call[i] = *ev
+	}
+	if err := store.Remember(context.Background(), site, call); err != nil {
+		t.Fatal(err)
+	}
 	if err := store.Enrich(context.Background(), site, events); err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +92,7 @@ func TestIdentityStoreEnrich(t *testing.T) {
 		t.Errorf("identity leaked across sites: %+v", foreign.UserData)
 	}
 
-	// In Redis: one hashed key per visitor, only digests (and their
-	// received-at times), with a TTL.
+	// In Redis: one hashed key per visitor, only digests, with a TTL.
 	keys, _ := rdb.Keys(ctx, "*").Result()
 	for _, k := range keys {
 		if strings.Contains(k, fbp) || strings.Contains(k, "482913756104") {
@@ -97,11 +105,8 @@ func TestIdentityStoreEnrich(t *testing.T) {
 	}
 	stored, _ := rdb.HGetAll(ctx, key).Result()
 	for f, v := range stored {
-		if strings.HasPrefix(f, "t:") {
-			if _, err := strconv.ParseInt(v, 10, 64); err != nil || !slices.Contains(identityFields, f[2:]) {
-				t.Errorf("stored %s=%q is not a field's time", f, v)
-			}
-			continue
+		if !slices.Contains(identityFields, f) {
+			t.Errorf("stored field %q is not an identifier", f)
 		}
 		for _, d := range strings.Split(v, ",") {
 			if !isDigest(d) {
@@ -109,107 +114,37 @@ func TestIdentityStoreEnrich(t *testing.T) {
 			}
 		}
 	}
-	if stored["ph"] != ph || stored["t:ph"] != "1000" {
-		t.Errorf("ph stored as %q at %q; the raw phone must be skipped", stored["ph"], stored["t:ph"])
+	if stored["ph"] != ph {
+		t.Errorf("ph stored as %q; the raw phone must be skipped", stored["ph"])
 	}
-	if stored["em"] != digest("other@example.com") || stored["t:em"] != "2000" {
-		t.Errorf("em stored as %q at %q; want round 2's", stored["em"], stored["t:em"])
+	if stored["em"] != digest("other@example.com") {
+		t.Errorf("em stored as %q; want round 2's", stored["em"])
 	}
 	if ttl, _ := rdb.TTL(ctx, key).Result(); ttl < DefaultIdentityTTL-time.Minute || ttl > DefaultIdentityTTL {
 		t.Errorf("TTL %s; want %s", ttl, DefaultIdentityTTL)
 	}
-
-	// The script survives a flush of the server's script cache.
-	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	later := seen(fbp, 4000, destinations.UserData{})
-	enrich(t, store, "shop", later)
-	if !slices.Equal(later.UserData.Em, []string{digest("other@example.com")}) {
-		t.Errorf("later em %v after SCRIPT FLUSH", later.UserData.Em)
-	}
 }
 
-// Destinations process the same events in any order, each more than once
-// perhaps: what is stored is the newest value by received-at time, and on
-// a tie the same one whatever the order.
-func TestIdentityStoreNewestWinsInAnyOrder(t *testing.T) {
+// Identifiers are stored in the order calls are written, and within a call
+// in the order of its events: a visitor's newest value of a field wins,
+// fields it does not restate are kept.
+func TestIdentityStoreNewestWins(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{})
 	a, b, c := digest("a@example.com"), digest("b@example.com"), digest("c@example.com")
 	ph := digest("16505551212")
-	rounds := map[string][]*destinations.Event{
-		"old":  {seen("v", 1000, destinations.UserData{Em: []string{a}, Ph: []string{ph}})},
-		"new":  {seen("v", 3000, destinations.UserData{Em: []string{b}})},
-		"tie":  {seen("v", 3000, destinations.UserData{Em: []string{c}})},
-		"both": {seen("v", 2000, destinations.UserData{Em: []string{a}}), seen("v", 3000, destinations.UserData{Em: []string{b}})},
-	}
-	want := map[string]string{"em": max(b, c), "t:em": "3000", "ph": ph, "t:ph": "1000"}
-	orders := [][]string{
-		{"old", "new", "tie", "both"},
-		{"both", "tie", "new", "old"},
-		{"tie", "old", "both", "new", "old", "tie"},
-		{"new", "both", "old", "tie", "new"},
-	}
-	for i, order := range orders {
-		site := "s" + strconv.Itoa(i)
-		for _, name := range order {
-			evs := make([]*destinations.Event, len(rounds[name]))
-			for j, ev := range rounds[name] {
-				cp := *ev // each round fills in its own copy
-				evs[j] = &cp
-			}
-			enrich(t, store, site, evs...)
-		}
-		got, err := rdb.HGetAll(ctx, IdentityKey(site, "v")).Result()
-		if err != nil {
+	for _, call := range [][]destinations.Event{
+		{*seen("v", 1, destinations.UserData{Em: []string{a}, Ph: []string{ph}})},
+		{*seen("v", 2, destinations.UserData{Em: []string{b}}), *seen("v", 3, destinations.UserData{Em: []string{c}})},
+	} {
+		if err := store.Remember(ctx, "shop", call); err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != len(want) {
-			t.Errorf("order %v stored %v; want %v", order, got, want)
-		}
-		for f, v := range want {
-			if got[f] != v {
-				t.Errorf("order %v stored %s=%q; want %q", order, f, got[f], v)
-			}
-		}
 	}
-}
-
-// A hash written by the previous version (no t: fields) is read as it is,
-// its values count as received at time 0, and what this version writes an
-// older reader still reads: it skips the fields it has no slot for.
-func TestIdentityStoreOlderFormat(t *testing.T) {
-	rdb := redistest.Start(t).Client()
-	ctx := context.Background()
-	store := NewIdentityStore(rdb, IdentityOptions{})
-	oldEm, ph, newEm := digest("old@example.com"), digest("16505551212"), digest("new@example.com")
-	key := IdentityKey("shop", "v")
-	if err := rdb.HSet(ctx, key, "em", oldEm, "ph", ph).Err(); err != nil {
-		t.Fatal(err)
-	}
-	ev := seen("v", 1, destinations.UserData{})
-	enrich(t, store, "shop", ev)
-	if !slices.Equal(ev.UserData.Em, []string{oldEm}) || !slices.Equal(ev.UserData.Ph, []string{ph}) {
-		t.Errorf("old hash read as %+v", ev.UserData)
-	}
-	enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: []string{newEm}}))
-	stored, _ := rdb.HGetAll(ctx, key).Result()
-	if stored["em"] != newEm || stored["t:em"] != "1" || stored["ph"] != ph {
-		t.Errorf("stored %v; a timed value replaces an untimed one", stored)
-	}
-	// The older reader: every field of the hash through identitySlot.
-	var old destinations.UserData
-	for f, v := range stored {
-		if slot := identitySlot(&old, f); slot != nil {
-			*slot = strings.Split(v, ",")
-		} else if !strings.HasPrefix(f, "t:") {
-			t.Errorf("field %q is neither an identifier nor its time", f)
-		}
-	}
-	if !slices.Equal(old.Em, []string{newEm}) || !slices.Equal(old.Ph, []string{ph}) {
-		t.Errorf("an older reader reads %+v", old)
+	got, _ := rdb.HGetAll(ctx, IdentityKey("shop", "v")).Result()
+	if len(got) != 2 || got["em"] != c || got["ph"] != ph {
+		t.Errorf("stored %v; want em of the last event and the first call's ph", got)
 	}
 }
 
@@ -292,24 +227,25 @@ func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 	}
 }
 
-// A round of many visitors is split into script calls of identityMaxKeys
-// visitors sent in one pipeline, and each visitor gets its own identity
-// (and only that).
+// A round of many visitors is read in one pipeline, and each visitor gets
+// its own identity (and only that).
 func TestIdentityStoreManyVisitorsOneRoundTrip(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	counter := &pipelineCounter{}
 	rdb.AddHook(counter)
 	store := NewIdentityStore(rdb, IdentityOptions{})
-	const visitors = 2*identityMaxKeys + 50
+	const visitors = 450
 	visitor := func(i int) string { return "fb.1.1." + strconv.Itoa(i) }
 	var identify, later []*destinations.Event
 	for i := range visitors {
 		identify = append(identify, seen(visitor(i), 1, destinations.UserData{Em: []string{digest(strconv.Itoa(i))}}))
 		later = append(later, seen(visitor(i), 2, destinations.UserData{}))
 	}
-	enrich(t, store, "shop", identify...) // loads the script, too
+	enrich(t, store, "shop", identify...)
 	counter.n.Store(0)
-	enrich(t, store, "shop", later...)
+	if err := store.Enrich(context.Background(), "shop", later); err != nil {
+		t.Fatal(err)
+	}
 	for i, ev := range later {
 		if !slices.Equal(ev.UserData.Em, []string{digest(strconv.Itoa(i))}) {
 			t.Fatalf("visitor %d got em %v", i, ev.UserData.Em)
@@ -387,8 +323,8 @@ func TestIdentityStoreUnreachable(t *testing.T) {
 	}
 }
 
-// The script touches the keys of one site only, which share a slot: it runs
-// on a Redis Cluster, for sites on different masters.
+// A site's identity keys share its slot: storing and reading work on a
+// Redis Cluster, for sites on different masters.
 func TestIdentityStoreCluster(t *testing.T) {
 	rdb := redistest.StartCluster(t).Client()
 	store := NewIdentityStore(rdb, IdentityOptions{})
@@ -409,9 +345,9 @@ func TestIdentityStoreCluster(t *testing.T) {
 	}
 }
 
-// BenchmarkIdentityEnrichRound measures one delivery round's enrichment on
-// a real Redis: 100 events of 50 visitors, half of them carrying an e-mail,
-// against identities already stored.
+// BenchmarkIdentityEnrichRound measures one delivery round's enrichment (a
+// read) on a real Redis: 100 events of 50 visitors, half of them carrying
+// an e-mail, against identities already stored.
 func BenchmarkIdentityEnrichRound(b *testing.B) {
 	rdb := redistest.Start(b).Client()
 	store := NewIdentityStore(rdb, IdentityOptions{})
@@ -429,7 +365,9 @@ func BenchmarkIdentityEnrichRound(b *testing.B) {
 	enrich(b, store, "shop", round()...)
 	b.ReportAllocs()
 	for b.Loop() {
-		enrich(b, store, "shop", round()...)
+		if err := store.Enrich(context.Background(), "shop", round()); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
 }
@@ -477,15 +415,16 @@ func visit(id, name, fbp string, ud destinations.UserData) destinations.Event {
 	return ev
 }
 
-// The dispatcher enriches each round before delivery: an event of a later
-// round gets what an earlier round's event identified, and an event of the
-// same round gets it too, whatever its place in the round, for every
-// destination.
+// The queue stores identities with each write and the dispatcher enriches
+// each round before delivery: an event of a later round gets what an
+// earlier round's event identified, and an event of the same round gets it
+// too, whatever its place in the round, for every destination.
 func TestDispatcherEnrichesIdentity(t *testing.T) {
 	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "tiktok"}))
 	meta, tiktok := newReceived(), newReceived()
 	opts := h.fastOptions()
 	opts.Identity = NewIdentityStore(h.rdb, IdentityOptions{})
+	h.queue = NewQueue(h.rdb, QueueOptions{Identity: opts.Identity}) // stores what the dispatcher reads
 	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination(), "tiktok": tiktok.destination()}), opts)
 	em, ext := digest("jane@example.com"), digest("cust-9")
 
@@ -528,6 +467,7 @@ func TestDispatcherRetryNotEnrichedAgain(t *testing.T) {
 	}
 	opts := h.fastOptions()
 	opts.Identity = NewIdentityStore(h.rdb, IdentityOptions{})
+	h.queue = NewQueue(h.rdb, QueueOptions{Identity: opts.Identity}) // stores what the dispatcher reads
 	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination()}), opts)
 
 	ev := visit("lead", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}})
@@ -565,4 +505,28 @@ func TestDispatcherDeliversWhenEnrichmentFails(t *testing.T) {
 		t.Errorf("no warning logged:\n%s", logs.String())
 	}
 	waitFor(t, "the delivered metric", func() bool { return h.metric("meta", outcomeDelivered) == 2 })
+}
+
+// The queue stores a call's identifiers with its write: once Enqueue has
+// returned, the visitor's hash holds them; events without marketing
+// consent leave nothing.
+func TestQueueStoresIdentities(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	q := NewQueue(rdb, QueueOptions{Identity: NewIdentityStore(rdb, IdentityOptions{})})
+	em := digest("jane@example.com")
+	denied := visit("d", "Lead", "fb.1.1.2", destinations.UserData{Em: []string{em}})
+	denied.Context.Consent.AdUserData = destinations.Denied
+	if err := q.Enqueue(ctx, testSite, []destinations.Event{
+		visit("a", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{em}, Ph: []string{"not a digest"}}), denied,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := rdb.HGetAll(ctx, IdentityKey(testSite, "fb.1.1.1")).Result()
+	if len(got) != 1 || got["em"] != em {
+		t.Errorf("stored %v; want the digest of em only", got)
+	}
+	if n, _ := rdb.Exists(ctx, IdentityKey(testSite, "fb.1.1.2")).Result(); n != 0 {
+		t.Error("an event without marketing consent left its identifiers")
+	}
 }

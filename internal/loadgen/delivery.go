@@ -225,7 +225,9 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 	if err != nil {
 		return res, err
 	}
-	q := routing.NewQueue(rdb, routing.QueueOptions{})
+	// The queue stores identities as the dispatcher reads them (as in
+	// tagway serve, both use the same store).
+	q := routing.NewQueue(rdb, routing.QueueOptions{Identity: opts.Dispatcher.Identity})
 	start := time.Now()
 	if err := fill(ctx, q, opts.Events, now); err != nil {
 		return res, err
