@@ -145,9 +145,20 @@ func toServerEvent(e destinations.Event) serverEvent {
 	}
 }
 
+// customDataEmpty reports whether c would encode as {}: every typed field
+// omitted (omitempty) and no custom property beyond them.
 func customDataEmpty(c *destinations.CustomData) bool {
-	b, err := json.Marshal(c)
-	return err == nil && string(b) == "{}"
+	if c.Value != nil || c.PredictedLTV != nil || c.NumItems != nil || len(c.ContentIDs) > 0 || len(c.Contents) > 0 ||
+		c.Currency != "" || c.ContentType != "" || c.ContentName != "" || c.ContentCategory != "" || c.OrderID != "" ||
+		c.SearchString != "" || c.Status != "" || c.DeliveryCategory != "" {
+		return false
+	}
+	for k := range c.Custom {
+		if !destinations.IsKnownCustomKey(k) {
+			return false
+		}
+	}
+	return true
 }
 
 // requestBody is the JSON body of POST /{pixel_id}/events. AccessToken is
