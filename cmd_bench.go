@@ -45,6 +45,7 @@ type benchFlags struct {
 	pid                  int
 	spawn, delivery      bool
 	ingestOnly           bool
+	noIdentity           bool
 	conns, rates         []int
 	rateConns            int
 	duration, warmup     time.Duration
@@ -64,6 +65,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	fs.StringVar(&f.path, "path", "/collect", "collect path of the gateway")
 	fs.IntVar(&f.pid, "pid", 0, "process id of the gateway, to sample its RSS (Linux)")
 	fs.BoolVar(&f.spawn, "spawn", false, "start a gateway from this binary on a free loopback port (needs -redis)")
+	fs.BoolVar(&f.noIdentity, "no-identity", false, "with -spawn: run the gateway with TAGWAY_IDENTITY=off (no visitor identities stored or read)")
 	fs.BoolVar(&f.ingestOnly, "ingest-only", false, "with -spawn: a config with the site and no destination, so nothing is delivered while measuring ingest")
 	fs.StringVar(&f.redisURL, "redis", "", "REDIS_URL for -spawn and -delivery (a real redis-server; -delivery needs an empty database)")
 	conns := fs.String("conns", "64,256", "closed-loop steps: connection counts, comma-separated ('' for none)")
@@ -163,7 +165,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return benchDelivery(ctx, f, stdout, stderr)
 	}
 	if f.spawn {
-		g, err := spawnGateway(ctx, f.redisURL, f.ingestOnly, stderr)
+		g, err := spawnGateway(ctx, f.redisURL, f.ingestOnly, f.noIdentity, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "tagway bench: %v\n", err)
 			return 1
@@ -454,7 +456,7 @@ func freeLoopbackAddr() (string, error) {
 // spawnGateway starts `<this binary> serve` on a free loopback port with
 // the quick start (a dry-run Meta destination, demo off) on redisURL and
 // waits until /readyz answers 200.
-func spawnGateway(ctx context.Context, redisURL string, ingestOnly bool, stderr io.Writer) (*spawnedGateway, error) {
+func spawnGateway(ctx context.Context, redisURL string, ingestOnly, noIdentity bool, stderr io.Writer) (*spawnedGateway, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -471,6 +473,9 @@ func spawnGateway(ctx context.Context, redisURL string, ingestOnly bool, stderr 
 	}
 	env = append(env, "TAGWAY_ADDR="+addr, "REDIS_URL="+redisURL, "TAGWAY_DEMO=off", "TAGWAY_LOG_LEVEL=warn",
 		"TAGWAY_SITE_DOMAINS=localhost,127.0.0.1")
+	if noIdentity {
+		env = append(env, "TAGWAY_IDENTITY=off")
+	}
 	if ingestOnly {
 		dir, err := os.MkdirTemp("", "tagway-bench-")
 		if err != nil {

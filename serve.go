@@ -134,7 +134,10 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	}
 	// Identities: the queue stores each call's with its write, the
 	// dispatcher reads them per delivery round (routing.IdentityStore).
-	identity := identityStore(a.queueRdb)
+	var identity *routing.IdentityStore
+	if s.Identity {
+		identity = identityStore(a.queueRdb)
+	}
 	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger, Identity: identity})
 
 	reg := prometheus.NewRegistry()

@@ -34,6 +34,9 @@ type settings struct {
 	// runtime's soft memory limit (debug.SetMemoryLimit, like GOMEMLIMIT):
 	// the garbage collector works harder as the heap nears it. 0: unset.
 	MemoryLimit int64
+	// Identity (TAGWAY_IDENTITY, on or off; default on) keeps visitors'
+	// hashed identifiers to enrich their other events (routing.IdentityStore).
+	Identity bool
 	// GCPercent is the garbage collector's target (debug.SetGCPercent):
 	// defaultGCPercent unless GOGC is set, in which case the runtime has
 	// already applied it and this is 0 (leave it).
@@ -113,6 +116,13 @@ func readSettings(getenv func(string) string) (settings, error) {
 			prefix = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		s.TrustedProxies = append(s.TrustedProxies, prefix.Masked())
+	}
+	switch v := env("TAGWAY_IDENTITY", "on"); v {
+	case "on":
+		s.Identity = true
+	case "off":
+	default:
+		errs = append(errs, fmt.Errorf("TAGWAY_IDENTITY: %q is not on or off", v))
 	}
 	if getenv("GOGC") == "" {
 		s.GCPercent = defaultGCPercent

@@ -84,6 +84,18 @@ func TestGCPercentSetting(t *testing.T) {
 	}
 }
 
+func TestIdentitySetting(t *testing.T) {
+	if s, _ := readSettings(envOf(nil)); !s.Identity {
+		t.Error("identity enrichment is off by default; want on")
+	}
+	if s, _ := readSettings(envOf(map[string]string{"TAGWAY_IDENTITY": "off"})); s.Identity {
+		t.Error("TAGWAY_IDENTITY=off left it on")
+	}
+	if _, err := readSettings(envOf(map[string]string{"TAGWAY_IDENTITY": "maybe"})); err == nil || !strings.Contains(err.Error(), "TAGWAY_IDENTITY") {
+		t.Errorf("bad value: %v", err)
+	}
+}
+
 func TestMemoryLimitSetting(t *testing.T) {
 	s, err := readSettings(envOf(map[string]string{"TAGWAY_MEMORY_LIMIT": "96MiB"}))
 	if err != nil || s.MemoryLimit != 96<<20 {

@@ -529,4 +529,7 @@ func TestQueueStoresIdentities(t *testing.T) {
 	if n, _ := rdb.Exists(ctx, IdentityKey(testSite, "fb.1.1.2")).Result(); n != 0 {
 		t.Error("an event without marketing consent left its identifiers")
 	}
+	if ttl, _ := rdb.TTL(ctx, IdentityKey(testSite, "fb.1.1.1")).Result(); ttl < DefaultIdentityTTL-time.Minute {
+		t.Errorf("TTL %s; want %s", ttl, DefaultIdentityTTL)
+	}
 }
