@@ -13,13 +13,14 @@ import (
 )
 
 // defaultGCPercent is the garbage collector's target when GOGC is not set:
-// the heap may grow to three times the live data between collections
-// instead of twice. Ingest allocates per request, and at the default of 100
+// the heap may grow to 2.5 times the live data between collections instead
+// of twice. Ingest allocates per request, and at the default of 100
 // collection (marking, and shrinking goroutine stacks that then grow
-// again) took a sixth of the gateway's CPU under load; at 200 the
-// gateway's resident memory under load is still 50-70 MB (BENCHMARKS.md).
-// GOGC, and TAGWAY_MEMORY_LIMIT as a ceiling, override it.
-const defaultGCPercent = 200
+// again) took a sixth of the gateway's CPU under load. 200 saved more CPU
+// but a delivering gateway then peaked at ~100 MB resident at 2,000 req/s;
+// at 150 it stays at 55-70 MB (BENCHMARKS.md). GOGC, and
+// TAGWAY_MEMORY_LIMIT as a ceiling, override it.
+const defaultGCPercent = 150
 
 // settings is everything the gateway reads from its environment, decoded and
 // validated in one place. Nothing outside package main reads the environment.
