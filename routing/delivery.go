@@ -286,16 +286,33 @@ func wholeBatchRejected(errs []error) bool {
 // rest are scheduled due now with their attempt count unchanged. Only when
 // nothing at all was resolved does deliverAll return false: the round is
 // then handed back unrecorded (entries stay pending, retries leased).
-func (w *worker) deliverAll(hard context.Context, send []*job) bool {
+//
+// A round must be recorded before its lease ends, or another consumer
+// takes its entries over and sends again what the platform already
+// acknowledged. A round that splits batches against a slow platform can
+// outlast it, so before a batch that might not be answered in time the
+// lease is renewed (renew); if that fails, the batch and the rest are
+// scheduled again, due now, without counting an attempt.
+func (w *worker) deliverAll(hard context.Context, send []*job, r *round) bool {
 	var queue [][]*job
 	for len(send) > 0 {
 		n := min(len(send), w.maxBatch)
 		queue, send = append(queue, send[:n]), send[n:]
 	}
 	resolved := false
+	leaseEnd := w.leaseEnd(r.leasedAt)
 	for len(queue) > 0 {
 		batch := queue[0]
 		queue = queue[1:]
+		if !r.leasedAt.IsZero() && time.Until(leaseEnd) < w.d.opts.DeliverTimeout {
+			at := time.Now()
+			if err := w.renew(hard, r); err != nil {
+				w.reschedule(append(queue, batch))
+				w.log.Warn("could not renew a long round's lease; the rest is scheduled again", "events", len(batch), "err", err)
+				return true
+			}
+			leaseEnd = w.leaseEnd(at)
+		}
 		if until, held := w.holding(hard); held {
 			for _, j := range batch {
 				j.out = outcome{kind: outRetry, due: until}
@@ -326,9 +343,54 @@ func (w *worker) deliverAll(hard context.Context, send []*job) bool {
 	return true
 }
 
+// leaseEnd is when a round leased at leasedAt must be recorded by: its
+// lease, less a tenth of it for the commit.
+func (w *worker) leaseEnd(leasedAt time.Time) time.Time {
+	v := w.d.opts.VisibilityTimeout
+	return leasedAt.Add(v - v/10)
+}
+
+// renew extends the lease of a round's stream entries (claimed again by
+// this consumer, which resets their idle time) and retries (their lease
+// moved to VisibilityTimeout from now), in one pipeline.
+func (w *worker) renew(ctx context.Context, r *round) error {
+	until := time.Now().Add(w.d.opts.VisibilityTimeout)
+	pipe := w.d.rdb.Pipeline()
+	if len(r.entries) > 0 {
+		pipe.XClaimJustID(ctx, &redis.XClaimArgs{Stream: StreamKey(w.site), Group: w.id, Consumer: w.d.opts.Consumer,
+			MinIdle: 0, Messages: r.entries})
+	}
+	key := RetryKey(w.site, w.id)
+	for _, j := range r.jobs {
+		if j.member != "" {
+			pipe.ZAddXX(ctx, key, redis.Z{Score: float64(until.UnixMilli()), Member: j.member})
+		}
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		w.d.engine.renewals.WithLabelValues(w.id).Inc()
+	}
+	return err
+}
+
+// reschedule makes the undecided jobs of batches due again now, their
+// attempt counts unchanged.
+func (w *worker) reschedule(batches [][]*job) {
+	now := w.d.opts.Now()
+	for _, b := range batches {
+		for _, j := range b {
+			if j.out.kind == 0 {
+				j.out = outcome{kind: outRetry, due: now}
+			}
+		}
+	}
+}
+
 // stopped resolves a round cut short by the shutdown bound: see deliverAll.
 func (w *worker) stopped(batch []*job, errs []error, queue [][]*job, resolved bool) bool {
-	now := w.d.opts.Now()
 	for i, j := range batch {
 		if i < len(errs) && errs[i] == nil {
 			j.out = outcome{kind: outDelivered}
@@ -339,14 +401,7 @@ func (w *worker) stopped(batch []*job, errs []error, queue [][]*job, resolved bo
 		w.log.Warn("stopped while delivering; the work is handed back to be delivered again", "events", len(batch))
 		return false
 	}
-	queue = append(queue, batch)
-	for _, b := range queue {
-		for _, j := range b {
-			if j.out.kind == 0 {
-				j.out = outcome{kind: outRetry, due: now}
-			}
-		}
-	}
+	w.reschedule(append(queue, batch))
 	w.log.Warn("stopped while delivering; what the platform acknowledged is recorded, the rest is scheduled again")
 	return true
 }

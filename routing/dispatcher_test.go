@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -610,5 +612,70 @@ func TestDispatcherOptions(t *testing.T) {
 	}
 	if _, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg}); err == nil {
 		t.Error("registering the metrics twice on one registry did not fail")
+	}
+}
+
+// A round that splits batch after batch against a slow platform must not
+// outlive its lease: another consumer would take its entries over and send
+// again what the platform already acknowledged. With two dispatchers on one
+// group, a lease of 1.2s and a platform taking 250ms per request, finding
+// the bad event among 32 takes eleven requests (~2.7s): the round renews its
+// lease, every good event is delivered exactly once, and the bad one is
+// dead-lettered once.
+func TestLongRoundRenewsItsLease(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	var mu sync.Mutex
+	delivered := map[string]int{}
+	slow := deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return destinations.All(len(batch), destinations.RetryableError(0, "timeout"))
+		}
+		for _, ev := range batch {
+			if ev.EventID == "bad" {
+				err := &destinations.Error{Kind: destinations.Permanent, WholeBatch: len(batch) > 1, Message: "invalid parameter"}
+				return destinations.All(len(batch), err)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range batch {
+			delivered[ev.EventID]++
+		}
+		return make([]error, len(batch))
+	})
+	opts := h.fastOptions()
+	opts.VisibilityTimeout, opts.DeliverTimeout = 1200*time.Millisecond, 400*time.Millisecond
+	var evs []destinations.Event
+	for i := range 32 {
+		id := fmt.Sprint("ev-", i)
+		if i == 21 {
+			id = "bad"
+		}
+		evs = append(evs, event(id, "Lead"))
+	}
+	h.enqueue(evs...)
+	a := opts
+	a.Consumer = "a"
+	b := opts
+	b.Consumer, b.Registerer = "b", prometheus.NewRegistry()
+	h.run(fakes(map[string]destinations.Destination{"meta": slow}), a)
+	h.run(fakes(map[string]destinations.Destination{"meta": slow}), b)
+	waitFor(t, "every event resolved", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(delivered) == 31 && len(h.deadLetters("meta")) == 1 && h.retryCount("meta") == 0 && h.groupDone("meta")
+	})
+	time.Sleep(2 * opts.VisibilityTimeout) // a late takeover would resend now
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range delivered {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+	if dls := h.deadLetters("meta"); len(dls) != 1 {
+		t.Errorf("%d dead letters; want the bad event once", len(dls))
 	}
 }

@@ -63,12 +63,13 @@ func (q *Queue) Register(reg prometheus.Registerer) error {
 	return nil
 }
 
-// engineMetrics are the dispatcher's collectors for circuits and batch
-// splits.
+// engineMetrics are the dispatcher's collectors for circuits, batch
+// splits and lease renewals.
 type engineMetrics struct {
 	circuitOpen   *prometheus.GaugeVec
 	circuitOpened *prometheus.CounterVec
 	splits        *prometheus.CounterVec
+	renewals      *prometheus.CounterVec
 }
 
 func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
@@ -85,11 +86,15 @@ func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 			Name: "tagway_batch_splits_total",
 			Help: "Batches split in halves after the platform refused them as a whole, to isolate the bad events.",
 		}, []string{"destination"}),
+		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_lease_renewals_total",
+			Help: "Rounds whose lease was renewed because they ran long (batch splits against a slow platform).",
+		}, []string{"destination"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.circuitOpen, m.circuitOpened, m.splits} {
+	for _, c := range []prometheus.Collector{m.circuitOpen, m.circuitOpened, m.splits, m.renewals} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("routing: register metrics: %w", err)
 		}

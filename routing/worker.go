@@ -177,6 +177,7 @@ func (w *worker) dispatch(hard context.Context, r round) {
 // retries, then new entries. It reports whether there was any.
 func (w *worker) step(ctx, hard context.Context) (bool, error) {
 	if time.Since(w.lastClaim) >= w.d.opts.VisibilityTimeout/2 {
+		claimedAt := time.Now()
 		msgs, more, err := w.claim(hard)
 		if err != nil {
 			return false, err
@@ -186,7 +187,9 @@ func (w *worker) step(ctx, hard context.Context) (bool, error) {
 		}
 		if len(msgs) > 0 {
 			w.log.Info("claimed entries left pending by another consumer", "entries", len(msgs))
-			w.dispatch(hard, w.markPoison(hard, msgs, w.entryJobs(msgs)))
+			r := w.markPoison(hard, msgs, w.entryJobs(msgs))
+			r.leasedAt = claimedAt
+			w.dispatch(hard, r)
 			return true, nil
 		}
 	}
@@ -199,7 +202,9 @@ func (w *worker) step(ctx, hard context.Context) (bool, error) {
 		return false, err
 	}
 	if len(members) > 0 {
-		w.dispatch(hard, w.retryJobs(members))
+		r := w.retryJobs(members)
+		r.leasedAt = now
+		w.dispatch(hard, r)
 		return true, nil
 	}
 	r, err := w.read(ctx, hard)
@@ -237,6 +242,7 @@ func (w *worker) read(ctx, hard context.Context) (round, error) {
 		return round{}, err
 	}
 	r := w.entryJobs(msgs)
+	r.leasedAt = time.Now()
 	deadline := time.Now().Add(w.d.opts.Linger)
 	for len(r.jobs) < w.maxBatch && ctx.Err() == nil {
 		left := time.Until(deadline)
@@ -293,6 +299,10 @@ func (w *worker) readOnce(ctx context.Context, block time.Duration) ([]redis.XMe
 type round struct {
 	entries []string
 	jobs    []*job
+	// leasedAt is when the round's entries (or retries) became this
+	// consumer's: another consumer may take them VisibilityTimeout later,
+	// unless the lease is renewed (worker.renew).
+	leasedAt time.Time
 }
 
 // job is one event on its way to the destination.
@@ -392,7 +402,7 @@ func (w *worker) process(hard context.Context, r round) {
 			send = append(send, j)
 		}
 	}
-	if !w.deliverAll(hard, send) { // delivery.go: limits, circuit, batch splitting
+	if !w.deliverAll(hard, send, &r) { // delivery.go: limits, circuit, batch splitting, lease
 		return
 	}
 	if !w.commitRetrying(hard, r) {
