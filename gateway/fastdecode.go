@@ -148,6 +148,27 @@ func (s *fastScanner) object(field func(key []byte) bool) bool {
 	}
 }
 
+// knownFields reads an object whose keys are among names, each at most
+// once (at most 64 names), calling field with the scanner placed before
+// the value of names[i]; field must consume it. Any other key fails.
+func (s *fastScanner) knownFields(names []string, field func(i int) bool) bool {
+	var seen uint64
+	return s.object(func(key []byte) bool {
+		f := -1
+		for i, name := range names {
+			if string(key) == name {
+				f = i
+				break
+			}
+		}
+		if f < 0 || seen&(1<<f) != 0 {
+			return false
+		}
+		seen |= 1 << f
+		return field(f)
+	})
+}
+
 // array reads an array, calling elem with the scanner placed before each
 // element; elem must consume it.
 func (s *fastScanner) array(elem func() bool) bool {
@@ -370,19 +391,7 @@ var eventFields = [...]string{"event_name", "event_id", "event_time", "event_sou
 
 // event reads one browser event.
 func (s *fastScanner) event(ev *collectEvent) bool {
-	var seen uint
-	return s.object(func(key []byte) bool {
-		f := -1
-		for i, name := range eventFields {
-			if string(key) == name {
-				f = i
-				break
-			}
-		}
-		if f < 0 || seen&(1<<f) != 0 {
-			return false
-		}
-		seen |= 1 << f
+	return s.knownFields(eventFields[:], func(f int) bool {
 		switch f {
 		case 0:
 			return s.stringInto(&ev.EventName)
@@ -516,6 +525,9 @@ func (s *fastScanner) skipString() bool {
 	return false
 }
 
+// contentKeys are the keys of one custom_data.contents item.
+var contentKeys = [...]string{"id", "quantity", "item_price", "delivery_category", "title"}
+
 // customDataKeys are the typed keys of custom_data, by bit.
 var customDataKeys = [...]string{"value", "currency", "content_ids", "contents", "content_type", "content_name",
 	"content_category", "num_items", "order_id", "predicted_ltv", "search_string", "status", "delivery_category"}
@@ -530,19 +542,7 @@ var customDataKeys = [...]string{"value", "currency", "content_ids", "contents",
 func fastCustomData(raw []byte) (*destinations.CustomData, bool) {
 	s := fastScanner{b: raw}
 	cd := &destinations.CustomData{}
-	var seen uint
-	ok := s.object(func(key []byte) bool {
-		f := -1
-		for i, name := range customDataKeys {
-			if string(key) == name {
-				f = i
-				break
-			}
-		}
-		if f < 0 || seen&(1<<f) != 0 {
-			return false
-		}
-		seen |= 1 << f
+	ok := s.knownFields(customDataKeys[:], func(f int) bool {
 		switch customDataKeys[f] {
 		case "value":
 			return s.float64Ptr(&cd.Value)
@@ -613,35 +613,15 @@ func (s *fastScanner) contents(dst *[]destinations.Content) bool {
 	ok := s.array(func() bool {
 		out = append(out, destinations.Content{})
 		c := &out[len(out)-1]
-		var seen uint
-		return s.object(func(key []byte) bool {
-			var bit uint
-			switch string(key) {
+		return s.knownFields(contentKeys[:], func(f int) bool {
+			switch contentKeys[f] {
 			case "id":
-				bit = 1
-			case "quantity":
-				bit = 2
-			case "item_price":
-				bit = 4
-			case "delivery_category":
-				bit = 8
-			case "title":
-				bit = 16
-			default:
-				return false
-			}
-			if seen&bit != 0 {
-				return false
-			}
-			seen |= bit
-			switch bit {
-			case 1:
 				return s.stringInto(&c.ID)
-			case 2:
+			case "quantity":
 				return s.intPtr(&c.Quantity)
-			case 4:
+			case "item_price":
 				return s.float64Ptr(&c.ItemPrice)
-			case 8:
+			case "delivery_category":
 				return s.stringInto(&c.DeliveryCategory)
 			default:
 				return s.stringInto(&c.Title)
