@@ -53,7 +53,10 @@
 // dead-letter write and the XACK happen in one MULTI/EXEC. Entries left
 // pending by a crashed process are claimed by another consumer after the
 // visibility timeout; retry items are leased, not popped, so a crash while
-// delivering them makes them due again. An entry taken over more than
+// delivering them makes them due again. A live worker whose round runs
+// close to the visibility timeout renews the lease of its entries (XCLAIM
+// JUSTID) and retries before its next batch, so no other consumer takes it
+// over mid-delivery. An entry taken over more than
 // PoisonClaims times is dead-lettered with reason poison. Platforms
 // deduplicate redeliveries by event_id.
 //
