@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/pii"
 )
 
 func sum(s string) string {
@@ -317,5 +318,32 @@ func TestCollectNeverReadsPastLimit(t *testing.T) {
 	}
 	if r.read > DefaultMaxBodyBytes+1 {
 		t.Errorf("read %d bytes of an unbounded body; limit %d", r.read, DefaultMaxBodyBytes)
+	}
+}
+
+// user_data bounds: the first offending key in sorted order is named, with
+// what is wrong with it; within bounds passes.
+func TestCheckUserDataBounds(t *testing.T) {
+	long := strings.Repeat("a", maxPlainUserDataLen+1)
+	many := make(pii.StringList, maxUserDataValues+1)
+	for i := range many {
+		many[i] = "x"
+	}
+	for _, tc := range []struct {
+		raw         pii.RawUserData
+		field, want string
+	}{
+		{pii.RawUserData{"em": {"jane@example.com"}, "fn": {"Jane"}}, "", ""},
+		{pii.RawUserData{"zp": {long}, "fn": many, "em": {"ok@example.com"}}, "events[0].user_data.fn", "at most"},
+		{pii.RawUserData{"zp": {long}, "ln": {"ok"}}, "events[0].user_data.zp", "longer than"},
+		{pii.RawUserData{"ct": {"\xff"}, "zp": {long}}, "events[0].user_data.ct", "UTF-8"},
+	} {
+		e := checkUserDataBounds("events[0].", tc.raw)
+		switch {
+		case tc.field == "" && e != nil:
+			t.Errorf("%v: refused: %+v", tc.raw, e)
+		case tc.field != "" && (e == nil || e.Field != tc.field || !strings.Contains(e.Message, tc.want)):
+			t.Errorf("refusal %+v; want field %s, message with %q", e, tc.field, tc.want)
+		}
 	}
 }

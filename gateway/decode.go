@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -241,45 +239,39 @@ func humanDays(d time.Duration) string { return fmt.Sprintf("%d days", int(d/(24
 
 // checkUserDataBounds bounds the raw user_data values before hashing.
 func checkUserDataBounds(prefix string, raw pii.RawUserData) *apiError {
-	// The common case, no key out of bounds, without building field names;
-	// otherwise the first offending key in sorted order is named.
-	inBounds := true
+	// One pass, naming the first offending key in sorted order; the
+	// message is only formatted for a key out of bounds.
+	var badKey, problem string
 	for k, values := range raw {
-		limit := maxPlainUserDataLen
-		if pii.IsHashedField(k) {
-			limit = maxUserDataValueLen
-		}
-		inBounds = len(values) <= maxUserDataValues
-		for _, v := range values {
-			inBounds = inBounds && len(v) <= limit && utf8.ValidString(v)
-		}
-		if !inBounds {
-			break
+		if p := userDataProblem(k, values); p != "" && (badKey == "" || k < badKey) {
+			badKey, problem = k, p
 		}
 	}
-	if inBounds {
+	if badKey == "" {
 		return nil
 	}
-	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		values := raw[k]
-		field := prefix + "user_data." + k
-		if len(values) > maxUserDataValues {
-			return badField(field, "at most %d values", maxUserDataValues)
+	return badField(prefix+"user_data."+badKey, "%s", problem)
+}
+
+// userDataProblem says what is out of bounds in the values of user_data
+// key k; "" when nothing is.
+func userDataProblem(k string, values []string) string {
+	if len(values) > maxUserDataValues {
+		return fmt.Sprintf("at most %d values", maxUserDataValues)
+	}
+	limit := maxPlainUserDataLen
+	if pii.IsHashedField(k) {
+		limit = maxUserDataValueLen
+	}
+	for _, v := range values {
+		if len(v) > limit {
+			return fmt.Sprintf("a value is longer than %d bytes", limit)
 		}
-		limit := maxPlainUserDataLen
-		if pii.IsHashedField(k) {
-			limit = maxUserDataValueLen
-		}
-		for _, v := range values {
-			if len(v) > limit {
-				return badField(field, "a value is longer than %d bytes", limit)
-			}
-			if !utf8.ValidString(v) {
-				return badField(field, "must be valid UTF-8")
-			}
+		if !utf8.ValidString(v) {
+			return "must be valid UTF-8"
 		}
 	}
-	return nil
+	return ""
 }
 
 // hashUserData runs pii.HashUserData and names the offending field.
