@@ -20,7 +20,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/internal/loadgen"
-	"github.com/tagway/tagway/routing"
 )
 
 const benchUsage = `Usage: tagway bench [flags]
@@ -544,7 +543,7 @@ func benchDelivery(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 	defer rdb.Close()
 	// Queue and dispatcher as `tagway serve` runs them, identities included.
 	res, err := loadgen.Delivery(ctx, loadgen.DeliveryOptions{Redis: rdb, Events: f.events,
-		Dispatcher: routing.DispatcherOptions{Identity: identityStore(rdb)}})
+		Identity: identityStore(rdb)})
 	if err != nil {
 		fmt.Fprintf(stderr, "tagway bench: delivery: %v\n", err)
 		return 1

@@ -50,6 +50,9 @@ type DeliveryOptions struct {
 	// Dispatcher are the dispatcher's options; zero values are the
 	// defaults `tagway serve` runs with.
 	Dispatcher routing.DispatcherOptions
+	// Identity, when set, is the identity store the queue writes and the
+	// dispatcher reads, as in `tagway serve`.
+	Identity *routing.IdentityStore
 	// Logger receives the dispatcher's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -225,9 +228,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 	if err != nil {
 		return res, err
 	}
-	// The queue stores identities as the dispatcher reads them (as in
-	// tagway serve, both use the same store).
-	q := routing.NewQueue(rdb, routing.QueueOptions{Identity: opts.Dispatcher.Identity})
+	q := routing.NewQueue(rdb, routing.QueueOptions{Identity: opts.Identity})
 	start := time.Now()
 	if err := fill(ctx, q, opts.Events, now); err != nil {
 		return res, err
@@ -242,6 +243,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 
 	deps := destinations.Deps{HTTP: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, Logger: logger, Now: time.Now}
 	dopts := opts.Dispatcher
+	dopts.Identity = opts.Identity
 	if dopts.Logger == nil {
 		dopts.Logger = logger
 	}
