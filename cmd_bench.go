@@ -415,31 +415,43 @@ func spawnBare(ctx context.Context, stderr io.Writer) (*spawnedGateway, error) {
 		return nil, err
 	}
 	cmd := exec.Command(exe, "bench", "-serve-bare", addr)
+	accepts := func(context.Context, string) bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}
+	return startAndWait(ctx, cmd, "http://"+addr, accepts, 10*time.Second, stderr)
+}
+
+// startAndWait starts cmd (its output to stderr) and waits until ready
+// reports it serves at url, at most within; a process that exits first, or
+// does not get ready in time, is an error (and is stopped).
+func startAndWait(ctx context.Context, cmd *exec.Cmd, url string, ready func(ctx context.Context, url string) bool,
+	within time.Duration, stderr io.Writer) (*spawnedGateway, error) {
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start: %w", err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Args[0], err)
 	}
-	b := &spawnedGateway{url: "http://" + addr, pid: cmd.Process.Pid, proc: cmd.Process, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(b.exited) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = c.Close()
-			return b, nil
-		}
+	p := &spawnedGateway{url: url, pid: cmd.Process.Pid, proc: cmd.Process, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	deadline := time.Now().Add(within)
+	for !ready(ctx, url) {
 		select {
-		case <-b.exited:
+		case <-p.exited:
 			return nil, errors.New("it exited during start-up (see its log above)")
 		case <-ctx.Done():
-			b.stop(stderr)
+			p.stop(stderr)
 			return nil, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b.stop(stderr)
-			return nil, errors.New("it did not accept connections within 10s")
+			p.stop(stderr)
+			return nil, fmt.Errorf("it was not ready within %s", within)
 		}
 	}
+	return p, nil
 }
 
 // freeLoopbackAddr returns a loopback address with a port free a moment ago.
@@ -490,34 +502,22 @@ func spawnGateway(ctx context.Context, redisURL string, ingestOnly, noIdentity b
 	}
 	cmd := exec.Command(exe, "serve")
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start gateway: %w", err)
+	g, err := startAndWait(ctx, cmd, "http://"+addr, gatewayReady, 20*time.Second, stderr)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g := &spawnedGateway{url: "http://" + addr, pid: cmd.Process.Pid, proc: cmd.Process, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(g.exited) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"/readyz", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return g, nil
-			}
-		}
-		select {
-		case <-g.exited:
-			return nil, errors.New("the gateway exited during start-up (see its log above)")
-		case <-ctx.Done():
-			g.stop(stderr)
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			g.stop(stderr)
-			return nil, errors.New("the gateway was not ready within 20s")
-		}
+	return g, nil
+}
+
+// gatewayReady reports whether the gateway at url answers /readyz with 200.
+func gatewayReady(ctx context.Context, url string) bool {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
 	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // stop sends SIGTERM and waits up to 20s, then kills.
