@@ -8,8 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,32 +33,9 @@ func startReplica(t *testing.T, rs *redistest.Server, env map[string]string) (st
 	for k, v := range env {
 		full[k] = v
 	}
-	s, err := readSettings(envOf(full))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, s, logger)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		a.Close()
-	})
-	return "http://" + ln.Addr().String(), logs
+	_, url := serveApp(t, full, logs)
+	return url, logs
 }
 
 // cli runs a tagway command against url and returns its output.

@@ -57,11 +57,29 @@ func startGateway(t *testing.T, env map[string]string) *testGateway {
 	for k, v := range env {
 		full[k] = v
 	}
-	s, err := readSettings(envOf(full))
+	logs := &syncBuffer{}
+	// Registered first, so it runs after the gateway has stopped.
+	t.Cleanup(func() {
+		if strings.Contains(logs.String(), testToken) {
+			t.Errorf("the access token appears in the logs")
+		}
+		if strings.Contains(logs.String(), testIngestKey) {
+			t.Errorf("the ingest key appears in the logs")
+		}
+	})
+	_, url := serveApp(t, full, logs)
+	return &testGateway{URL: url, Redis: rs, Graph: graph, Logs: logs}
+}
+
+// serveApp runs the app env describes (logging at debug level to logs) on a
+// free loopback port until the test ends; it returns the app and its base
+// URL.
+func serveApp(t *testing.T, env map[string]string, logs *syncBuffer) (*app, string) {
+	t.Helper()
+	s, err := readSettings(envOf(env))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, s, logger)
@@ -71,6 +89,8 @@ func startGateway(t *testing.T, env map[string]string) *testGateway {
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		cancel()
+		a.Close()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -81,14 +101,8 @@ func startGateway(t *testing.T, env map[string]string) *testGateway {
 			t.Errorf("serve: %v", err)
 		}
 		a.Close()
-		if strings.Contains(logs.String(), testToken) {
-			t.Errorf("the access token appears in the logs")
-		}
-		if strings.Contains(logs.String(), testIngestKey) {
-			t.Errorf("the ingest key appears in the logs")
-		}
 	})
-	return &testGateway{URL: "http://" + ln.Addr().String(), Redis: rs, Graph: graph, Logs: logs}
+	return a, "http://" + ln.Addr().String()
 }
 
 func sha(s string) string {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,25 +14,8 @@ import (
 // consumer group, dispatcher, Meta adapter — into the dry-run recorder, and
 // the loud warning must be logged.
 func TestEmbeddedRedisQuickStart(t *testing.T) {
-	s, err := readSettings(envOf(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, s, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done; a.Close() }()
-	base := "http://" + ln.Addr().String()
+	a, base := serveApp(t, nil, logs)
 
 	for _, path := range []string{"/", "/tw.js", "/readyz"} {
 		resp, _ := getStatus(t, base+path)
