@@ -74,18 +74,15 @@ type browserIDs struct {
 // shorter cookie lifetime) are forgotten. The visitor id cookie lives the
 // site's cookie lifetime (cookieLifetime), the click-id cookies the shorter
 // of that and clickIDLifetime.
-func (g *Gateway) browserIDs(r *http.Request, consent destinations.Consent, vid, pageURL, referrer string, now time.Time) browserIDs {
+func (g *Gateway) browserIDs(r *http.Request, t cookieTarget, consent destinations.Consent, vid, pageURL, referrer string, now time.Time) browserIDs {
 	var ids browserIDs
 	if consent.AdStorage != destinations.Granted {
 		return ids
 	}
-	scope := g.cookieScope(g.requestHost(r))
-	secure := g.isHTTPS(r)
-	maxAge := cookieLifetime(g.cookieSite(r, pageURL))
+	maxAge := t.maxAge
 	clickAge := min(clickIDLifetime, maxAge)
 	cookie := func(name, value string, maxAge time.Duration) {
-		ids.set = append(ids.set, &http.Cookie{Name: name, Value: value, Domain: scope.Domain, Path: "/",
-			MaxAge: int(maxAge / time.Second), Secure: secure, SameSite: http.SameSiteLaxMode})
+		ids.set = append(ids.set, t.cookie(name, value, maxAge))
 	}
 
 	// The visitor id: the cookie, else the script's seed, else a new one.
@@ -143,13 +140,6 @@ func (g *Gateway) browserIDs(r *http.Request, consent destinations.Consent, vid,
 // annotate puts the identifiers on an event's context.
 func (ids browserIDs) annotate(c *destinations.Context) {
 	c.VisitorID, c.ClickIDs, c.Cookies = ids.VisitorID, ids.ClickIDs, ids.Cookies
-}
-
-// setCookies adds the Set-Cookie headers, once the events are safe.
-func (ids browserIDs) setCookies(w http.ResponseWriter) {
-	for _, c := range ids.set {
-		http.SetCookie(w, c)
-	}
 }
 
 // validVID reports whether v is a visitor id the gateway keeps: the

@@ -52,7 +52,7 @@ type collectEvent struct {
 
 // collect handles POST /collect.
 func (g *Gateway) collect(w http.ResponseWriter, r *http.Request) {
-	w.Header().Add("Vary", "Origin")
+	w.Header()["Vary"] = hdrVaryOrig
 	n, site, err := g.collectEvents(w, r)
 	if err != nil {
 		g.reject(w, r, err)
@@ -87,7 +87,7 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, &apiError{Status: http.StatusForbidden, Code: codeOriginNotAllowed, Message: "a CORS preflight needs an allowed Origin"})
 		return
 	}
-	if _, e := g.siteForOrigin(snap, r, origin); e != nil {
+	if _, e := g.siteForOrigin(snap, g.requestHost(r), origin); e != nil {
 		g.reject(w, r, e)
 		return
 	}
@@ -100,15 +100,15 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request) {
 }
 
 func setCORS(h http.Header, origin string) {
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
+	h["Access-Control-Allow-Origin"] = []string{origin}
+	h["Access-Control-Allow-Credentials"] = hdrTrue
 }
 
 // siteForOrigin resolves the site of a request that carries an Origin: the
 // site whose domains cover the origin's host; else the site of the request's
 // host if the origin is allowed there; else a site listing the origin in its
 // allowed_origins. No match is 403 origin_not_allowed.
-func (g *Gateway) siteForOrigin(snap *model.Snapshot, r *http.Request, origin string) (*model.Site, *apiError) {
+func (g *Gateway) siteForOrigin(snap *model.Snapshot, host, origin string) (*model.Site, *apiError) {
 	if site, ok := g.originSites.get(snap, origin); ok {
 		return site, nil
 	}
@@ -122,7 +122,7 @@ func (g *Gateway) siteForOrigin(snap *model.Snapshot, r *http.Request, origin st
 		g.originSites.put(snap, origin, site)
 		return site, nil
 	}
-	if site, ok := snap.SiteByHost(g.requestHost(r)); ok && site.OriginAllowed(origin) {
+	if site, ok := snap.SiteByHost(host); ok && site.OriginAllowed(origin) {
 		return site, nil
 	}
 	cfg := snap.Config()
@@ -144,9 +144,10 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	if snap == nil {
 		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "configuration not loaded yet"}
 	}
+	host := g.requestHost(r)
 	var site *model.Site
 	if origin := r.Header.Get("Origin"); origin != "" {
-		s, e := g.siteForOrigin(snap, r, origin)
+		s, e := g.siteForOrigin(snap, host, origin)
 		if e != nil {
 			return 0, "", e
 		}
@@ -186,7 +187,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	}
 
 	if site == nil {
-		if s, ok := snap.SiteByHost(g.requestHost(r)); ok {
+		if s, ok := snap.SiteByHost(host); ok {
 			site = s
 		} else if u, err := url.Parse(req.URL); err == nil && req.URL != "" {
 			if s, ok := snap.SiteByHost(u.Hostname()); ok {
@@ -204,15 +205,17 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	}
 	now := g.now()
 	var cookies cookieState
+	var target cookieTarget
 	if consent.AdStorage == destinations.Granted {
-		c, err := g.visitorCookies(r, req.VID, req.URL, req.Referrer, now)
+		target = g.cookieTarget(r, host, req.URL)
+		c, err := g.visitorCookies(r, target, req.VID, req.URL, req.Referrer, now)
 		if err != nil {
 			g.log.Error("minting cookies", "err", err)
 			return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
 		}
 		cookies = c
 	}
-	ids := g.browserIDs(r, consent, req.VID, req.URL, req.Referrer, now)
+	ids := g.browserIDs(r, target, consent, req.VID, req.URL, req.Referrer, now)
 
 	base := destinations.Event{
 		EventSourceURL: g.pageURL(r, req.URL),
@@ -255,10 +258,8 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
 		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
 	}
-	for _, c := range cookies.Set {
-		http.SetCookie(w, c)
-	}
-	ids.setCookies(w)
+	target.setCookies(w.Header(), cookies.Set)
+	target.setCookies(w.Header(), ids.set)
 	return len(events), site.ID, nil
 }
 

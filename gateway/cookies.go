@@ -41,6 +41,17 @@ type cookieScope struct {
 	// Index is Meta's subdomainIndex: labels of the cookie domain − 1
 	// ("com" 0, "shop.example" 1, "shop.co.uk" 2); 0 for IPs and localhost.
 	Index int
+	// domainAttr is the Domain attribute as (*http.Cookie).String writes
+	// it for Domain ("; Domain=shop.example"), rendered once per scope.
+	domainAttr string
+}
+
+// withAttr returns sc with its rendered Domain attribute.
+func (sc cookieScope) withAttr() cookieScope {
+	if sc.Domain != "" {
+		sc.domainAttr = strings.TrimPrefix((&http.Cookie{Name: "n", Value: "v", Domain: sc.Domain}).String(), "n=v")
+	}
+	return sc
 }
 
 // scopeFor returns the cookie scope of a request host (lowercase, no port).
@@ -67,7 +78,7 @@ func (g *Gateway) cookieScope(host string) cookieScope {
 	if sc, ok := g.cookieScopes.get(nil, host); ok {
 		return sc
 	}
-	sc := scopeFor(host)
+	sc := scopeFor(host).withAttr()
 	g.cookieScopes.put(nil, host, sc)
 	return sc
 }
@@ -84,16 +95,104 @@ func cookieLifetime(site *model.Site) time.Duration {
 	return time.Duration(days) * 24 * time.Hour
 }
 
+// cookieTarget is where and how a response sets its cookies: the cookie
+// scope of the request's host, Secure when the browser used https, and the
+// lifetime of the site whose cookie settings apply (cookieSite). /collect
+// works it out once for all of its cookies.
+type cookieTarget struct {
+	scope  cookieScope
+	secure bool
+	maxAge time.Duration
+}
+
+func (g *Gateway) cookieTarget(r *http.Request, host, pageURL string) cookieTarget {
+	return cookieTarget{scope: g.cookieScope(host), secure: g.isHTTPS(r), maxAge: cookieLifetime(g.cookieSite(host, pageURL))}
+}
+
+// cookie returns the gateway's cookie name=value living maxAge.
+func (t cookieTarget) cookie(name, value string, maxAge time.Duration) *http.Cookie {
+	return &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Domain:   t.scope.Domain,
+		Path:     "/",
+		MaxAge:   int(maxAge / time.Second),
+		Secure:   t.secure,
+		HttpOnly: false, // the browser Meta Pixel reads these cookies
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// setCookies adds a Set-Cookie header per cookie (made by t.cookie).
+func (t cookieTarget) setCookies(h http.Header, cookies []*http.Cookie) {
+	for _, c := range cookies {
+		h["Set-Cookie"] = append(h["Set-Cookie"], t.line(c))
+	}
+}
+
+// line renders c as (*http.Cookie).String does, in one allocation, when c
+// has the shape t.cookie gives and a value String writes unchanged (no
+// quotes, no dropped bytes); any other cookie goes through String.
+func (t cookieTarget) line(c *http.Cookie) string {
+	if c.Path != "/" || c.Domain != t.scope.Domain || c.MaxAge <= 0 || c.HttpOnly || c.Secure != t.secure ||
+		c.SameSite != http.SameSiteLaxMode || !c.Expires.IsZero() || c.Partitioned || c.Quoted ||
+		!cookieToken(c.Name) || !plainCookieValue(c.Value) {
+		return c.String()
+	}
+	var b strings.Builder
+	b.Grow(len(c.Name) + len(c.Value) + len(t.scope.domainAttr) + 64)
+	b.WriteString(c.Name)
+	b.WriteByte('=')
+	b.WriteString(c.Value)
+	b.WriteString("; Path=/")
+	b.WriteString(t.scope.domainAttr)
+	b.WriteString("; Max-Age=")
+	var num [20]byte
+	b.Write(strconv.AppendInt(num[:0], int64(c.MaxAge), 10))
+	if c.Secure {
+		b.WriteString("; Secure")
+	}
+	b.WriteString("; SameSite=Lax")
+	return b.String()
+}
+
+// cookieToken reports whether a cookie name is an RFC 7230 token, which
+// String writes as it is.
+func cookieToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// plainCookieValue reports whether String writes v unchanged: cookie-value
+// bytes only, and no space or comma (which String would quote).
+func plainCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == ';' || c == '\\' || c == ',' {
+			return false
+		}
+	}
+	return true
+}
+
 // cookieSite is the site whose cookie settings apply to r: the site of the
 // request's host, since the cookies land on its registrable domain; else,
 // for a gateway reached on a host of no site, the site of the page the
 // events come from (pageURL, as /collect resolves it).
-func (g *Gateway) cookieSite(r *http.Request, pageURL string) *model.Site {
+func (g *Gateway) cookieSite(host, pageURL string) *model.Site {
 	snap := g.opts.Sites.Snapshot()
 	if snap == nil {
 		return nil
 	}
-	if site, ok := snap.SiteByHost(g.requestHost(r)); ok {
+	if site, ok := snap.SiteByHost(host); ok {
 		return site
 	}
 	if u, err := url.Parse(pageURL); err == nil && pageURL != "" {
@@ -210,10 +309,8 @@ type cookieState struct {
 // rather than failing the request; and valid cookies are re-set on each
 // request so that they live their full Max-Age (the site's
 // cookies.max_age_days, 400 days by default; see cookieLifetime).
-func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL, referrer string, now time.Time) (cookieState, error) {
-	scope := g.cookieScope(g.requestHost(r))
-	secure := g.isHTTPS(r)
-	maxAge := cookieLifetime(g.cookieSite(r, pageURL))
+func (g *Gateway) visitorCookies(r *http.Request, t cookieTarget, vid, pageURL, referrer string, now time.Time) (cookieState, error) {
+	scope := t.scope
 	var st cookieState
 
 	if v, ok := requestCookie(r, cookieFbp); ok {
@@ -255,24 +352,11 @@ func (g *Gateway) visitorCookies(r *http.Request, vid, pageURL, referrer string,
 	// Valid cookies are set again with the same value: a cookie set by the
 	// server lives its full Max-Age, where one written by script (the
 	// browser Pixel's) is capped at a few days by Safari's ITP.
-	st.Set = append(st.Set, newCookie(cookieFbp, st.Fbp, scope, secure, maxAge))
+	st.Set = append(st.Set, t.cookie(cookieFbp, st.Fbp, t.maxAge))
 	if st.Fbc != "" {
-		st.Set = append(st.Set, newCookie(cookieFbc, st.Fbc, scope, secure, maxAge))
+		st.Set = append(st.Set, t.cookie(cookieFbc, st.Fbc, t.maxAge))
 	}
 	return st, nil
-}
-
-func newCookie(name, value string, scope cookieScope, secure bool, maxAge time.Duration) *http.Cookie {
-	return &http.Cookie{
-		Name:     name,
-		Value:    value,
-		Domain:   scope.Domain,
-		Path:     "/",
-		MaxAge:   int(maxAge / time.Second),
-		Secure:   secure,
-		HttpOnly: false, // the browser Meta Pixel reads these cookies
-		SameSite: http.SameSiteLaxMode,
-	}
 }
 
 // vid bounds: <Unix ms>.<10 to 18 digits>, created after 2015 and not in the

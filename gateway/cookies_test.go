@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestScopeFor(t *testing.T) {
@@ -242,4 +243,52 @@ func TestNewVisitorRaceConvergesOnOneFbp(t *testing.T) {
 	if len(evs) != n || evs[0].UserData.Fbp != values[0] || evs[1].UserData.Fbp != values[0] {
 		t.Fatalf("events carry fbp %q / %q; want %q", evs[0].UserData.Fbp, evs[1].UserData.Fbp, values[0])
 	}
+}
+
+// TestCookieLine holds cookieTarget.line to (*http.Cookie).String, the
+// rendering it replaces on the hot path, for the cookies the gateway sets
+// and for shapes that must fall back to String.
+func TestCookieLine(t *testing.T) {
+	for _, host := range []string{"t.shop.example", "shop.co.uk", "127.0.0.1", "localhost", "co.uk", "[::1]"} {
+		for _, secure := range []bool{false, true} {
+			tg := cookieTarget{scope: scopeFor(host).withAttr(), secure: secure, maxAge: 400 * 24 * time.Hour}
+			cookies := []*http.Cookie{
+				tg.cookie(cookieFbp, "fb.1.1764300000000.123456789012", tg.maxAge),
+				tg.cookie(cookieFbc, "fb.1.1764300000000.IwAR2x_-abc", 90*24*time.Hour),
+				tg.cookie(cookieVisitor, "1764300000000.123456789012", time.Second),
+				tg.cookie("_tw_cid", "eyJnY2xpZCI6eyJ2IjoiYWJjIn19", tg.maxAge),
+				// Fall back to String: quoted, sanitized, other shapes.
+				tg.cookie("_x", "a b", tg.maxAge),
+				tg.cookie("_x", "a,b", tg.maxAge),
+				tg.cookie("_x", `a"b;c\d`, tg.maxAge),
+				tg.cookie("_x", "é", tg.maxAge),
+				tg.cookie("bad name", "v", tg.maxAge),
+				tg.cookie("_x", "v", 0),
+				{Name: "_x", Value: "v", Path: "/", MaxAge: 5, HttpOnly: true, SameSite: http.SameSiteLaxMode},
+				{Name: "_x", Value: "v", Path: "/p", MaxAge: 5, SameSite: http.SameSiteLaxMode},
+				{Name: "_x", Value: "v", Domain: "other.example", Path: "/", MaxAge: 5, SameSite: http.SameSiteLaxMode},
+				{Name: "_x", Value: "v", Path: "/", MaxAge: 5, SameSite: http.SameSiteStrictMode, Secure: secure},
+				{Name: "_x", Value: "v", Path: "/", MaxAge: 5, Expires: time.Unix(1e9, 0), SameSite: http.SameSiteLaxMode},
+			}
+			for _, c := range cookies {
+				if got, want := tg.line(c), c.String(); got != want {
+					t.Errorf("%s secure=%v: line(%+v)\n got %q\nwant %q", host, secure, c, got, want)
+				}
+			}
+		}
+	}
+}
+
+// FuzzCookieLine checks line against String for any value and domain.
+func FuzzCookieLine(f *testing.F) {
+	f.Add("_fbp", "fb.1.1764300000000.123456789012", "shop.example", 34560000, true)
+	f.Add("_tw_vid", "a b", "", 1, false)
+	f.Add("_fbc", "v", "-bad-.example", 7, false)
+	f.Fuzz(func(t *testing.T, name, value, domain string, maxAge int, secure bool) {
+		tg := cookieTarget{scope: cookieScope{Domain: domain}.withAttr(), secure: secure}
+		c := tg.cookie(name, value, time.Duration(maxAge)*time.Second)
+		if got, want := tg.line(c), c.String(); got != want {
+			t.Fatalf("line %q, String %q", got, want)
+		}
+	})
 }

@@ -111,7 +111,7 @@ func TestCookieVectors(t *testing.T) {
 				r.TLS = &tls.ConnectionState{}
 			}
 			page := scheme + "://" + v.Input.Host + v.Input.URL
-			st, err := tg.visitorCookies(r, "", page, v.Input.Referer, now)
+			st, err := tg.visitorCookies(r, tg.cookieTarget(r, tg.requestHost(r), page), "", page, v.Input.Referer, now)
 			if err != nil {
 				t.Fatal(err)
 			}

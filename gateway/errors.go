@@ -61,9 +61,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeJSONBytes answers status with b, a JSON document and its newline.
 func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Type"] = hdrJSON
+	h["Cache-Control"] = hdrNoStore
+	h["X-Content-Type-Options"] = hdrNosniff
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+// Header values the hot paths set by assigning them to the header map (the
+// keys written in canonical form), saving Header.Set's canonicalisation
+// and a slice per response. They are never modified in place: Header.Add
+// appends to a full slice, so it copies, and Set replaces.
+var (
+	hdrJSON     = []string{"application/json"}
+	hdrNoStore  = []string{"no-store"}
+	hdrNosniff  = []string{"nosniff"}
+	hdrTrue     = []string{"true"}
+	hdrVaryOrig = []string{"Origin"}
+)
