@@ -51,6 +51,11 @@ func (g *Gateway) clientIP(r *http.Request) string {
 		if !peer.IsValid() {
 			return ""
 		}
+		if i := strings.LastIndexByte(r.RemoteAddr, ':'); peer.Is4() && i > 0 && r.RemoteAddr[0] != '[' {
+			// "1.2.3.4:port": the address as written is its canonical
+			// form (netip refuses any other), so no new string is needed.
+			return r.RemoteAddr[:i]
+		}
 		return peer.String()
 	}
 	client := peer

@@ -16,6 +16,7 @@ func TestClientIP(t *testing.T) {
 	}{
 		{"direct IPv4", "203.0.113.7:5000", nil, "203.0.113.7"},
 		{"direct IPv6", "[2001:db8::7]:5000", nil, "2001:db8::7"},
+		{"peer without port", "203.0.113.7", nil, "203.0.113.7"},
 		{"direct IPv4-mapped", "[::ffff:203.0.113.7]:5000", nil, "203.0.113.7"},
 		{"untrusted peer's XFF ignored", "203.0.113.7:5000", []string{"198.51.100.1"}, "203.0.113.7"},
 		{"trusted proxy", "10.0.0.2:5000", []string{"198.51.100.1"}, "198.51.100.1"},

@@ -495,6 +495,10 @@ func (s *Snapshot) Tenant(id string) (*Tenant, bool) {
 }
 
 func stripPort(host string) string {
+	if strings.IndexByte(host, ':') < 0 {
+		// SplitHostPort would fail (and allocate its error).
+		return strings.Trim(host, "[]")
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		return h
 	}
