@@ -22,7 +22,7 @@ import (
 // FuzzFastCollect hold it to that. custom_data is kept as its raw bytes (a
 // subslice of body), as decodeStrict keeps it.
 func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
-	s := fastScanner{b: body}
+	s := fastScanner{b: body, str: string(body)}
 	var events []collectEvent
 	const (
 		fVID = 1 << iota
@@ -84,6 +84,19 @@ func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
 type fastScanner struct {
 	b []byte
 	i int
+	// str is b as a string, when the caller made one: the strings read
+	// are then substrings of it (one copy of the input instead of one per
+	// string).
+	str string
+}
+
+// text returns v, which rawString read (a subslice of b), as a string.
+func (s *fastScanner) text(v []byte) string {
+	if s.str == "" || len(v) == 0 {
+		return string(v)
+	}
+	off := cap(s.b) - cap(v) // v = b[off:off+len(v)]
+	return s.str[off : off+len(v)]
 }
 
 func (s *fastScanner) ws() {
@@ -232,7 +245,7 @@ func (s *fastScanner) stringInto(dst *string) bool {
 	}
 	v, ok := s.rawString()
 	if ok {
-		*dst = string(v)
+		*dst = s.text(v)
 	}
 	return ok
 }
@@ -246,7 +259,7 @@ func (s *fastScanner) strings(dst *[]string) bool {
 	out := []string{}
 	ok := s.array(func() bool {
 		v, ok := s.rawString()
-		out = append(out, string(v))
+		out = append(out, s.text(v))
 		return ok
 	})
 	*dst = out
@@ -429,8 +442,11 @@ func (s *fastScanner) userData(dst *pii.RawUserData) bool {
 		return true
 	}
 	out := make(pii.RawUserData, 4)
+	// The lone values (the usual form) share one backing array; each list
+	// is capped at its own element, so appending to one copies it.
+	var lone []string
 	ok := s.object(func(key []byte) bool {
-		k := string(key)
+		k := s.text(key)
 		if _, dup := out[k]; dup {
 			return false
 		}
@@ -440,7 +456,11 @@ func (s *fastScanner) userData(dst *pii.RawUserData) bool {
 		}
 		if s.peek('"') {
 			v, ok := s.rawString()
-			out[k] = pii.StringList{string(v)}
+			if len(lone) == cap(lone) {
+				lone = make([]string, 0, 8)
+			}
+			lone = append(lone, s.text(v))
+			out[k] = pii.StringList(lone[len(lone)-1 : len(lone) : len(lone)])
 			return ok
 		}
 		var l []string
@@ -540,7 +560,7 @@ var customDataKeys = [...]string{"value", "currency", "content_ids", "contents",
 // CustomData.UnmarshalJSON. For every input it accepts, the result equals
 // UnmarshalJSON's (TestFastCustomDataMatchesUnmarshal, FuzzFastCustomData).
 func fastCustomData(raw []byte) (*destinations.CustomData, bool) {
-	s := fastScanner{b: raw}
+	s := fastScanner{b: raw, str: string(raw)}
 	cd := &destinations.CustomData{}
 	ok := s.knownFields(customDataKeys[:], func(f int) bool {
 		switch customDataKeys[f] {
