@@ -128,7 +128,9 @@ func NormalizeEmail(v string) (string, error) {
 	if len(local) > maxEmailLocal {
 		return "", invalid("e-mail local part longer than %d characters", maxEmailLocal)
 	}
-	for _, label := range strings.Split(domain, ".") {
+	for rest := domain; rest != ""; {
+		var label string
+		label, rest, _ = strings.Cut(rest, ".")
 		if len(label) > maxEmailLabel {
 			return "", invalid("e-mail domain label longer than %d characters", maxEmailLabel)
 		}
@@ -149,26 +151,29 @@ func NormalizeEmail(v string) (string, error) {
 // normalizes to "2079460958"). Non-ASCII digits are refused rather than
 // silently dropped.
 func NormalizePhone(v string) (string, error) {
-	var b strings.Builder
+	var kept [maxPhoneDigits]byte
+	n := 0 // digits kept, also past len(kept)
 	for _, r := range v {
 		switch {
 		case '0' <= r && r <= '9':
-			if b.Len() == 0 && r == '0' {
+			if n == 0 && r == '0' {
 				continue
 			}
-			b.WriteRune(r)
+			if n < len(kept) {
+				kept[n] = byte(r)
+			}
+			n++
 		case unicode.IsDigit(r):
 			return "", invalid("phone number holds non-ASCII digits; send 0-9")
 		}
 	}
-	n := b.Len()
 	if n == 0 {
 		return "", ErrEmpty
 	}
 	if n < minPhoneDigits || n > maxPhoneDigits {
 		return "", invalid("phone number must hold %d to %d digits including the country code", minPhoneDigits, maxPhoneDigits)
 	}
-	return b.String(), nil
+	return string(kept[:n]), nil
 }
 
 // NormalizeName lowercases a first or last name (as JavaScript does) and

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -62,7 +61,7 @@ func (u *RawUserData) UnmarshalJSON(data []byte) error {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		var l StringList
 		if err := l.UnmarshalJSON(m[k]); err != nil {
@@ -101,14 +100,21 @@ func HashUserData(raw RawUserData, now time.Time) (destinations.UserData, error)
 		out  destinations.UserData
 		errs []error
 	)
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
+	var keyBuf [16]string
+	keys := keyBuf[:0]
+	n := 0
+	for k, values := range raw {
 		keys = append(keys, k)
+		n += len(values)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
+	// The digests of all keys share one array; each key's list is capped
+	// at its own end, so a later append to one copies it.
+	digests := make([]string, 0, n)
 	for _, k := range keys {
 		values := raw[k]
 		if dst := hashedSlot(&out, k); dst != nil {
+			start := len(digests)
 			for _, v := range values {
 				if strings.TrimSpace(v) == "" {
 					continue
@@ -118,9 +124,12 @@ func HashUserData(raw RawUserData, now time.Time) (destinations.UserData, error)
 					errs = append(errs, &KeyError{Key: k, Err: err})
 					break
 				}
-				if !slices.Contains(*dst, h) {
-					*dst = append(*dst, h)
+				if !slices.Contains(digests[start:], h) {
+					digests = append(digests, h)
 				}
+			}
+			if len(digests) > start {
+				*dst = digests[start:len(digests):len(digests)]
 			}
 			continue
 		}
