@@ -23,7 +23,17 @@ const DefaultIdentityTTL = 30 * 24 * time.Hour
 
 // identityFields are the user_data keys an IdentityStore keeps: the hashed
 // customer-information parameters, and nothing else.
-var identityFields = []string{"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"}
+var identityFields = [...]string{"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"}
+
+// identityFieldArgs are identityFields as command arguments, converted once
+// (a string turned into an interface value at run time is an allocation).
+var identityFieldArgs = func() []any {
+	out := make([]any, len(identityFields))
+	for i, f := range identityFields {
+		out[i] = f
+	}
+	return out
+}()
 
 // identityMaxValues is the most digests kept per field (user_data fields
 // are lists; the first ones are kept).
@@ -34,7 +44,15 @@ const identityMaxValues = 16
 // itself SHA-256 hashed, so no first-party id appears in Redis either.
 func IdentityKey(siteID, visitorKey string) string {
 	sum := sha256.Sum256([]byte(visitorKey))
-	return "tw:{" + siteID + "}:id:" + hex.EncodeToString(sum[:])
+	var digest [2 * sha256.Size]byte
+	hex.Encode(digest[:], sum[:])
+	var b strings.Builder
+	b.Grow(len("tw:{}:id:") + len(siteID) + len(digest))
+	b.WriteString("tw:{")
+	b.WriteString(siteID)
+	b.WriteString("}:id:")
+	b.Write(digest[:])
+	return b.String()
 }
 
 // IdentityOptions configure an IdentityStore.
@@ -75,6 +93,7 @@ type IdentityOptions struct {
 type IdentityStore struct {
 	rdb     redis.UniversalClient
 	ttl     time.Duration
+	ttlArg  any // ttl in seconds, EXPIRE's argument
 	timeout time.Duration
 }
 
@@ -86,13 +105,13 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
 	}
-	return &IdentityStore{rdb: rdb, ttl: opts.TTL, timeout: opts.Timeout}
+	return &IdentityStore{rdb: rdb, ttl: opts.TTL, ttlArg: int64(opts.TTL / time.Second), timeout: opts.Timeout}
 }
 
-// identityWrite is one visitor's identifiers to store: HSET key args...
+// identityWrite is one visitor's identifiers to store.
 type identityWrite struct {
 	key  string
-	args []any // field, comma-joined digests, ...
+	hset []any // the command: "hset", key, field, comma-joined digests, ...
 }
 
 // visitorKey returns the identity visitor key of ev, or "" when ev does
@@ -117,23 +136,30 @@ func (s *IdentityStore) writes(siteID string, events []destinations.Event) []ide
 		if key == "" {
 			continue
 		}
-		var args []any
-		for _, f := range identityFields {
-			if v := digests(*identitySlot(&events[i].UserData, f)); v != "" {
-				args = append(args, f, v)
+		var vals [len(identityFields)]string // "" for none
+		n := 0
+		for j, f := range identityFields {
+			if vals[j] = digests(*identitySlot(&events[i].UserData, f)); vals[j] != "" {
+				n++
 			}
 		}
-		if len(args) == 0 {
+		if n == 0 {
 			continue
 		}
 		rk := IdentityKey(siteID, key)
-		if j := slices.IndexFunc(out, func(w identityWrite) bool { return w.key == rk }); j >= 0 {
-			// The same visitor earlier in this call: HSET applies its
-			// arguments in order, so the later event's fields win.
-			out[j].args = append(out[j].args, args...)
-			continue
+		j := slices.IndexFunc(out, func(w identityWrite) bool { return w.key == rk })
+		if j < 0 {
+			out = append(out, identityWrite{key: rk, hset: make([]any, 2, 2+2*n)})
+			j = len(out) - 1
+			out[j].hset[0], out[j].hset[1] = "hset", rk
 		}
-		out = append(out, identityWrite{key: rk, args: args})
+		// The same visitor again in this call appends to its HSET, which
+		// applies its arguments in order: the later event's fields win.
+		for k, v := range vals {
+			if v != "" {
+				out[j].hset = append(out[j].hset, identityFieldArgs[k], v)
+			}
+		}
 	}
 	return out
 }
@@ -141,8 +167,8 @@ func (s *IdentityStore) writes(siteID string, events []destinations.Event) []ide
 // queue adds writes to pipe: one HSET and one EXPIRE per visitor.
 func (s *IdentityStore) queue(ctx context.Context, pipe redis.Pipeliner, writes []identityWrite) {
 	for _, w := range writes {
-		pipe.HSet(ctx, w.key, w.args...)
-		pipe.Expire(ctx, w.key, s.ttl)
+		pipe.Do(ctx, w.hset...)
+		pipe.Do(ctx, "expire", w.hset[1], s.ttlArg)
 	}
 }
 
@@ -231,6 +257,9 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 // digests returns the digests among values (at most identityMaxValues),
 // comma-joined; "" when there are none.
 func digests(values []string) string {
+	if len(values) == 1 && isDigest(values[0]) {
+		return values[0] // the common case, without a copy
+	}
 	var b strings.Builder
 	n := 0
 	for _, v := range values {

@@ -105,7 +105,7 @@ func TestIdentityStoreEnrich(t *testing.T) {
 	}
 	stored, _ := rdb.HGetAll(ctx, key).Result()
 	for f, v := range stored {
-		if !slices.Contains(identityFields, f) {
+		if !slices.Contains(identityFields[:], f) {
 			t.Errorf("stored field %q is not an identifier", f)
 		}
 		for _, d := range strings.Split(v, ",") {
