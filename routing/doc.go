@@ -81,7 +81,12 @@
 // their visitor's hash: one HSET (and EXPIRE) per visitor in the same
 // pipeline as, and ahead of, the entry holding the events. Writes land in
 // the order events are received, so a field's newest value wins, and an
-// entry is never read before its own events' identifiers are stored. With
+// entry is never read before its own events' identifiers are stored. A
+// store leaves out a visitor's write that equals the last one it stored
+// for that visitor less than IdentityOptions.Rewrite ago (10 minutes; it
+// remembers up to 64k visitors as hashes): repeats cost nothing, and the
+// TTL is still refreshed by reads and by the first write after the window.
+// With
 // DispatcherOptions.Identity set, each worker reads (HGETALL, EXPIRE) the
 // visitors of its round in one pipeline before its routes' policy and
 // fills in the fields each event lacks. Reading is idempotent, so every

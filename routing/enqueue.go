@@ -296,11 +296,12 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	}
 	cmds := make([]*redis.Cmd, len(entries))
 	pipe := q.rdb.Pipeline()
-	q.rememberIdentities(ctx, pipe, batch)
+	identities := q.rememberIdentities(ctx, pipe, batch)
 	for i, e := range entries {
 		cmds[i] = run(pipe, e)
 	}
 	_, _ = pipe.Exec(ctx)
+	identities()
 	var failed []*entry
 	var failErr error
 	for i, e := range entries {
@@ -334,7 +335,7 @@ func (q *Queue) writeEntries(entries []*entry, batch []*enqueueReq) {
 	defer cancel()
 	cmds := make([]*redis.StringCmd, len(entries))
 	pipe := q.rdb.Pipeline()
-	q.rememberIdentities(ctx, pipe, batch)
+	identities := q.rememberIdentities(ctx, pipe, batch)
 	if len(entries) == 1 && pipe.Len() == 0 {
 		cmds[0] = q.rdb.XAdd(ctx, xaddArgs(entries[0]))
 	} else {
@@ -342,6 +343,7 @@ func (q *Queue) writeEntries(entries []*entry, batch []*enqueueReq) {
 			cmds[i] = pipe.XAdd(ctx, xaddArgs(e))
 		}
 		_, _ = pipe.Exec(ctx)
+		identities()
 	}
 	for i, e := range entries {
 		if err := cmds[i].Err(); err != nil {
@@ -353,16 +355,20 @@ func (q *Queue) writeEntries(entries []*entry, batch []*enqueueReq) {
 }
 
 // rememberIdentities queues the identity writes of batch in pipe, ahead of
-// the entries holding their events (IdentityStore). Their answers are not
-// checked: identities are best effort, and a Redis that fails them fails
-// the entries' writes too.
-func (q *Queue) rememberIdentities(ctx context.Context, pipe redis.Pipeliner, batch []*enqueueReq) {
-	if q.opts.Identity == nil {
-		return
+// the entries holding their events (IdentityStore); call ran once pipe ran.
+// Their answers only decide what the store remembers as written:
+// identities are best effort, and a Redis that fails them fails the
+// entries' writes too.
+func (q *Queue) rememberIdentities(ctx context.Context, pipe redis.Pipeliner, batch []*enqueueReq) (ran func()) {
+	id := q.opts.Identity
+	if id == nil {
+		return func() {}
 	}
+	var sent []queuedWrite
 	for _, r := range batch {
-		q.opts.Identity.queue(ctx, pipe, r.identity)
+		sent = id.queue(ctx, pipe, r.identity, sent)
 	}
+	return func() { id.stored(sent) }
 }
 
 func xaddArgs(e *entry) *redis.XAddArgs {

@@ -55,6 +55,14 @@ func IdentityKey(siteID, visitorKey string) string {
 	return b.String()
 }
 
+// DefaultIdentityRewrite is how long the queue leaves out a visitor's
+// identifiers that are unchanged since this process last stored them.
+const DefaultIdentityRewrite = 10 * time.Minute
+
+// identityRecentMax bounds how many visitors' last writes a store
+// remembers (two generations of up to this many).
+const identityRecentMax = 1 << 15
+
 // IdentityOptions configure an IdentityStore.
 type IdentityOptions struct {
 	// TTL is how long identifiers live after the visitor was last seen;
@@ -62,6 +70,16 @@ type IdentityOptions struct {
 	TTL time.Duration
 	// Timeout bounds one Enrich call's round trip (default 2s).
 	Timeout time.Duration
+	// Rewrite is how long the queue skips storing a visitor's identifiers
+	// again when they equal what this process stored last for the visitor
+	// (a logged-in shopper's every page view carries the same e-mail and
+	// customer id); default DefaultIdentityRewrite, negative to store every
+	// time. Within it a visitor's TTL is not refreshed by writes (reads
+	// refresh it), and when replicas store different values for one
+	// visitor, a repeat of an older value may wait this long to win.
+	Rewrite time.Duration
+	// Now is the clock of Rewrite (default time.Now).
+	Now func() time.Time
 }
 
 // IdentityStore keeps, per visitor, the hashed identifiers (em, ph,
@@ -95,6 +113,7 @@ type IdentityStore struct {
 	ttl     time.Duration
 	ttlArg  any // ttl in seconds, EXPIRE's argument
 	timeout time.Duration
+	recent  *recentWrites // nil: store every time
 }
 
 // NewIdentityStore returns an IdentityStore on rdb.
@@ -105,13 +124,26 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
 	}
-	return &IdentityStore{rdb: rdb, ttl: opts.TTL, ttlArg: int64(opts.TTL / time.Second), timeout: opts.Timeout}
+	s := &IdentityStore{rdb: rdb, ttl: opts.TTL, ttlArg: int64(opts.TTL / time.Second), timeout: opts.Timeout}
+	if opts.Rewrite == 0 {
+		opts.Rewrite = DefaultIdentityRewrite
+	}
+	if opts.Rewrite > 0 {
+		if opts.Now == nil {
+			opts.Now = time.Now
+		}
+		s.recent = newRecentWrites(opts.Rewrite, identityRecentMax, opts.Now)
+	}
+	return s
 }
 
 // identityWrite is one visitor's identifiers to store.
 type identityWrite struct {
 	key  string
 	hset []any // the command: "hset", key, field, comma-joined digests, ...
+	// keySum and sum identify the visitor and the whole write for
+	// recentWrites.
+	keySum, sum uint64
 }
 
 // visitorKey returns the identity visitor key of ev, or "" when ev does
@@ -161,14 +193,45 @@ func (s *IdentityStore) writes(siteID string, events []destinations.Event) []ide
 			}
 		}
 	}
+	if s.recent != nil {
+		kept := out[:0]
+		for _, w := range out {
+			w.keySum, w.sum = s.recent.sums(w.hset)
+			if !s.recent.fresh(w.keySum, w.sum) {
+				kept = append(kept, w)
+			}
+		}
+		out = kept
+	}
 	return out
 }
 
-// queue adds writes to pipe: one HSET and one EXPIRE per visitor.
-func (s *IdentityStore) queue(ctx context.Context, pipe redis.Pipeliner, writes []identityWrite) {
+// queuedWrite is an identity write added to a pipeline, and its HSET.
+type queuedWrite struct {
+	w    identityWrite
+	hset *redis.Cmd
+}
+
+// queue adds writes to pipe, one HSET and one EXPIRE per visitor, and
+// appends them to sent; once pipe ran, pass sent to stored.
+func (s *IdentityStore) queue(ctx context.Context, pipe redis.Pipeliner, writes []identityWrite, sent []queuedWrite) []queuedWrite {
 	for _, w := range writes {
-		pipe.Do(ctx, w.hset...)
+		sent = append(sent, queuedWrite{w: w, hset: pipe.Do(ctx, w.hset...)})
 		pipe.Do(ctx, "expire", w.hset[1], s.ttlArg)
+	}
+	return sent
+}
+
+// stored remembers the writes of sent that Redis applied, so that repeats
+// are left out for a while (IdentityOptions.Rewrite).
+func (s *IdentityStore) stored(sent []queuedWrite) {
+	if s.recent == nil {
+		return
+	}
+	for _, q := range sent {
+		if q.hset.Err() == nil {
+			s.recent.put(q.w.keySum, q.w.sum)
+		}
 	}
 }
 
@@ -180,8 +243,9 @@ func (s *IdentityStore) Remember(ctx context.Context, siteID string, events []de
 		return nil
 	}
 	pipe := s.rdb.Pipeline()
-	s.queue(ctx, pipe, writes)
+	sent := s.queue(ctx, pipe, writes, nil)
 	_, err := pipe.Exec(ctx)
+	s.stored(sent)
 	return err
 }
 

@@ -533,3 +533,123 @@ func TestQueueStoresIdentities(t *testing.T) {
 		t.Errorf("TTL %s; want %s", ttl, DefaultIdentityTTL)
 	}
 }
+
+// A visitor's unchanged identifiers are stored once per Rewrite window; a
+// change is stored at once, and a write Redis did not apply is not
+// remembered.
+func TestQueueSkipsUnchangedIdentities(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	store := NewIdentityStore(rdb, IdentityOptions{Rewrite: time.Minute, Now: func() time.Time { return now }})
+	q := NewQueue(rdb, QueueOptions{Identity: store})
+	key := IdentityKey(testSite, "fb.1.1.1")
+	a, b := digest("a@example.com"), digest("b@example.com")
+	send := func(em string) {
+		t.Helper()
+		if err := q.Enqueue(ctx, testSite, []destinations.Event{visit("a", "PageView", "fb.1.1.1", destinations.UserData{Em: []string{em}})}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := func() string {
+		t.Helper()
+		v, _ := rdb.HGet(ctx, key, "em").Result()
+		return v
+	}
+
+	send(a)
+	if stored() != a {
+		t.Fatalf("first write: em %q", stored())
+	}
+	// The key goes away behind the store's back: an unchanged repeat
+	// within the window is not written again...
+	rdb.Del(ctx, key)
+	now = now.Add(30 * time.Second)
+	send(a)
+	if v := stored(); v != "" {
+		t.Fatalf("an unchanged repeat within the window was written (em %q)", v)
+	}
+	// ...a change is,
+	send(b)
+	if stored() != b {
+		t.Fatalf("a changed value was not written: em %q", stored())
+	}
+	// and so is the old value again, since it is not the last one written.
+	send(a)
+	if stored() != a {
+		t.Fatalf("a value written before the last one was skipped: em %q", stored())
+	}
+	// After the window the same value is written again (and its TTL set).
+	rdb.Del(ctx, key)
+	now = now.Add(time.Minute)
+	send(a)
+	if stored() != a {
+		t.Fatal("an unchanged value was not written again after the window")
+	}
+	if ttl, _ := rdb.TTL(ctx, key).Result(); ttl < DefaultIdentityTTL-time.Minute {
+		t.Errorf("TTL %s after a rewrite", ttl)
+	}
+
+	// A write Redis refuses is not remembered: once Redis takes writes
+	// again, the same value is written.
+	rdb.Del(ctx, key)
+	now = now.Add(2 * time.Minute)
+	other := IdentityKey(testSite, "fb.1.1.2")
+	if err := rdb.Set(ctx, other, "a string, so HSET fails", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ev := visit("b", "PageView", "fb.1.1.2", destinations.UserData{Em: []string{a}})
+	if err := q.Enqueue(ctx, testSite, []destinations.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	rdb.Del(ctx, other)
+	if err := q.Enqueue(ctx, testSite, []destinations.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rdb.HGet(ctx, other, "em").Result(); v != a {
+		t.Errorf("after a refused write the repeat was skipped (em %q)", v)
+	}
+}
+
+// Rewrite < 0 stores every time.
+func TestIdentityRewriteOff(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	store := NewIdentityStore(rdb, IdentityOptions{Rewrite: -1})
+	ev := *seen("v", 1, destinations.UserData{Em: []string{digest("a@example.com")}})
+	for range 2 {
+		rdb.Del(ctx, IdentityKey("shop", "v"))
+		if err := store.Remember(ctx, "shop", []destinations.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := rdb.Exists(ctx, IdentityKey("shop", "v")).Result(); n != 1 {
+			t.Fatal("a repeat was skipped with Rewrite < 0")
+		}
+	}
+}
+
+func TestRecentWritesGenerations(t *testing.T) {
+	now := time.Unix(0, 0)
+	r := newRecentWrites(time.Hour, 2, func() time.Time { return now })
+	r.put(1, 10)
+	r.put(2, 20)
+	r.put(3, 30) // cur {1,2} becomes prev
+	for _, tt := range []struct {
+		key, sum uint64
+		want     bool
+	}{{1, 10, true}, {2, 20, true}, {3, 30, true}, {3, 31, false}, {4, 40, false}} {
+		if got := r.fresh(tt.key, tt.sum); got != tt.want {
+			t.Errorf("fresh(%d, %d) = %v; want %v", tt.key, tt.sum, got, tt.want)
+		}
+	}
+	r.put(4, 40)
+	r.put(5, 50) // cur {3,4} becomes prev: 1 and 2 are forgotten
+	if r.fresh(1, 10) || !r.fresh(3, 30) || !r.fresh(5, 50) {
+		t.Error("the oldest generation was not dropped")
+	}
+	now = now.Add(time.Hour)
+	if r.fresh(5, 50) {
+		t.Error("a write a window ago is still fresh")
+	}
+}
