@@ -233,7 +233,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	ip, ua := g.clientIP(r), userAgent(r)
 	events := make([]destinations.Event, 0, count)
 	for i := range count {
-		prefix := "events[" + strconv.Itoa(i) + "]."
+		prefix := eventPrefix(i)
 		var in collectEvent
 		if fast != nil {
 			in = fast[i]
@@ -263,15 +263,41 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	return len(events), site.ID, nil
 }
 
+// under names a problem's field under prefix ("events[0]."): the field
+// path is only built when there is a problem.
+func under(prefix string, e *apiError) *apiError {
+	if e != nil {
+		e.Field = prefix + e.Field
+	}
+	return e
+}
+
+// eventPrefixes are the field prefixes of a request's first events, made
+// once.
+var eventPrefixes = func() (out [8]string) {
+	for i := range out {
+		out[i] = "events[" + strconv.Itoa(i) + "]."
+	}
+	return out
+}()
+
+// eventPrefix is the field prefix of the i-th event of a request.
+func eventPrefix(i int) string {
+	if i < len(eventPrefixes) {
+		return eventPrefixes[i]
+	}
+	return "events[" + strconv.Itoa(i) + "]."
+}
+
 // browserEvent validates one browser event and builds its canonical form.
 func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations.Event) (destinations.Event, *apiError) {
 	ev := base
 	now := g.now()
-	if e := checkEventName(prefix+"event_name", in.EventName); e != nil {
+	if e := under(prefix, checkEventName("event_name", in.EventName)); e != nil {
 		return ev, e
 	}
 	ev.EventName = in.EventName
-	if e := checkText(prefix+"event_id", in.EventID, maxEventIDLen); e != nil {
+	if e := under(prefix, checkText("event_id", in.EventID, maxEventIDLen)); e != nil {
 		return ev, e
 	}
 	ev.EventID = in.EventID
@@ -284,7 +310,7 @@ func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations
 		ev.EventID = id
 	}
 	if in.ActionSource != "" {
-		if e := checkActionSource(prefix+"action_source", in.ActionSource); e != nil {
+		if e := under(prefix, checkActionSource("action_source", in.ActionSource)); e != nil {
 			return ev, e
 		}
 		ev.ActionSource = in.ActionSource
@@ -295,19 +321,19 @@ func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations
 	}
 	ev.EventTime = now.Unix()
 	if in.EventTime != nil {
-		if e := checkEventTime(prefix+"event_time", *in.EventTime, now, maxAge); e != nil {
+		if e := under(prefix, checkEventTime("event_time", *in.EventTime, now, maxAge)); e != nil {
 			return ev, e
 		}
 		ev.EventTime = *in.EventTime
 	}
 	if in.EventSourceURL != "" {
-		if e := checkURL(prefix+"event_source_url", in.EventSourceURL); e != nil {
+		if e := under(prefix, checkURL("event_source_url", in.EventSourceURL)); e != nil {
 			return ev, e
 		}
 		ev.EventSourceURL = in.EventSourceURL
 	}
 	if in.ReferrerURL != "" {
-		if e := checkURL(prefix+"referrer_url", in.ReferrerURL); e != nil {
+		if e := under(prefix, checkURL("referrer_url", in.ReferrerURL)); e != nil {
 			return ev, e
 		}
 		ev.ReferrerURL = in.ReferrerURL

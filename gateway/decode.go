@@ -292,15 +292,14 @@ func hashUserData(prefix string, raw pii.RawUserData, now time.Time) (destinatio
 
 // decodeCustomData decodes custom_data, bounded in size; null or absent is nil.
 func decodeCustomData(prefix string, raw json.RawMessage) (*destinations.CustomData, *apiError) {
-	field := prefix + "custom_data"
 	if len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return nil, nil
 	}
 	if len(raw) > maxCustomDataBytes {
-		return nil, badField(field, "larger than %d bytes", maxCustomDataBytes)
+		return nil, badField(prefix+"custom_data", "larger than %d bytes", maxCustomDataBytes)
 	}
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
-		return nil, &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Field: field, Message: "must be an object"}
+		return nil, &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Field: prefix + "custom_data", Message: "must be an object"}
 	}
 	cd, ok := fastCustomData(raw)
 	if !ok {
@@ -309,11 +308,11 @@ func decodeCustomData(prefix string, raw json.RawMessage) (*destinations.CustomD
 		// decoder of CustomData directly is what json.Unmarshal would do,
 		// minus a second syntax check of the bytes.
 		if err := cd.UnmarshalJSON(raw); err != nil {
-			return nil, jsonError(err, field+".")
+			return nil, jsonError(err, prefix+"custom_data.")
 		}
 	}
 	if cd.Currency != "" && !isCurrency(cd.Currency) {
-		return nil, badField(field+".currency", "must be an ISO 4217 code such as EUR")
+		return nil, badField(prefix+"custom_data.currency", "must be an ISO 4217 code such as EUR")
 	}
 	return cd, nil
 }
