@@ -52,6 +52,7 @@ type benchFlags struct {
 	jsonOut, includeBare bool
 	netHTTP              bool
 	bareInProcess        bool
+	visitorEvents        int
 	serveBare            string // internal: serve the bare handler on this address
 }
 
@@ -77,6 +78,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	fs.StringVar(&f.serveBare, "serve-bare", "", "internal: serve the bare handler on this loopback address until SIGTERM")
 	fs.BoolVar(&f.delivery, "delivery", false, "measure delivery from a pre-filled queue to a local fake Meta instead")
 	fs.IntVar(&f.events, "events", 100_000, "events queued by -delivery")
+	fs.IntVar(&f.visitorEvents, "visitor-events", 1, "requests in a row from one visitor, who sends back the cookies the gateway set and the same identifiers (1: every request is a new, identified visitor, the worst case)")
 	fs.BoolVar(&f.jsonOut, "json", false, "print one JSON object per step instead of the table")
 	client := fs.String("client", "raw", "load generator's HTTP client: raw (minimal HTTP/1.1, one goroutine per connection) or net/http")
 	if err := fs.Parse(args); err != nil {
@@ -99,6 +101,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	}
 	if f.rates, err = intList(*rates); err != nil {
 		errs = append(errs, fmt.Errorf("-rate: %w", err))
+	}
+	if f.visitorEvents < 1 || f.visitorEvents > 1_000_000 {
+		errs = append(errs, fmt.Errorf("-visitor-events: %d is not within 1 to 1000000", f.visitorEvents))
 	}
 	if f.spawn && f.url != "" {
 		errs = append(errs, errors.New("-spawn and -url exclude each other"))
@@ -216,6 +221,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, r := range f.rates {
 		steps = append(steps, step{conns: f.rateConns, rate: r})
 	}
+	body := loadgen.Body{VisitorEvents: f.visitorEvents}
 	for _, s := range steps {
 		var bareRes, gwRes *loadgen.Result
 		if f.pid > 0 {
@@ -228,7 +234,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if bareURL != "" {
 			r, err := loadgen.Run(ctx, loadgen.Options{URL: bareURL + "/collect", Conns: s.conns, Rate: s.rate,
-				Duration: f.duration, Warmup: f.warmup, PID: barePID, NetHTTP: f.netHTTP})
+				Duration: f.duration, Warmup: f.warmup, PID: barePID, NetHTTP: f.netHTTP, Body: body})
 			if err != nil {
 				fmt.Fprintf(stderr, "tagway bench: bare: %v\n", err)
 				return 1
@@ -238,7 +244,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		if f.url != "" {
 			r, err := loadgen.Run(ctx, loadgen.Options{URL: strings.TrimSuffix(f.url, "/") + f.path, Conns: s.conns, Rate: s.rate,
-				Duration: f.duration, Warmup: f.warmup, PID: f.pid, CPU: redisCPU, NetHTTP: f.netHTTP})
+				Duration: f.duration, Warmup: f.warmup, PID: f.pid, CPU: redisCPU, NetHTTP: f.netHTTP, Body: body})
 			if err != nil {
 				fmt.Fprintf(stderr, "tagway bench: gateway: %v\n", err)
 				return 1
@@ -268,8 +274,12 @@ func (p *benchPrinter) header(f benchFlags) {
 	if f.bareInProcess {
 		bare = "in the load generator's process"
 	}
-	fmt.Fprintf(p.w, "tagway bench: %s per step after %s warm-up; %d CPUs; gateway %s; client %s; bare handler %s\n",
-		f.duration, f.warmup, runtime.NumCPU(), f.url, client, bare)
+	visitors := "every request a new visitor"
+	if f.visitorEvents > 1 {
+		visitors = fmt.Sprintf("%d requests per visitor", f.visitorEvents)
+	}
+	fmt.Fprintf(p.w, "tagway bench: %s per step after %s warm-up; %d CPUs; gateway %s; client %s; bare handler %s; %s\n",
+		f.duration, f.warmup, runtime.NumCPU(), f.url, client, bare, visitors)
 	fmt.Fprintf(p.w, "%-8s %6s %7s %10s %9s %9s %9s %8s %8s %10s   %s\n",
 		"target", "conns", "rate", "req/s", "p50", "p99", "max", "errors", "missed", "rss", "CPU per request: server+redis+client")
 }

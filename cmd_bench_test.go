@@ -20,6 +20,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"-conns", "0"}, "positive"},
 		{[]string{"-client", "net/http", "-bare-in-process"}, ""},
 		{[]string{"-client", "curl"}, "neither raw nor net/http"},
+		{[]string{"-visitor-events", "10"}, ""},
+		{[]string{"-visitor-events", "0"}, "not within 1 to 1000000"},
 	} {
 		_, err := parseBenchFlags(tc.args, io.Discard)
 		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {

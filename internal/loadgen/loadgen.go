@@ -340,10 +340,13 @@ type workerState struct {
 func (o Options) worker(rec *recorder, id uint64) *workerState {
 	w := &workerState{tally: &tally{statuses: map[int]int64{}, samples: make([]time.Duration, 0, 4096)}, id: id,
 		maxKeep: maxSamples / o.Conns}
+	keep := o.Body.VisitorEvents > 1
 	if o.NetHTTP {
-		w.sender = &netHTTPSender{client: o.Client, url: o.URL, origin: o.Origin}
+		w.sender = &netHTTPSender{client: o.Client, url: o.URL, origin: o.Origin, cookieJar: cookieJar{keep: keep}}
 	} else {
-		w.sender, _ = newRawSender(o.URL, o.Origin) // the URL was checked by withDefaults
+		raw, _ := newRawSender(o.URL, o.Origin) // the URL was checked by withDefaults
+		raw.keep = keep
+		w.sender = raw
 	}
 	return w
 }
@@ -354,6 +357,9 @@ func (o Options) worker(rec *recorder, id uint64) *workerState {
 // only left out; the client's timeout bounds it.
 func (o Options) do(ctx context.Context, end time.Time, rec *recorder, w *workerState, at time.Time) {
 	w.n++
+	if o.Body.newVisitor(w.n) {
+		w.sender.forgetCookies()
+	}
 	w.buf = o.Body.Append(w.buf[:0], w.id, w.n)
 	status, err := w.sender.send(ctx, w.buf)
 	done := time.Now()

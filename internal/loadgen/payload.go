@@ -22,9 +22,29 @@ type Body struct {
 	// platform can pick out these events (the fault suite marks events it
 	// wants rejected).
 	Marker string
+	// VisitorEvents is how many requests in a row come from one visitor
+	// (default 1: each request is a new visitor). A visitor's requests
+	// carry the same visitor seed and identifiers, and the load generator
+	// sends back the cookies the target set on the visitor's earlier
+	// answers, as a browser would.
+	VisitorEvents int
 }
 
-// Append appends the body for visitor number n (worker w) to dst.
+// visitor returns the visitor of request n (counted from 1) of a worker.
+func (b Body) visitor(n uint64) uint64 {
+	if b.VisitorEvents <= 1 || n == 0 {
+		return n
+	}
+	return (n-1)/uint64(b.VisitorEvents) + 1
+}
+
+// newVisitor reports whether request n (counted from 1) is its visitor's
+// first.
+func (b Body) newVisitor(n uint64) bool {
+	return b.VisitorEvents <= 1 || n == 0 || (n-1)%uint64(b.VisitorEvents) == 0
+}
+
+// Append appends the body of request n of worker w to dst.
 func (b Body) Append(dst []byte, w, n uint64) []byte {
 	page := b.PageURL
 	if page == "" {
@@ -36,10 +56,13 @@ func (b Body) Append(dst []byte, w, n uint64) []byte {
 	}
 	t := now()
 	purchase := n%2 == 0
+	v := b.visitor(n)
 	dst = append(dst, `{"vid":"`...)
-	dst = strconv.AppendInt(dst, t.UnixMilli()-int64(n%86_400_000), 10)
+	// The seed's time: up to a day before the hour (so that a visitor's
+	// requests agree on it).
+	dst = strconv.AppendInt(dst, t.Truncate(time.Hour).UnixMilli()-int64(v%86_400_000), 10)
 	dst = append(dst, '.')
-	dst = appendDigits(dst, w*1_000_000_007+n, 12)
+	dst = appendDigits(dst, w*1_000_000_007+v, 12)
 	dst = append(dst, `","url":"`...)
 	dst = append(dst, page...)
 	dst = append(dst, `?utm_source=bench&utm_medium=cpc","referrer":"https://www.google.com/",`...)
@@ -72,13 +95,13 @@ func (b Body) Append(dst []byte, w, n uint64) []byte {
 		dst = append(dst, '"')
 	}
 	dst = append(dst, `},"user_data":{"em":"Jane.Doe+`...)
-	dst = strconv.AppendUint(dst, n, 10)
+	dst = strconv.AppendUint(dst, v, 10)
 	dst = append(dst, `@Example.com","ph":"+1 (650) 555-`...)
-	dst = appendDigits(dst, n, 4)
+	dst = appendDigits(dst, v, 4)
 	dst = append(dst, `","external_id":"cust-`...)
 	dst = strconv.AppendUint(dst, w, 10)
 	dst = append(dst, '-')
-	dst = strconv.AppendUint(dst, n, 10)
+	dst = strconv.AppendUint(dst, v, 10)
 	dst = append(dst, `"}}]}`...)
 	return dst
 }

@@ -15,11 +15,50 @@ import (
 )
 
 // sender sends one POST with a body and returns the answer's status after
-// reading the whole answer.
+// reading the whole answer. A sender keeping cookies sends back those its
+// answers set until forgetCookies.
 type sender interface {
 	send(ctx context.Context, body []byte) (int, error)
+	forgetCookies()
 	close()
 }
+
+// cookieJar is a sender's cookies: name=value pairs, by name, as the
+// answers set them (attributes ignored: one target, one path).
+type cookieJar struct {
+	keep  bool
+	pairs [][]byte
+}
+
+// set stores a Set-Cookie value's name=value.
+func (j *cookieJar) set(v []byte) {
+	pair, _, _ := bytes.Cut(v, []byte{';'})
+	pair = bytes.TrimSpace(pair)
+	name, _, ok := bytes.Cut(pair, []byte{'='})
+	if !j.keep || !ok || len(name) == 0 {
+		return
+	}
+	for i, p := range j.pairs {
+		if n, _, _ := bytes.Cut(p, []byte{'='}); bytes.Equal(n, name) {
+			j.pairs[i] = append(p[:0], pair...)
+			return
+		}
+	}
+	j.pairs = append(j.pairs, append([]byte(nil), pair...))
+}
+
+// appendHeader appends the Cookie header value ("a=1; b=2").
+func (j *cookieJar) appendHeader(dst []byte) []byte {
+	for i, p := range j.pairs {
+		if i > 0 {
+			dst = append(dst, "; "...)
+		}
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
+func (j *cookieJar) forgetCookies() { j.pairs = j.pairs[:0] }
 
 // The request headers every sender sends, besides Host and Content-Length.
 const (
@@ -31,6 +70,7 @@ const (
 type netHTTPSender struct {
 	client      *http.Client
 	url, origin string
+	cookieJar
 }
 
 func (s *netHTTPSender) send(ctx context.Context, body []byte) (int, error) {
@@ -41,9 +81,15 @@ func (s *netHTTPSender) send(ctx context.Context, body []byte) (int, error) {
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Origin", s.origin)
 	req.Header.Set("User-Agent", userAgent)
+	if len(s.pairs) > 0 {
+		req.Header.Set("Cookie", string(s.appendHeader(nil)))
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return 0, err
+	}
+	for _, c := range resp.Header.Values("Set-Cookie") {
+		s.set([]byte(c))
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
@@ -65,6 +111,7 @@ type rawSender struct {
 	br         *bufio.Reader
 	req        []byte
 	deadline   time.Time
+	cookieJar
 }
 
 func newRawSender(rawURL, origin string) (*rawSender, error) {
@@ -109,6 +156,10 @@ func (s *rawSender) send(ctx context.Context, body []byte) (int, error) {
 	}
 	s.req = append(s.req[:0], s.head...)
 	s.req = strconv.AppendInt(s.req, int64(len(body)), 10)
+	if len(s.pairs) > 0 {
+		s.req = append(s.req, "\r\nCookie: "...)
+		s.req = s.appendHeader(s.req)
+	}
 	s.req = append(s.req, "\r\n\r\n"...)
 	s.req = append(s.req, body...)
 	if _, err := s.conn.Write(s.req); err != nil {
@@ -158,6 +209,8 @@ func (s *rawSender) readResponse() (status int, keepAlive bool, err error) {
 			chunked = asciiEqualFold(value, "chunked")
 		case asciiEqualFold(name, "Connection"):
 			keepAlive = !asciiEqualFold(value, "close")
+		case s.keep && asciiEqualFold(name, "Set-Cookie"):
+			s.set(value)
 		}
 	}
 	switch {

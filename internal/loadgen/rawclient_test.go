@@ -2,11 +2,14 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,5 +71,55 @@ func TestRawClientAnswers(t *testing.T) {
 	}
 	if v := bad.Load(); v != nil {
 		t.Errorf("unexpected request: %v", v)
+	}
+}
+
+// With VisitorEvents, a visitor's later requests carry its seed and
+// identifiers and send back the cookies its earlier answers set; a new
+// visitor starts without cookies. Both senders.
+func TestVisitorEventsSendCookiesBack(t *testing.T) {
+	for _, netHTTP := range []bool{false, true} {
+		type seen struct{ cookie, vid, em string }
+		var mu sync.Mutex
+		var got []seen
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var body struct {
+				VID    string `json:"vid"`
+				Events []struct {
+					UserData struct {
+						Em string `json:"em"`
+					} `json:"user_data"`
+				} `json:"events"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			mu.Lock()
+			n := len(got)
+			got = append(got, seen{r.Header.Get("Cookie"), body.VID, body.Events[0].UserData.Em})
+			mu.Unlock()
+			w.Header().Add("Set-Cookie", "_a="+strconv.Itoa(n)+"; Path=/; Max-Age=60; SameSite=Lax")
+			w.Header().Add("Set-Cookie", "_b=fixed; Path=/")
+			w.Write([]byte(`{"received":1}`))
+		}))
+		res, err := Run(context.Background(), Options{URL: srv.URL + "/collect", Conns: 1, Duration: 5 * time.Second,
+			Warmup: -1, MaxRequests: 7, NetHTTP: netHTTP, Body: Body{VisitorEvents: 3}})
+		srv.Close()
+		if err != nil || res.OK != 7 {
+			t.Fatalf("netHTTP=%v: %v %+v", netHTTP, err, res)
+		}
+		for i, s := range got {
+			first := i%3 == 0
+			switch {
+			case first && s.cookie != "":
+				t.Errorf("netHTTP=%v: request %d, a new visitor's, sent cookies %q", netHTTP, i+1, s.cookie)
+			case !first && s.cookie != "_a="+strconv.Itoa(i-1)+"; _b=fixed":
+				t.Errorf("netHTTP=%v: request %d sent cookies %q; want the last answer's", netHTTP, i+1, s.cookie)
+			}
+			if sameVisitor := got[i-i%3]; s.vid != sameVisitor.vid || s.em != sameVisitor.em {
+				t.Errorf("netHTTP=%v: request %d: seed %s / %s within one visitor", netHTTP, i+1, s.vid, sameVisitor.vid)
+			}
+			if i >= 3 && (s.vid == got[i-3].vid || s.em == got[i-3].em) {
+				t.Errorf("netHTTP=%v: request %d repeats the previous visitor's seed or e-mail", netHTTP, i+1)
+			}
+		}
 	}
 }
