@@ -84,7 +84,7 @@
 // entry is never read before its own events' identifiers are stored. A
 // store leaves out a visitor's write that equals the last one it stored
 // for that visitor less than IdentityOptions.Rewrite ago (10 minutes; it
-// remembers up to 64k visitors as hashes): repeats cost nothing, and the
+// remembers up to 16k visitors as hashes): repeats cost nothing, and the
 // TTL is still refreshed by reads and by the first write after the window.
 // With
 // DispatcherOptions.Identity set, each worker reads (HGETALL, EXPIRE) the

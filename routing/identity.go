@@ -61,7 +61,7 @@ const DefaultIdentityRewrite = 10 * time.Minute
 
 // identityRecentMax bounds how many visitors' last writes a store
 // remembers (two generations of up to this many).
-const identityRecentMax = 1 << 15
+const identityRecentMax = 1 << 13
 
 // IdentityOptions configure an IdentityStore.
 type IdentityOptions struct {
