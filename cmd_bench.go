@@ -53,7 +53,8 @@ type benchFlags struct {
 	netHTTP              bool
 	bareInProcess        bool
 	visitorEvents        int
-	serveBare            string // internal: serve the bare handler on this address
+	reference            string // "", "answer" or "enqueue": a reference handler measured too
+	serveBare            string // internal: serve the bare (or -reference) handler on this address
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
@@ -75,7 +76,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each step")
 	fs.BoolVar(&f.includeBare, "bare", true, "also measure the bare handler")
 	fs.BoolVar(&f.bareInProcess, "bare-in-process", false, "serve the bare handler inside the load generator's process instead of in a process of its own, like the gateway")
-	fs.StringVar(&f.serveBare, "serve-bare", "", "internal: serve the bare handler on this loopback address until SIGTERM")
+	fs.StringVar(&f.serveBare, "serve-bare", "", "internal: serve the bare handler (the -reference one if given) on this loopback address until SIGTERM")
+	fs.StringVar(&f.reference, "reference", "", "also measure a reference handler in its own process: answer (the gateway's answer headers and body, no other work) or enqueue (one XADD per request in shared pipelines, no other work; needs -redis)")
 	fs.BoolVar(&f.delivery, "delivery", false, "measure delivery from a pre-filled queue to a local fake Meta instead")
 	fs.IntVar(&f.events, "events", 100_000, "events queued by -delivery")
 	fs.IntVar(&f.visitorEvents, "visitor-events", 1, "requests in a row from one visitor, who sends back the cookies the gateway set and the same identifiers (1: every request is a new, identified visitor, the worst case)")
@@ -101,6 +103,15 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	}
 	if f.rates, err = intList(*rates); err != nil {
 		errs = append(errs, fmt.Errorf("-rate: %w", err))
+	}
+	switch f.reference {
+	case "", "answer":
+	case "enqueue":
+		if f.redisURL == "" {
+			errs = append(errs, errors.New("-reference enqueue needs -redis"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-reference: %q is neither answer nor enqueue", f.reference))
 	}
 	if f.visitorEvents < 1 || f.visitorEvents > 1_000_000 {
 		errs = append(errs, fmt.Errorf("-visitor-events: %d is not within 1 to 1000000", f.visitorEvents))
@@ -163,7 +174,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	if f.serveBare != "" {
-		return serveBare(ctx, f.serveBare, stderr)
+		return serveBare(ctx, f.serveBare, f.reference, f.redisURL, stderr)
 	}
 	if f.delivery {
 		return benchDelivery(ctx, f, stdout, stderr)
@@ -189,7 +200,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer bare.Close()
 		bareURL = bare.URL
 	case f.includeBare:
-		b, err := spawnBare(ctx, stderr)
+		b, err := spawnBare(ctx, "", "", stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "tagway bench: bare handler: %v\n", err)
 			return 1
@@ -197,8 +208,19 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer b.stop(stderr)
 		bareURL, barePID = b.url, b.pid
 	}
+	var refURL string
+	refPID := 0
+	if f.reference != "" {
+		b, err := spawnBare(ctx, f.reference, f.redisURL, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "tagway bench: reference handler: %v\n", err)
+			return 1
+		}
+		defer b.stop(stderr)
+		refURL, refPID = b.url, b.pid
+	}
 	var redisCPU loadgen.CPUMeter
-	if f.redisURL != "" && f.url != "" {
+	if f.redisURL != "" && (f.url != "" || f.reference == "enqueue") {
 		m, closeMeter, err := redisCPUMeter(f.redisURL)
 		if err != nil {
 			fmt.Fprintf(stderr, "tagway bench: %v\n", err)
@@ -242,6 +264,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			bareRes = &r
 			p.result("bare", r)
 		}
+		if refURL != "" {
+			var cpu loadgen.CPUMeter
+			if f.reference == "enqueue" {
+				cpu = redisCPU
+			}
+			r, err := loadgen.Run(ctx, loadgen.Options{URL: refURL + "/collect", Conns: s.conns, Rate: s.rate,
+				Duration: f.duration, Warmup: f.warmup, PID: refPID, CPU: cpu, NetHTTP: f.netHTTP, Body: body})
+			if err != nil {
+				fmt.Fprintf(stderr, "tagway bench: reference: %v\n", err)
+				return 1
+			}
+			p.result(f.reference, r)
+			p.ratio(f.reference, bareRes, &r)
+		}
 		if f.url != "" {
 			r, err := loadgen.Run(ctx, loadgen.Options{URL: strings.TrimSuffix(f.url, "/") + f.path, Conns: s.conns, Rate: s.rate,
 				Duration: f.duration, Warmup: f.warmup, PID: f.pid, CPU: redisCPU, NetHTTP: f.netHTTP, Body: body})
@@ -252,7 +288,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			gwRes = &r
 			p.result("gateway", r)
 		}
-		p.ratio(bareRes, gwRes)
+		p.ratio("gateway", bareRes, gwRes)
 	}
 	return 0
 }
@@ -303,22 +339,23 @@ func (p *benchPrinter) result(name string, r loadgen.Result) {
 	}
 }
 
-func (p *benchPrinter) ratio(bare, gw *loadgen.Result) {
+// ratio prints what name (the gateway or a reference) did against bare.
+func (p *benchPrinter) ratio(name string, bare, gw *loadgen.Result) {
 	if bare == nil || gw == nil || bare.ReqPerSec == 0 {
 		return
 	}
 	ratio := gw.ReqPerSec / bare.ReqPerSec * 100
 	if p.json {
-		_ = json.NewEncoder(p.w).Encode(map[string]any{"name": "ratio", "conns": gw.Conns, "rate": gw.Rate, "gateway_over_bare_pct": ratio})
+		_ = json.NewEncoder(p.w).Encode(map[string]any{"name": "ratio", "target": name, "conns": gw.Conns, "rate": gw.Rate, name + "_over_bare_pct": ratio})
 		return
 	}
 	if gw.Rate > 0 {
-		fmt.Fprintf(p.w, "         fixed rate %d/s: gateway p99 %s (bare %s)\n", gw.Rate, round(gw.P99), round(bare.P99))
+		fmt.Fprintf(p.w, "         fixed rate %d/s: %s p99 %s (bare %s)\n", gw.Rate, name, round(gw.P99), round(bare.P99))
 		return
 	}
-	fmt.Fprintf(p.w, "         gateway/bare at %d conns: %.1f%%", gw.Conns, ratio)
+	fmt.Fprintf(p.w, "         %s/bare at %d conns: %.1f%%", name, gw.Conns, ratio)
 	if b, g := totalCPU(*bare), totalCPU(*gw); b > 0 && g > 0 && bare.ServerCPUPerReq > 0 && gw.ServerCPUPerReq > 0 {
-		fmt.Fprintf(p.w, " (CPU per request, bare/gateway: %.1f%%)", float64(b)/float64(g)*100)
+		fmt.Fprintf(p.w, " (CPU per request, bare/%s: %.1f%%)", name, float64(b)/float64(g)*100)
 	}
 	fmt.Fprintln(p.w)
 }
@@ -386,19 +423,37 @@ type spawnedGateway struct {
 	exited chan struct{}
 }
 
-// serveBare serves loadgen.BareHandler on addr until ctx ends (SIGTERM):
-// the bare handler in a process of its own, measured the way the gateway is.
-func serveBare(ctx context.Context, addr string, stderr io.Writer) int {
+// serveBare serves loadgen.BareHandler (or the reference handler named)
+// on addr until ctx ends (SIGTERM): in a process of its own, measured the
+// way the gateway is.
+func serveBare(ctx context.Context, addr, reference, redisURL string, stderr io.Writer) int {
 	if err := loadgen.CheckLoopback("http://" + addr); err != nil {
 		fmt.Fprintf(stderr, "tagway bench: -serve-bare: %v\n", err)
 		return 2
+	}
+	h := loadgen.BareHandler()
+	switch reference {
+	case "answer":
+		h = loadgen.AnswerHandler()
+	case "enqueue":
+		o, err := redis.ParseURL(redisURL)
+		if err != nil {
+			fmt.Fprintf(stderr, "tagway bench: -serve-bare: %v\n", err)
+			return 2
+		}
+		rdb := redis.NewClient(o)
+		defer func() {
+			_ = rdb.Del(context.Background(), loadgen.ReferenceStream).Err()
+			_ = rdb.Close()
+		}()
+		h = loadgen.EnqueueHandler(rdb)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagway bench: -serve-bare: %v\n", err)
 		return 1
 	}
-	srv := &http.Server{Handler: loadgen.BareHandler(), ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -415,7 +470,7 @@ func serveBare(ctx context.Context, addr string, stderr io.Writer) int {
 
 // spawnBare starts `<this binary> bench -serve-bare` on a free loopback
 // port and waits until it accepts connections.
-func spawnBare(ctx context.Context, stderr io.Writer) (*spawnedGateway, error) {
+func spawnBare(ctx context.Context, reference, redisURL string, stderr io.Writer) (*spawnedGateway, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -424,7 +479,14 @@ func spawnBare(ctx context.Context, stderr io.Writer) (*spawnedGateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "bench", "-serve-bare", addr)
+	args := []string{"bench", "-serve-bare", addr}
+	if reference != "" {
+		args = append(args, "-reference", reference)
+	}
+	if redisURL != "" {
+		args = append(args, "-redis", redisURL)
+	}
+	cmd := exec.Command(exe, args...)
 	accepts := func(context.Context, string) bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {

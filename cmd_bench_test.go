@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/internal/loadgen"
 )
 
 func TestBenchFlags(t *testing.T) {
@@ -22,6 +29,10 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"-client", "curl"}, "neither raw nor net/http"},
 		{[]string{"-visitor-events", "10"}, ""},
 		{[]string{"-visitor-events", "0"}, "not within 1 to 1000000"},
+		{[]string{"-reference", "answer"}, ""},
+		{[]string{"-reference", "enqueue"}, "needs -redis"},
+		{[]string{"-reference", "enqueue", "-redis", "redis://127.0.0.1:1"}, ""},
+		{[]string{"-reference", "lua"}, "neither answer nor enqueue"},
 	} {
 		_, err := parseBenchFlags(tc.args, io.Discard)
 		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
@@ -60,5 +71,40 @@ func TestDeadlettersNeedsRedisURL(t *testing.T) {
 	code := run(t.Context(), []string{"deadletters", "list"}, func(string) string { return "" }, io.Discard, &stderr)
 	if code != 2 || !strings.Contains(stderr.String(), "REDIS_URL") {
 		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// The answer reference of tagway bench answers with the headers the
+// gateway gives a new visitor of the benchmark, so that it prices the same
+// answer.
+func TestBenchAnswerReferenceMatchesGateway(t *testing.T) {
+	gw := startGateway(t, nil)
+	body := loadgen.Body{}.Append(nil, 1, 1)
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/collect", bytes.NewReader(body))
+	req.Header.Set("Origin", "http://127.0.0.1")
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) tagway-bench/1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ref := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/collect", bytes.NewReader(body))
+	r.Header.Set("Origin", "http://127.0.0.1")
+	loadgen.AnswerHandler().ServeHTTP(ref, r)
+	shape := func(h http.Header, status int, body string) string {
+		var keys []string
+		for k, v := range h {
+			if k != "Date" && k != "Content-Length" {
+				keys = append(keys, fmt.Sprintf("%s×%d", k, len(v)))
+			}
+		}
+		slices.Sort(keys)
+		return fmt.Sprintf("%d %v %s", status, keys, body)
+	}
+	if g, w := shape(resp.Header, resp.StatusCode, string(gotBody)), shape(ref.Result().Header, ref.Code, ref.Body.String()); g != w {
+		t.Errorf("gateway answers\n%s\nthe reference answers\n%s", g, w)
 	}
 }
