@@ -86,8 +86,8 @@ func (g *Gateway) browserIDs(r *http.Request, t cookieTarget, consent destinatio
 	}
 
 	// The visitor id: the cookie, else the script's seed, else a new one.
-	if c, err := r.Cookie(cookieVisitor); err == nil && validVID(c.Value, now) {
-		ids.VisitorID = c.Value
+	if v, ok := cookieValue(r.Header, cookieVisitor); ok && validVID(v, now) {
+		ids.VisitorID = v
 	} else if validVID(vid, now) {
 		ids.VisitorID = vid
 	} else if digits, err := g.randomDigits(); err == nil {
@@ -119,11 +119,11 @@ func (g *Gateway) browserIDs(r *http.Request, t cookieTarget, consent destinatio
 	}
 
 	for _, name := range vendorCookies() {
-		if c, err := r.Cookie(name); err == nil && c.Value != "" && len(c.Value) <= maxVendorCookieLen && cookieSafe(c.Value) {
+		if v, ok := cookieValue(r.Header, name); ok && v != "" && len(v) <= maxVendorCookieLen && cookieSafe(v) {
 			if ids.Cookies == nil {
 				ids.Cookies = map[string]string{}
 			}
-			ids.Cookies[name] = c.Value
+			ids.Cookies[name] = v
 		}
 	}
 	for _, c := range ids.set {
@@ -211,11 +211,11 @@ func validClickID(v string) bool {
 // readClickIDs reads _tw_cid, keeping the valid entries younger than
 // lifetime.
 func readClickIDs(r *http.Request, now time.Time, lifetime time.Duration) map[string]destinations.ClickID {
-	c, err := r.Cookie(cookieClickIDs)
-	if err != nil || len(c.Value) > 4096 {
+	v, ok := cookieValue(r.Header, cookieClickIDs)
+	if !ok || len(v) > 4096 {
 		return nil
 	}
-	q, err := url.ParseQuery(c.Value)
+	q, err := url.ParseQuery(v)
 	if err != nil {
 		return nil
 	}

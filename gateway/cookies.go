@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -253,6 +254,57 @@ func isCookieAppendix(s string) bool {
 	return err == nil && len(b) == 6 && b[0] == 0x01 && b[1] >= 1 && b[1] <= 6
 }
 
+// maxRequestCookies is net/http's default bound on the cookies of a request
+// (GODEBUG httpcookiemaxnum): Request.Cookie finds none beyond it.
+const maxRequestCookies = 3000
+
+// cookieValue returns the value (*http.Request).Cookie(name).Value gives,
+// and whether it finds the cookie, without its allocations: the first
+// cookie of that name whose value is valid, its double quotes removed.
+// name must be a token (the gateway's cookie names are).
+func cookieValue(h http.Header, name string) (string, bool) {
+	lines := h["Cookie"]
+	if len(lines) == 0 || name == "" {
+		return "", false
+	}
+	n := 0
+	for _, line := range lines {
+		n += strings.Count(line, ";") + 1
+	}
+	if n > maxRequestCookies {
+		return "", false
+	}
+	for _, line := range lines {
+		line = textproto.TrimString(line)
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(k) != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if validCookieValue(v) {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// validCookieValue reports whether every byte of v may be in a cookie
+// value, by net/http's rule.
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == ';' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // requestCookie returns the value of the named cookie as Meta's parameter
 // builder reads it: the last occurrence in the Cookie header wins, the value
 // is percent-decoded, and a value that does not decode counts as absent.
@@ -263,8 +315,10 @@ func requestCookie(r *http.Request, name string) (string, bool) {
 		value string
 		found bool
 	)
-	for _, line := range r.Header.Values("Cookie") {
-		for _, pair := range strings.Split(line, ";") {
+	for _, line := range r.Header["Cookie"] {
+		for rest, more := line, true; more; {
+			var pair string
+			pair, rest, more = strings.Cut(rest, ";")
 			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
 			if !ok || strings.TrimSpace(k) != name {
 				continue

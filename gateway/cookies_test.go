@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -290,5 +291,93 @@ func FuzzCookieLine(f *testing.F) {
 		if got, want := tg.line(c), c.String(); got != want {
 			t.Fatalf("line %q, String %q", got, want)
 		}
+	})
+}
+
+// cookieValue finds what Request.Cookie finds, and requestCookie what it
+// found when it split the header with strings.Split.
+func TestCookieLookups(t *testing.T) {
+	headers := [][]string{
+		nil,
+		{""},
+		{"_fbp=fb.1.1.2"},
+		{" _fbp = fb.1.1.2 ; _fbc=fb.1.2.abc"},
+		{`_tw_vid="1764300000000.123456789012"`},
+		{`_tw_vid="unterminated`, "_tw_vid=second"},
+		{"_ga=bad;value\x7f", "_ga=GA1.2.3.4"},
+		{"_ga=a b", "_ga=ok"},
+		{"_fbp=%66b.1.1.2; _fbp=last"},
+		{"_fbp=%zz"},
+		{"_fbp"},
+		{";;; _fbp=x ;;"},
+		{"\t_fbp=x\t"},
+		{"_fbp=x\u00a0"},
+		{"_tw_cid=gclid%3D1.abc"},
+		{strings.Repeat("a=b;", 3000) + "_fbp=x"},
+	}
+	names := []string{cookieFbp, cookieFbc, cookieVisitor, cookieClickIDs, "_ga"}
+	for _, lines := range headers {
+		h := http.Header{}
+		for _, l := range lines {
+			h.Add("Cookie", l)
+		}
+		r := &http.Request{Header: h}
+		for _, name := range names {
+			checkCookieLookups(t, r, name)
+		}
+	}
+}
+
+func checkCookieLookups(t *testing.T, r *http.Request, name string) {
+	t.Helper()
+	want, err := r.Cookie(name)
+	got, ok := cookieValue(r.Header, name)
+	if ok != (err == nil) || (ok && got != want.Value) {
+		t.Errorf("%q in %q: cookieValue %q %v; Request.Cookie %+v %v", name, r.Header["Cookie"], got, ok, want, err)
+	}
+	v, found := requestCookie(r, name)
+	wv, wfound := requestCookieSplit(r, name)
+	if v != wv || found != wfound {
+		t.Errorf("%q in %q: requestCookie %q %v; with strings.Split %q %v", name, r.Header["Cookie"], v, found, wv, wfound)
+	}
+}
+
+// requestCookieSplit is requestCookie as it was written first, the oracle
+// of its allocation-free form.
+func requestCookieSplit(r *http.Request, name string) (string, bool) {
+	var (
+		value string
+		found bool
+	)
+	for _, line := range r.Header.Values("Cookie") {
+		for _, pair := range strings.Split(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || strings.TrimSpace(k) != name {
+				continue
+			}
+			d, err := url.PathUnescape(strings.TrimSpace(v))
+			if err != nil {
+				value, found = "", false
+				continue
+			}
+			value, found = d, true
+		}
+	}
+	return value, found && value != ""
+}
+
+func FuzzCookieLookups(f *testing.F) {
+	f.Add(" _fbp = fb.1.1.2 ; _fbc=fb.1.2.abc", `_tw_vid="1.2"`, "_fbp")
+	f.Add("_ga=a b", "_ga=%zz", "_ga")
+	f.Fuzz(func(t *testing.T, line1, line2, name string) {
+		if !cookieToken(name) {
+			return // the gateway only looks up token names
+		}
+		h := http.Header{}
+		h.Add("Cookie", line1)
+		if line2 != "" {
+			h.Add("Cookie", line2)
+		}
+		checkCookieLookups(t, &http.Request{Header: h}, name)
 	})
 }
