@@ -83,13 +83,13 @@
 // the order events are received, so a field's newest value wins, and an
 // entry is never read before its own events' identifiers are stored. A
 // store leaves out a visitor's write that equals the last one it stored
-// for that visitor less than IdentityOptions.Rewrite ago (10 minutes; it
-// remembers up to 16k visitors as hashes): repeats cost nothing, and the
-// TTL is still refreshed by reads and by the first write after the window.
-// With
-// DispatcherOptions.Identity set, each worker reads (HGETALL, EXPIRE) the
-// visitors of its round in one pipeline before its routes' policy and
-// fills in the fields each event lacks. Reading is idempotent, so every
+// for that visitor less than IdentityOptions.Rewrite ago (10 minutes, per
+// process; it remembers up to 16k visitors as hashes, and a write counts as
+// stored only when no other write of the visitor was in flight with it):
+// repeats cost nothing, and the TTL is still refreshed by reads and by the
+// first write after the window. With DispatcherOptions.Identity set, each
+// worker reads (HGETALL, EXPIRE) the visitors of its round in one pipeline
+// before its routes' policy and fills in the fields each event lacks. Reading is idempotent, so every
 // destination of a site does it at its own pace. A retry is not enriched
 // again (its route's policy may have dropped fields). Enrichment is best
 // effort: a failure, or no answer within the store's timeout, is logged and

@@ -283,6 +283,7 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	q.redisWrites.Add(1)
 	defer q.redisWrites.Add(-1)
 	if q.redisDown.Load() {
+		q.unsentIdentities(batch)
 		q.spoolEntries(entries, "redis_down", nil)
 		return
 	}
@@ -350,6 +351,16 @@ func (q *Queue) writeEntries(entries []*entry, batch []*enqueueReq) {
 			e.answer(fmt.Errorf("routing: enqueue to site %q: %w", e.site, err))
 		} else {
 			e.answer(nil)
+		}
+	}
+}
+
+// unsentIdentities reports the identity writes of batch as not sent (its
+// events go to the spool without them).
+func (q *Queue) unsentIdentities(batch []*enqueueReq) {
+	if id := q.opts.Identity; id != nil {
+		for _, r := range batch {
+			id.unsent(r.identity)
 		}
 	}
 }

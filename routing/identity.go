@@ -74,9 +74,10 @@ type IdentityOptions struct {
 	// again when they equal what this process stored last for the visitor
 	// (a logged-in shopper's every page view carries the same e-mail and
 	// customer id); default DefaultIdentityRewrite, negative to store every
-	// time. Within it a visitor's TTL is not refreshed by writes (reads
-	// refresh it), and when replicas store different values for one
-	// visitor, a repeat of an older value may wait this long to win.
+	// time; at most half the TTL. Within it a visitor's TTL is not
+	// refreshed by writes (reads refresh it), and when replicas store
+	// different values for one visitor, a repeat of an older value may wait
+	// this long to win. The window is per process.
 	Rewrite time.Duration
 	// Now is the clock of Rewrite (default time.Now).
 	Now func() time.Time
@@ -88,8 +89,8 @@ type IdentityOptions struct {
 // login gets the e-mail the login identified, raising Meta's match quality
 // as Meta recommends. Only SHA-256 digests are stored (values that are not
 // digests are skipped), under a hashed visitor key (a hash of field →
-// comma-joined digests), with a TTL refreshed whenever the visitor is
-// written or read.
+// comma-joined digests), with a TTL refreshed whenever the visitor is read
+// or written (a repeated write within IdentityOptions.Rewrite is left out).
 //
 // Writing and reading are split so that neither needs a script:
 //
@@ -124,9 +125,15 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second
 	}
-	s := &IdentityStore{rdb: rdb, ttl: opts.TTL, ttlArg: int64(opts.TTL / time.Second), timeout: opts.Timeout}
+	// EXPIRE takes whole seconds; 0 would delete the key.
+	secs := max(1, int64((opts.TTL+time.Second-1)/time.Second))
+	s := &IdentityStore{rdb: rdb, ttl: opts.TTL, ttlArg: secs, timeout: opts.Timeout}
 	if opts.Rewrite == 0 {
 		opts.Rewrite = DefaultIdentityRewrite
+	}
+	if opts.Rewrite >= opts.TTL {
+		// A key must not expire while its repeats are left out.
+		opts.Rewrite = opts.TTL / 2
 	}
 	if opts.Rewrite > 0 {
 		if opts.Now == nil {
@@ -141,9 +148,9 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 type identityWrite struct {
 	key  string
 	hset []any // the command: "hset", key, field, comma-joined digests, ...
-	// keySum and sum identify the visitor and the whole write for
-	// recentWrites.
-	keySum, sum uint64
+	// keySum and sum identify the visitor and the whole write, and seq
+	// the write, for recentWrites.
+	keySum, sum, seq uint64
 }
 
 // visitorKey returns the identity visitor key of ev, or "" when ev does
@@ -194,10 +201,14 @@ func (s *IdentityStore) writes(siteID string, events []destinations.Event) []ide
 		}
 	}
 	if s.recent != nil {
+		// Every write kept here must reach stored (queue's caller runs
+		// the pipeline and reports it); one that does not only stops its
+		// visitor's repeats from being left out.
 		kept := out[:0]
 		for _, w := range out {
 			w.keySum, w.sum = s.recent.sums(w.hset)
-			if !s.recent.fresh(w.keySum, w.sum) {
+			var write bool
+			if w.seq, write = s.recent.begin(w.keySum, w.sum); write {
 				kept = append(kept, w)
 			}
 		}
@@ -222,16 +233,24 @@ func (s *IdentityStore) queue(ctx context.Context, pipe redis.Pipeliner, writes 
 	return sent
 }
 
-// stored remembers the writes of sent that Redis applied, so that repeats
-// are left out for a while (IdentityOptions.Rewrite).
+// stored reports which writes of sent Redis applied, so that repeats of
+// them are left out for a while (IdentityOptions.Rewrite).
 func (s *IdentityStore) stored(sent []queuedWrite) {
 	if s.recent == nil {
 		return
 	}
 	for _, q := range sent {
-		if q.hset.Err() == nil {
-			s.recent.put(q.w.keySum, q.w.sum)
-		}
+		s.recent.stored(q.w.keySum, q.w.sum, q.w.seq, q.hset.Err() == nil)
+	}
+}
+
+// unsent reports writes that were never sent.
+func (s *IdentityStore) unsent(writes []identityWrite) {
+	if s.recent == nil {
+		return
+	}
+	for _, w := range writes {
+		s.recent.stored(w.keySum, w.sum, w.seq, false)
 	}
 }
 

@@ -629,27 +629,82 @@ func TestIdentityRewriteOff(t *testing.T) {
 	}
 }
 
+// tried reports whether r leaves out the write (key, sum); a write it would
+// send is reported as not sent.
+func tried(r *recentWrites, key, sum uint64) (leftOut bool) {
+	seq, write := r.begin(key, sum)
+	if write {
+		r.stored(key, sum, seq, false)
+	}
+	return !write
+}
+
 func TestRecentWritesGenerations(t *testing.T) {
 	now := time.Unix(0, 0)
 	r := newRecentWrites(time.Hour, 2, func() time.Time { return now })
-	r.put(1, 10)
-	r.put(2, 20)
-	r.put(3, 30) // cur {1,2} becomes prev
+	store := func(key, sum uint64) {
+		t.Helper()
+		seq, ok := r.begin(key, sum)
+		if !ok {
+			t.Fatalf("write %d/%d left out", key, sum)
+		}
+		r.stored(key, sum, seq, true)
+	}
+	store(1, 10)
+	store(2, 20)
+	store(3, 30) // cur {1,2} becomes prev
 	for _, tt := range []struct {
 		key, sum uint64
 		want     bool
-	}{{1, 10, true}, {2, 20, true}, {3, 30, true}, {3, 31, false}, {4, 40, false}} {
-		if got := r.fresh(tt.key, tt.sum); got != tt.want {
-			t.Errorf("fresh(%d, %d) = %v; want %v", tt.key, tt.sum, got, tt.want)
+	}{{1, 10, true}, {2, 20, true}, {3, 30, true}, {4, 40, false}, {3, 31, false}} {
+		if got := tried(r, tt.key, tt.sum); got != tt.want {
+			t.Errorf("left out (%d, %d) = %v; want %v", tt.key, tt.sum, got, tt.want)
 		}
 	}
-	r.put(4, 40)
-	r.put(5, 50) // cur {3,4} becomes prev: 1 and 2 are forgotten
-	if r.fresh(1, 10) || !r.fresh(3, 30) || !r.fresh(5, 50) {
+	// A tried write that was not sent leaves its visitor not stored.
+	if tried(r, 3, 30) {
+		t.Error("after a failed try of another value, the old one still counts as stored")
+	}
+	store(5, 50)
+	store(6, 60)
+	store(7, 70) // rotations: 1 and 2 are forgotten
+	if tried(r, 1, 10) || !tried(r, 7, 70) {
 		t.Error("the oldest generation was not dropped")
 	}
 	now = now.Add(time.Hour)
-	if r.fresh(5, 50) {
+	if tried(r, 7, 70) {
 		t.Error("a write a window ago is still fresh")
+	}
+}
+
+// The newest value wins even when a repeat of an older one arrives while
+// the newer one is queued, and when writes of one visitor are in flight
+// together (their order in Redis is not known).
+func TestRecentWritesNewestWins(t *testing.T) {
+	now := time.Unix(0, 0)
+	r := newRecentWrites(time.Hour, 100, func() time.Time { return now })
+	const v, a, b = 1, 10, 20
+	seq, _ := r.begin(v, a)
+	r.stored(v, a, seq, true) // Redis holds A
+	seqB, okB := r.begin(v, b)
+	seqA, okA := r.begin(v, a) // A again, B not yet written
+	if !okB || !okA {
+		t.Fatalf("B written %v, A again written %v; want both", okB, okA)
+	}
+	r.stored(v, b, seqB, true)
+	r.stored(v, a, seqA, true)
+	if tried(r, v, a) {
+		t.Error("A was taken as stored, though B and A were in flight together")
+	}
+	// Alone in flight, a stored write is remembered; a failed one is not.
+	seq, _ = r.begin(v, b)
+	r.stored(v, b, seq, true)
+	if !tried(r, v, b) {
+		t.Error("a lone stored write was not remembered")
+	}
+	seq, _ = r.begin(v, a)
+	r.stored(v, a, seq, false)
+	if tried(r, v, a) {
+		t.Error("a failed write was remembered")
 	}
 }

@@ -12,6 +12,12 @@ import (
 // current one is full it becomes the previous one, and the oldest is
 // dropped. Visitors and writes are kept as 64-bit hashes (a stray match
 // would need both a visitor's and its whole write's hash to collide).
+//
+// A write counts as stored only when Redis applied it, it is the latest
+// one begun for the visitor, and no other write of the visitor was in
+// flight meanwhile (two pipelines in flight may be applied in either
+// order). Until then the visitor's writes all go out, so the newest value
+// always reaches Redis: A stored, B queued, A again queues A as well.
 type recentWrites struct {
 	seed   maphash.Seed
 	window time.Duration
@@ -19,12 +25,17 @@ type recentWrites struct {
 	now    func() time.Time
 
 	mu        sync.Mutex
+	seq       uint64
 	cur, prev map[uint64]recentWrite
 }
 
 type recentWrite struct {
-	sum uint64
-	at  int64 // Unix nanoseconds
+	sum     uint64 // of the stored write, when done
+	at      int64  // when it was stored, Unix nanoseconds
+	seq     uint64 // of the latest write begun
+	pending int    // writes begun and not yet reported
+	alone   bool   // the latest write was begun with no other in flight
+	done    bool   // sum and at hold a stored write that is the latest
 }
 
 func newRecentWrites(window time.Duration, max int, now func() time.Time) *recentWrites {
@@ -48,26 +59,53 @@ func (r *recentWrites) sums(hset []any) (key, all uint64) {
 	return key, h.Sum64()
 }
 
-// fresh reports whether the visitor's last stored write was this one, less
-// than the window ago.
-func (r *recentWrites) fresh(key, sum uint64) bool {
+// begin decides about a visitor's write: false when it repeats the
+// visitor's stored write of less than the window ago (leave it out), else
+// true and the write's sequence number, to report to stored once its
+// pipeline ran.
+func (r *recentWrites) begin(key, sum uint64) (seq uint64, write bool) {
 	now := r.now().UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w, ok := r.cur[key]
 	if !ok {
-		w, ok = r.prev[key]
+		w = r.prev[key]
 	}
-	return ok && w.sum == sum && now-w.at < int64(r.window) && now >= w.at
+	if w.done && w.sum == sum && now >= w.at && now-w.at < int64(r.window) {
+		return 0, false
+	}
+	r.seq++
+	w.seq, w.done = r.seq, false
+	w.pending++
+	w.alone = w.pending == 1
+	r.putLocked(key, w)
+	return r.seq, true
 }
 
-// put records a stored write.
-func (r *recentWrites) put(key, sum uint64) {
+// stored reports a begun write's outcome: applied by Redis or not.
+func (r *recentWrites) stored(key, sum, seq uint64, applied bool) {
 	now := r.now().UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	w, ok := r.cur[key]
+	if !ok {
+		if w, ok = r.prev[key]; !ok {
+			return // forgotten meanwhile
+		}
+	}
+	if w.pending > 0 {
+		w.pending--
+	}
+	if applied && seq == w.seq && w.alone && w.pending == 0 {
+		w.sum, w.at, w.done = sum, now, true
+	}
+	r.putLocked(key, w)
+}
+
+// putLocked stores w in the current generation, rotating it when full.
+func (r *recentWrites) putLocked(key uint64, w recentWrite) {
 	if _, ok := r.cur[key]; !ok && len(r.cur) >= r.max {
 		r.prev, r.cur = r.cur, make(map[uint64]recentWrite, r.max)
 	}
-	r.cur[key] = recentWrite{sum: sum, at: now}
+	r.cur[key] = w
 }
