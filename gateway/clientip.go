@@ -51,10 +51,10 @@ func (g *Gateway) clientIP(r *http.Request) string {
 		if !peer.IsValid() {
 			return ""
 		}
-		if i := strings.LastIndexByte(r.RemoteAddr, ':'); peer.Is4() && i > 0 && r.RemoteAddr[0] != '[' {
-			// "1.2.3.4:port": the address as written is its canonical
-			// form (netip refuses any other), so no new string is needed.
-			return r.RemoteAddr[:i]
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && ap.Addr().Is4() {
+			// "1.2.3.4:port": netip reads only the canonical form of an
+			// IPv4 address there, so the text is the address as written.
+			return r.RemoteAddr[:strings.LastIndexByte(r.RemoteAddr, ':')]
 		}
 		return peer.String()
 	}

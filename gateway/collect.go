@@ -276,7 +276,7 @@ func under(prefix string, e *apiError) *apiError {
 // once.
 var eventPrefixes = func() (out [8]string) {
 	for i := range out {
-		out[i] = "events[" + strconv.Itoa(i) + "]."
+		out[i] = makeEventPrefix(i)
 	}
 	return out
 }()
@@ -286,8 +286,10 @@ func eventPrefix(i int) string {
 	if i < len(eventPrefixes) {
 		return eventPrefixes[i]
 	}
-	return "events[" + strconv.Itoa(i) + "]."
+	return makeEventPrefix(i)
 }
+
+func makeEventPrefix(i int) string { return "events[" + strconv.Itoa(i) + "]." }
 
 // browserEvent validates one browser event and builds its canonical form.
 func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations.Event) (destinations.Event, *apiError) {

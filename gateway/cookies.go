@@ -49,6 +49,7 @@ type cookieScope struct {
 
 // withAttr returns sc with its rendered Domain attribute.
 func (sc cookieScope) withAttr() cookieScope {
+	sc.domainAttr = ""
 	if sc.Domain != "" {
 		sc.domainAttr = strings.TrimPrefix((&http.Cookie{Name: "n", Value: "v", Domain: sc.Domain}).String(), "n=v")
 	}
@@ -71,7 +72,7 @@ func scopeFor(host string) cookieScope {
 		// The host is itself a public suffix: only a host-only cookie works.
 		return cookieScope{Index: strings.Count(host, ".")}
 	}
-	return cookieScope{Domain: domain, Index: strings.Count(domain, ".")}
+	return cookieScope{Domain: domain, Index: strings.Count(domain, ".")}.withAttr()
 }
 
 // cookieScope returns scopeFor(host), remembered per host.
@@ -79,7 +80,7 @@ func (g *Gateway) cookieScope(host string) cookieScope {
 	if sc, ok := g.cookieScopes.get(nil, host); ok {
 		return sc
 	}
-	sc := scopeFor(host).withAttr()
+	sc := scopeFor(host)
 	g.cookieScopes.put(nil, host, sc)
 	return sc
 }
@@ -124,10 +125,13 @@ func (t cookieTarget) cookie(name, value string, maxAge time.Duration) *http.Coo
 	}
 }
 
-// setCookies adds a Set-Cookie header per cookie (made by t.cookie).
+// setCookies adds a Set-Cookie header per cookie (made by t.cookie); like
+// http.SetCookie, none for a cookie String renders empty (an invalid name).
 func (t cookieTarget) setCookies(h http.Header, cookies []*http.Cookie) {
 	for _, c := range cookies {
-		h["Set-Cookie"] = append(h["Set-Cookie"], t.line(c))
+		if v := t.line(c); v != "" {
+			h["Set-Cookie"] = append(h["Set-Cookie"], v)
+		}
 	}
 }
 
@@ -254,8 +258,9 @@ func isCookieAppendix(s string) bool {
 	return err == nil && len(b) == 6 && b[0] == 0x01 && b[1] >= 1 && b[1] <= 6
 }
 
-// maxRequestCookies is net/http's default bound on the cookies of a request
-// (GODEBUG httpcookiemaxnum): Request.Cookie finds none beyond it.
+// maxRequestCookies is net/http's default bound on the cookies of a request:
+// Request.Cookie finds none beyond it. (GODEBUG httpcookiemaxnum changes
+// net/http's bound, not this one.)
 const maxRequestCookies = 3000
 
 // cookieValue returns the value (*http.Request).Cookie(name).Value gives,

@@ -252,7 +252,7 @@ func TestNewVisitorRaceConvergesOnOneFbp(t *testing.T) {
 func TestCookieLine(t *testing.T) {
 	for _, host := range []string{"t.shop.example", "shop.co.uk", "127.0.0.1", "localhost", "co.uk", "[::1]"} {
 		for _, secure := range []bool{false, true} {
-			tg := cookieTarget{scope: scopeFor(host).withAttr(), secure: secure, maxAge: 400 * 24 * time.Hour}
+			tg := cookieTarget{scope: scopeFor(host), secure: secure, maxAge: 400 * 24 * time.Hour}
 			cookies := []*http.Cookie{
 				tg.cookie(cookieFbp, "fb.1.1764300000000.123456789012", tg.maxAge),
 				tg.cookie(cookieFbc, "fb.1.1764300000000.IwAR2x_-abc", 90*24*time.Hour),
