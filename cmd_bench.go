@@ -107,7 +107,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	switch f.reference {
 	case "", "answer":
 	case "enqueue":
-		if f.redisURL == "" {
+		if f.redisURL == "" && f.serveBare == "" {
 			errs = append(errs, errors.New("-reference enqueue needs -redis"))
 		}
 	default:
@@ -436,6 +436,9 @@ func serveBare(ctx context.Context, addr, reference, redisURL string, stderr io.
 	case "answer":
 		h = loadgen.AnswerHandler()
 	case "enqueue":
+		if redisURL == "" {
+			redisURL = os.Getenv("REDIS_URL") // as spawnBare passes it
+		}
 		o, err := redis.ParseURL(redisURL)
 		if err != nil {
 			fmt.Fprintf(stderr, "tagway bench: -serve-bare: %v\n", err)
@@ -483,10 +486,11 @@ func spawnBare(ctx context.Context, reference, redisURL string, stderr io.Writer
 	if reference != "" {
 		args = append(args, "-reference", reference)
 	}
-	if redisURL != "" {
-		args = append(args, "-redis", redisURL)
-	}
 	cmd := exec.Command(exe, args...)
+	if redisURL != "" {
+		// In the environment, not the command line, where ps shows it.
+		cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL)
+	}
 	accepts := func(context.Context, string) bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {

@@ -58,8 +58,9 @@ func (b Body) Append(dst []byte, w, n uint64) []byte {
 	purchase := n%2 == 0
 	v := b.visitor(n)
 	dst = append(dst, `{"vid":"`...)
-	// The seed's time: up to a day before the hour (so that a visitor's
-	// requests agree on it).
+	// The seed's time: up to a day before the hour, so that a visitor's
+	// requests agree on it unless they straddle an hour (the cookies sent
+	// back win then, as they do in a browser).
 	dst = strconv.AppendInt(dst, t.Truncate(time.Hour).UnixMilli()-int64(v%86_400_000), 10)
 	dst = append(dst, '.')
 	dst = appendDigits(dst, w*1_000_000_007+v, 12)

@@ -88,8 +88,10 @@ func (s *netHTTPSender) send(ctx context.Context, body []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, c := range resp.Header.Values("Set-Cookie") {
-		s.set([]byte(c))
+	if s.keep {
+		for _, c := range resp.Header.Values("Set-Cookie") {
+			s.set([]byte(c))
+		}
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
