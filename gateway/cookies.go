@@ -136,12 +136,13 @@ func (t cookieTarget) setCookies(h http.Header, cookies []*http.Cookie) {
 }
 
 // line renders c as (*http.Cookie).String does, in one allocation, when c
-// has the shape t.cookie gives and a value String writes unchanged (no
-// quotes, no dropped bytes); any other cookie goes through String.
+// has the shape t.cookie gives and a value String writes unchanged
+// (cookieSafe: nothing to quote or drop); any other cookie goes through
+// String.
 func (t cookieTarget) line(c *http.Cookie) string {
 	if c.Path != "/" || c.Domain != t.scope.Domain || c.MaxAge <= 0 || c.HttpOnly || c.Secure != t.secure ||
 		c.SameSite != http.SameSiteLaxMode || !c.Expires.IsZero() || c.Partitioned || c.Quoted ||
-		!cookieToken(c.Name) || !plainCookieValue(c.Value) {
+		!cookieToken(c.Name) || !cookieSafe(c.Value) {
 		return c.String()
 	}
 	var b strings.Builder
@@ -170,18 +171,6 @@ func cookieToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// plainCookieValue reports whether String writes v unchanged: cookie-value
-// bytes only, and no space or comma (which String would quote).
-func plainCookieValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c <= ' ' || c >= 0x7f || c == '"' || c == ';' || c == '\\' || c == ',' {
 			return false
 		}
 	}
@@ -492,7 +481,8 @@ func digits(s string) bool {
 	return true
 }
 
-// cookieSafe reports whether s may appear in a cookie value as is.
+// cookieSafe reports whether s may appear in a cookie value as is (and so
+// (*http.Cookie).String writes it unchanged: no space or comma to quote).
 func cookieSafe(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
