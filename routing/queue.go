@@ -32,7 +32,10 @@ type QueueOptions struct {
 	// before its pipeline goes (default 0: it goes at once, and the calls
 	// arriving while a pipeline is in flight form the next one).
 	Linger time.Duration
-	// MaxInFlight is how many pipelines may be in flight at once (default 2).
+	// MaxInFlight is how many pipelines may be in flight at once (default
+	// 1: calls arriving meanwhile make the next pipeline larger, which under
+	// load costs Redis and the gateway less per call than two smaller ones;
+	// see BENCHMARKS.md).
 	MaxInFlight int
 	// MaxEntryBytes caps the payload of one stream entry when calls for the
 	// same site are merged into one (default 64 KiB; one call is never
@@ -63,7 +66,7 @@ func (o QueueOptions) withDefaults() QueueOptions {
 		o.MaxBatch = 512
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 2
+		o.MaxInFlight = 1
 	}
 	if o.MaxEntryBytes <= 0 {
 		o.MaxEntryBytes = 64 << 10
