@@ -209,11 +209,11 @@ func overConsent(event, request *wireConsent) *wireConsent {
 func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event, *apiError) {
 	now := g.now()
 	ev := destinations.Event{OptOut: in.OptOut}
-	if e := checkEventName(prefix+"event_name", in.EventName); e != nil {
+	if e := under(prefix, checkEventName("event_name", in.EventName)); e != nil {
 		return ev, e
 	}
 	ev.EventName = in.EventName
-	if e := checkActionSource(prefix+"action_source", in.ActionSource); e != nil {
+	if e := under(prefix, checkActionSource("action_source", in.ActionSource)); e != nil {
 		return ev, e
 	}
 	ev.ActionSource = in.ActionSource
@@ -224,11 +224,11 @@ func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event
 	if in.ActionSource == "physical_store" {
 		maxAge = maxPhysicalEventAge
 	}
-	if e := checkEventTime(prefix+"event_time", *in.EventTime, now, maxAge); e != nil {
+	if e := under(prefix, checkEventTime("event_time", *in.EventTime, now, maxAge)); e != nil {
 		return ev, e
 	}
 	ev.EventTime = *in.EventTime
-	if e := checkText(prefix+"event_id", in.EventID, maxEventIDLen); e != nil {
+	if e := under(prefix, checkText("event_id", in.EventID, maxEventIDLen)); e != nil {
 		return ev, e
 	}
 	ev.EventID = in.EventID
@@ -240,11 +240,11 @@ func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event
 		}
 		ev.EventID = id
 	}
-	if e := checkURL(prefix+"event_source_url", in.EventSourceURL); e != nil {
+	if e := under(prefix, checkURL("event_source_url", in.EventSourceURL)); e != nil {
 		return ev, e
 	}
 	ev.EventSourceURL = in.EventSourceURL
-	if e := checkURL(prefix+"referrer_url", in.ReferrerURL); e != nil {
+	if e := under(prefix, checkURL("referrer_url", in.ReferrerURL)); e != nil {
 		return ev, e
 	}
 	ev.ReferrerURL = in.ReferrerURL
