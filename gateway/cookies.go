@@ -261,11 +261,13 @@ func cookieValue(h http.Header, name string) (string, bool) {
 	if len(lines) == 0 || name == "" {
 		return "", false
 	}
-	n := 0
+	// A line holds at most len(line)+1 cookies: only long headers need
+	// counting.
+	size := len(lines)
 	for _, line := range lines {
-		n += strings.Count(line, ";") + 1
+		size += len(line)
 	}
-	if n > maxRequestCookies {
+	if size > maxRequestCookies && countCookies(lines) > maxRequestCookies {
 		return "", false
 	}
 	for _, line := range lines {
@@ -286,6 +288,15 @@ func cookieValue(h http.Header, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// countCookies counts the cookies of Cookie header lines as net/http does.
+func countCookies(lines []string) int {
+	n := 0
+	for _, line := range lines {
+		n += strings.Count(line, ";") + 1
+	}
+	return n
 }
 
 // validCookieValue reports whether every byte of v may be in a cookie
