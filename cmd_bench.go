@@ -66,7 +66,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	fs.StringVar(&f.path, "path", "/collect", "collect path of the gateway")
 	fs.IntVar(&f.pid, "pid", 0, "process id of the gateway, to sample its RSS (Linux)")
 	fs.BoolVar(&f.spawn, "spawn", false, "start a gateway from this binary on a free loopback port (needs -redis)")
-	fs.BoolVar(&f.noIdentity, "no-identity", false, "with -spawn: run the gateway with TAGWAY_IDENTITY=off (no visitor identities stored or read)")
+	fs.BoolVar(&f.noIdentity, "no-identity", false, "with -spawn: run the gateway with TAGWAY_IDENTITY=off (no visitor identities stored or read at delivery)")
 	fs.BoolVar(&f.ingestOnly, "ingest-only", false, "with -spawn: a config with the site and no destination, so nothing is delivered while measuring ingest")
 	fs.StringVar(&f.redisURL, "redis", "", "REDIS_URL for -spawn and -delivery (a real redis-server; -delivery needs an empty database)")
 	conns := fs.String("conns", "64,256", "closed-loop steps: connection counts, comma-separated ('' for none)")
@@ -617,7 +617,8 @@ func benchDelivery(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 	}
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	// Queue and dispatcher as `tagway serve` runs them, identities included.
+	// Queue and dispatcher as `tagway serve` runs them, identities included
+	// (the dispatcher stores and reads them).
 	res, err := loadgen.Delivery(ctx, loadgen.DeliveryOptions{Redis: rdb, Events: f.events,
 		Identity: identityStore(rdb)})
 	if err != nil {
@@ -633,5 +634,9 @@ func benchDelivery(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "redis memory: used_memory +%d bytes = %.0f bytes per queued event\n", res.UsedMemoryDelta, res.BytesPerEvent)
 	fmt.Fprintf(stdout, "delivered to the local fake Meta in %s: %.0f events/s, %d requests, %.0f events per request\n",
 		res.DeliverTime.Round(time.Millisecond), res.EventsPerSec, res.Requests, res.MeanBatch)
+	if res.IdentityKeys > 0 {
+		fmt.Fprintf(stdout, "identities: delivery stored %d visitor hashes, %.0f bytes of used_memory each (the stream deleted)\n",
+			res.IdentityKeys, res.BytesPerIdentity)
+	}
 	return 0
 }

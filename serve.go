@@ -132,13 +132,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, err
 	}
-	// Identities: the queue stores each call's with its write, the
-	// dispatcher reads them per delivery round (routing.IdentityStore).
-	var identity *routing.IdentityStore
-	if s.Identity {
-		identity = identityStore(a.queueRdb)
-	}
-	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger, Identity: identity})
+	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -158,16 +152,20 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Now:    time.Now,
 		Record: a.dryRuns.Record,
 	}
+	var identity *routing.IdentityStore
+	if s.Identity {
+		identity = identityStore(a.queueRdb)
+	}
 	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(), deps, routing.DispatcherOptions{
 		Registerer:        reg,
 		Logger:            logger,
 		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
 		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
-		// Identity enrichment reads per delivery round. It is best effort:
-		// on the non-retrying client with a short bound, so a Redis hiccup
-		// delays a round by 250ms at most, and the round goes out
-		// unenriched.
+		// Identities are stored and read per delivery round
+		// (routing.IdentityStore), best effort: on the non-retrying client
+		// with a short bound, so a Redis hiccup delays a round by 250ms at
+		// most, and the round goes out unenriched.
 		Identity: identity,
 	})
 	if err != nil {
@@ -287,8 +285,8 @@ func (a *app) Close() {
 	}
 }
 
-// identityStore is the identity store the queue writes and the dispatcher
-// reads (`tagway bench -delivery` measures with the same).
+// identityStore is the identity store the dispatcher writes and reads
+// (`tagway bench -delivery` measures with the same).
 func identityStore(rdb redis.UniversalClient) *routing.IdentityStore {
 	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond})
 }

@@ -64,9 +64,9 @@ type DispatcherOptions struct {
 	// this many times goes to the dead letters with reason poison instead
 	// of being tried again (default 5; negative: never).
 	PoisonClaims int
-	// Identity, when set, enriches each round's events with the hashed
-	// identifiers known of their visitors before policy and delivery (see
-	// IdentityStore); nil: no enrichment.
+	// Identity, when set, stores the hashed identifiers of each round's
+	// events and enriches them with those known of their visitors, before
+	// policy and delivery (see IdentityStore); nil: no enrichment.
 	Identity *IdentityStore
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer

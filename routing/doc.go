@@ -75,32 +75,39 @@
 //
 // # Identity enrichment
 //
-// An IdentityStore is written by the queue and read by the dispatcher,
-// neither with a script. With QueueOptions.Identity set, each Enqueue
-// call's events with marketing consent leave their hashed identifiers in
-// their visitor's hash: one HSET (and EXPIRE) per visitor in the same
-// pipeline as, and ahead of, the entry holding the events. Writes land in
-// the order events are received, so a field's newest value wins, and an
-// entry is never read before its own events' identifiers are stored. A
-// store leaves out a visitor's write that equals the last one it stored
-// for that visitor less than IdentityOptions.Rewrite ago (10 minutes, per
-// process; it remembers up to 16k visitors as hashes, and a write counts as
-// stored only when no other write of the visitor was in flight with it):
-// repeats cost nothing, and the TTL is still refreshed by reads and by the
-// first write after the window. With DispatcherOptions.Identity set, each
-// worker reads (HGETALL, EXPIRE) the visitors of its round in one pipeline
-// before its routes' policy and fills in the fields each event lacks. Reading is idempotent, so every
-// destination of a site does it at its own pace. A retry is not enriched
-// again (its route's policy may have dropped fields). Enrichment is best
-// effort: a failure, or no answer within the store's timeout, is logged and
-// the round goes out as it is; events spooled while Redis is down are
-// queued without storing their identifiers.
+// An IdentityStore is written and read at delivery, with no script. With
+// DispatcherOptions.Identity set, each worker, before its routes' policy,
+// sends one pipeline per round: an HSET per visitor whose events with
+// marketing consent carry hashed identifiers (their fields in stream order,
+// so a field's newest value wins), then an HGETALL and an EXPIRE per
+// visitor; it fills in the fields each event lacks. A round therefore reads
+// its own writes, whatever the place of an identifying event in it. Ingest
+// does not touch identities: /collect costs the same with enrichment on or
+// off, a site without destinations stores none, and events spooled while
+// Redis was down are stored when delivered, like any other.
 //
-// An earlier design ran one script per request at ingest (a third of
-// ingest's throughput); a later one merged at delivery in a script keyed by
+// Every destination of a site stores what it reads, at its own pace. A
+// store leaves out a visitor's write that equals the last one it stored for
+// that visitor less than IdentityOptions.Rewrite ago (10 minutes), or that
+// holds events older than a write it already began for the visitor (a
+// destination catching up behind another); it remembers up to 16k visitors
+// per process, as hashes, and a write counts as stored only when no other
+// write of the visitor was in flight with it. So a visitor's identifiers go
+// to Redis about once per process, and the TTL is refreshed by every read.
+// Consumers of one destination on several replicas share its entries: an
+// event read at the same moment as its visitor's identifying event on
+// another replica may go out without what that event identified. A retry is
+// not enriched again (its route's policy may have dropped fields).
+// Enrichment is best effort: a failure, or no answer within the store's
+// timeout, is logged and the round goes out as it is.
+//
+// Earlier designs ran one script per request at ingest (a third of
+// ingest's throughput); then merged at delivery in a script keyed by
 // received time (three times the Redis work per event of this one, which
-// halved delivery throughput). Plain pipelined commands on both sides cost
-// Redis about 4 µs per event in all.
+// halved delivery throughput); then wrote with plain commands at ingest,
+// ahead of each entry, which cost every identified request at /collect an
+// HSET and an EXPIRE (about ten points of the ingest ratio in
+// BENCHMARKS.md).
 //
 // # Retention
 //

@@ -19,11 +19,10 @@ import (
 
 // enqueueReq is one Enqueue call waiting for its write.
 type enqueueReq struct {
-	site     string
-	payload  []byte // JSON array of events
-	events   int
-	identity []identityWrite // the events' identifiers to store (QueueOptions.Identity)
-	done     chan error      // buffered 1
+	site    string
+	payload []byte // JSON array of events
+	events  int
+	done    chan error // buffered 1
 }
 
 // entry is one stream entry of a flush: the payloads of one or more calls
@@ -277,13 +276,12 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	defer q.release(entries)
 	q.metrics.observeFlush(len(batch), len(entries))
 	if q.spool == nil {
-		q.writeEntries(entries, batch)
+		q.writeEntries(entries)
 		return
 	}
 	q.redisWrites.Add(1)
 	defer q.redisWrites.Add(-1)
 	if q.redisDown.Load() {
-		q.unsentIdentities(batch)
 		q.spoolEntries(entries, "redis_down", nil)
 		return
 	}
@@ -297,12 +295,10 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	}
 	cmds := make([]*redis.Cmd, len(entries))
 	pipe := q.rdb.Pipeline()
-	identities := q.rememberIdentities(ctx, pipe, batch)
 	for i, e := range entries {
 		cmds[i] = run(pipe, e)
 	}
 	_, _ = pipe.Exec(ctx)
-	identities()
 	var failed []*entry
 	var failErr error
 	for i, e := range entries {
@@ -329,22 +325,19 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	}
 }
 
-// writeEntries writes entries (of batch) without a spool: a failure is
-// the caller's.
-func (q *Queue) writeEntries(entries []*entry, batch []*enqueueReq) {
+// writeEntries writes entries without a spool: a failure is the caller's.
+func (q *Queue) writeEntries(entries []*entry) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.opts.WriteTimeout)
 	defer cancel()
 	cmds := make([]*redis.StringCmd, len(entries))
-	pipe := q.rdb.Pipeline()
-	identities := q.rememberIdentities(ctx, pipe, batch)
-	if len(entries) == 1 && pipe.Len() == 0 {
+	if len(entries) == 1 {
 		cmds[0] = q.rdb.XAdd(ctx, xaddArgs(entries[0]))
 	} else {
+		pipe := q.rdb.Pipeline()
 		for i, e := range entries {
 			cmds[i] = pipe.XAdd(ctx, xaddArgs(e))
 		}
 		_, _ = pipe.Exec(ctx)
-		identities()
 	}
 	for i, e := range entries {
 		if err := cmds[i].Err(); err != nil {
@@ -353,33 +346,6 @@ func (q *Queue) writeEntries(entries []*entry, batch []*enqueueReq) {
 			e.answer(nil)
 		}
 	}
-}
-
-// unsentIdentities reports the identity writes of batch as not sent (its
-// events go to the spool without them).
-func (q *Queue) unsentIdentities(batch []*enqueueReq) {
-	if id := q.opts.Identity; id != nil {
-		for _, r := range batch {
-			id.unsent(r.identity)
-		}
-	}
-}
-
-// rememberIdentities queues the identity writes of batch in pipe, ahead of
-// the entries holding their events (IdentityStore); call ran once pipe ran.
-// Their answers only decide what the store remembers as written:
-// identities are best effort, and a Redis that fails them fails the
-// entries' writes too.
-func (q *Queue) rememberIdentities(ctx context.Context, pipe redis.Pipeliner, batch []*enqueueReq) (ran func()) {
-	id := q.opts.Identity
-	if id == nil {
-		return func() {}
-	}
-	var sent []queuedWrite
-	for _, r := range batch {
-		sent = id.queue(ctx, pipe, r.identity, sent)
-	}
-	return func() { id.stored(sent) }
 }
 
 func xaddArgs(e *entry) *redis.XAddArgs {

@@ -55,7 +55,7 @@ func IdentityKey(siteID, visitorKey string) string {
 	return b.String()
 }
 
-// DefaultIdentityRewrite is how long the queue leaves out a visitor's
+// DefaultIdentityRewrite is how long a store leaves out a visitor's
 // identifiers that are unchanged since this process last stored them.
 const DefaultIdentityRewrite = 10 * time.Minute
 
@@ -70,7 +70,7 @@ type IdentityOptions struct {
 	TTL time.Duration
 	// Timeout bounds one Enrich call's round trip (default 2s).
 	Timeout time.Duration
-	// Rewrite is how long the queue skips storing a visitor's identifiers
+	// Rewrite is how long the store skips storing a visitor's identifiers
 	// again when they equal what this process stored last for the visitor
 	// (a logged-in shopper's every page view carries the same e-mail and
 	// customer id); default DefaultIdentityRewrite, negative to store every
@@ -92,27 +92,28 @@ type IdentityOptions struct {
 // comma-joined digests), with a TTL refreshed whenever the visitor is read
 // or written (a repeated write within IdentityOptions.Rewrite is left out).
 //
-// Writing and reading are split so that neither needs a script:
-//
-//   - The queue writes (QueueOptions.Identity): the identifiers of each
-//     Enqueue call go in the same pipeline as, and before, the stream
-//     entry holding its events, one HSET per visitor. Writes are applied in
-//     the order events are received, so a field's newest value wins, and
-//     an entry is never read before the identifiers of its own events are
-//     stored. They are best effort: events spooled while Redis is down
-//     are queued without them.
-//   - The dispatcher reads (DispatcherOptions.Identity): each round, one
-//     pipelined HGETALL (and EXPIRE) per visitor, before policy and
-//     delivery. Reading is idempotent, so every destination of a site may
-//     do it, at its own pace.
+// Both happen at delivery, in each destination's worker
+// (DispatcherOptions.Identity), without a script: each round, before
+// policy, one pipeline holds an HSET per visitor whose events carry
+// identifiers (its events' fields in stream order, so a field's newest
+// value wins), then an HGETALL and an EXPIRE per visitor, so a round reads
+// its own writes. Ingest does not touch identities: /collect pays nothing
+// for them, a site without destinations stores none, and events spooled
+// while Redis was down are stored like any other. Every destination of a
+// site stores what it reads; the process leaves out a write that repeats
+// its last one for the visitor, or holds events older than a write it
+// began (a destination catching up behind another), so a visitor's
+// identifiers go to Redis about once per process. Between replicas, whose
+// consumers share a destination's entries, an event read at the same
+// moment as its visitor's identifying event on another replica may go out
+// without what that event identified.
 //
 // Only events with marketing consent that are not anonymous take part, in
 // either direction; the visitor key is the event's _fbp, else tagway's
 // visitor id. It is safe for concurrent use.
 type IdentityStore struct {
 	rdb     redis.UniversalClient
-	ttl     time.Duration
-	ttlArg  any // ttl in seconds, EXPIRE's argument
+	ttlArg  any // the TTL in seconds, EXPIRE's argument
 	timeout time.Duration
 	recent  *recentWrites // nil: store every time
 }
@@ -127,7 +128,7 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 	}
 	// EXPIRE takes whole seconds; 0 would delete the key.
 	secs := max(1, int64((opts.TTL+time.Second-1)/time.Second))
-	s := &IdentityStore{rdb: rdb, ttl: opts.TTL, ttlArg: secs, timeout: opts.Timeout}
+	s := &IdentityStore{rdb: rdb, ttlArg: secs, timeout: opts.Timeout}
 	if opts.Rewrite == 0 {
 		opts.Rewrite = DefaultIdentityRewrite
 	}
@@ -148,8 +149,10 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 type identityWrite struct {
 	key  string
 	hset []any // the command: "hset", key, field, comma-joined digests, ...
+	// at is the newest receive time (Unix ms) of the events it holds;
 	// keySum and sum identify the visitor and the whole write, and seq
 	// the write, for recentWrites.
+	at               int64
 	keySum, sum, seq uint64
 }
 
@@ -165,145 +168,130 @@ func visitorKey(ev *destinations.Event) string {
 	return ev.Context.VisitorID
 }
 
-// writes returns what to store of the identifiers of events (one Enqueue
-// call of site siteID): per visitor, per field, the digests of its last
-// event holding some (events are in the order they were received).
-func (s *IdentityStore) writes(siteID string, events []destinations.Event) []identityWrite {
-	var out []identityWrite
-	for i := range events {
-		key := visitorKey(&events[i])
-		if key == "" {
-			continue
-		}
-		var vals [len(identityFields)]string // "" for none
-		n := 0
-		for j, f := range identityFields {
-			if vals[j] = digests(*identitySlot(&events[i].UserData, f)); vals[j] != "" {
-				n++
-			}
-		}
-		if n == 0 {
-			continue
-		}
-		rk := IdentityKey(siteID, key)
-		j := slices.IndexFunc(out, func(w identityWrite) bool { return w.key == rk })
-		if j < 0 {
-			out = append(out, identityWrite{key: rk, hset: make([]any, 2, 2+2*n)})
-			j = len(out) - 1
-			out[j].hset[0], out[j].hset[1] = "hset", rk
-		}
-		// The same visitor again in this call appends to its HSET, which
-		// applies its arguments in order: the later event's fields win.
-		for k, v := range vals {
-			if v != "" {
-				out[j].hset = append(out[j].hset, identityFieldArgs[k], v)
-			}
-		}
-	}
-	if s.recent != nil {
-		// Every write kept here must reach stored (queue's caller runs
-		// the pipeline and reports it); one that does not only stops its
-		// visitor's repeats from being left out.
-		kept := out[:0]
-		for _, w := range out {
-			w.keySum, w.sum = s.recent.sums(w.hset)
-			var write bool
-			if w.seq, write = s.recent.begin(w.keySum, w.sum); write {
-				kept = append(kept, w)
-			}
-		}
-		out = kept
-	}
-	return out
+// roundVisitor is one visitor of a round: its identity key and its events
+// in stream order.
+type roundVisitor struct {
+	key    string
+	events []*destinations.Event
 }
 
-// queuedWrite is an identity write added to a pipeline, and its HSET.
-type queuedWrite struct {
-	w    identityWrite
-	hset *redis.Cmd
-}
-
-// queue adds writes to pipe, one HSET and one EXPIRE per visitor, and
-// appends them to sent; once pipe ran, pass sent to stored.
-func (s *IdentityStore) queue(ctx context.Context, pipe redis.Pipeliner, writes []identityWrite, sent []queuedWrite) []queuedWrite {
-	for _, w := range writes {
-		sent = append(sent, queuedWrite{w: w, hset: pipe.Do(ctx, w.hset...)})
-		pipe.Do(ctx, "expire", w.hset[1], s.ttlArg)
-	}
-	return sent
-}
-
-// stored reports which writes of sent Redis applied, so that repeats of
-// them are left out for a while (IdentityOptions.Rewrite).
-func (s *IdentityStore) stored(sent []queuedWrite) {
-	if s.recent == nil {
-		return
-	}
-	for _, q := range sent {
-		s.recent.stored(q.w.keySum, q.w.sum, q.w.seq, q.hset.Err() == nil)
-	}
-}
-
-// unsent reports writes that were never sent.
-func (s *IdentityStore) unsent(writes []identityWrite) {
-	if s.recent == nil {
-		return
-	}
-	for _, w := range writes {
-		s.recent.stored(w.keySum, w.sum, w.seq, false)
-	}
-}
-
-// Remember stores the identifiers of events at once (the queue stores them
-// with each write; this is for callers without a queue, such as tests).
-func (s *IdentityStore) Remember(ctx context.Context, siteID string, events []destinations.Event) error {
-	writes := s.writes(siteID, events)
-	if len(writes) == 0 {
-		return nil
-	}
-	pipe := s.rdb.Pipeline()
-	sent := s.queue(ctx, pipe, writes, nil)
-	_, err := pipe.Exec(ctx)
-	s.stored(sent)
-	return err
-}
-
-// Enrich fills in each event's missing identifier fields from what is
-// stored for its visitor; an event's own fields win. One pipelined round
-// trip (HGETALL and EXPIRE per visitor) bounded by the store's Timeout
-// (and ctx). On error the events of the visitors not answered are left as
-// they were.
-func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*destinations.Event) error {
-	var order []string
-	byVisitor := map[string][]*destinations.Event{}
+// roundVisitors groups the events of a round of site siteID that take part
+// by visitor, in the order of each visitor's first event.
+func roundVisitors(siteID string, events []*destinations.Event) []roundVisitor {
+	var out []roundVisitor
+	index := map[string]int{}
 	for _, ev := range events {
 		key := visitorKey(ev)
 		if key == "" {
 			continue
 		}
-		if _, ok := byVisitor[key]; !ok {
-			order = append(order, key)
+		i, ok := index[key]
+		if !ok {
+			i = len(out)
+			index[key] = i
+			out = append(out, roundVisitor{key: IdentityKey(siteID, key)})
 		}
-		byVisitor[key] = append(byVisitor[key], ev)
+		out[i].events = append(out[i].events, ev)
 	}
-	if len(order) == 0 {
+	return out
+}
+
+// writes returns what to store of the identifiers of a round's visitors:
+// per visitor, per field, the digests of its last event holding some.
+// Writes the store leaves out (recentWrites) are not returned.
+func (s *IdentityStore) writes(visitors []roundVisitor) []identityWrite {
+	var out []identityWrite
+	for _, v := range visitors {
+		var w identityWrite
+		for _, ev := range v.events {
+			var vals [len(identityFields)]string // "" for none
+			n := 0
+			for j, f := range identityFields {
+				if vals[j] = digests(*identitySlot(&ev.UserData, f)); vals[j] != "" {
+					n++
+				}
+			}
+			if n == 0 {
+				continue
+			}
+			if w.hset == nil {
+				w.key, w.hset = v.key, make([]any, 2, 2+2*n)
+				w.hset[0], w.hset[1] = "hset", v.key
+			}
+			// A later event of the visitor appends to its HSET, which
+			// applies its arguments in order: the later event's fields win.
+			for k, val := range vals {
+				if val != "" {
+					w.hset = append(w.hset, identityFieldArgs[k], val)
+				}
+			}
+			w.at = max(w.at, ev.Context.ReceivedAt)
+		}
+		if w.hset == nil {
+			continue
+		}
+		if s.recent != nil {
+			// Every write kept here must reach stored (the caller runs the
+			// pipeline and reports it); one that does not only stops its
+			// visitor's repeats from being left out.
+			w.keySum, w.sum = s.recent.sums(w.hset)
+			var write bool
+			if w.seq, write = s.recent.begin(w.keySum, w.sum, w.at); !write {
+				continue
+			}
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// stored reports which writes Redis applied (hsets[i] is writes[i]'s
+// command, nil when it was never sent), so that repeats of them are left
+// out for a while (IdentityOptions.Rewrite).
+func (s *IdentityStore) stored(writes []identityWrite, hsets []*redis.Cmd) {
+	if s.recent == nil {
+		return
+	}
+	for i, w := range writes {
+		s.recent.stored(w.keySum, w.sum, w.seq, hsets[i] != nil && hsets[i].Err() == nil)
+	}
+}
+
+// Enrich stores the identifiers events carry and fills in each event's
+// missing identifier fields from what is stored for its visitor; an
+// event's own fields win. events are one round of site siteID in stream
+// order. One pipelined round trip, bounded by the store's Timeout (and
+// ctx): an HSET per visitor with identifiers to store (left out when it
+// repeats the visitor's last write, or holds older events than one this
+// process stored), then an HGETALL and an EXPIRE per visitor, so that a
+// round reads its own writes. On error the events of the visitors not
+// answered are left as they were.
+func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*destinations.Event) error {
+	visitors := roundVisitors(siteID, events)
+	if len(visitors) == 0 {
 		return nil
 	}
+	writes := s.writes(visitors)
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	// go-redis bounds a hung server's answer by the client's read timeout,
 	// not by ctx: wait for the round trip on the side, and give up at the
-	// deadline (the commands are then left to fail or finish unread).
+	// deadline (the commands are then left to fail or finish unread; the
+	// writes are reported once they did).
 	answered := make(chan []*redis.MapStringStringCmd, 1)
 	go func() {
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.MapStringStringCmd, len(order))
-		for i, k := range order {
-			key := IdentityKey(siteID, k)
-			cmds[i] = pipe.HGetAll(ctx, key)
-			pipe.Expire(ctx, key, s.ttl)
+		hsets := make([]*redis.Cmd, len(writes))
+		for i, w := range writes {
+			hsets[i] = pipe.Do(ctx, w.hset...)
+		}
+		cmds := make([]*redis.MapStringStringCmd, len(visitors))
+		for i, v := range visitors {
+			cmds[i] = pipe.HGetAll(ctx, v.key)
+			pipe.Do(ctx, "expire", v.key, s.ttlArg)
 		}
 		_, _ = pipe.Exec(ctx)
+		s.stored(writes, hsets)
 		answered <- cmds
 	}()
 	var cmds []*redis.MapStringStringCmd
@@ -313,18 +301,18 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 		return fmt.Errorf("identity: %w", ctx.Err())
 	}
 	var firstErr error
-	for i, k := range order {
+	for i, v := range visitors {
 		known, err := cmds[i].Result()
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
 			continue
 		}
-		for f, v := range known {
-			if v == "" {
+		for f, joined := range known {
+			if joined == "" {
 				continue
 			}
-			values := strings.Split(v, ",")
-			for _, ev := range byVisitor[k] {
+			values := strings.Split(joined, ",")
+			for _, ev := range v.events {
 				if slot := identitySlot(&ev.UserData, f); slot != nil && len(*slot) == 0 {
 					*slot = slices.Clone(values)
 				}

@@ -34,18 +34,11 @@ func seen(fbp string, ms int64, ud destinations.UserData) *destinations.Event {
 	return &ev
 }
 
-// enrich does what the queue and the dispatcher do with one call's events:
-// stores their identifiers (Remember), then enriches them (Enrich); it
-// fails the test on error.
+// enrich runs one delivery round's enrichment of events (which stores
+// their identifiers, then reads their visitors'); it fails the test on
+// error.
 func enrich(t testing.TB, store *IdentityStore, site string, events ...*destinations.Event) {
 	t.Helper()
-	call := make([]destinations.Event, len(events))
-	for i, ev := range events {
-		call[i] = *ev
-	}
-	if err := store.Remember(context.Background(), site, call); err != nil {
-		t.Fatal(err)
-	}
 	if err := store.Enrich(context.Background(), site, events); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +118,8 @@ func TestIdentityStoreEnrich(t *testing.T) {
 	}
 }
 
-// Identifiers are stored in the order calls are written, and within a call
-// in the order of its events: a visitor's newest value of a field wins,
+// Identifiers are stored in the order of rounds, and within a round in
+// the order of its events: a visitor's newest value of a field wins,
 // fields it does not restate are kept.
 func TestIdentityStoreNewestWins(t *testing.T) {
 	rdb := redistest.Start(t).Client()
@@ -134,14 +127,8 @@ func TestIdentityStoreNewestWins(t *testing.T) {
 	store := NewIdentityStore(rdb, IdentityOptions{})
 	a, b, c := digest("a@example.com"), digest("b@example.com"), digest("c@example.com")
 	ph := digest("16505551212")
-	for _, call := range [][]destinations.Event{
-		{*seen("v", 1, destinations.UserData{Em: []string{a}, Ph: []string{ph}})},
-		{*seen("v", 2, destinations.UserData{Em: []string{b}}), *seen("v", 3, destinations.UserData{Em: []string{c}})},
-	} {
-		if err := store.Remember(ctx, "shop", call); err != nil {
-			t.Fatal(err)
-		}
-	}
+	enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: []string{a}, Ph: []string{ph}}))
+	enrich(t, store, "shop", seen("v", 2, destinations.UserData{Em: []string{b}}), seen("v", 3, destinations.UserData{Em: []string{c}}))
 	got, _ := rdb.HGetAll(ctx, IdentityKey("shop", "v")).Result()
 	if len(got) != 2 || got["em"] != c || got["ph"] != ph {
 		t.Errorf("stored %v; want em of the last event and the first call's ph", got)
@@ -215,19 +202,22 @@ func TestIdentityStoreTTL(t *testing.T) {
 	}
 }
 
-// pipelineCounter counts the pipelines a client sends.
+// pipelineCounter counts the pipelines a client sends, but for connection
+// handshakes (HELLO, CLIENT SETINFO), which go-redis sends as pipelines too.
 type pipelineCounter struct{ n atomic.Int64 }
 
 func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
 func (*pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(1)
+		if name := cmds[0].Name(); name != "hello" && name != "client" {
+			c.n.Add(1)
+		}
 		return next(ctx, cmds)
 	}
 }
 
-// A round of many visitors is read in one pipeline, and each visitor gets
+// A round of many visitors is stored and read in one pipeline, and each visitor gets
 // its own identity (and only that).
 func TestIdentityStoreManyVisitorsOneRoundTrip(t *testing.T) {
 	rdb := redistest.Start(t).Client()
@@ -242,10 +232,11 @@ func TestIdentityStoreManyVisitorsOneRoundTrip(t *testing.T) {
 		later = append(later, seen(visitor(i), 2, destinations.UserData{}))
 	}
 	enrich(t, store, "shop", identify...)
-	counter.n.Store(0)
-	if err := store.Enrich(context.Background(), "shop", later); err != nil {
-		t.Fatal(err)
+	if n := counter.n.Load(); n != 1 {
+		t.Errorf("storing and reading %d visitors took %d pipelines; want 1", visitors, n)
 	}
+	counter.n.Store(0)
+	enrich(t, store, "shop", later...)
 	for i, ev := range later {
 		if !slices.Equal(ev.UserData.Em, []string{digest(strconv.Itoa(i))}) {
 			t.Fatalf("visitor %d got em %v", i, ev.UserData.Em)
@@ -415,8 +406,8 @@ func visit(id, name, fbp string, ud destinations.UserData) destinations.Event {
 	return ev
 }
 
-// The queue stores identities with each write and the dispatcher enriches
-// each round before delivery: an event of a later round gets what an
+// The dispatcher stores and reads identities each round before delivery:
+// an event of a later round gets what an
 // earlier round's event identified, and an event of the same round gets it
 // too, whatever its place in the round, for every destination.
 func TestDispatcherEnrichesIdentity(t *testing.T) {
@@ -424,7 +415,6 @@ func TestDispatcherEnrichesIdentity(t *testing.T) {
 	meta, tiktok := newReceived(), newReceived()
 	opts := h.fastOptions()
 	opts.Identity = NewIdentityStore(h.rdb, IdentityOptions{})
-	h.queue = NewQueue(h.rdb, QueueOptions{Identity: opts.Identity}) // stores what the dispatcher reads
 	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination(), "tiktok": tiktok.destination()}), opts)
 	em, ext := digest("jane@example.com"), digest("cust-9")
 
@@ -467,7 +457,6 @@ func TestDispatcherRetryNotEnrichedAgain(t *testing.T) {
 	}
 	opts := h.fastOptions()
 	opts.Identity = NewIdentityStore(h.rdb, IdentityOptions{})
-	h.queue = NewQueue(h.rdb, QueueOptions{Identity: opts.Identity}) // stores what the dispatcher reads
 	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination()}), opts)
 
 	ev := visit("lead", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}})
@@ -507,48 +496,43 @@ func TestDispatcherDeliversWhenEnrichmentFails(t *testing.T) {
 	waitFor(t, "the delivered metric", func() bool { return h.metric("meta", outcomeDelivered) == 2 })
 }
 
-// The queue stores a call's identifiers with its write: once Enqueue has
-// returned, the visitor's hash holds them; events without marketing
-// consent leave nothing.
-func TestQueueStoresIdentities(t *testing.T) {
+// Ingest writes the entry and nothing else: a visitor's identifiers are
+// stored at delivery (Enrich), so a gateway without an enriching
+// destination never pays for them, and events spooled while Redis was down
+// are stored like any other.
+func TestEnqueueWritesOnlyTheEntry(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	q := NewQueue(rdb, QueueOptions{Identity: NewIdentityStore(rdb, IdentityOptions{})})
-	em := digest("jane@example.com")
-	denied := visit("d", "Lead", "fb.1.1.2", destinations.UserData{Em: []string{em}})
-	denied.Context.Consent.AdUserData = destinations.Denied
+	q := NewQueue(rdb, QueueOptions{})
 	if err := q.Enqueue(ctx, testSite, []destinations.Event{
-		visit("a", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{em}, Ph: []string{"not a digest"}}), denied,
+		visit("a", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}}),
 	}); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := rdb.HGetAll(ctx, IdentityKey(testSite, "fb.1.1.1")).Result()
-	if len(got) != 1 || got["em"] != em {
-		t.Errorf("stored %v; want the digest of em only", got)
-	}
-	if n, _ := rdb.Exists(ctx, IdentityKey(testSite, "fb.1.1.2")).Result(); n != 0 {
-		t.Error("an event without marketing consent left its identifiers")
-	}
-	if ttl, _ := rdb.TTL(ctx, IdentityKey(testSite, "fb.1.1.1")).Result(); ttl < DefaultIdentityTTL-time.Minute {
-		t.Errorf("TTL %s; want %s", ttl, DefaultIdentityTTL)
+	if keys, _ := rdb.Keys(ctx, "*").Result(); !slices.Equal(keys, []string{StreamKey(testSite)}) {
+		t.Errorf("Enqueue wrote keys %v; want the stream only", keys)
 	}
 }
 
 // A visitor's unchanged identifiers are stored once per Rewrite window; a
 // change is stored at once, and a write Redis did not apply is not
 // remembered.
-func TestQueueSkipsUnchangedIdentities(t *testing.T) {
+func TestEnrichSkipsUnchangedIdentities(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)
 	store := NewIdentityStore(rdb, IdentityOptions{Rewrite: time.Minute, Now: func() time.Time { return now }})
-	q := NewQueue(rdb, QueueOptions{Identity: store})
 	key := IdentityKey(testSite, "fb.1.1.1")
 	a, b := digest("a@example.com"), digest("b@example.com")
+	var received int64
+	round := func(visitor, em string) error {
+		received++
+		return store.Enrich(ctx, testSite, []*destinations.Event{seen(visitor, received, destinations.UserData{Em: []string{em}})})
+	}
 	send := func(em string) {
 		t.Helper()
-		if err := q.Enqueue(ctx, testSite, []destinations.Event{visit("a", "PageView", "fb.1.1.1", destinations.UserData{Em: []string{em}})}); err != nil {
+		if err := round("fb.1.1.1", em); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -593,22 +577,48 @@ func TestQueueSkipsUnchangedIdentities(t *testing.T) {
 
 	// A write Redis refuses is not remembered: once Redis takes writes
 	// again, the same value is written.
-	rdb.Del(ctx, key)
 	now = now.Add(2 * time.Minute)
 	other := IdentityKey(testSite, "fb.1.1.2")
 	if err := rdb.Set(ctx, other, "a string, so HSET fails", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	ev := visit("b", "PageView", "fb.1.1.2", destinations.UserData{Em: []string{a}})
-	if err := q.Enqueue(ctx, testSite, []destinations.Event{ev}); err != nil {
-		t.Fatal(err)
+	if err := round("fb.1.1.2", a); err == nil {
+		t.Fatal("a round whose HSET failed reported no error")
 	}
 	rdb.Del(ctx, other)
-	if err := q.Enqueue(ctx, testSite, []destinations.Event{ev}); err != nil {
+	if err := round("fb.1.1.2", a); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := rdb.HGet(ctx, other, "em").Result(); v != a {
 		t.Errorf("after a refused write the repeat was skipped (em %q)", v)
+	}
+}
+
+// Destinations progress independently, so one catching up stores a
+// visitor's older events after another stored newer ones: the process
+// leaves those writes out, and the older events are still enriched (their
+// own fields winning).
+func TestEnrichLeavesOutOlderEvents(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	key := IdentityKey(testSite, "v")
+	a, b, ph := digest("a@example.com"), digest("b@example.com"), digest("16505551212")
+
+	enrich(t, store, testSite, seen("v", 100, destinations.UserData{Em: []string{a}}), seen("v", 200, destinations.UserData{Em: []string{b}, Ph: []string{ph}}))
+	// The lagging destination's round holds only the older event.
+	late := seen("v", 100, destinations.UserData{Em: []string{a}})
+	enrich(t, store, testSite, late)
+	if v, _ := rdb.HGet(ctx, key, "em").Result(); v != b {
+		t.Errorf("em %q after a lagging round; want the newest event's", v)
+	}
+	if !slices.Equal(late.UserData.Em, []string{a}) || !slices.Equal(late.UserData.Ph, []string{ph}) {
+		t.Errorf("the lagging event became %+v; want its own em and the stored ph", late.UserData)
+	}
+	// A newer event is stored as usual.
+	enrich(t, store, testSite, seen("v", 300, destinations.UserData{Em: []string{a}}))
+	if v, _ := rdb.HGet(ctx, key, "em").Result(); v != a {
+		t.Errorf("em %q after a newer event; want its own", v)
 	}
 }
 
@@ -617,12 +627,9 @@ func TestIdentityRewriteOff(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{Rewrite: -1})
-	ev := *seen("v", 1, destinations.UserData{Em: []string{digest("a@example.com")}})
 	for range 2 {
 		rdb.Del(ctx, IdentityKey("shop", "v"))
-		if err := store.Remember(ctx, "shop", []destinations.Event{ev}); err != nil {
-			t.Fatal(err)
-		}
+		enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: []string{digest("a@example.com")}}))
 		if n, _ := rdb.Exists(ctx, IdentityKey("shop", "v")).Result(); n != 1 {
 			t.Fatal("a repeat was skipped with Rewrite < 0")
 		}
@@ -632,7 +639,7 @@ func TestIdentityRewriteOff(t *testing.T) {
 // tried reports whether r leaves out the write (key, sum); a write it would
 // send is reported as not sent.
 func tried(r *recentWrites, key, sum uint64) (leftOut bool) {
-	seq, write := r.begin(key, sum)
+	seq, write := r.begin(key, sum, 0)
 	if write {
 		r.stored(key, sum, seq, false)
 	}
@@ -644,7 +651,7 @@ func TestRecentWritesGenerations(t *testing.T) {
 	r := newRecentWrites(time.Hour, 2, func() time.Time { return now })
 	store := func(key, sum uint64) {
 		t.Helper()
-		seq, ok := r.begin(key, sum)
+		seq, ok := r.begin(key, sum, 0)
 		if !ok {
 			t.Fatalf("write %d/%d left out", key, sum)
 		}
@@ -684,10 +691,10 @@ func TestRecentWritesNewestWins(t *testing.T) {
 	now := time.Unix(0, 0)
 	r := newRecentWrites(time.Hour, 100, func() time.Time { return now })
 	const v, a, b = 1, 10, 20
-	seq, _ := r.begin(v, a)
+	seq, _ := r.begin(v, a, 0)
 	r.stored(v, a, seq, true) // Redis holds A
-	seqB, okB := r.begin(v, b)
-	seqA, okA := r.begin(v, a) // A again, B not yet written
+	seqB, okB := r.begin(v, b, 0)
+	seqA, okA := r.begin(v, a, 0) // A again, B not yet written
 	if !okB || !okA {
 		t.Fatalf("B written %v, A again written %v; want both", okB, okA)
 	}
@@ -697,14 +704,38 @@ func TestRecentWritesNewestWins(t *testing.T) {
 		t.Error("A was taken as stored, though B and A were in flight together")
 	}
 	// Alone in flight, a stored write is remembered; a failed one is not.
-	seq, _ = r.begin(v, b)
+	seq, _ = r.begin(v, b, 0)
 	r.stored(v, b, seq, true)
 	if !tried(r, v, b) {
 		t.Error("a lone stored write was not remembered")
 	}
-	seq, _ = r.begin(v, a)
+	seq, _ = r.begin(v, a, 0)
 	r.stored(v, a, seq, false)
 	if tried(r, v, a) {
 		t.Error("a failed write was remembered")
+	}
+}
+
+// A write of events older than those of a write begun before is left out,
+// whether that one is still in flight, stored or failed; receive time 0
+// (unknown) is never left out on that account.
+func TestRecentWritesOlderEvents(t *testing.T) {
+	r := newRecentWrites(time.Hour, 100, time.Now)
+	const v = 1
+	if _, ok := r.begin(v, 10, 200); !ok {
+		t.Fatal("the first write was left out")
+	}
+	for _, tt := range []struct {
+		sum  uint64
+		at   int64
+		want bool // written
+	}{{20, 100, false}, {20, 199, false}, {20, 0, true}, {30, 200, true}, {40, 201, true}, {50, 200, false}} {
+		seq, ok := r.begin(v, tt.sum, tt.at)
+		if ok != tt.want {
+			t.Errorf("write of %d at %d: written %v; want %v", tt.sum, tt.at, ok, tt.want)
+		}
+		if ok {
+			r.stored(v, tt.sum, seq, tt.at%2 == 0)
+		}
 	}
 }

@@ -50,10 +50,6 @@ type QueueOptions struct {
 	// ProbeInterval is how often Run checks whether Redis is back while
 	// the spool holds events (default 500ms).
 	ProbeInterval time.Duration
-	// Identity, when set, stores the hashed identifiers of each call's
-	// events with its write (IdentityStore), for the dispatcher to enrich
-	// the visitor's other events with.
-	Identity *IdentityStore
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
 }
@@ -160,9 +156,6 @@ func (q *Queue) Enqueue(ctx context.Context, siteID string, events []destination
 		return fmt.Errorf("routing: enqueue: encode events: %w", err)
 	}
 	r := &enqueueReq{site: siteID, payload: payload, events: len(events), done: make(chan error, 1)}
-	if q.opts.Identity != nil {
-		r.identity = q.opts.Identity.writes(siteID, events)
-	}
 	q.commit.submit(r)
 	select {
 	case err := <-r.done:

@@ -8,7 +8,8 @@ import (
 
 // recentWrites remembers, per visitor, the last identity write this process
 // stored and when, so that an unchanged repeat within a window is left
-// out. It keeps two generations of at most max visitors each: when the
+// out, and the newest events a write begun held, so that a write of older
+// events (a destination catching up behind another) is left out too. It keeps two generations of at most max visitors each: when the
 // current one is full it becomes the previous one, and the oldest is
 // dropped. Visitors and writes are kept as 64-bit hashes (a stray match
 // would need both a visitor's and its whole write's hash to collide).
@@ -33,6 +34,7 @@ type recentWrite struct {
 	sum     uint64 // of the stored write, when done
 	at      int64  // when it was stored, Unix nanoseconds
 	seq     uint64 // of the latest write begun
+	newest  int64  // the newest events' receive time of any write begun
 	pending int    // writes begun and not yet reported
 	alone   bool   // the latest write was begun with no other in flight
 	done    bool   // sum and at hold a stored write that is the latest
@@ -59,11 +61,12 @@ func (r *recentWrites) sums(hset []any) (key, all uint64) {
 	return key, h.Sum64()
 }
 
-// begin decides about a visitor's write: false when it repeats the
-// visitor's stored write of less than the window ago (leave it out), else
-// true and the write's sequence number, to report to stored once its
-// pipeline ran.
-func (r *recentWrites) begin(key, sum uint64) (seq uint64, write bool) {
+// begin decides about a visitor's write of events received up to at (Unix
+// ms; 0 for unknown): false when it repeats the visitor's stored write of
+// less than the window ago, or when a write of newer events was begun
+// (leave it out), else true and the write's sequence number, to report to
+// stored once its pipeline ran.
+func (r *recentWrites) begin(key, sum uint64, at int64) (seq uint64, write bool) {
 	now := r.now().UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -74,6 +77,10 @@ func (r *recentWrites) begin(key, sum uint64) (seq uint64, write bool) {
 	if w.done && w.sum == sum && now >= w.at && now-w.at < int64(r.window) {
 		return 0, false
 	}
+	if at > 0 && at < w.newest {
+		return 0, false
+	}
+	w.newest = max(w.newest, at)
 	r.seq++
 	w.seq, w.done = r.seq, false
 	w.pending++

@@ -50,8 +50,8 @@ type DeliveryOptions struct {
 	// Dispatcher are the dispatcher's options; zero values are the
 	// defaults `tagway serve` runs with.
 	Dispatcher routing.DispatcherOptions
-	// Identity, when set, is the identity store the queue writes and the
-	// dispatcher reads, as in `tagway serve`.
+	// Identity, when set, is the identity store the dispatcher writes and
+	// reads each round, as in `tagway serve`.
 	Identity *routing.IdentityStore
 	// Logger receives the dispatcher's logs (default: discarded).
 	Logger *slog.Logger
@@ -69,6 +69,12 @@ type DeliveryResult struct {
 	// before; BytesPerEvent is that divided by Events.
 	UsedMemoryDelta int64   `json:"used_memory_delta"`
 	BytesPerEvent   float64 `json:"bytes_per_event"`
+	// IdentityKeys is how many visitor identity hashes delivery stored
+	// (with Identity set; every queued event is a new identified visitor),
+	// and BytesPerIdentity their share of used_memory each: measured once
+	// the stream is deleted, against the memory before queueing.
+	IdentityKeys     int64   `json:"identity_keys,omitempty"`
+	BytesPerIdentity float64 `json:"bytes_per_identity,omitempty"`
 	// DeliverTime is from the dispatcher's start until the fake platform
 	// had every event; EventsPerSec is Events over it.
 	DeliverTime  time.Duration `json:"deliver_ns"`
@@ -228,7 +234,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 	if err != nil {
 		return res, err
 	}
-	q := routing.NewQueue(rdb, routing.QueueOptions{Identity: opts.Identity})
+	q := routing.NewQueue(rdb, routing.QueueOptions{})
 	start := time.Now()
 	if err := fill(ctx, q, opts.Events, now); err != nil {
 		return res, err
@@ -274,7 +280,36 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 		return res, fmt.Errorf("loadgen: only %d of %d events delivered before the timeout: %w", got, opts.Events, ctx.Err())
 	}
 	res.EventsPerSec = float64(opts.Events) / res.DeliverTime.Seconds()
+	if opts.Identity != nil {
+		if err := identityMemory(ctx, rdb, before, &res); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// identityMemory fills in res's identity figures: the stream (the queued
+// events and their consumer group) is deleted, and what used_memory still
+// holds over before is the identity hashes.
+func identityMemory(ctx context.Context, rdb redis.UniversalClient, before int64, res *DeliveryResult) error {
+	if err := rdb.Del(ctx, routing.StreamKey(deliverySite)).Err(); err != nil {
+		return fmt.Errorf("loadgen: delete the stream: %w", err)
+	}
+	iter := rdb.Scan(ctx, 0, routing.IdentityKey(deliverySite, "")[:len("tw:{"+deliverySite+"}:id:")]+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		res.IdentityKeys++
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("loadgen: count identities: %w", err)
+	}
+	after, err := usedMemory(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	if res.IdentityKeys > 0 {
+		res.BytesPerIdentity = float64(after-before) / float64(res.IdentityKeys)
+	}
+	return nil
 }
 
 // fill queues n events, one per Enqueue, from 64 goroutines.

@@ -14,6 +14,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/gateway"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -164,6 +165,19 @@ func TestDelivery(t *testing.T) {
 	}
 	if res.EventsPerSec <= 0 || res.Requests < 3 || res.BytesPerEvent <= 0 || res.EventJSONBytes < 500 {
 		t.Errorf("result %+v", res)
+	}
+	if n := rdb.DBSize(context.Background()).Val(); n != 0 {
+		t.Errorf("%d keys left behind", n)
+	}
+	// With identities, as tagway serve runs: delivery stores one hash per
+	// (new, identified) visitor, and their memory is measured apart.
+	res, err = Delivery(context.Background(), DeliveryOptions{Redis: rdb, Events: 2000, Timeout: time.Minute,
+		Identity: routing.NewIdentityStore(rdb, routing.IdentityOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IdentityKeys != 2000 || res.BytesPerIdentity < 100 || res.BytesPerIdentity > 2000 {
+		t.Errorf("identities: %d keys, %.0f bytes each; want 2000 of 100-2000 bytes", res.IdentityKeys, res.BytesPerIdentity)
 	}
 	if n := rdb.DBSize(context.Background()).Val(); n != 0 {
 		t.Errorf("%d keys left behind", n)
