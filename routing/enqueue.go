@@ -136,8 +136,9 @@ func (c *committer) next(slot int) {
 	go c.flusher(batch, slot)
 }
 
-// flusher writes batch, then keeps writing while calls are waiting, and
-// waits flusherLinger for more before it gives back its slot.
+// flusher writes batch, then keeps writing while calls are waiting (when
+// only a few are, after BusyLinger), and waits flusherLinger for more
+// before it gives back its slot.
 func (c *committer) flusher(batch []*enqueueReq, slot int) {
 	wait := time.NewTimer(flusherLinger)
 	defer wait.Stop()
@@ -146,6 +147,12 @@ func (c *committer) flusher(batch []*enqueueReq, slot int) {
 			c.q.flush(batch, slot)
 		}
 		c.mu.Lock()
+		if n := len(c.pending); n > 0 && n < c.q.opts.BusyBatch && c.q.opts.BusyLinger > 0 {
+			// Busy: let the next pipeline gather more calls.
+			c.mu.Unlock()
+			time.Sleep(c.q.opts.BusyLinger)
+			c.mu.Lock()
+		}
 		if len(c.pending) > 0 {
 			batch = c.takeLocked()
 			c.mu.Unlock()

@@ -105,6 +105,57 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 	t.Logf("%d concurrent calls stored as %d entries", callers, entries)
 }
 
+// slowRedis delays every command and pipeline a client sends by d, as a
+// loaded or distant Redis would.
+type slowRedis struct{ d time.Duration }
+
+func (slowRedis) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (s slowRedis) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		time.Sleep(s.d)
+		return next(ctx, cmd)
+	}
+}
+func (s slowRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		time.Sleep(s.d)
+		return next(ctx, cmds)
+	}
+}
+
+// A busy queue's next pipeline waits BusyLinger for more calls when only a
+// few are waiting: calls trickling in one per millisecond while each write
+// takes 3ms go in a few large entries rather than in entries of the three
+// or four calls that arrive during one write.
+func TestBusyQueueGathersCalls(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	rdb.AddHook(slowRedis{3 * time.Millisecond})
+	ctx := context.Background()
+	q := NewQueue(rdb, QueueOptions{BusyLinger: 30 * time.Millisecond, BusyBatch: 1000})
+	const calls = 60
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := q.Enqueue(ctx, testSite, []destinations.Event{event("c"+strconv.Itoa(i), "Lead")}); err != nil {
+				t.Error(err)
+			}
+		}()
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	entries, err := rdb.XLen(ctx, StreamKey(testSite)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the linger: 15-20 entries. With it, about one per 30ms.
+	if entries > 12 {
+		t.Errorf("%d calls over %d entries; want at most 12", calls, entries)
+	}
+	t.Logf("%d calls stored as %d entries", calls, entries)
+}
+
 // Bursts of calls separated by pauses shorter and longer than a flusher
 // lingers: calls handed to a waiting flusher, to one that is about to end,
 // and to the callers' own goroutines are all written exactly once, and
