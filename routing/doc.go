@@ -37,7 +37,10 @@
 // Queue.Enqueue group-commits: calls arriving while a write is in flight
 // wait together and go to Redis in one pipeline, the calls of one site
 // merged into one stream entry (up to 64 KiB); each caller returns once the
-// entry holding its events is acknowledged. With a spool, a write Redis
+// entry holding its events is acknowledged. One pipeline is in flight at a
+// time; when fewer than QueueOptions.BusyBatch calls wait as it returns,
+// the next one waits QueueOptions.BusyLinger (200µs) for more, since Redis
+// and the gateway pay per pipeline far more than per call. With a spool, a write Redis
 // cannot take goes to the spool (fsync'd before the caller returns), and
 // Queue.Run drains it when Redis answers. Every write then runs in a script
 // that also records (flush slot, sequence) in the writer's marker hash, so
