@@ -39,10 +39,10 @@
 // merged into one stream entry (up to 64 KiB); each caller returns once the
 // entry holding its events is acknowledged. One pipeline is in flight at a
 // time; when fewer than QueueOptions.BusyBatch calls wait as it returns,
-// the next one waits QueueOptions.BusyLinger (200µs) for more, since Redis
-// and the gateway pay per pipeline far more than per call. With a spool, a write Redis
-// cannot take goes to the spool (fsync'd before the caller returns), and
-// Queue.Run drains it when Redis answers. Every write then runs in a script
+// the next one waits up to QueueOptions.BusyLinger (200µs) for more, since
+// Redis and the gateway pay per pipeline far more than per call. With a
+// spool, a write Redis cannot take goes to the spool (fsync'd before the
+// caller returns), and Queue.Run drains it when Redis answers. Every write then runs in a script
 // that also records (flush slot, sequence) in the writer's marker hash, so
 // that the drainer skips an entry Redis applied although its answer was
 // lost in a crash, and an entry an interrupted drain already moved: the
@@ -87,16 +87,19 @@
 // its own writes, whatever the place of an identifying event in it. Ingest
 // does not touch identities: /collect costs the same with enrichment on or
 // off, a site without destinations stores none, and events spooled while
-// Redis was down are stored when delivered, like any other.
+// Redis was down are stored when delivered.
 //
 // Every destination of a site stores what it reads, at its own pace. A
 // store leaves out a visitor's write that equals the last one it stored for
-// that visitor less than IdentityOptions.Rewrite ago (10 minutes), or that
-// holds events older than a write it already began for the visitor (a
-// destination catching up behind another); it remembers up to 16k visitors
-// per process, as hashes, and a write counts as stored only when no other
-// write of the visitor was in flight with it. So a visitor's identifiers go
-// to Redis about once per process, and the TTL is refreshed by every read.
+// that visitor less than IdentityOptions.Rewrite ago (10 minutes), or the
+// one in flight (destinations reading the same entries at once); it
+// remembers up to 16k visitors per process, as hashes, and a write counts
+// as stored only when no other write of the visitor was in flight with it.
+// So a visitor's identifiers go to Redis about once per process, and the
+// TTL is refreshed by every read. A write of events older (by receive time)
+// than one the store began for the visitor, from a destination catching up
+// behind another or a spool drained late, goes as one HSETNX per field: it
+// fills in what Redis lacks and overwrites no newer value.
 // Consumers of one destination on several replicas share its entries: an
 // event read at the same moment as its visitor's identifying event on
 // another replica may go out without what that event identified. A retry is

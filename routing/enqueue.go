@@ -62,6 +62,10 @@ type committer struct {
 	// sent them on kick; each holds a slot.
 	idle int
 	kick chan struct{}
+	// gathering is set while a flusher waits BusyLinger for more calls;
+	// gathered ends the wait once BusyBatch calls are waiting.
+	gathering bool
+	gathered  chan struct{}
 }
 
 // flusherLinger is how long a flusher waits for more calls after its last
@@ -82,7 +86,15 @@ func (c *committer) submit(r *enqueueReq) {
 		c.mu.Unlock()
 		c.kick <- struct{}{}
 	case c.inFlight >= o.MaxInFlight:
-		// The next flush starts when a running one ends.
+		// The next flush starts when a running one ends (or, gathering,
+		// once enough calls wait).
+		if c.gathering && len(c.pending) >= o.BusyBatch {
+			c.gathering = false
+			select {
+			case c.gathered <- struct{}{}:
+			default:
+			}
+		}
 		c.mu.Unlock()
 	case o.Linger > 0 && len(c.pending) < o.MaxBatch:
 		if c.timer == nil {
@@ -137,21 +149,36 @@ func (c *committer) next(slot int) {
 }
 
 // flusher writes batch, then keeps writing while calls are waiting (when
-// only a few are, after BusyLinger), and waits flusherLinger for more
-// before it gives back its slot.
+// fewer than BusyBatch are, after up to BusyLinger), and waits
+// flusherLinger for more before it gives back its slot.
 func (c *committer) flusher(batch []*enqueueReq, slot int) {
+	o := &c.q.opts
 	wait := time.NewTimer(flusherLinger)
 	defer wait.Stop()
+	gather := time.NewTimer(o.BusyLinger)
+	gather.Stop()
+	defer gather.Stop()
 	for {
 		if len(batch) > 0 {
 			c.q.flush(batch, slot)
 		}
 		c.mu.Lock()
-		if n := len(c.pending); n > 0 && n < c.q.opts.BusyBatch && c.q.opts.BusyLinger > 0 {
-			// Busy: let the next pipeline gather more calls.
+		if n := len(c.pending); n > 0 && n < o.BusyBatch && o.BusyLinger > 0 {
+			// Busy: let the next pipeline gather more calls, until
+			// BusyBatch wait or BusyLinger passed.
+			c.gathering = true
+			select {
+			case <-c.gathered: // a wake-up left by an earlier wait
+			default:
+			}
 			c.mu.Unlock()
-			time.Sleep(c.q.opts.BusyLinger)
+			gather.Reset(o.BusyLinger)
+			select {
+			case <-gather.C:
+			case <-c.gathered:
+			}
 			c.mu.Lock()
+			c.gathering = false
 		}
 		if len(c.pending) > 0 {
 			batch = c.takeLocked()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,6 +155,38 @@ func TestBusyQueueGathersCalls(t *testing.T) {
 		t.Errorf("%d calls over %d entries; want at most 12", calls, entries)
 	}
 	t.Logf("%d calls stored as %d entries", calls, entries)
+}
+
+// The gathering ends as soon as BusyBatch calls wait, however long
+// BusyLinger is: calls every millisecond against a 3ms Redis leave 2-3
+// waiting as each write returns, and the fourth ends the wait. Only the
+// last calls, with no fourth to come, wait BusyLinger out.
+func TestBusyQueueGoesOnceBatchWaits(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	rdb.AddHook(slowRedis{3 * time.Millisecond})
+	ctx := context.Background()
+	q := NewQueue(rdb, QueueOptions{BusyLinger: 2 * time.Second, BusyBatch: 4})
+	const calls = 60
+	took := make([]time.Duration, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if err := q.Enqueue(ctx, testSite, []destinations.Event{event("c"+strconv.Itoa(i), "Lead")}); err != nil {
+				t.Error(err)
+			}
+			took[i] = time.Since(start)
+		}()
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	slices.Sort(took)
+	if median := took[calls/2]; median > 500*time.Millisecond {
+		t.Errorf("median call took %s; want far below BusyLinger (2s): the gathering did not end once 4 calls waited", median)
+	}
+	t.Logf("calls took %s (median) to %s", took[calls/2], took[calls-1])
 }
 
 // Bursts of calls separated by pauses shorter and longer than a flusher

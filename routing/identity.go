@@ -55,6 +55,10 @@ func IdentityKey(siteID, visitorKey string) string {
 	return b.String()
 }
 
+// IdentityKeyPattern matches every IdentityKey of a site (a SCAN MATCH
+// pattern).
+func IdentityKeyPattern(siteID string) string { return "tw:{" + siteID + "}:id:*" }
+
 // DefaultIdentityRewrite is how long a store leaves out a visitor's
 // identifiers that are unchanged since this process last stored them.
 const DefaultIdentityRewrite = 10 * time.Minute
@@ -99,13 +103,17 @@ type IdentityOptions struct {
 // value wins), then an HGETALL and an EXPIRE per visitor, so a round reads
 // its own writes. Ingest does not touch identities: /collect pays nothing
 // for them, a site without destinations stores none, and events spooled
-// while Redis was down are stored like any other. Every destination of a
+// while Redis was down are stored when delivered. Every destination of a
 // site stores what it reads; the process leaves out a write that repeats
-// its last one for the visitor, or holds events older than a write it
-// began (a destination catching up behind another), so a visitor's
-// identifiers go to Redis about once per process. Between replicas, whose
-// consumers share a destination's entries, an event read at the same
-// moment as its visitor's identifying event on another replica may go out
+// its last one for the visitor or the one in flight, so a visitor's
+// identifiers go to Redis about once per process, and sends a write of
+// events older than a write it began for the visitor (a destination
+// catching up behind another, a spool drained late) as one HSETNX per
+// field: it fills in what Redis lacks and overwrites nothing. Between
+// replicas, whose consumers share a destination's entries, an event read
+// at the same moment as its visitor's identifying event on another replica
+// may go out without what that event identified; receive times, which
+// decide what is older, come from the gateways' clocks.
 // without what that event identified.
 //
 // Only events with marketing consent that are not anonymous take part, in
@@ -150,9 +158,10 @@ type identityWrite struct {
 	key  string
 	hset []any // the command: "hset", key, field, comma-joined digests, ...
 	// at is the newest receive time (Unix ms) of the events it holds;
-	// keySum and sum identify the visitor and the whole write, and seq
-	// the write, for recentWrites.
+	// kind is how it goes (recentWrites: writeSet without one); keySum and
+	// sum identify the visitor and the whole write, and seq the write.
 	at               int64
+	kind             writeKind
 	keySum, sum, seq uint64
 }
 
@@ -198,7 +207,8 @@ func roundVisitors(siteID string, events []*destinations.Event) []roundVisitor {
 
 // writes returns what to store of the identifiers of a round's visitors:
 // per visitor, per field, the digests of its last event holding some.
-// Writes the store leaves out (recentWrites) are not returned.
+// Writes the store leaves out (recentWrites) are not returned; those of
+// events older than a write begun are to fill in missing fields only.
 func (s *IdentityStore) writes(visitors []roundVisitor) []identityWrite {
 	var out []identityWrite
 	for _, v := range visitors {
@@ -231,12 +241,11 @@ func (s *IdentityStore) writes(visitors []roundVisitor) []identityWrite {
 			continue
 		}
 		if s.recent != nil {
-			// Every write kept here must reach stored (the caller runs the
+			// Every HSET kept here must reach stored (the caller runs the
 			// pipeline and reports it); one that does not only stops its
 			// visitor's repeats from being left out.
 			w.keySum, w.sum = s.recent.sums(w.hset)
-			var write bool
-			if w.seq, write = s.recent.begin(w.keySum, w.sum, w.at); !write {
+			if w.seq, w.kind = s.recent.begin(w.keySum, w.sum, w.at); w.kind == writeSkip {
 				continue
 			}
 		}
@@ -245,16 +254,39 @@ func (s *IdentityStore) writes(visitors []roundVisitor) []identityWrite {
 	return out
 }
 
-// stored reports which writes Redis applied (hsets[i] is writes[i]'s
-// command, nil when it was never sent), so that repeats of them are left
-// out for a while (IdentityOptions.Rewrite).
-func (s *IdentityStore) stored(writes []identityWrite, hsets []*redis.Cmd) {
-	if s.recent == nil {
-		return
+// queue adds w to pipe: one HSET, or for a fill one HSETNX per field
+// (the round's last value of each); it returns the commands.
+func (w identityWrite) queue(ctx context.Context, pipe redis.Pipeliner) []*redis.Cmd {
+	if w.kind != writeFill {
+		return []*redis.Cmd{pipe.Do(ctx, w.hset...)}
 	}
+	var cmds []*redis.Cmd
+	var done [len(identityFields)]bool
+	for i := len(w.hset) - 2; i >= 2; i -= 2 {
+		if f := slices.Index(identityFieldArgs, w.hset[i]); !done[f] {
+			done[f] = true
+			cmds = append(cmds, pipe.Do(ctx, "hsetnx", w.key, w.hset[i], w.hset[i+1]))
+		}
+	}
+	return cmds
+}
+
+// stored reports which HSETs Redis applied (cmds[i] are writes[i]'s
+// commands), so that repeats of them are left out for a while
+// (IdentityOptions.Rewrite); it returns the first write error.
+func (s *IdentityStore) stored(writes []identityWrite, cmds [][]*redis.Cmd) error {
+	var first error
 	for i, w := range writes {
-		s.recent.stored(w.keySum, w.sum, w.seq, hsets[i] != nil && hsets[i].Err() == nil)
+		var err error
+		for _, c := range cmds[i] {
+			err = cmp.Or(err, c.Err())
+		}
+		first = cmp.Or(first, err)
+		if s.recent != nil && w.kind == writeSet {
+			s.recent.stored(w.keySum, w.sum, w.seq, err == nil)
+		}
 	}
+	return first
 }
 
 // Enrich stores the identifiers events carry and fills in each event's
@@ -262,10 +294,11 @@ func (s *IdentityStore) stored(writes []identityWrite, hsets []*redis.Cmd) {
 // event's own fields win. events are one round of site siteID in stream
 // order. One pipelined round trip, bounded by the store's Timeout (and
 // ctx): an HSET per visitor with identifiers to store (left out when it
-// repeats the visitor's last write, or holds older events than one this
-// process stored), then an HGETALL and an EXPIRE per visitor, so that a
-// round reads its own writes. On error the events of the visitors not
-// answered are left as they were.
+// repeats the visitor's last write or the one in flight; HSETNX per field
+// when it holds older events than a write this process began), then an
+// HGETALL and an EXPIRE per visitor, so that a round reads its own writes.
+// On error (of a write or a read) the events of the visitors not answered
+// are left as they were.
 func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*destinations.Event) error {
 	visitors := roundVisitors(siteID, events)
 	if len(visitors) == 0 {
@@ -278,29 +311,32 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 	// not by ctx: wait for the round trip on the side, and give up at the
 	// deadline (the commands are then left to fail or finish unread; the
 	// writes are reported once they did).
-	answered := make(chan []*redis.MapStringStringCmd, 1)
+	type answer struct {
+		reads    []*redis.MapStringStringCmd
+		writeErr error
+	}
+	answered := make(chan answer, 1)
 	go func() {
 		pipe := s.rdb.Pipeline()
-		hsets := make([]*redis.Cmd, len(writes))
+		sets := make([][]*redis.Cmd, len(writes))
 		for i, w := range writes {
-			hsets[i] = pipe.Do(ctx, w.hset...)
+			sets[i] = w.queue(ctx, pipe)
 		}
-		cmds := make([]*redis.MapStringStringCmd, len(visitors))
+		reads := make([]*redis.MapStringStringCmd, len(visitors))
 		for i, v := range visitors {
-			cmds[i] = pipe.HGetAll(ctx, v.key)
+			reads[i] = pipe.HGetAll(ctx, v.key)
 			pipe.Do(ctx, "expire", v.key, s.ttlArg)
 		}
 		_, _ = pipe.Exec(ctx)
-		s.stored(writes, hsets)
-		answered <- cmds
+		answered <- answer{reads, s.stored(writes, sets)}
 	}()
-	var cmds []*redis.MapStringStringCmd
+	var a answer
 	select {
-	case cmds = <-answered:
+	case a = <-answered:
 	case <-ctx.Done():
 		return fmt.Errorf("identity: %w", ctx.Err())
 	}
-	var firstErr error
+	cmds, firstErr := a.reads, a.writeErr
 	for i, v := range visitors {
 		known, err := cmds[i].Result()
 		if err != nil {

@@ -96,6 +96,9 @@ func TestIdentityStoreEnrich(t *testing.T) {
 	if !strings.HasPrefix(key, "tw:{shop}:id:") {
 		t.Errorf("key %q lacks the site hash tag", key)
 	}
+	if matched, _ := rdb.Keys(ctx, IdentityKeyPattern("shop")).Result(); !slices.Equal(matched, []string{key}) {
+		t.Errorf("IdentityKeyPattern matched %v; want [%s]", matched, key)
+	}
 	stored, _ := rdb.HGetAll(ctx, key).Result()
 	for f, v := range stored {
 		if !slices.Contains(identityFields[:], f) {
@@ -217,8 +220,8 @@ func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 	}
 }
 
-// A round of many visitors is stored and read in one pipeline, and each visitor gets
-// its own identity (and only that).
+// A round of many visitors is stored and read in one pipeline, and each
+// visitor gets its own identity (and only that).
 func TestIdentityStoreManyVisitorsOneRoundTrip(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	counter := &pipelineCounter{}
@@ -407,9 +410,9 @@ func visit(id, name, fbp string, ud destinations.UserData) destinations.Event {
 }
 
 // The dispatcher stores and reads identities each round before delivery:
-// an event of a later round gets what an
-// earlier round's event identified, and an event of the same round gets it
-// too, whatever its place in the round, for every destination.
+// an event of a later round gets what an earlier round's event identified,
+// and an event of the same round gets it too, whatever its place in the
+// round, for every destination.
 func TestDispatcherEnrichesIdentity(t *testing.T) {
 	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "tiktok"}))
 	meta, tiktok := newReceived(), newReceived()
@@ -583,7 +586,7 @@ func TestEnrichSkipsUnchangedIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := round("fb.1.1.2", a); err == nil {
-		t.Fatal("a round whose HSET failed reported no error")
+		t.Fatal("a round whose HSET (and HGETALL) failed reported no error")
 	}
 	rdb.Del(ctx, other)
 	if err := round("fb.1.1.2", a); err != nil {
@@ -595,22 +598,24 @@ func TestEnrichSkipsUnchangedIdentities(t *testing.T) {
 }
 
 // Destinations progress independently, so one catching up stores a
-// visitor's older events after another stored newer ones: the process
-// leaves those writes out, and the older events are still enriched (their
-// own fields winning).
-func TestEnrichLeavesOutOlderEvents(t *testing.T) {
+// visitor's older events after another stored newer ones: those writes
+// only fill in fields Redis lacks (HSETNX), and the older events are still
+// enriched, their own fields winning.
+func TestEnrichOlderEventsOnlyFill(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{})
 	key := IdentityKey(testSite, "v")
-	a, b, ph := digest("a@example.com"), digest("b@example.com"), digest("16505551212")
+	a, b, ph, fn := digest("a@example.com"), digest("b@example.com"), digest("16505551212"), digest("jane")
 
 	enrich(t, store, testSite, seen("v", 100, destinations.UserData{Em: []string{a}}), seen("v", 200, destinations.UserData{Em: []string{b}, Ph: []string{ph}}))
-	// The lagging destination's round holds only the older event.
-	late := seen("v", 100, destinations.UserData{Em: []string{a}})
+	// The lagging destination's round holds the older event, with a first
+	// name no newer event had.
+	late := seen("v", 100, destinations.UserData{Em: []string{a}, Fn: []string{fn}})
 	enrich(t, store, testSite, late)
-	if v, _ := rdb.HGet(ctx, key, "em").Result(); v != b {
-		t.Errorf("em %q after a lagging round; want the newest event's", v)
+	got, _ := rdb.HGetAll(ctx, key).Result()
+	if got["em"] != b || got["ph"] != ph || got["fn"] != fn {
+		t.Errorf("stored %v after a lagging round; want the newest em, and the older event's fn filled in", got)
 	}
 	if !slices.Equal(late.UserData.Em, []string{a}) || !slices.Equal(late.UserData.Ph, []string{ph}) {
 		t.Errorf("the lagging event became %+v; want its own em and the stored ph", late.UserData)
@@ -619,6 +624,14 @@ func TestEnrichLeavesOutOlderEvents(t *testing.T) {
 	enrich(t, store, testSite, seen("v", 300, destinations.UserData{Em: []string{a}}))
 	if v, _ := rdb.HGet(ctx, key, "em").Result(); v != a {
 		t.Errorf("em %q after a newer event; want its own", v)
+	}
+	// Events spooled while Redis was down reach the stream after newer
+	// ones: their fields are filled in, the newer values kept.
+	other := IdentityKey(testSite, "w")
+	enrich(t, store, testSite, seen("w", 500, destinations.UserData{Em: []string{a}}))
+	enrich(t, store, testSite, seen("w", 400, destinations.UserData{Em: []string{b}, Ph: []string{ph}}), seen("w", 450, destinations.UserData{Em: []string{fn}}))
+	if got, _ := rdb.HGetAll(ctx, other).Result(); got["em"] != a || got["ph"] != ph {
+		t.Errorf("stored %v; want em of the newest event and the spooled ph", got)
 	}
 }
 
@@ -639,11 +652,11 @@ func TestIdentityRewriteOff(t *testing.T) {
 // tried reports whether r leaves out the write (key, sum); a write it would
 // send is reported as not sent.
 func tried(r *recentWrites, key, sum uint64) (leftOut bool) {
-	seq, write := r.begin(key, sum, 0)
-	if write {
+	seq, kind := r.begin(key, sum, 0)
+	if kind == writeSet {
 		r.stored(key, sum, seq, false)
 	}
-	return !write
+	return kind == writeSkip
 }
 
 func TestRecentWritesGenerations(t *testing.T) {
@@ -651,9 +664,9 @@ func TestRecentWritesGenerations(t *testing.T) {
 	r := newRecentWrites(time.Hour, 2, func() time.Time { return now })
 	store := func(key, sum uint64) {
 		t.Helper()
-		seq, ok := r.begin(key, sum, 0)
-		if !ok {
-			t.Fatalf("write %d/%d left out", key, sum)
+		seq, kind := r.begin(key, sum, 0)
+		if kind != writeSet {
+			t.Fatalf("write %d/%d: kind %d; want an HSET", key, sum, kind)
 		}
 		r.stored(key, sum, seq, true)
 	}
@@ -693,10 +706,10 @@ func TestRecentWritesNewestWins(t *testing.T) {
 	const v, a, b = 1, 10, 20
 	seq, _ := r.begin(v, a, 0)
 	r.stored(v, a, seq, true) // Redis holds A
-	seqB, okB := r.begin(v, b, 0)
-	seqA, okA := r.begin(v, a, 0) // A again, B not yet written
-	if !okB || !okA {
-		t.Fatalf("B written %v, A again written %v; want both", okB, okA)
+	seqB, kindB := r.begin(v, b, 0)
+	seqA, kindA := r.begin(v, a, 0) // A again, B not yet written
+	if kindB != writeSet || kindA != writeSet {
+		t.Fatalf("B goes as %d, A again as %d; want both as HSETs", kindB, kindA)
 	}
 	r.stored(v, b, seqB, true)
 	r.stored(v, a, seqA, true)
@@ -716,26 +729,48 @@ func TestRecentWritesNewestWins(t *testing.T) {
 	}
 }
 
-// A write of events older than those of a write begun before is left out,
-// whether that one is still in flight, stored or failed; receive time 0
-// (unknown) is never left out on that account.
+// Two destinations reading the same entries at once begin the same write
+// together: the second is left out, and the first, alone in flight, is
+// remembered once stored.
+func TestRecentWritesSameWriteInFlight(t *testing.T) {
+	r := newRecentWrites(time.Hour, 100, time.Now)
+	const v, a = 1, 10
+	seq, first := r.begin(v, a, 5)
+	_, second := r.begin(v, a, 5)
+	if first != writeSet || second != writeSkip {
+		t.Fatalf("first write %d, the same one in flight %d; want an HSET and a skip", first, second)
+	}
+	r.stored(v, a, seq, true)
+	if !tried(r, v, a) {
+		t.Error("the write was not remembered")
+	}
+}
+
+// A write of events older than those of a write begun before only fills in
+// missing fields, whether that one is still in flight, stored or failed;
+// receive time 0 (unknown) is never taken as older.
 func TestRecentWritesOlderEvents(t *testing.T) {
 	r := newRecentWrites(time.Hour, 100, time.Now)
 	const v = 1
-	if _, ok := r.begin(v, 10, 200); !ok {
-		t.Fatal("the first write was left out")
-	}
 	for _, tt := range []struct {
-		sum  uint64
-		at   int64
-		want bool // written
-	}{{20, 100, false}, {20, 199, false}, {20, 0, true}, {30, 200, true}, {40, 201, true}, {50, 200, false}} {
-		seq, ok := r.begin(v, tt.sum, tt.at)
-		if ok != tt.want {
-			t.Errorf("write of %d at %d: written %v; want %v", tt.sum, tt.at, ok, tt.want)
+		sum     uint64
+		at      int64
+		want    writeKind
+		applied bool // for an HSET: what Redis did with it
+	}{
+		{10, 200, writeSet, true},
+		{20, 100, writeFill, false}, {21, 199, writeFill, false}, {22, 0, writeSet, true},
+		{30, 200, writeSet, true}, {40, 201, writeSet, true}, {50, 200, writeFill, false},
+		{40, 150, writeSkip, false}, // repeats the one stored
+		{60, 300, writeSet, false},  // fails, and still makes older writes fills
+		{70, 250, writeFill, false},
+	} {
+		seq, kind := r.begin(v, tt.sum, tt.at)
+		if kind != tt.want {
+			t.Errorf("write of %d at %d: kind %d; want %d", tt.sum, tt.at, kind, tt.want)
 		}
-		if ok {
-			r.stored(v, tt.sum, seq, tt.at%2 == 0)
+		if kind == writeSet {
+			r.stored(v, tt.sum, seq, tt.applied)
 		}
 	}
 }

@@ -32,13 +32,15 @@ type QueueOptions struct {
 	// before its pipeline goes (default 0: it goes at once, and the calls
 	// arriving while a pipeline is in flight form the next one).
 	Linger time.Duration
-	// BusyLinger is how long a busy queue's next pipeline waits for more
-	// calls when fewer than BusyBatch were waiting as the previous one
-	// returned (default 200µs, negative: never). At moderate concurrency
-	// it makes pipelines a few times larger, and Redis and the gateway pay
-	// per pipeline much more than per call: about 2.5 µs of Redis and
-	// 10% of all CPU per call at 64 connections (BENCHMARKS.md). An idle
-	// queue writes at once (see Linger).
+	// BusyLinger is how long, at most, a busy queue's next pipeline waits
+	// for more calls when fewer than BusyBatch were waiting as the previous
+	// one returned; it goes as soon as BusyBatch wait (default 200µs,
+	// negative: never). At moderate concurrency it makes pipelines a few
+	// times larger, and Redis and the gateway pay per pipeline much more
+	// than per call: about 2.5 µs of Redis and 10% of all CPU per call at
+	// 64 connections (BENCHMARKS.md). An idle queue writes at once (see
+	// Linger); with MaxInFlight above 1, waiting calls may go in another
+	// pipeline meanwhile.
 	BusyLinger time.Duration
 	// BusyBatch is the number of waiting calls under which BusyLinger
 	// applies (default 24).
@@ -149,6 +151,7 @@ func NewQueue(rdb redis.UniversalClient, opts QueueOptions) *Queue {
 	}
 	q.commit.q = q
 	q.commit.kick = make(chan struct{}, opts.MaxInFlight)
+	q.commit.gathered = make(chan struct{}, 1)
 	for i := range opts.MaxInFlight {
 		q.commit.slots = append(q.commit.slots, i)
 	}

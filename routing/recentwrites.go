@@ -7,12 +7,15 @@ import (
 )
 
 // recentWrites remembers, per visitor, the last identity write this process
-// stored and when, so that an unchanged repeat within a window is left
-// out, and the newest events a write begun held, so that a write of older
-// events (a destination catching up behind another) is left out too. It keeps two generations of at most max visitors each: when the
-// current one is full it becomes the previous one, and the oldest is
-// dropped. Visitors and writes are kept as 64-bit hashes (a stray match
-// would need both a visitor's and its whole write's hash to collide).
+// stored and when, so that an unchanged repeat within a window is left out
+// (as is a write equal to one in flight: destinations reading the same
+// entries at once), and the newest events a write begun held, so that a
+// write of older events (a destination catching up behind another) only
+// fills in fields Redis lacks. It keeps two generations of at most max
+// visitors each: when the current one is full it becomes the previous one,
+// and the oldest is dropped. Visitors and writes are kept as 64-bit hashes
+// (a stray match would need both a visitor's and its whole write's hash to
+// collide).
 //
 // A write counts as stored only when Redis applied it, it is the latest
 // one begun for the visitor, and no other write of the visitor was in
@@ -34,6 +37,7 @@ type recentWrite struct {
 	sum     uint64 // of the stored write, when done
 	at      int64  // when it was stored, Unix nanoseconds
 	seq     uint64 // of the latest write begun
+	last    uint64 // sum of the latest write begun
 	newest  int64  // the newest events' receive time of any write begun
 	pending int    // writes begun and not yet reported
 	alone   bool   // the latest write was begun with no other in flight
@@ -61,12 +65,22 @@ func (r *recentWrites) sums(hset []any) (key, all uint64) {
 	return key, h.Sum64()
 }
 
+// writeKind is how a visitor's write goes to Redis.
+type writeKind int
+
+const (
+	writeSet  writeKind = iota // HSET: its values are the visitor's newest
+	writeFill                  // HSETNX per field: older than a write begun
+	writeSkip                  // not at all: it repeats one stored or in flight
+)
+
 // begin decides about a visitor's write of events received up to at (Unix
-// ms; 0 for unknown): false when it repeats the visitor's stored write of
-// less than the window ago, or when a write of newer events was begun
-// (leave it out), else true and the write's sequence number, to report to
-// stored once its pipeline ran.
-func (r *recentWrites) begin(key, sum uint64, at int64) (seq uint64, write bool) {
+// ms; 0 for unknown): writeSkip when it repeats the visitor's stored write
+// of less than the window ago, or the write in flight; writeFill when a
+// write of newer events was begun (it may still hold fields that one
+// lacks, or that one may fail); else writeSet and the write's sequence
+// number, to report to stored once its pipeline ran.
+func (r *recentWrites) begin(key, sum uint64, at int64) (seq uint64, kind writeKind) {
 	now := r.now().UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -74,19 +88,21 @@ func (r *recentWrites) begin(key, sum uint64, at int64) (seq uint64, write bool)
 	if !ok {
 		w = r.prev[key]
 	}
-	if w.done && w.sum == sum && now >= w.at && now-w.at < int64(r.window) {
-		return 0, false
-	}
-	if at > 0 && at < w.newest {
-		return 0, false
+	switch {
+	case w.done && w.sum == sum && now >= w.at && now-w.at < int64(r.window):
+		return 0, writeSkip
+	case w.pending > 0 && w.last == sum:
+		return 0, writeSkip
+	case at > 0 && at < w.newest:
+		return 0, writeFill
 	}
 	w.newest = max(w.newest, at)
 	r.seq++
-	w.seq, w.done = r.seq, false
+	w.seq, w.last, w.done = r.seq, sum, false
 	w.pending++
 	w.alone = w.pending == 1
 	r.putLocked(key, w)
-	return r.seq, true
+	return r.seq, writeSet
 }
 
 // stored reports a begun write's outcome: applied by Redis or not.

@@ -295,7 +295,9 @@ func identityMemory(ctx context.Context, rdb redis.UniversalClient, before int64
 	if err := rdb.Del(ctx, routing.StreamKey(deliverySite)).Err(); err != nil {
 		return fmt.Errorf("loadgen: delete the stream: %w", err)
 	}
-	iter := rdb.Scan(ctx, 0, routing.IdentityKey(deliverySite, "")[:len("tw:{"+deliverySite+"}:id:")]+"*", 1000).Iterator()
+	// One SCAN: the delivery run measures a single redis-server (a
+	// cluster client would scan one node only).
+	iter := rdb.Scan(ctx, 0, routing.IdentityKeyPattern(deliverySite), 1000).Iterator()
 	for iter.Next(ctx) {
 		res.IdentityKeys++
 	}
