@@ -124,29 +124,41 @@ func (s slowRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// A busy queue's next pipeline waits BusyLinger for more calls when only a
-// few are waiting: calls trickling in one per millisecond while each write
-// takes 3ms go in a few large entries rather than in entries of the three
-// or four calls that arrive during one write.
-func TestBusyQueueGathersCalls(t *testing.T) {
+// trickle makes calls one-event Enqueue calls to a new queue with opts, one
+// started per millisecond on its own goroutine, against a Redis answering
+// in 3ms; it returns that Redis and how long each call took, sorted.
+func trickle(t *testing.T, opts QueueOptions, calls int) (*redis.Client, []time.Duration) {
+	t.Helper()
 	rdb := redistest.Start(t).Client()
 	rdb.AddHook(slowRedis{3 * time.Millisecond})
-	ctx := context.Background()
-	q := NewQueue(rdb, QueueOptions{BusyLinger: 30 * time.Millisecond, BusyBatch: 1000})
-	const calls = 60
+	q := NewQueue(rdb, opts)
+	took := make([]time.Duration, calls)
 	var wg sync.WaitGroup
 	for i := range calls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := q.Enqueue(ctx, testSite, []destinations.Event{event("c"+strconv.Itoa(i), "Lead")}); err != nil {
+			start := time.Now()
+			if err := q.Enqueue(context.Background(), testSite, []destinations.Event{event("c"+strconv.Itoa(i), "Lead")}); err != nil {
 				t.Error(err)
 			}
+			took[i] = time.Since(start)
 		}()
 		time.Sleep(time.Millisecond)
 	}
 	wg.Wait()
-	entries, err := rdb.XLen(ctx, StreamKey(testSite)).Result()
+	slices.Sort(took)
+	return rdb, took
+}
+
+// A busy queue's next pipeline waits BusyLinger for more calls when only a
+// few are waiting: calls trickling in one per millisecond while each write
+// takes 3ms go in a few large entries rather than in entries of the three
+// or four calls that arrive during one write.
+func TestBusyQueueGathersCalls(t *testing.T) {
+	const calls = 60
+	rdb, _ := trickle(t, QueueOptions{BusyLinger: 30 * time.Millisecond, BusyBatch: 1000}, calls)
+	entries, err := rdb.XLen(context.Background(), StreamKey(testSite)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,27 +174,8 @@ func TestBusyQueueGathersCalls(t *testing.T) {
 // waiting as each write returns, and the fourth ends the wait. Only the
 // last calls, with no fourth to come, wait BusyLinger out.
 func TestBusyQueueGoesOnceBatchWaits(t *testing.T) {
-	rdb := redistest.Start(t).Client()
-	rdb.AddHook(slowRedis{3 * time.Millisecond})
-	ctx := context.Background()
-	q := NewQueue(rdb, QueueOptions{BusyLinger: 2 * time.Second, BusyBatch: 4})
 	const calls = 60
-	took := make([]time.Duration, calls)
-	var wg sync.WaitGroup
-	for i := range calls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			if err := q.Enqueue(ctx, testSite, []destinations.Event{event("c"+strconv.Itoa(i), "Lead")}); err != nil {
-				t.Error(err)
-			}
-			took[i] = time.Since(start)
-		}()
-		time.Sleep(time.Millisecond)
-	}
-	wg.Wait()
-	slices.Sort(took)
+	_, took := trickle(t, QueueOptions{BusyLinger: 2 * time.Second, BusyBatch: 4}, calls)
 	if median := took[calls/2]; median > 500*time.Millisecond {
 		t.Errorf("median call took %s; want far below BusyLinger (2s): the gathering did not end once 4 calls waited", median)
 	}
