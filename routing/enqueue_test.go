@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -409,5 +410,28 @@ func TestBufPoolClasses(t *testing.T) {
 	p.put(make([]byte, 0, 64<<10))
 	if b := p.get(900); cap(b) != 1024 {
 		t.Errorf("get(900) after putting large buffers: cap %d; want 1024", cap(b))
+	}
+}
+
+// Large buffers outlive garbage collections (a sync.Pool would drop them),
+// and no more than bufKeep of a class are kept.
+func TestBufPoolKeepsLargeBuffersAcrossGC(t *testing.T) {
+	var p bufPool
+	c := bufClass(100 << 10)
+	var held [][]byte
+	for range bufKeep + 2 {
+		held = append(held, p.get(100<<10))
+	}
+	for _, b := range held {
+		p.put(b)
+	}
+	if n := len(p.kept[c]); n != bufKeep {
+		t.Fatalf("kept %d buffers of the class; want %d", n, bufKeep)
+	}
+	last := unsafe.SliceData(held[bufKeep-1]) // the last one kept
+	runtime.GC()
+	runtime.GC()
+	if b := p.get(100 << 10); unsafe.SliceData(b) != last {
+		t.Errorf("after two collections get returned another buffer than the last one kept")
 	}
 }
