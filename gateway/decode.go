@@ -59,7 +59,8 @@ func validEventName(v string) bool {
 }
 
 // readBody reads at most limit bytes of the request body; a longer body (by
-// Content-Length or by counting) is a 413.
+// Content-Length or by counting) is a 413. The buffer is new, and nothing
+// writes to it afterwards: fastCollect's strings share its memory.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *apiError) {
 	tooLarge := func() *apiError {
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBodyTooLarge,

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/pii"
@@ -21,8 +22,12 @@ import (
 // req.Events[i] into a collectEvent); TestFastCollectMatchesStrict and
 // FuzzFastCollect hold it to that. custom_data is kept as its raw bytes (a
 // subslice of body), as decodeStrict keeps it.
+//
+// The strings of the result share body's memory, so body must not change
+// afterwards (readBody's buffer never does): that saves a copy of every
+// request's body.
 func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
-	s := fastScanner{b: body, str: string(body)}
+	s := fastScanner{b: body, str: readOnlyString(body)}
 	var events []collectEvent
 	const (
 		fVID = 1 << iota
@@ -77,6 +82,13 @@ func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
 	}
 	s.ws()
 	return events, s.i == len(s.b)
+}
+
+// readOnlyString returns b as a string without copying it. The caller
+// promises that b is never modified afterwards, which is what makes the
+// string immutable as Go requires.
+func readOnlyString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // fastScanner reads JSON from b at i. Every method reports false on input
@@ -559,8 +571,10 @@ var customDataKeys = [...]string{"value", "currency", "content_ids", "contents",
 // unusual or invalid input), and the caller then decodes with
 // CustomData.UnmarshalJSON. For every input it accepts, the result equals
 // UnmarshalJSON's (TestFastCustomDataMatchesUnmarshal, FuzzFastCustomData).
+// As with fastCollect, the strings share raw's memory: raw must not change
+// afterwards.
 func fastCustomData(raw []byte) (*destinations.CustomData, bool) {
-	s := fastScanner{b: raw, str: string(raw)}
+	s := fastScanner{b: raw, str: readOnlyString(raw)}
 	cd := &destinations.CustomData{}
 	ok := s.knownFields(customDataKeys[:], func(f int) bool {
 		switch customDataKeys[f] {
