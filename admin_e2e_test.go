@@ -150,7 +150,7 @@ func TestControlPlaneAcrossTwoGateways(t *testing.T) {
 		t.Errorf("apply output: %s", out)
 	}
 	// Live on B.
-	eventuallyStatus(t, "B accepts the new site", http.StatusOK, func() int { return collectStatus(t, urlB, "https://shop2.example") })
+	eventuallyStatus(t, "B accepts the new site", http.StatusNoContent, func() int { return collectStatus(t, urlB, "https://shop2.example") })
 	got := graph.WaitEvents(shopPixel, 1, 10*time.Second)
 	if len(got) != 1 || got[0].TestEventCode != "TEST55" {
 		t.Fatalf("graph got %+v; want one event on the test channel", got)
@@ -158,10 +158,10 @@ func TestControlPlaneAcrossTwoGateways(t *testing.T) {
 
 	// Region policy: an EEA visitor's IP is not sent; a Californian's
 	// event carries Limited Data Use 1/1000.
-	if s := collectStatus(t, urlB, "https://shop2.example", "CF-IPCountry", "DE"); s != 200 {
+	if s := collectStatus(t, urlB, "https://shop2.example", "CF-IPCountry", "DE"); s != http.StatusNoContent {
 		t.Fatal(s)
 	}
-	if s := collectStatus(t, urlA, "https://shop2.example", "CF-IPCountry", "US", "CF-Region-Code", "CA"); s != 200 {
+	if s := collectStatus(t, urlA, "https://shop2.example", "CF-IPCountry", "US", "CF-Region-Code", "CA"); s != http.StatusNoContent {
 		t.Fatal(s)
 	}
 	got = graph.WaitEvents(shopPixel, 3, 10*time.Second)

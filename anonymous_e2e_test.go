@@ -55,7 +55,7 @@ func TestAnonymousEventsWithheldFromMeta(t *testing.T) {
 		    "custom_data":{"value":42.5,"currency":"EUR"},
 		    "user_data":{"em":"jane@example.com","external_id":"cust-9"}}]}`, id, now, consent)
 		resp, out := post(t, g.URL+"/collect", map[string]string{"Origin": "http://127.0.0.1", "User-Agent": "Mozilla/5.0 (e2e)"}, body)
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("collect %s: %d %v", id, resp.StatusCode, out)
 		}
 	}

@@ -25,7 +25,7 @@ func TestEmbeddedRedisQuickStart(t *testing.T) {
 	}
 	resp, out := post(t, base+"/collect", map[string]string{"Origin": "http://localhost", "User-Agent": "Mozilla/5.0 (embedded)"},
 		`{"url":"http://localhost/","events":[{"event_name":"ViewContent","event_id":"embedded-1","custom_data":{"content_ids":["sku-1"]}}]}`)
-	if resp.StatusCode != 200 {
+	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("collect: %d %v", resp.StatusCode, out)
 	}
 	deadline := time.Now().Add(15 * time.Second)

@@ -99,7 +99,7 @@ func TestMetaEveryFieldBothPaths(t *testing.T) {
 				ev := "{" + base + "," + row.fields + `,"user_data":{"em":"jane@example.com","client_user_agent":"Mozilla/5.0 (e2e)","client_ip_address":"203.0.113.9"}}`
 				resp, out = post(t, g.URL+"/v1/events", map[string]string{"Authorization": "Bearer " + testIngestKey}, `{"data":[`+ev+`]}`)
 			}
-			if resp.StatusCode != http.StatusOK {
+			if want := map[string]int{"collect": http.StatusNoContent, "server": http.StatusOK}[path]; resp.StatusCode != want {
 				t.Fatalf("%s via %s: %d %v", row.name, path, resp.StatusCode, out)
 			}
 			all = append(all, sent{id, want})
@@ -208,7 +208,7 @@ func TestIdentityEnrichmentAcrossRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 200 {
+		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("collect: %d", resp.StatusCode)
 		}
 	}

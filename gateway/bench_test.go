@@ -51,7 +51,7 @@ func BenchmarkCollect(b *testing.B) {
 		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) bench")
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		if w.Code != http.StatusOK {
+		if w.Code != http.StatusNoContent {
 			b.Fatalf("%d %s", w.Code, w.Body)
 		}
 	}

@@ -30,7 +30,7 @@ func TestClickIDsCapturedIntoCookies(t *testing.T) {
 	body := `{"vid":"1772366400000.482913756104","url":"` + landing + `","events":[{"event_name":"PageView"}]}`
 	w := tg.do("POST", "/collect", body, "Origin", "https://shop.example", "Cookie",
 		"_ttp=ttp-1; _scid=7b1e-scid; _epik=ep-cookie; _rdt_uuid=1700000000000.9e1f; _ga=GA1.1.123.456; _other=x; _gcl_aw=bad value")
-	if w.Code != 200 {
+	if w.Code != http.StatusNoContent {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 	now := testNow.UnixMilli()
@@ -98,7 +98,7 @@ func TestClickIDsKeepFirstCaptureTime(t *testing.T) {
 	}.Encode()
 	body := `{"url":"https://shop.example/p?gclid=same-gclid&ttclid=new-ttclid","events":[{"event_name":"PageView"}]}`
 	w := tg.do("POST", "/collect", body, "Origin", "https://shop.example", "Cookie", "_tw_cid="+stored+"; _tw_vid=1772000000000.1234567890")
-	if w.Code != 200 {
+	if w.Code != http.StatusNoContent {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 	ev := tg.q.all()[0]
@@ -156,7 +156,7 @@ func TestConsentStripsIdentifiers(t *testing.T) {
 			body := `{"vid":"1772366400000.482913756104","url":"https://` + tt.host + `/?gclid=G1&fbclid=F1","consent":` + tt.consent +
 				`,"events":[{"event_name":"Purchase","custom_data":{"value":1,"currency":"EUR"},` + user + `}]}`
 			w := tg.do("POST", "/collect", body, "Host", "t."+tt.host, "User-Agent", "UA/1", "Cookie", "_ttp=t1; _fbp=fb.1.1700000000000.123456789")
-			if w.Code != 200 {
+			if w.Code != http.StatusNoContent {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}
 			ev := tg.q.all()[0]

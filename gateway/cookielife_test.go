@@ -42,7 +42,7 @@ func TestCookieLifetime(t *testing.T) {
 			body := `{"vid":"1772366400000.482913756104","url":"` + c.page + `?fbclid=IwAR0aBcD&ttclid=NewTT&gclid=NewG",` +
 				`"events":[{"event_name":"PageView"}]}`
 			w := tg.do(http.MethodPost, "/collect", body, "Host", c.host, "Cookie", old)
-			if w.Code != http.StatusOK {
+			if w.Code != http.StatusNoContent {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}
 			got := map[string]int{}

@@ -72,7 +72,7 @@ func TestParseMetaCookie(t *testing.T) {
 func collectCookies(t *testing.T, tg *testGW, body string, hdr ...string) (map[string]*http.Cookie, string, string) {
 	t.Helper()
 	w := tg.do("POST", "/collect", body, hdr...)
-	if w.Code != 200 {
+	if w.Code != http.StatusNoContent {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 	out := map[string]*http.Cookie{}
@@ -197,7 +197,7 @@ func TestNoCookiesWithoutAdStorage(t *testing.T) {
 		`{"vid":"1772366400000.482913756104","url":"https://shop.example/?fbclid=X1","consent":{"ad_storage":"denied"},`+
 			`"events":[{"event_name":"PageView","user_data":{"fbp":"fb.1.1.2","fbc":"fb.1.1.3"}}]}`,
 		"Cookie", "_fbp=fb.1.1600000000000.999999999; _fbc=fb.1.1600000000000.Old")
-	if w.Code != 200 {
+	if w.Code != http.StatusNoContent {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 	if sc := w.Header().Values("Set-Cookie"); len(sc) != 0 {

@@ -8,11 +8,18 @@ import (
 )
 
 // checkAnswer asserts a response is 2xx or 4xx (503 only when the fake
-// queue is down, which the fuzzers never do) and JSON.
+// queue is down, which the fuzzers never do) and JSON, or a 204 without a
+// body.
 func checkAnswer(t *testing.T, code int, body []byte) {
 	t.Helper()
 	if code >= 500 || code < 200 || (code >= 300 && code < 400) {
 		t.Fatalf("status %d: %s", code, body)
+	}
+	if code == 204 {
+		if len(body) != 0 {
+			t.Fatalf("status 204 with a body: %q", body)
+		}
+		return
 	}
 	if !json.Valid(body) {
 		t.Fatalf("status %d: body is not JSON: %q", code, body)

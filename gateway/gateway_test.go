@@ -271,7 +271,7 @@ func TestScriptStaticAndSitePaths(t *testing.T) {
 		}
 	}
 	w := tg.do("POST", "/tw/c", `{"events":[{"event_name":"PageView"}]}`, "Host", "localhost:8080")
-	if w.Code != 200 || len(tg.q.all()) != 1 || tg.q.all()[0].Context.SiteID != "local" {
+	if w.Code != http.StatusNoContent || len(tg.q.all()) != 1 || tg.q.all()[0].Context.SiteID != "local" {
 		t.Fatalf("POST a site's collect_path = %d %s", w.Code, w.Body)
 	}
 }
@@ -318,7 +318,7 @@ func TestPanicBecomes500JSON(t *testing.T) {
 		t.Fatalf("panic = %d %s", w.Code, w.Body)
 	}
 	tg.q.panic = false
-	if w := tg.do("POST", "/collect", `{"events":[{"event_name":"PageView"}]}`, "Origin", "https://shop.example"); w.Code != 200 {
+	if w := tg.do("POST", "/collect", `{"events":[{"event_name":"PageView"}]}`, "Origin", "https://shop.example"); w.Code != http.StatusNoContent {
 		t.Fatalf("after a panic = %d %s", w.Code, w.Body)
 	}
 }

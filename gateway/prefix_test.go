@@ -121,7 +121,7 @@ func TestSitePathsAndScriptOptions(t *testing.T) {
 	} {
 		n := len(tg.q.all())
 		w := tg.do("POST", c.path, `{"events":[{"event_name":"PageView"}]}`, "Host", c.host)
-		if w.Code != 200 || len(tg.q.all()) != n+1 || tg.q.all()[n].Context.SiteID != c.site {
+		if w.Code != http.StatusNoContent || len(tg.q.all()) != n+1 || tg.q.all()[n].Context.SiteID != c.site {
 			t.Errorf("POST %s%s = %d %s", c.host, c.path, w.Code, w.Body)
 		}
 	}
@@ -150,7 +150,7 @@ func TestPathPrefix(t *testing.T) {
 		}
 	}
 	w := tg.do("POST", "/shop-tags/collect", `{"events":[{"event_name":"PageView"}]}`, "Origin", "https://shop.example")
-	if w.Code != 200 || len(tg.q.all()) != 1 {
+	if w.Code != http.StatusNoContent || len(tg.q.all()) != 1 {
 		t.Fatalf("POST below the base path = %d %s", w.Code, w.Body)
 	}
 }

@@ -199,7 +199,7 @@ func (s *sender) send(addr string, w, n uint64, rejectEvery uint64) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
+	if resp.StatusCode == http.StatusNoContent {
 		s.mu.Lock()
 		s.acked[string(loadgen.AppendEventID(nil, w, n))] = b.Marker != ""
 		s.mu.Unlock()
@@ -461,7 +461,7 @@ func (s *outageSender) send(name, addr string, w, n uint64) {
 	s.slow = max(s.slow, time.Since(start))
 	s.status[resp.StatusCode]++
 	switch resp.StatusCode {
-	case http.StatusOK:
+	case http.StatusNoContent:
 		s.acked[string(loadgen.AppendEventID(nil, w, n))] = ack{gateway: name, at: time.Now()}
 	case http.StatusServiceUnavailable:
 		if resp.Header.Get("Retry-After") == "" {
@@ -643,7 +643,7 @@ func TestFaultRedisRestart(t *testing.T) {
 		t.Errorf("%d answers 503 without Retry-After", noRA)
 	}
 	for code := range s.status {
-		if code != http.StatusOK && code != http.StatusServiceUnavailable {
+		if code != http.StatusNoContent && code != http.StatusServiceUnavailable {
 			t.Errorf("answers other than 200 and 503: %s", statuses)
 		}
 	}
