@@ -33,6 +33,7 @@ type entry struct {
 	payload []byte
 	reqs    []*enqueueReq
 	events  int
+	size    int // bytes of the calls' payloads, while grouping
 	// owned are the buffers of this entry (the merged JSON, the stored
 	// form) that go back to the queue's pool once the flush is done.
 	owned [][]byte
@@ -240,13 +241,14 @@ func (q *Queue) entries(batch []*enqueueReq) []*entry {
 	open := map[string]*entry{}
 	for _, r := range batch {
 		e := open[r.site]
-		if e == nil || len(e.payload)+len(r.payload) > q.opts.MaxEntryBytes {
+		if e == nil || e.size+len(r.payload) > q.opts.MaxEntryBytes {
 			e = &entry{site: r.site}
 			open[r.site] = e
 			out = append(out, e)
 		}
 		e.reqs = append(e.reqs, r)
 		e.events += r.events
+		e.size += len(r.payload)
 	}
 	for _, e := range out {
 		merged := q.mergeArrays(e.reqs)

@@ -435,3 +435,28 @@ func TestBufPoolKeepsLargeBuffersAcrossGC(t *testing.T) {
 		t.Errorf("after two collections get returned another buffer than the last one kept")
 	}
 }
+
+// A flush merges each site's calls into entries of at most MaxEntryBytes
+// of payload, in arrival order; a call larger than that is an entry alone.
+func TestEntriesCapMergedSize(t *testing.T) {
+	q := NewQueue(nil, QueueOptions{MaxEntryBytes: 3000})
+	call := func(site string, n int) *enqueueReq {
+		return &enqueueReq{site: site, events: 1, payload: []byte(`["` + strings.Repeat("x", n-4) + `"]`)}
+	}
+	batch := []*enqueueReq{call("a", 1200), call("a", 1200), call("b", 500), call("a", 1200), call("a", 5000), call("a", 100)}
+	entries := q.entries(batch)
+	defer q.release(entries)
+	type got struct {
+		site  string
+		calls int
+		size  int
+	}
+	var gots []got
+	for _, e := range entries {
+		gots = append(gots, got{e.site, len(e.reqs), e.size})
+	}
+	want := []got{{"a", 2, 2400}, {"b", 1, 500}, {"a", 1, 1200}, {"a", 1, 5000}, {"a", 1, 100}}
+	if !slices.Equal(gots, want) {
+		t.Fatalf("entries %v; want %v", gots, want)
+	}
+}
