@@ -34,6 +34,7 @@ is given, and the load generator). Only loopback targets are accepted.
   tagway bench -url http://127.0.0.1:8080 -pid 1234        load a running gateway
   tagway bench -spawn -redis URL -conns '' -rate 2000,5000 fixed-rate steps only
   tagway bench -delivery -redis redis://127.0.0.1:6379/15  queue -> fake Meta throughput
+  tagway bench -spawn -redis URL -against /tmp/tagway-old  this build and another, loaded at once
 
 Flags:
 `
@@ -55,6 +56,7 @@ type benchFlags struct {
 	visitorEvents        int
 	reference            string // "", "answer" or "enqueue": a reference handler measured too
 	serveBare            string // internal: serve the bare (or -reference) handler on this address
+	against              string // with -spawn: another build's binary, spawned and loaded at the same time
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
@@ -68,6 +70,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	fs.BoolVar(&f.spawn, "spawn", false, "start a gateway from this binary on a free loopback port (needs -redis)")
 	fs.BoolVar(&f.noIdentity, "no-identity", false, "with -spawn: run the gateway with TAGWAY_IDENTITY=off (no visitor identities stored or read at delivery)")
 	fs.BoolVar(&f.ingestOnly, "ingest-only", false, "with -spawn: a config with the site and no destination, so nothing is delivered while measuring ingest")
+	fs.StringVar(&f.against, "against", "", "with -spawn: also spawn a gateway from this binary (another build) and load both at once, each with its own connections, to compare their CPU per request in the same window (no bare handler then)")
 	fs.StringVar(&f.redisURL, "redis", "", "REDIS_URL for -spawn and -delivery (a real redis-server; -delivery needs an empty database)")
 	conns := fs.String("conns", "64,256", "closed-loop steps: connection counts, comma-separated ('' for none)")
 	rates := fs.String("rate", "", "fixed-rate steps: requests per second, comma-separated, e.g. 2000,5000")
@@ -115,6 +118,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, error) {
 	}
 	if f.visitorEvents < 1 || f.visitorEvents > 1_000_000 {
 		errs = append(errs, fmt.Errorf("-visitor-events: %d is not within 1 to 1000000", f.visitorEvents))
+	}
+	if f.against != "" {
+		if !f.spawn {
+			errs = append(errs, errors.New("-against needs -spawn"))
+		}
+		f.includeBare = false // a pair compares two builds, not a build with bare
 	}
 	if f.spawn && f.url != "" {
 		errs = append(errs, errors.New("-spawn and -url exclude each other"))
@@ -179,14 +188,27 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if f.delivery {
 		return benchDelivery(ctx, f, stdout, stderr)
 	}
+	var other *spawnedGateway
 	if f.spawn {
-		g, err := spawnGateway(ctx, f.redisURL, f.ingestOnly, f.noIdentity, stderr)
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "tagway bench: %v\n", err)
+			return 1
+		}
+		g, err := spawnGateway(ctx, exe, f.redisURL, f.ingestOnly, f.noIdentity, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "tagway bench: %v\n", err)
 			return 1
 		}
 		defer g.stop(stderr)
 		f.url, f.pid = g.url, g.pid
+		if f.against != "" {
+			if other, err = spawnGateway(ctx, f.against, f.redisURL, f.ingestOnly, f.noIdentity, stderr); err != nil {
+				fmt.Fprintf(stderr, "tagway bench: -against: %v\n", err)
+				return 1
+			}
+			defer other.stop(stderr)
+		}
 	}
 	var bareURL string
 	barePID := 0
@@ -279,8 +301,25 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			p.ratio(f.reference, bareRes, &r)
 		}
 		if f.url != "" {
-			r, err := loadgen.Run(ctx, loadgen.Options{URL: strings.TrimSuffix(f.url, "/") + f.path, Conns: s.conns, Rate: s.rate,
-				Duration: f.duration, Warmup: f.warmup, PID: f.pid, CPU: redisCPU, NetHTTP: f.netHTTP, Body: body})
+			opts := loadgen.Options{URL: strings.TrimSuffix(f.url, "/") + f.path, Conns: s.conns, Rate: s.rate,
+				Duration: f.duration, Warmup: f.warmup, PID: f.pid, CPU: redisCPU, NetHTTP: f.netHTTP, Body: body}
+			if other != nil {
+				if other.pid > 0 {
+					loadgen.WaitIdle(other.pid, 3*time.Minute)
+				}
+				o := opts
+				o.URL, o.PID, o.CPU = other.url+f.path, other.pid, nil
+				r, ro, err := loadgen.RunPair(ctx, opts, o)
+				if err != nil {
+					fmt.Fprintf(stderr, "tagway bench: gateways: %v\n", err)
+					return 1
+				}
+				p.result("gateway", r)
+				p.result("against", ro)
+				p.pair(r, ro)
+				continue
+			}
+			r, err := loadgen.Run(ctx, opts)
 			if err != nil {
 				fmt.Fprintf(stderr, "tagway bench: gateway: %v\n", err)
 				return 1
@@ -307,7 +346,12 @@ func (p *benchPrinter) header(f benchFlags) {
 	if f.netHTTP {
 		client = "net/http"
 	}
-	if f.bareInProcess {
+	switch {
+	case f.against != "":
+		bare = "off; loaded at the same time as " + f.against
+	case !f.includeBare:
+		bare = "off"
+	case f.bareInProcess:
 		bare = "in the load generator's process"
 	}
 	visitors := "every request a new visitor"
@@ -358,6 +402,25 @@ func (p *benchPrinter) ratio(name string, bare, gw *loadgen.Result) {
 		fmt.Fprintf(p.w, " (CPU per request, bare/%s: %.1f%%)", name, float64(b)/float64(g)*100)
 	}
 	fmt.Fprintln(p.w)
+}
+
+// pair prints how this build's gateway compares with the -against one,
+// both loaded in the same window: the server CPU per request of each (the
+// Redis and load generator columns of a pair are shared by both and so
+// not comparable) and req/s.
+func (p *benchPrinter) pair(this, other loadgen.Result) {
+	if this.ServerCPUPerReq == 0 || other.ServerCPUPerReq == 0 || other.ReqPerSec == 0 {
+		return
+	}
+	cpu := float64(this.ServerCPUPerReq) / float64(other.ServerCPUPerReq) * 100
+	rate := this.ReqPerSec / other.ReqPerSec * 100
+	if p.json {
+		_ = json.NewEncoder(p.w).Encode(map[string]any{"name": "pair", "conns": this.Conns, "rate": this.Rate,
+			"server_cpu_this_over_against_pct": cpu, "req_per_sec_this_over_against_pct": rate})
+		return
+	}
+	fmt.Fprintf(p.w, "         this build / -against at %d conns each: server CPU per request %.1f%% (%s / %s), req/s %.1f%%\n",
+		this.Conns, cpu, round(this.ServerCPUPerReq), round(other.ServerCPUPerReq), rate)
 }
 
 // totalCPU is what one request cost all metered processes.
@@ -540,14 +603,10 @@ func freeLoopbackAddr() (string, error) {
 	return addr, ln.Close()
 }
 
-// spawnGateway starts `<this binary> serve` on a free loopback port with
+// spawnGateway starts `<exe> serve` on a free loopback port with
 // the quick start (a dry-run Meta destination, demo off) on redisURL and
 // waits until /readyz answers 200.
-func spawnGateway(ctx context.Context, redisURL string, ingestOnly, noIdentity bool, stderr io.Writer) (*spawnedGateway, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
+func spawnGateway(ctx context.Context, exe, redisURL string, ingestOnly, noIdentity bool, stderr io.Writer) (*spawnedGateway, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err

@@ -33,6 +33,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"-reference", "enqueue"}, "needs -redis"},
 		{[]string{"-reference", "enqueue", "-redis", "redis://127.0.0.1:1"}, ""},
 		{[]string{"-reference", "lua"}, "neither answer nor enqueue"},
+		{[]string{"-against", "/tmp/tagway-old"}, "needs -spawn"},
+		{[]string{"-spawn", "-redis", "redis://127.0.0.1:1", "-against", "/tmp/tagway-old"}, ""},
 	} {
 		_, err := parseBenchFlags(tc.args, io.Discard)
 		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {

@@ -242,6 +242,26 @@ func (r *recorder) merge(t *tally) {
 	}
 }
 
+// RunPair runs a and b at once, each on its own connections, and returns
+// both results. Two targets measured in the same window meet the same
+// machine: on a shared VM whose speed drifts from minute to minute, their
+// server CPU per request compares far more steadily than two runs one
+// after the other do. The load generator's CPU is the whole process's, so
+// each result's ClientCPUPerReq counts both loads.
+func RunPair(ctx context.Context, a, b Options) (Result, Result, error) {
+	var ra, rb Result
+	var ea, eb error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rb, eb = Run(ctx, b)
+	}()
+	ra, ea = Run(ctx, a)
+	wg.Wait()
+	return ra, rb, errors.Join(ea, eb)
+}
+
 // Run drives one load step and returns its result. It stops at the end of
 // the step, at MaxRequests, or when ctx is done (returning what was
 // measured so far with ctx's error).

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -203,5 +204,48 @@ func TestWaitIdle(t *testing.T) {
 	defer stop.Store(true)
 	if _, idle := WaitIdle(os.Getpid(), 1200*time.Millisecond); idle {
 		t.Error("a process spinning a CPU was seen idle")
+	}
+}
+
+// RunPair loads both targets in the same window.
+func TestRunPairLoadsBothAtOnce(t *testing.T) {
+	type window struct {
+		mu          sync.Mutex
+		first, last time.Time
+		n           int
+	}
+	serve := func(w *window) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.mu.Lock()
+			now := time.Now()
+			if w.n == 0 {
+				w.first = now
+			}
+			w.last, w.n = now, w.n+1
+			w.mu.Unlock()
+			time.Sleep(time.Millisecond)
+			rw.WriteHeader(http.StatusNoContent)
+		}))
+	}
+	var wa, wb window
+	a, b := serve(&wa), serve(&wb)
+	defer a.Close()
+	defer b.Close()
+	opts := func(url string) Options {
+		return Options{URL: url + "/collect", Conns: 2, Duration: 300 * time.Millisecond, Warmup: -1}
+	}
+	ra, rb, err := RunPair(context.Background(), opts(a.URL), opts(b.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.OK == 0 || rb.OK == 0 || ra.Errors+rb.Errors != 0 {
+		t.Fatalf("a: %d ok, %d errors; b: %d ok, %d errors", ra.OK, ra.Errors, rb.OK, rb.Errors)
+	}
+	// Each ran for 300ms; run one after the other, b's first request
+	// would come after a's last.
+	if !wb.first.Before(wa.last) || !wa.first.Before(wb.last) {
+		t.Errorf("windows do not overlap: a %s..%s, b %s..%s", wa.first.Format(time.StampMicro), wa.last.Format(time.StampMicro),
+			wb.first.Format(time.StampMicro), wb.last.Format(time.StampMicro))
 	}
 }
