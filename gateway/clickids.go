@@ -61,7 +61,7 @@ type browserIDs struct {
 	VisitorID string
 	ClickIDs  map[string]destinations.ClickID
 	Cookies   map[string]string
-	set       []*http.Cookie
+	set       []http.Cookie
 }
 
 // browserIDs reads and refreshes the visitor's identifiers. With

@@ -111,9 +111,10 @@ func (g *Gateway) cookieTarget(r *http.Request, host, pageURL string) cookieTarg
 	return cookieTarget{scope: g.cookieScope(host), secure: g.isHTTPS(r), maxAge: cookieLifetime(g.cookieSite(host, pageURL))}
 }
 
-// cookie returns the gateway's cookie name=value living maxAge.
-func (t cookieTarget) cookie(name, value string, maxAge time.Duration) *http.Cookie {
-	return &http.Cookie{
+// cookie returns the gateway's cookie name=value living maxAge (a value:
+// the cookies of a request live in one slice, not one allocation each).
+func (t cookieTarget) cookie(name, value string, maxAge time.Duration) http.Cookie {
+	return http.Cookie{
 		Name:     name,
 		Value:    value,
 		Domain:   t.scope.Domain,
@@ -127,9 +128,9 @@ func (t cookieTarget) cookie(name, value string, maxAge time.Duration) *http.Coo
 
 // setCookies adds a Set-Cookie header per cookie (made by t.cookie); like
 // http.SetCookie, none for a cookie String renders empty (an invalid name).
-func (t cookieTarget) setCookies(h http.Header, cookies []*http.Cookie) {
-	for _, c := range cookies {
-		if v := t.line(c); v != "" {
+func (t cookieTarget) setCookies(h http.Header, cookies []http.Cookie) {
+	for i := range cookies {
+		if v := t.line(&cookies[i]); v != "" {
 			h["Set-Cookie"] = append(h["Set-Cookie"], v)
 		}
 	}
@@ -343,7 +344,7 @@ func requestCookie(r *http.Request, name string) (string, bool) {
 type cookieState struct {
 	Fbp, Fbc string
 	// Set lists the cookies to send back: new, replaced or refreshed values.
-	Set []*http.Cookie
+	Set []http.Cookie
 }
 
 // visitorCookies reads the visitor's _fbp and _fbc, mints what is missing

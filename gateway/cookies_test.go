@@ -253,7 +253,7 @@ func TestCookieLine(t *testing.T) {
 	for _, host := range []string{"t.shop.example", "shop.co.uk", "127.0.0.1", "localhost", "co.uk", "[::1]"} {
 		for _, secure := range []bool{false, true} {
 			tg := cookieTarget{scope: scopeFor(host), secure: secure, maxAge: 400 * 24 * time.Hour}
-			cookies := []*http.Cookie{
+			cookies := []http.Cookie{
 				tg.cookie(cookieFbp, "fb.1.1764300000000.123456789012", tg.maxAge),
 				tg.cookie(cookieFbc, "fb.1.1764300000000.IwAR2x_-abc", 90*24*time.Hour),
 				tg.cookie(cookieVisitor, "1764300000000.123456789012", time.Second),
@@ -272,7 +272,7 @@ func TestCookieLine(t *testing.T) {
 				{Name: "_x", Value: "v", Path: "/", MaxAge: 5, Expires: time.Unix(1e9, 0), SameSite: http.SameSiteLaxMode},
 			}
 			for _, c := range cookies {
-				if got, want := tg.line(c), c.String(); got != want {
+				if got, want := tg.line(&c), c.String(); got != want {
 					t.Errorf("%s secure=%v: line(%+v)\n got %q\nwant %q", host, secure, c, got, want)
 				}
 			}
@@ -288,7 +288,7 @@ func FuzzCookieLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, value, domain string, maxAge int, secure bool) {
 		tg := cookieTarget{scope: cookieScope{Domain: domain}.withAttr(), secure: secure}
 		c := tg.cookie(name, value, time.Duration(maxAge)*time.Second)
-		if got, want := tg.line(c), c.String(); got != want {
+		if got, want := tg.line(&c), c.String(); got != want {
 			t.Fatalf("line %q, String %q", got, want)
 		}
 	})

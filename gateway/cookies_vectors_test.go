@@ -115,7 +115,7 @@ func TestCookieVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			set := map[string]*http.Cookie{}
+			set := map[string]http.Cookie{}
 			for _, c := range st.Set {
 				set[c.Name] = c
 				if c.MaxAge != 400*24*60*60 {
@@ -169,8 +169,8 @@ func TestCookieVectors(t *testing.T) {
 				if departs {
 					break
 				}
-				ours := set[c.Name]
-				if ours == nil {
+				ours, ok := set[c.Name]
+				if !ok {
 					t.Errorf("PB sets %s, we do not", c.Name)
 					continue
 				}

@@ -42,7 +42,8 @@ func checkMetaRules(prefix string, ev *destinations.Event) *apiError {
 			return badField(prefix+"custom_data.currency", "required for Purchase events")
 		}
 	}
-	if present := customerInfoKeys(ev.UserData); weakCustomerInfo(present) {
+	var keys [18]string // one per key customerInfoKeys knows
+	if present := customerInfoKeys(keys[:0], ev.UserData); weakCustomerInfo(present) {
 		return withSubcode(subcodeTooLittleInfo, badField(prefix+"user_data", "too little customer information for Meta to match (has [%s]); "+
 			"send at least one of em, ph, external_id, fbp, fbc, or client_ip_address with client_user_agent",
 			strings.Join(present, " ")))
@@ -89,9 +90,8 @@ func weakCustomerInfo(present []string) bool {
 	return false
 }
 
-// customerInfoKeys lists the user_data keys that hold a value.
-func customerInfoKeys(u destinations.UserData) []string {
-	var keys []string
+// customerInfoKeys appends to keys the user_data keys that hold a value.
+func customerInfoKeys(keys []string, u destinations.UserData) []string {
 	for _, f := range []struct {
 		key string
 		set bool
