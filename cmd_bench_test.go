@@ -120,3 +120,24 @@ func TestBenchAnswerReferenceMatchesGateway(t *testing.T) {
 		t.Errorf("gateway answers\n%s\nthe reference answers\n%s", g, w)
 	}
 }
+
+// A pair's verdict is the geometric mean of its rounds, each round the
+// ratio of the two gateways' server CPU per request.
+func TestBenchPairMeanOfRounds(t *testing.T) {
+	res := func(us int) loadgen.Result {
+		return loadgen.Result{Conns: 32, ServerCPUPerReq: time.Duration(us) * time.Microsecond}
+	}
+	var out strings.Builder
+	p := &benchPrinter{w: &out}
+	// 90/100 one way, 100/90 the other: an order bias that cancels out.
+	p.pair([][2]loadgen.Result{{res(90), res(100)}, {res(100), res(90)}})
+	if !strings.Contains(out.String(), "server CPU per request 100.0%") || !strings.Contains(out.String(), "90.0%") ||
+		!strings.Contains(out.String(), "111.1%") {
+		t.Errorf("%q", out.String())
+	}
+	out.Reset()
+	p.pair([][2]loadgen.Result{{res(80), res(100)}, {res(45), res(50)}})
+	if !strings.Contains(out.String(), "server CPU per request 84.9%") { // sqrt(0.8 * 0.9)
+		t.Errorf("%q", out.String())
+	}
+}
