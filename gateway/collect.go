@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -252,7 +253,10 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	}
 	applyConsentMode(site, events)
 
-	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
+	// The write outlives the browser: once begun it ends on its own bounds
+	// (the queue's write timeout, the spool), whether or not the sender
+	// is still there to read the answer.
+	if err := g.opts.Enqueuer.Enqueue(context.WithoutCancel(r.Context()), site.ID, events); err != nil {
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
 		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -458,5 +459,55 @@ func TestEntriesCapMergedSize(t *testing.T) {
 	want := []got{{"a", 2, 2400}, {"b", 1, 500}, {"a", 1, 1200}, {"a", 1, 5000}, {"a", 1, 100}}
 	if !slices.Equal(gots, want) {
 		t.Fatalf("entries %v; want %v", gots, want)
+	}
+}
+
+// Enqueue returns when its context ends first (the events may still be
+// written); a context that never ends waits for the write itself, as the
+// gateway's does (context.WithoutCancel: the write outlives the browser).
+func TestEnqueueContextEndsFirst(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.AddHook(slowRedis{200 * time.Millisecond})
+	q := NewQueue(rdb, QueueOptions{})
+	first := make(chan error, 1)
+	go func() {
+		first <- q.Enqueue(context.Background(), testSite, []destinations.Event{event("first", "Lead")})
+	}()
+	time.Sleep(20 * time.Millisecond) // the first call's write is in flight: the next ones wait
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := q.Enqueue(ctx, testSite, []destinations.Event{event("early", "Lead")})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) >= 150*time.Millisecond {
+		t.Fatalf("Enqueue with a 20ms context: %v after %s; want the deadline, before the write ends", err, time.Since(start))
+	}
+	ended, cancelEnded := context.WithCancel(context.Background())
+	cancelEnded()
+	if err := q.Enqueue(context.WithoutCancel(ended), testSite, []destinations.Event{event("late", "Lead")}); err != nil {
+		t.Fatalf("Enqueue with a context that never ends: %v", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := rdb.XRange(context.Background(), StreamKey(testSite), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range msgs {
+		evs, err := newEntryCodec().decode(m.Values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			ids = append(ids, ev.EventID)
+		}
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"early", "first", "late"}) {
+		t.Errorf("stored %v; want all three (the early call's events went on after its caller left)", ids)
 	}
 }

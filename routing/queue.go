@@ -177,10 +177,16 @@ func (q *Queue) Enqueue(ctx context.Context, siteID string, events []destination
 	}
 	r := &enqueueReq{site: siteID, payload: payload, events: len(events), done: make(chan error, 1)}
 	q.commit.submit(r)
+	done := ctx.Done()
+	if done == nil {
+		// A context that never ends (context.WithoutCancel, say): the
+		// write's own bounds (WriteTimeout, the spool) end the wait.
+		return <-r.done
+	}
 	select {
 	case err := <-r.done:
 		return err
-	case <-ctx.Done():
+	case <-done:
 		return fmt.Errorf("routing: enqueue to site %q: %w", siteID, ctx.Err())
 	}
 }
