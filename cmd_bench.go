@@ -309,8 +309,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				// other: whichever starts second gets a little less of the
 				// load generator (an A/A pair read 100-106% one way), and
 				// the geometric mean of the two ratios cancels that.
+				// Redis serves both: its CPU is not either one's.
+				opts.CPU = nil
 				o := opts
-				o.URL, o.PID, o.CPU = other.url+f.path, other.pid, nil
+				o.URL, o.PID = other.url+f.path, other.pid
 				var rounds [][2]loadgen.Result
 				for i := range 2 {
 					loadgen.WaitIdle(f.pid, 3*time.Minute)
