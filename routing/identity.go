@@ -114,7 +114,6 @@ type IdentityOptions struct {
 // at the same moment as its visitor's identifying event on another replica
 // may go out without what that event identified; receive times, which
 // decide what is older, come from the gateways' clocks.
-// without what that event identified.
 //
 // Only events with marketing consent that are not anonymous take part, in
 // either direction; the visitor key is the event's _fbp, else tagway's
