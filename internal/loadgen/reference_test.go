@@ -5,14 +5,11 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tagway/tagway/gateway"
 	"github.com/tagway/tagway/internal/redistest"
-	"github.com/tagway/tagway/routing/model"
 )
 
 // EnqueueHandler answers only once each request's body is an entry of the
@@ -40,41 +37,17 @@ func TestEnqueueHandlerWritesEachBody(t *testing.T) {
 	}
 }
 
-// AnswerHandler answers a loadgen body as the real gateway answers it: the
-// same status, header names and Set-Cookie names, and no body.
+// AnswerHandler answers as the gateway answers a new visitor: 204, no
+// body, two cookies, CORS for the origin. TestBenchAnswerReferenceMatchesGateway
+// (package main) holds it to the real gateway's answer.
 func TestAnswerHandlerAnswersLikeTheGateway(t *testing.T) {
-	snap, err := model.NewSnapshot(model.Config{Sites: []model.Site{{ID: "default", Domains: []string{"127.0.0.1"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Options{Enqueuer: &countingQueue{}, Sites: sites{snap}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer := func(h http.Handler) (int, []string, []string, int) {
-		r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/collect", bytes.NewReader(Body{}.Append(nil, 1, 1)))
-		r.Header.Set("Origin", "http://127.0.0.1")
-		r.Header.Set("Content-Type", contentType)
-		r.Header.Set("User-Agent", userAgent)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		var names, cookies []string
-		for k := range w.Result().Header {
-			names = append(names, k)
-		}
-		for _, c := range w.Result().Cookies() {
-			cookies = append(cookies, c.Name)
-		}
-		slices.Sort(names)
-		slices.Sort(cookies)
-		return w.Code, names, cookies, w.Body.Len()
-	}
-	gc, gh, gck, gb := answer(gw.Handler())
-	rc, rh, rck, rb := answer(AnswerHandler())
-	if gc != http.StatusNoContent || gb != 0 || len(gck) != 2 {
-		t.Fatalf("the gateway answers %d, %d body bytes, cookies %v; the reference assumes 204, no body, two cookies", gc, gb, gck)
-	}
-	if rc != gc || rb != gb || !slices.Equal(rh, gh) || !slices.Equal(rck, gck) {
-		t.Errorf("reference answers %d %v cookies %v (%d body bytes); the gateway %d %v cookies %v (%d)", rc, rh, rck, rb, gc, gh, gck, gb)
+	r := httptest.NewRequest(http.MethodPost, "/collect", bytes.NewReader(Body{}.Append(nil, 1, 1)))
+	r.Header.Set("Origin", "http://127.0.0.1")
+	w := httptest.NewRecorder()
+	AnswerHandler().ServeHTTP(w, r)
+	h := w.Result().Header
+	if w.Code != http.StatusNoContent || w.Body.Len() != 0 || len(w.Result().Cookies()) != 2 ||
+		h.Get("Access-Control-Allow-Origin") != "http://127.0.0.1" || h.Get("Content-Type") != "" {
+		t.Errorf("%d %q %v", w.Code, w.Body, h)
 	}
 }
