@@ -181,6 +181,10 @@ func visitorKey(ev *destinations.Event) string {
 type roundVisitor struct {
 	key    string
 	events []*destinations.Event
+	// hset is the visitor's write (IdentityStore.writes), kept when the
+	// store leaves it out too; fill when it only fills in what is stored.
+	hset []any
+	fill bool
 }
 
 // roundVisitors groups the events of a round of site siteID that take part
@@ -207,10 +211,12 @@ func roundVisitors(siteID string, events []*destinations.Event) []roundVisitor {
 // writes returns what to store of the identifiers of a round's visitors:
 // per visitor, per field, the digests of its last event holding some.
 // Writes the store leaves out (recentWrites) are not returned; those of
-// events older than a write begun are to fill in missing fields only.
+// events older than a write begun are to fill in missing fields only. Each
+// visitor keeps its write, returned or not (withRound).
 func (s *IdentityStore) writes(visitors []roundVisitor) []identityWrite {
 	var out []identityWrite
-	for _, v := range visitors {
+	for i := range visitors {
+		v := &visitors[i]
 		var w identityWrite
 		for _, ev := range v.events {
 			var vals [len(identityFields)]string // "" for none
@@ -239,12 +245,15 @@ func (s *IdentityStore) writes(visitors []roundVisitor) []identityWrite {
 		if w.hset == nil {
 			continue
 		}
+		v.hset = w.hset
 		if s.recent != nil {
 			// Every HSET kept here must reach stored (the caller runs the
 			// pipeline and reports it); one that does not only stops its
 			// visitor's repeats from being left out.
 			w.keySum, w.sum = s.recent.sums(w.hset)
-			if w.seq, w.kind = s.recent.begin(w.keySum, w.sum, w.at); w.kind == writeSkip {
+			w.seq, w.kind = s.recent.begin(w.keySum, w.sum, w.at)
+			v.fill = w.kind == writeFill
+			if w.kind == writeSkip {
 				continue
 			}
 		}
@@ -297,7 +306,8 @@ func (s *IdentityStore) stored(writes []identityWrite, cmds [][]*redis.Cmd) erro
 // when it holds older events than a write this process began), then an
 // HGETALL and an EXPIRE per visitor, so that a round reads its own writes.
 // On error (of a write or a read) the events of the visitors not answered
-// are left as they were.
+// are left as they were. A round sees its own identifiers even where its
+// write was left out (withRound).
 func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*destinations.Event) error {
 	visitors := roundVisitors(siteID, events)
 	if len(visitors) == 0 {
@@ -342,6 +352,7 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 			firstErr = cmp.Or(firstErr, err)
 			continue
 		}
+		withRound(known, v)
 		for f, joined := range known {
 			if joined == "" {
 				continue
@@ -358,6 +369,26 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 		return fmt.Errorf("identity: %w", firstErr)
 	}
 	return nil
+}
+
+// withRound adds to known, what Redis holds for visitor v, the round's own
+// identifiers as its write leaves them (a fill's only where known has
+// none). The read does not show them when the write was left out because
+// an equal one is in flight on another of the process's rounds, nor when
+// another replica overwrote them meanwhile: a round always sees its own.
+func withRound(known map[string]string, v roundVisitor) {
+	if v.fill {
+		// The round's last value of each field, where Redis has none.
+		for i := len(v.hset) - 2; i >= 2; i -= 2 {
+			if f := v.hset[i].(string); known[f] == "" {
+				known[f] = v.hset[i+1].(string)
+			}
+		}
+		return
+	}
+	for i := 2; i+1 < len(v.hset); i += 2 {
+		known[v.hset[i].(string)] = v.hset[i+1].(string)
+	}
 }
 
 // digests returns the digests among values (at most identityMaxValues),

@@ -444,6 +444,48 @@ func TestDispatcherEnrichesIdentity(t *testing.T) {
 	}
 }
 
+// A round whose write is left out because another round of the process
+// has the same one in flight (two destinations of a site read the same
+// entry) still sees its own identifiers, though Redis does not hold them
+// yet; an older round's fill sees them only where Redis has none.
+func TestEnrichSeesItsRoundWhileItsWriteIsInFlight(t *testing.T) {
+	rdb := redistest.Start(t).Client()
+	ctx := context.Background()
+	store := NewIdentityStore(rdb, IdentityOptions{})
+	joe, jim, ext := digest("joe@example.com"), digest("jim@example.com"), digest("cust-1")
+	round := func(ms int64, em string) []*destinations.Event {
+		return []*destinations.Event{
+			seen("fb.1.1.2", ms, destinations.UserData{}),
+			seen("fb.1.1.2", ms, destinations.UserData{Em: []string{em}}),
+		}
+	}
+	// The other destination's round: begun, not yet run.
+	if w := store.writes(roundVisitors(testSite, round(100, joe))); len(w) != 1 || w[0].kind != writeSet {
+		t.Fatalf("the first round's writes: %+v", w)
+	}
+	evs := round(100, joe)
+	if err := store.Enrich(ctx, testSite, evs); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(evs[0].UserData.Em, []string{joe}) {
+		t.Errorf("the round's PageView got em %v; want its Lead's", evs[0].UserData.Em)
+	}
+
+	// An older round is a fill: Redis's value wins where it has one, the
+	// round's fills what it lacks.
+	if err := rdb.HSet(ctx, IdentityKey(testSite, "fb.1.1.2"), "external_id", ext).Err(); err != nil {
+		t.Fatal(err)
+	}
+	evs = round(50, jim)
+	evs[1].UserData.ExternalID = []string{digest("cust-2")}
+	if err := store.Enrich(ctx, testSite, evs); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(evs[0].UserData.Em, []string{jim}) || !slices.Equal(evs[0].UserData.ExternalID, []string{ext}) {
+		t.Errorf("the older round's PageView got %+v; want em %s (its round's) and external_id %s (stored)", evs[0].UserData, jim, ext)
+	}
+}
+
 // A retry went through its route's policy on its first attempt, which may
 // have dropped identifiers: it is not enriched again, so what a region rule
 // dropped stays dropped.
