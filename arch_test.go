@@ -43,6 +43,7 @@ func TestPackageDependencies(t *testing.T) {
 			allowed: []string{module + "/routing", module + "/routing/model", module + "/routing/spool",
 				module + "/destinations", module + "/internal/secrets"}},
 		{pkg: module + "/internal/secrets", allowed: []string{}},
+		{pkg: module + "/internal/gctune", allowed: []string{}},
 		{pkg: module + "/routing/spool", allowed: []string{}},
 		{pkg: module + "/pixeljs", allowed: []string{}},
 		{pkg: module + "/static", allowed: []string{}},

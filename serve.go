@@ -21,6 +21,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta"
 	"github.com/tagway/tagway/gateway"
+	"github.com/tagway/tagway/internal/gctune"
 	"github.com/tagway/tagway/pixeljs"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/spool"
@@ -45,6 +46,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger := newLogger(stderr, s.LogLevel)
 	if s.GCPercent > 0 {
 		debug.SetGCPercent(s.GCPercent)
+		if s.HeapMin > 0 {
+			tuner := gctune.New(gctune.Options{Floor: uint64(s.HeapMin), Base: s.GCPercent, Max: maxGCPercent, Set: debug.SetGCPercent})
+			go tuner.Run(ctx, 100*time.Millisecond)
+		}
 	}
 	if s.MemoryLimit > 0 {
 		debug.SetMemoryLimit(s.MemoryLimit)

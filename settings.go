@@ -18,9 +18,19 @@ import (
 // collection (marking, and shrinking goroutine stacks that then grow
 // again) took a sixth of the gateway's CPU under load. 200 saved more CPU
 // but a delivering gateway then peaked at ~100 MB resident at 2,000 req/s;
-// at 150 it stays at 55-70 MB (BENCHMARKS.md). GOGC, and
+// at 150 it stays at 55-70 MB (BENCHMARKS.md). While the live heap is
+// small, TAGWAY_HEAP_MIN raises it (settings.HeapMin). GOGC, and
 // TAGWAY_MEMORY_LIMIT as a ceiling, override it.
 const defaultGCPercent = 150
+
+// defaultHeapMin and maxGCPercent bound the GC tuning (settings.HeapMin).
+// An ingesting gateway keeps ~10 MB live, so at 150 it collected at a
+// ~25 MB heap many times a second; a 48 MiB goal halves that work and
+// stays far below the 100 MB the gateway is held to (BENCHMARKS.md).
+const (
+	defaultHeapMin = 48 << 20
+	maxGCPercent   = 500
+)
 
 // settings is everything the gateway reads from its environment, decoded and
 // validated in one place. Nothing outside package main reads the environment.
@@ -42,6 +52,11 @@ type settings struct {
 	// defaultGCPercent unless GOGC is set, in which case the runtime has
 	// already applied it and this is 0 (leave it).
 	GCPercent int
+	// HeapMin (TAGWAY_HEAP_MIN, bytes or KiB/MiB/GiB; default
+	// defaultHeapMin, 0 off) is the heap goal kept while the live heap is
+	// small: the GC percentage is raised up to maxGCPercent so that the
+	// goal reaches it (internal/gctune). Only with GCPercent.
+	HeapMin int64
 
 	// Quick start: one site from the environment, used when ConfigFile is empty.
 	SiteDomains       []string
@@ -127,6 +142,20 @@ func readSettings(getenv func(string) string) (settings, error) {
 	}
 	if getenv("GOGC") == "" {
 		s.GCPercent = defaultGCPercent
+		s.HeapMin = defaultHeapMin
+	}
+	switch v := env("TAGWAY_HEAP_MIN", ""); v {
+	case "":
+	case "0", "off":
+		s.HeapMin = 0
+	default:
+		n, err := parseBytes(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TAGWAY_HEAP_MIN: %w (0 or off turns it off)", err))
+		}
+		if s.GCPercent > 0 { // GOGC, when set, wins
+			s.HeapMin = n
+		}
 	}
 	if v := env("TAGWAY_MEMORY_LIMIT", ""); v != "" {
 		n, err := parseBytes(v)

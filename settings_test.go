@@ -84,6 +84,30 @@ func TestGCPercentSetting(t *testing.T) {
 	}
 }
 
+// The heap goal floor is on by default, set or turned off by
+// TAGWAY_HEAP_MIN, and off whenever GOGC is set (GOGC wins).
+func TestHeapMinSetting(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want int64
+	}{
+		{nil, defaultHeapMin},
+		{map[string]string{"TAGWAY_HEAP_MIN": "64MiB"}, 64 << 20},
+		{map[string]string{"TAGWAY_HEAP_MIN": "0"}, 0},
+		{map[string]string{"TAGWAY_HEAP_MIN": "off"}, 0},
+		{map[string]string{"GOGC": "100"}, 0},
+		{map[string]string{"GOGC": "100", "TAGWAY_HEAP_MIN": "64MiB"}, 0},
+	} {
+		s, err := readSettings(envOf(c.env))
+		if err != nil || s.HeapMin != c.want {
+			t.Errorf("%v: HeapMin %d, %v; want %d", c.env, s.HeapMin, err, c.want)
+		}
+	}
+	if _, err := readSettings(envOf(map[string]string{"TAGWAY_HEAP_MIN": "-5"})); err == nil || !strings.Contains(err.Error(), "TAGWAY_HEAP_MIN") {
+		t.Errorf("bad value: %v", err)
+	}
+}
+
 func TestIdentitySetting(t *testing.T) {
 	if s, _ := readSettings(envOf(nil)); !s.Identity {
 		t.Error("identity enrichment is off by default; want on")
