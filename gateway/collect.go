@@ -370,6 +370,9 @@ func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations
 // referrerURL keeps an http(s) referrer and drops others (an app referrer
 // such as android-app://...), which Meta would not read.
 func referrerURL(v string) string {
+	if plainHTTPURL(v) {
+		return v
+	}
 	if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 		return v
 	}
