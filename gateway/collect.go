@@ -59,7 +59,7 @@ func (g *Gateway) collect(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, err)
 		return
 	}
-	g.metrics.received.WithLabelValues(site, "browser").Add(float64(n))
+	g.metrics.receivedFromBrowser(site).Add(float64(n))
 	// 204 and no body: the script only needs the status, and every event
 	// of a shopper's visit pays for the answer's bytes (errors are JSON).
 	w.WriteHeader(http.StatusNoContent)
@@ -260,8 +260,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
 		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
 	}
-	target.setCookies(w.Header(), cookies.Set)
-	target.setCookies(w.Header(), ids.set)
+	target.setCookies(w.Header(), cookies.Set, ids.set)
 	return len(events), site.ID, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,13 +127,27 @@ func (t cookieTarget) cookie(name, value string, maxAge time.Duration) http.Cook
 	}
 }
 
-// setCookies adds a Set-Cookie header per cookie (made by t.cookie); like
-// http.SetCookie, none for a cookie String renders empty (an invalid name).
-func (t cookieTarget) setCookies(h http.Header, cookies []http.Cookie) {
-	for i := range cookies {
-		if v := t.line(&cookies[i]); v != "" {
-			h["Set-Cookie"] = append(h["Set-Cookie"], v)
+// setCookies adds a Set-Cookie header per cookie of each set (made by
+// t.cookie), the header's values in one allocation; like http.SetCookie,
+// none for a cookie String renders empty (an invalid name).
+func (t cookieTarget) setCookies(h http.Header, sets ...[]http.Cookie) {
+	n := 0
+	for _, cookies := range sets {
+		n += len(cookies)
+	}
+	if n == 0 {
+		return
+	}
+	lines := slices.Grow(h["Set-Cookie"], n)
+	for _, cookies := range sets {
+		for i := range cookies {
+			if v := t.line(&cookies[i]); v != "" {
+				lines = append(lines, v)
+			}
 		}
+	}
+	if len(lines) > 0 {
+		h["Set-Cookie"] = lines
 	}
 }
 
@@ -387,7 +402,7 @@ func (g *Gateway) visitorCookies(r *http.Request, t cookieTarget, vid, pageURL, 
 				return cookieState{}, err
 			}
 		}
-		st.Fbp = "fb." + strconv.Itoa(scope.Index) + "." + strconv.FormatInt(ms, 10) + "." + rnd
+		st.Fbp = metaCookieValue(scope.Index, ms, rnd)
 	}
 
 	var existing metaCookie
@@ -407,7 +422,7 @@ func (g *Gateway) visitorCookies(r *http.Request, t cookieTarget, vid, pageURL, 
 		fbclid, _ = fbclidFrom(r.Header.Get("Referer"))
 	}
 	if fbclid != "" && (st.Fbc == "" || existing.Payload != fbclid) {
-		st.Fbc = "fb." + strconv.Itoa(scope.Index) + "." + strconv.FormatInt(now.UnixMilli(), 10) + "." + fbclid
+		st.Fbc = metaCookieValue(scope.Index, now.UnixMilli(), fbclid)
 	}
 	// Valid cookies are set again with the same value: a cookie set by the
 	// server lives its full Max-Age, where one written by script (the
@@ -417,6 +432,18 @@ func (g *Gateway) visitorCookies(r *http.Request, t cookieTarget, vid, pageURL, 
 		st.Set = append(st.Set, t.cookie(cookieFbc, st.Fbc, t.maxAge))
 	}
 	return st, nil
+}
+
+// metaCookieValue is a _fbp or _fbc value, fb.<index>.<ms>.<payload>, in
+// one allocation.
+func metaCookieValue(index int, ms int64, payload string) string {
+	var buf [48]byte
+	b := append(buf[:0], "fb."...)
+	b = strconv.AppendInt(b, int64(index), 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, ms, 10)
+	b = append(b, '.')
+	return string(b) + payload
 }
 
 // vid bounds: <Unix ms>.<10 to 18 digits>, created after 2015 and not in the

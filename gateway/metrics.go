@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,6 +13,20 @@ type metrics struct {
 	received *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// browser holds received's browser counter of each site (site id ->
+	// prometheus.Counter): /collect counts without hashing its labels.
+	browser sync.Map
+}
+
+// receivedFromBrowser returns the counter of events site received from
+// browsers.
+func (m *metrics) receivedFromBrowser(site string) prometheus.Counter {
+	if c, ok := m.browser.Load(site); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.received.WithLabelValues(site, "browser")
+	m.browser.Store(site, c)
+	return c
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
