@@ -126,8 +126,10 @@ func (g *Gateway) requestHost(r *http.Request) string {
 			}
 		}
 	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	if strings.IndexByte(host, ':') >= 0 { // a port, or an IPv6 literal
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -158,14 +159,14 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	if e != nil {
 		return 0, "", e
 	}
-	var req collectRequest
+	var req collectRequest // on the stack: the strict decoder gets its own
 	fast, ok := fastCollect(body, &req)
 	if !ok {
-		req = collectRequest{}
-		if e := decodeStrict(body, &req, ""); e != nil {
+		strict := new(collectRequest)
+		if e := decodeStrict(body, strict, ""); e != nil {
 			return 0, "", e
 		}
-		fast = nil
+		req, fast = *strict, nil
 	}
 	count := len(req.Events) + len(fast)
 	switch {
@@ -236,8 +237,12 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		var in collectEvent
 		if fast != nil {
 			in = fast[i]
-		} else if e := decodeStrict(req.Events[i], &in, prefix); e != nil {
-			return 0, "", e
+		} else {
+			strict := new(collectEvent)
+			if e := decodeStrict(req.Events[i], strict, prefix); e != nil {
+				return 0, "", e
+			}
+			in = *strict
 		}
 		ev, e := g.browserEvent(prefix, in, base)
 		if e != nil {
@@ -378,6 +383,19 @@ func referrerURL(v string) string {
 	return ""
 }
 
+// consentState reads one consent key (field): def when unstated; prev,
+// the error of an earlier key, wins over this key's.
+func consentState(field, in string, def destinations.ConsentState, prev *apiError) (destinations.ConsentState, *apiError) {
+	switch st := destinations.ConsentState(in); st {
+	case "":
+		return def, prev
+	case destinations.Granted, destinations.Denied:
+		return st, prev
+	default:
+		return "", cmp.Or(prev, badField(field, "must be granted or denied"))
+	}
+}
+
 // resolveConsent applies the site's default to the keys the browser did not
 // state. "wait" counts as denied here: events are accepted, identifiers not.
 func resolveConsent(in *wireConsent, siteDefault string) (destinations.Consent, *apiError) {
@@ -390,24 +408,13 @@ func resolveConsent(in *wireConsent, siteDefault string) (destinations.Consent, 
 		w = *in
 	}
 	var out destinations.Consent
-	for _, f := range []struct {
-		name string
-		in   string
-		out  *destinations.ConsentState
-	}{
-		{"consent.ad_storage", w.AdStorage, &out.AdStorage},
-		{"consent.ad_user_data", w.AdUserData, &out.AdUserData},
-		{"consent.ad_personalization", w.AdPersonalization, &out.AdPersonalization},
-		{"consent.analytics_storage", w.AnalyticsStorage, &out.AnalyticsStorage},
-	} {
-		switch destinations.ConsentState(f.in) {
-		case "":
-			*f.out = def
-		case destinations.Granted, destinations.Denied:
-			*f.out = destinations.ConsentState(f.in)
-		default:
-			return out, badField(f.name, "must be granted or denied")
-		}
+	var e *apiError
+	out.AdStorage, e = consentState("consent.ad_storage", w.AdStorage, def, e)
+	out.AdUserData, e = consentState("consent.ad_user_data", w.AdUserData, def, e)
+	out.AdPersonalization, e = consentState("consent.ad_personalization", w.AdPersonalization, def, e)
+	out.AnalyticsStorage, e = consentState("consent.analytics_storage", w.AnalyticsStorage, def, e)
+	if e != nil {
+		return out, e
 	}
 	return out, nil
 }

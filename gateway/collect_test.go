@@ -13,6 +13,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/pii"
+	"github.com/tagway/tagway/routing/model"
 )
 
 func sum(s string) string {
@@ -344,6 +345,35 @@ func TestCheckUserDataBounds(t *testing.T) {
 			t.Errorf("%v: refused: %+v", tc.raw, e)
 		case tc.field != "" && (e == nil || e.Field != tc.field || !strings.Contains(e.Message, tc.want)):
 			t.Errorf("refusal %+v; want field %s, message with %q", e, tc.field, tc.want)
+		}
+	}
+}
+
+// resolveConsent fills unstated keys with the site's default and names the
+// first bad key.
+func TestResolveConsent(t *testing.T) {
+	g, d := destinations.Granted, destinations.Denied
+	for _, c := range []struct {
+		in      *wireConsent
+		def     string
+		want    destinations.Consent
+		wantErr string
+	}{
+		{nil, "", destinations.Consent{AdStorage: g, AdUserData: g, AdPersonalization: g, AnalyticsStorage: g}, ""},
+		{nil, model.ConsentDenied, destinations.Consent{AdStorage: d, AdUserData: d, AdPersonalization: d, AnalyticsStorage: d}, ""},
+		{&wireConsent{AdUserData: "denied", AnalyticsStorage: "granted"}, model.ConsentDenied,
+			destinations.Consent{AdStorage: d, AdUserData: d, AdPersonalization: d, AnalyticsStorage: g}, ""},
+		{&wireConsent{AdPersonalization: "maybe", AnalyticsStorage: "yes"}, "", destinations.Consent{}, "consent.ad_personalization"},
+		{&wireConsent{AnalyticsStorage: "GRANTED"}, "", destinations.Consent{}, "consent.analytics_storage"},
+	} {
+		got, e := resolveConsent(c.in, c.def)
+		switch {
+		case c.wantErr != "":
+			if e == nil || e.Field != c.wantErr {
+				t.Errorf("%+v: error %+v; want one naming %s", c.in, e, c.wantErr)
+			}
+		case e != nil || got != c.want:
+			t.Errorf("%+v, default %q: %+v, %+v; want %+v", c.in, c.def, got, e, c.want)
 		}
 	}
 }
