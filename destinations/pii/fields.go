@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Which Meta rule each field follows is recorded in README.md (the policy
@@ -346,12 +347,20 @@ func NormalizeCountry(v string) (string, error) {
 // and unhashed, the parameter builder (Meta's newer library, which mirrors
 // the Pixel) lowercases, strips white space and hashes, and so do we.
 func NormalizeExternalID(v string) (string, error) {
+	if asciiNoSpace(v) {
+		return jsLower(v), nil
+	}
+	return externalIDRunes(v), nil
+}
+
+// externalIDRunes is NormalizeExternalID rune by rune.
+func externalIDRunes(v string) string {
 	return jsLower(strings.Map(func(r rune) rune {
 		if jsSpace(r) {
 			return -1
 		}
 		return r
-	}, v)), nil
+	}, v))
 }
 
 // alphanumeric lowercases v as JavaScript does and keeps letters, marks and
@@ -371,12 +380,48 @@ func jsSpace(r rune) bool { return r == '\ufeff' || r != '\u0085' && unicode.IsS
 
 // jsTrim removes leading and trailing white space as JavaScript's trim()
 // does (Meta's libraries and the Pixel are JavaScript).
-func jsTrim(s string) string { return strings.TrimFunc(s, jsSpace) }
+func jsTrim(s string) string {
+	if s == "" || asciiNotSpace(s[0]) && asciiNotSpace(s[len(s)-1]) {
+		return s // nothing to trim (the common case, without decoding runes)
+	}
+	return strings.TrimFunc(s, jsSpace)
+}
+
+// asciiNotSpace reports whether c is an ASCII byte that is not white space.
+func asciiNotSpace(c byte) bool { return c > ' ' && c < utf8.RuneSelf }
+
+// asciiNoSpace reports whether s is ASCII without white space.
+func asciiNoSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !asciiNotSpace(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isASCII reports whether s holds ASCII bytes only.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
 
 // jsLower lowercases s as JavaScript's toLowerCase() does where Go's
 // strings.ToLower differs: 'İ' becomes "i̇" (i and a combining dot above),
 // and a capital sigma that ends a word becomes the final form 'ς'.
 func jsLower(s string) string {
+	if isASCII(s) {
+		return strings.ToLower(s)
+	}
+	return jsLowerRunes(s)
+}
+
+// jsLowerRunes is jsLower for any text.
+func jsLowerRunes(s string) string {
 	if !strings.ContainsAny(s, "\u0130Σ") {
 		return strings.ToLower(s)
 	}
