@@ -126,12 +126,26 @@ func (g *Gateway) requestHost(r *http.Request) string {
 			}
 		}
 	}
+	if plainHost(host) {
+		return host
+	}
 	if strings.IndexByte(host, ':') >= 0 { // a port, or an IPv6 literal
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
 	}
 	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+}
+
+// plainHost reports whether requestHost leaves host as it is: lowercase
+// letters, digits, dots and hyphens, without a final dot.
+func plainHost(host string) bool {
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return !strings.HasSuffix(host, ".")
 }
 
 // isHTTPS reports whether the browser used https: TLS on this connection, or

@@ -58,3 +58,28 @@ func TestUserAgentCapped(t *testing.T) {
 		t.Errorf("userAgent = %d bytes %q…", len(ua), ua[len(ua)-3:])
 	}
 }
+
+// requestHost lowercases the host, drops its port, brackets and final dot;
+// a plain host is returned as it came.
+func TestRequestHost(t *testing.T) {
+	tg := newTestGateway(t, nil)
+	for host, want := range map[string]string{
+		"shop.example":      "shop.example",
+		"t.shop-1.example":  "t.shop-1.example",
+		"localhost":         "localhost",
+		"Shop.Example":      "shop.example",
+		"shop.example:8080": "shop.example",
+		"shop.example.":     "shop.example",
+		"SHOP.example.:443": "shop.example",
+		"127.0.0.1:18099":   "127.0.0.1",
+		"[::1]:8443":        "::1",
+		"[::1]":             "::1",
+		"":                  "",
+	} {
+		r := newRequest("POST", "/collect", nil)
+		r.Host = host
+		if got := tg.requestHost(r); got != want {
+			t.Errorf("requestHost(%q) = %q; want %q", host, got, want)
+		}
+	}
+}

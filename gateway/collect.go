@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/pii"
@@ -234,27 +235,27 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	events := make([]destinations.Event, 0, count)
 	for i := range count {
 		prefix := eventPrefix(i)
-		var in collectEvent
+		var in *collectEvent
 		if fast != nil {
-			in = fast[i]
+			in = &fast[i]
 		} else {
-			strict := new(collectEvent)
-			if e := decodeStrict(req.Events[i], strict, prefix); e != nil {
+			in = new(collectEvent)
+			if e := decodeStrict(req.Events[i], in, prefix); e != nil {
 				return 0, "", e
 			}
-			in = *strict
 		}
-		ev, e := g.browserEvent(prefix, in, base)
-		if e != nil {
+		// Built in place: an Event is ~700 bytes, not copied around.
+		events = append(events, base)
+		ev := &events[i]
+		if e := g.browserEvent(prefix, in, ev, now); e != nil {
 			return 0, "", e
 		}
 		ev.UserData.ClientIPAddress = ip
 		ev.UserData.ClientUserAgent = ua
 		ev.UserData.Fbp, ev.UserData.Fbc = cookies.Fbp, cookies.Fbc
-		if e := checkMetaRules(prefix, &ev); e != nil {
+		if e := checkMetaRules(prefix, ev); e != nil {
 			return 0, "", e
 		}
-		events = append(events, ev)
 	}
 	applyConsentMode(site, events)
 
@@ -297,29 +298,28 @@ func eventPrefix(i int) string {
 
 func makeEventPrefix(i int) string { return "events[" + strconv.Itoa(i) + "]." }
 
-// browserEvent validates one browser event and builds its canonical form.
-func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations.Event) (destinations.Event, *apiError) {
-	ev := base
-	now := g.now()
+// browserEvent validates one browser event and builds its canonical form
+// in ev, which holds the request's base event; now is the request's time.
+func (g *Gateway) browserEvent(prefix string, in *collectEvent, ev *destinations.Event, now time.Time) *apiError {
 	if e := under(prefix, checkEventName("event_name", in.EventName)); e != nil {
-		return ev, e
+		return e
 	}
 	ev.EventName = in.EventName
 	if e := under(prefix, checkText("event_id", in.EventID, maxEventIDLen)); e != nil {
-		return ev, e
+		return e
 	}
 	ev.EventID = in.EventID
 	if ev.EventID == "" {
 		id, err := g.mintEventID()
 		if err != nil {
 			g.log.Error("minting event id", "err", err)
-			return ev, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
+			return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
 		}
 		ev.EventID = id
 	}
 	if in.ActionSource != "" {
 		if e := under(prefix, checkActionSource("action_source", in.ActionSource)); e != nil {
-			return ev, e
+			return e
 		}
 		ev.ActionSource = in.ActionSource
 	}
@@ -330,32 +330,32 @@ func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations
 	ev.EventTime = now.Unix()
 	if in.EventTime != nil {
 		if e := under(prefix, checkEventTime("event_time", *in.EventTime, now, maxAge)); e != nil {
-			return ev, e
+			return e
 		}
 		ev.EventTime = *in.EventTime
 	}
 	if in.EventSourceURL != "" {
 		if e := under(prefix, checkURL("event_source_url", in.EventSourceURL)); e != nil {
-			return ev, e
+			return e
 		}
 		ev.EventSourceURL = in.EventSourceURL
 	}
 	if in.ReferrerURL != "" {
 		if e := under(prefix, checkURL("referrer_url", in.ReferrerURL)); e != nil {
-			return ev, e
+			return e
 		}
 		ev.ReferrerURL = in.ReferrerURL
 	}
 	ev.OptOut = in.OptOut
 	if e := checkDataProcessing(prefix, in.DataProcessingOptions, in.DataProcessingOptionsCountry, in.DataProcessingOptionsState); e != nil {
-		return ev, e
+		return e
 	}
 	ev.DataProcessingOptions = in.DataProcessingOptions
 	ev.DataProcessingOptionsCountry = in.DataProcessingOptionsCountry
 	ev.DataProcessingOptionsState = in.DataProcessingOptionsState
 	cd, e := decodeCustomData(prefix, in.CustomData)
 	if e != nil {
-		return ev, e
+		return e
 	}
 	ev.CustomData = cd
 	// The gateway fills these itself; a browser does not get to choose them.
@@ -365,10 +365,10 @@ func (g *Gateway) browserEvent(prefix string, in collectEvent, base destinations
 	}
 	u, e := hashUserData(prefix, raw, now)
 	if e != nil {
-		return ev, e
+		return e
 	}
 	ev.UserData = u
-	return ev, nil
+	return nil
 }
 
 // referrerURL keeps an http(s) referrer and drops others (an app referrer
