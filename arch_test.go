@@ -28,22 +28,23 @@ func TestPackageDependencies(t *testing.T) {
 		forbidden []string // import path prefixes
 		allowed   []string // project packages it may import (nil: any not forbidden)
 	}{
-		{pkg: module + "/destinations", allowed: []string{}},
-		{pkg: module + "/destinations/pii", allowed: []string{module + "/destinations"}},
-		{pkg: module + "/destinations/meta", allowed: []string{module + "/destinations"},
+		{pkg: module + "/destinations", allowed: []string{module + "/internal/jsonscan"}},
+		{pkg: module + "/destinations/pii", allowed: []string{module + "/destinations", module + "/internal/jsonscan"}},
+		{pkg: module + "/destinations/meta", allowed: []string{module + "/destinations", module + "/internal/jsonscan"},
 			forbidden: []string{"github.com/redis/"}},
 		{pkg: module + "/routing/model", allowed: []string{}},
 		{pkg: module + "/routing", forbidden: []string{module + "/gateway", module + "/destinations/meta", "net/http/httptest"}},
 		{pkg: module + "/gateway", forbidden: []string{"github.com/redis/", module + "/routing", module + "/destinations/meta"},
-			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model"}},
+			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model", module + "/internal/jsonscan"}},
 		// The control plane speaks to the store and the contract only: it
 		// never reaches into HTTP intake or a platform (routing/spool comes
 		// in through routing).
 		{pkg: module + "/admin", forbidden: []string{module + "/gateway", module + "/destinations/"},
 			allowed: []string{module + "/routing", module + "/routing/model", module + "/routing/spool",
-				module + "/destinations", module + "/internal/secrets"}},
+				module + "/destinations", module + "/internal/secrets", module + "/internal/jsonscan"}},
 		{pkg: module + "/internal/secrets", allowed: []string{}},
 		{pkg: module + "/internal/gctune", allowed: []string{}},
+		{pkg: module + "/internal/jsonscan", allowed: []string{}},
 		{pkg: module + "/routing/spool", allowed: []string{}},
 		{pkg: module + "/pixeljs", allowed: []string{}},
 		{pkg: module + "/static", allowed: []string{}},

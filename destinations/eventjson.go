@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/tagway/tagway/internal/jsonscan"
 )
 
 // AppendJSON appends e's JSON to dst: byte for byte what a json.Encoder
@@ -324,6 +326,11 @@ func appendJSONString(b []byte, s string, escapeHTML bool) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Plain text eight bytes at a time; then the byte that ends it.
+		if n := jsonscan.PlainString(s[i:], escapeHTML); n > 0 {
+			i += n
+			continue
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || (c != '<' && c != '>' && c != '&')) {
 				i++

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/pii"
+	"github.com/tagway/tagway/internal/jsonscan"
 )
 
 // fastCollect decodes a /collect body in one pass without reflection, for
@@ -234,6 +235,10 @@ func (s *fastScanner) rawString() ([]byte, bool) {
 	start := s.i + 1
 	ascii := true
 	for i := start; i < len(s.b); i++ {
+		// Plain text eight bytes at a time; then the byte that ends it.
+		if i += jsonscan.Plain(s.b[i:], false); i == len(s.b) {
+			break
+		}
 		c := s.b[i]
 		switch {
 		case c == '"':
