@@ -179,17 +179,18 @@ func mayHoldParam(raw string, names ...string) bool {
 	if strings.IndexByte(raw, '%') >= 0 {
 		return true
 	}
-	for _, name := range names {
-		for rest := raw; ; {
-			i := strings.Index(rest, name)
-			if i < 0 {
-				break
-			}
-			rest = rest[i+len(name):]
-			if strings.HasPrefix(rest, "=") {
+	// One pass over the '=' signs, each checked against every name.
+	for j := strings.IndexByte(raw, '='); j >= 0; {
+		for _, name := range names {
+			if strings.HasSuffix(raw[:j], name) {
 				return true
 			}
 		}
+		k := strings.IndexByte(raw[j+1:], '=')
+		if k < 0 {
+			break
+		}
+		j += 1 + k
 	}
 	return false
 }

@@ -208,3 +208,25 @@ func FuzzMayHoldParam(f *testing.F) {
 		}
 	})
 }
+
+// mayHoldParam finds a name followed by '=' anywhere, or any escape, and
+// nothing else.
+func TestMayHoldParam(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"https://shop.example/p?utm_source=x&utm_medium=cpc": false,
+		"https://shop.example/?gclid=abc":                    true,
+		"https://shop.example/?x=1&fbclid=IwAR":              true,
+		"https://shop.example/?fbclid":                       false,
+		"https://shop.example/?fbclid&x=1":                   false,
+		"https://shop.example/?xfbclid=1":                    true, // the parse decides
+		"https://shop.example/?a=fbclid":                     false,
+		"https://shop.example/?a=b=gclid=":                   true,
+		"https://shop.example/?gcl%69d=abc":                  true,
+		"=":                                                  false,
+		"":                                                   false,
+	} {
+		if got := mayHoldParam(raw, "fbclid", "gclid"); got != want {
+			t.Errorf("mayHoldParam(%q) = %v; want %v", raw, got, want)
+		}
+	}
+}
