@@ -41,6 +41,8 @@ type collectEvent struct {
 	EventSourceURL string          `json:"event_source_url"`
 	CustomData     json.RawMessage `json:"custom_data"`
 	UserData       pii.RawUserData `json:"user_data"`
+	// customData is CustomData decoded by fastCollect, when it could.
+	customData *destinations.CustomData
 
 	// Meta's other server-event fields, optional from a browser: the
 	// action_source defaults to website and referrer_url to the request's
@@ -353,7 +355,7 @@ func (g *Gateway) browserEvent(prefix string, in *collectEvent, ev *destinations
 	ev.DataProcessingOptions = in.DataProcessingOptions
 	ev.DataProcessingOptionsCountry = in.DataProcessingOptionsCountry
 	ev.DataProcessingOptionsState = in.DataProcessingOptionsState
-	cd, e := decodeCustomData(prefix, in.CustomData)
+	cd, e := decodeCustomData(prefix, in.CustomData, in.customData)
 	if e != nil {
 		return e
 	}

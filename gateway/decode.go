@@ -336,25 +336,29 @@ func hashUserData(prefix string, raw pii.RawUserData, now time.Time) (destinatio
 	return u, nil
 }
 
-// decodeCustomData decodes custom_data, bounded in size; null or absent is nil.
-func decodeCustomData(prefix string, raw json.RawMessage) (*destinations.CustomData, *apiError) {
-	if len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+// decodeCustomData decodes custom_data, bounded in size; null or absent is
+// nil. decoded, when not nil, is raw as fastCollect already decoded it.
+func decodeCustomData(prefix string, raw json.RawMessage, decoded *destinations.CustomData) (*destinations.CustomData, *apiError) {
+	if decoded == nil && (len(raw) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null"))) {
 		return nil, nil
 	}
 	if len(raw) > maxCustomDataBytes {
 		return nil, badField(prefix+"custom_data", "larger than %d bytes", maxCustomDataBytes)
 	}
-	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
-		return nil, &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Field: prefix + "custom_data", Message: "must be an object"}
-	}
-	cd, ok := fastCustomData(raw)
-	if !ok {
-		cd = &destinations.CustomData{}
-		// raw is one JSON value the body's decoder checked, so calling the
-		// decoder of CustomData directly is what json.Unmarshal would do,
-		// minus a second syntax check of the bytes.
-		if err := cd.UnmarshalJSON(raw); err != nil {
-			return nil, jsonError(err, prefix+"custom_data.")
+	cd := decoded
+	if cd == nil {
+		if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+			return nil, &apiError{Status: http.StatusBadRequest, Code: codeInvalidJSON, Field: prefix + "custom_data", Message: "must be an object"}
+		}
+		var ok bool
+		if cd, ok = fastCustomData(raw); !ok {
+			cd = &destinations.CustomData{}
+			// raw is one JSON value the body's decoder checked, so calling
+			// the decoder of CustomData directly is what json.Unmarshal
+			// would do, minus a second syntax check of the bytes.
+			if err := cd.UnmarshalJSON(raw); err != nil {
+				return nil, jsonError(err, prefix+"custom_data.")
+			}
 		}
 	}
 	if cd.Currency != "" && !isCurrency(cd.Currency) {

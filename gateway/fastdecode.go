@@ -432,6 +432,15 @@ func (s *fastScanner) event(ev *collectEvent) bool {
 		case 3:
 			return s.stringInto(&ev.EventSourceURL)
 		case 4:
+			// Decoded here in the usual shape, so it is read once; else
+			// kept raw for decodeCustomData (null included).
+			if start := s.i; !s.peek('n') {
+				if cd, ok := s.customData(); ok {
+					ev.CustomData, ev.customData = s.b[start:s.i], cd
+					return true
+				}
+				s.i = start
+			}
 			return s.rawValue(&ev.CustomData)
 		case 5:
 			return s.userData(&ev.UserData)
@@ -580,6 +589,21 @@ var customDataKeys = [...]string{"value", "currency", "content_ids", "contents",
 // afterwards.
 func fastCustomData(raw []byte) (*destinations.CustomData, bool) {
 	s := fastScanner{b: raw, str: readOnlyString(raw)}
+	cd, ok := s.customData()
+	if !ok {
+		return nil, false
+	}
+	s.ws()
+	if s.i != len(s.b) {
+		return nil, false
+	}
+	return cd, true
+}
+
+// customData reads a custom_data object of the shape fastCustomData
+// takes, currency uppercased; false for anything else, the scanner then
+// anywhere inside it.
+func (s *fastScanner) customData() (*destinations.CustomData, bool) {
 	cd := &destinations.CustomData{}
 	ok := s.knownFields(customDataKeys[:], func(f int) bool {
 		switch customDataKeys[f] {
@@ -612,10 +636,6 @@ func fastCustomData(raw []byte) (*destinations.CustomData, bool) {
 		}
 	})
 	if !ok {
-		return nil, false
-	}
-	s.ws()
-	if s.i != len(s.b) {
 		return nil, false
 	}
 	cd.Currency = strings.ToUpper(cd.Currency)

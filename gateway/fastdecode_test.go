@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,19 @@ func checkFastCollect(t *testing.T, body []byte) bool {
 	}
 	if len(sevents) == 0 {
 		sevents = fast[:0:0]
+	}
+	// custom_data decoded in place must be what decoding its bytes gives.
+	for i := range fast {
+		if cd := fast[i].customData; cd != nil {
+			want, e := decodeCustomData("", fast[i].CustomData, nil)
+			if e != nil && e.Field != "custom_data.currency" {
+				t.Fatalf("custom_data decoded in place from %q, which decodeCustomData refuses: %+v", fast[i].CustomData, e)
+			}
+			if e == nil && !reflect.DeepEqual(cd, want) {
+				t.Fatalf("custom_data %q decoded in place as %#v; decodeCustomData: %#v", fast[i].CustomData, cd, want)
+			}
+			fast[i].customData = nil
+		}
 	}
 	if !reflect.DeepEqual(req, sreq) {
 		t.Fatalf("request differs for %q:\nfast   %#v\nstrict %#v", body, req, sreq)
@@ -126,7 +140,7 @@ func TestDecodeCustomDataErrorsAsUnmarshal(t *testing.T) {
 		`{"value":true}`, `{"value":"x"}`, `{"num_items":1.5}`, `{"contents":[{"id":1}]}`, `{"contents":{}}`,
 		`{"content_ids":"a","x":1}`, `{"currency":5}`, `{"value":1e400}`, `{"predicted_ltv":"1e400"}`,
 	} {
-		_, got := decodeCustomData("events[0].", json.RawMessage(raw))
+		_, got := decodeCustomData("events[0].", json.RawMessage(raw), nil)
 		var cd destinations.CustomData
 		err := json.Unmarshal([]byte(raw), &cd)
 		if err == nil || got == nil {
@@ -234,4 +248,28 @@ func FuzzValidEventName(f *testing.F) {
 			t.Fatalf("validEventName(%q) = %v; the grammar says %v", s, got, want)
 		}
 	})
+}
+
+// A browser's custom_data is decoded in the body's one pass; null, other
+// shapes and custom properties are left raw for decodeCustomData.
+func TestFastCollectDecodesCustomDataInPlace(t *testing.T) {
+	for body, inPlace := range map[string]bool{
+		benchCollectBody(time.Unix(1772366400, 0)):                                   true,
+		`{"events":[{"event_name":"A","custom_data":{"value":1,"currency":"eur"}}]}`: true,
+		`{"events":[{"event_name":"A","custom_data":null}]}`:                         false,
+		`{"events":[{"event_name":"A","custom_data":{"color":"red"}}]}`:              false,
+		`{"events":[{"event_name":"A","custom_data":"x"}]}`:                          false,
+	} {
+		var req collectRequest
+		fast, ok := fastCollect([]byte(body), &req)
+		if !ok || len(fast) != 1 {
+			t.Fatalf("fastCollect(%s) = %v, %v", body, fast, ok)
+		}
+		if got := fast[0].customData != nil; got != inPlace {
+			t.Errorf("%s: decoded in place %v; want %v", body, got, inPlace)
+		}
+		if inPlace && fast[0].customData.Currency != strings.ToUpper(fast[0].customData.Currency) {
+			t.Errorf("%s: currency %q not uppercased", body, fast[0].customData.Currency)
+		}
+	}
 }

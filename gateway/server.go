@@ -254,7 +254,7 @@ func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event
 	ev.DataProcessingOptions = in.DataProcessingOptions
 	ev.DataProcessingOptionsCountry = in.DataProcessingOptionsCountry
 	ev.DataProcessingOptionsState = in.DataProcessingOptionsState
-	cd, e := decodeCustomData(prefix, in.CustomData)
+	cd, e := decodeCustomData(prefix, in.CustomData, nil)
 	if e != nil {
 		return ev, e
 	}
