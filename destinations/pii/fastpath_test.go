@@ -3,6 +3,7 @@ package pii
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // jsTrim, jsLower and NormalizeExternalID agree with their rune-by-rune
@@ -32,4 +33,32 @@ func FuzzASCIIFastPaths(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(checkFastPaths)
+}
+
+// HashUserData writes its digests into one buffer; each stays the digest
+// of its own value however many follow it.
+func TestHashUserDataDigestsInOneBuffer(t *testing.T) {
+	raw := RawUserData{
+		Email:      {"a@example.com", "B@example.com", "c@example.com"},
+		Phone:      {"+1 650 555 1212"},
+		ExternalID: {"cust-1", "cust-2"},
+		Zip:        {"94025"},
+	}
+	u, err := HashUserData(raw, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		field string
+		got   []string
+	}{{Email, u.Em}, {Phone, u.Ph}, {ExternalID, u.ExternalID}, {Zip, u.Zp}} {
+		if len(c.got) != len(raw[c.field]) {
+			t.Fatalf("%s: %d digests for %d values", c.field, len(c.got), len(raw[c.field]))
+		}
+		for i, v := range raw[c.field] {
+			if want, _ := Hash(c.field, v); c.got[i] != want {
+				t.Errorf("%s[%d] = %s; want %s", c.field, i, c.got[i], want)
+			}
+		}
+	}
 }

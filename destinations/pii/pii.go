@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Field names of the hashed user_data parameters.
@@ -122,6 +123,12 @@ func Hash(field, value string) (string, error) {
 // refused with ErrMD5, except for external_id, where a 32-hex advertiser id
 // (a UUID without dashes) is an ordinary id and is hashed.
 func HashAt(field, value string, now time.Time) (string, error) {
+	return hashAt(field, value, now, nil)
+}
+
+// hashAt is HashAt; a digest it computes is written into digests when
+// that has room for it (see hexDigests), else into a string of its own.
+func hashAt(field, value string, now time.Time, digests *hexDigests) (string, error) {
 	if !IsHashedField(field) {
 		return "", fmt.Errorf("%q: %w", field, ErrUnknownField)
 	}
@@ -145,7 +152,7 @@ func HashAt(field, value string, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return sha256Hex(n), nil
+	return digests.sha256Hex(n), nil
 }
 
 // IsHashedField reports whether field is one of the user_data parameters
@@ -163,6 +170,29 @@ func IsSHA256(v string) bool { return isHex(v, sha256.Size*2) }
 
 // emptySHA256 is the digest of the empty string, which is never a value.
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// hexDigests is room for the hex SHA-256 digests of one user_data, so
+// that they take one allocation instead of one each. Bytes once handed out
+// as a digest are never written again (only appended after, within the
+// capacity), so the strings made over them stay as they were.
+type hexDigests struct{ buf []byte }
+
+// newHexDigests makes room for n digests.
+func newHexDigests(n int) hexDigests {
+	return hexDigests{buf: make([]byte, 0, n*2*sha256.Size)}
+}
+
+// sha256Hex returns the lowercase hex SHA-256 of s, written into d's room
+// when d (which may be nil) has some left.
+func (d *hexDigests) sha256Hex(s string) string {
+	if d == nil || cap(d.buf)-len(d.buf) < 2*sha256.Size {
+		return sha256Hex(s)
+	}
+	sum := sha256.Sum256([]byte(s))
+	start := len(d.buf)
+	d.buf = hex.AppendEncode(d.buf, sum[:])
+	return unsafe.String(&d.buf[start], 2*sha256.Size)
+}
 
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))

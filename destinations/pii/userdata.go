@@ -111,6 +111,7 @@ func HashUserData(raw RawUserData, now time.Time) (destinations.UserData, error)
 	// The digests of all keys share one array; each key's list is capped
 	// at its own end, so a later append to one copies it.
 	digests := make([]string, 0, n)
+	room := newHexDigests(n)
 	for _, k := range keys {
 		values := raw[k]
 		if dst := hashedSlot(&out, k); dst != nil {
@@ -119,7 +120,7 @@ func HashUserData(raw RawUserData, now time.Time) (destinations.UserData, error)
 				if strings.TrimSpace(v) == "" {
 					continue
 				}
-				h, err := HashAt(k, v, now)
+				h, err := hashAt(k, v, now, &room)
 				if err != nil {
 					errs = append(errs, &KeyError{Key: k, Err: err})
 					break
