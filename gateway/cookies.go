@@ -128,54 +128,58 @@ func (t cookieTarget) cookie(name, value string, maxAge time.Duration) http.Cook
 }
 
 // setCookies adds a Set-Cookie header per cookie of each set (made by
-// t.cookie), the header's values in one allocation; like http.SetCookie,
-// none for a cookie String renders empty (an invalid name).
+// t.cookie): the values are rendered into one string (one allocation) and
+// the header's slice grown once; like http.SetCookie, none for a cookie
+// String renders empty (an invalid name).
 func (t cookieTarget) setCookies(h http.Header, sets ...[]http.Cookie) {
-	n := 0
-	for _, cookies := range sets {
-		n += len(cookies)
-	}
-	if n == 0 {
-		return
-	}
-	lines := slices.Grow(h["Set-Cookie"], n)
+	var stack [512]byte
+	var endsStack [8]int
+	b, ends := stack[:0], endsStack[:0] // ends[i]: where line i ends in b
 	for _, cookies := range sets {
 		for i := range cookies {
-			if v := t.line(&cookies[i]); v != "" {
-				lines = append(lines, v)
+			start := len(b)
+			if b = t.appendLine(b, &cookies[i]); len(b) > start {
+				ends = append(ends, len(b))
 			}
 		}
 	}
-	if len(lines) > 0 {
-		h["Set-Cookie"] = lines
+	if len(ends) == 0 {
+		return
 	}
+	all := string(b)
+	lines := slices.Grow(h["Set-Cookie"], len(ends))
+	start := 0
+	for _, end := range ends {
+		lines = append(lines, all[start:end])
+		start = end
+	}
+	h["Set-Cookie"] = lines
 }
 
-// line renders c as (*http.Cookie).String does, in one allocation, when c
-// has the shape t.cookie gives and a value String writes unchanged
+// line renders c as (*http.Cookie).String does.
+func (t cookieTarget) line(c *http.Cookie) string { return string(t.appendLine(nil, c)) }
+
+// appendLine appends c as (*http.Cookie).String renders it, directly when
+// c has the shape t.cookie gives and a value String writes unchanged
 // (cookieSafe: nothing to quote or drop); any other cookie goes through
 // String.
-func (t cookieTarget) line(c *http.Cookie) string {
+func (t cookieTarget) appendLine(b []byte, c *http.Cookie) []byte {
 	if c.Path != "/" || c.Domain != t.scope.Domain || c.MaxAge <= 0 || c.HttpOnly || c.Secure != t.secure ||
 		c.SameSite != http.SameSiteLaxMode || !c.Expires.IsZero() || c.Partitioned || c.Quoted ||
 		!cookieToken(c.Name) || !cookieSafe(c.Value) {
-		return c.String()
+		return append(b, c.String()...)
 	}
-	var b strings.Builder
-	b.Grow(len(c.Name) + len(c.Value) + len(t.scope.domainAttr) + 64)
-	b.WriteString(c.Name)
-	b.WriteByte('=')
-	b.WriteString(c.Value)
-	b.WriteString("; Path=/")
-	b.WriteString(t.scope.domainAttr)
-	b.WriteString("; Max-Age=")
-	var num [20]byte
-	b.Write(strconv.AppendInt(num[:0], int64(c.MaxAge), 10))
+	b = append(b, c.Name...)
+	b = append(b, '=')
+	b = append(b, c.Value...)
+	b = append(b, "; Path=/"...)
+	b = append(b, t.scope.domainAttr...)
+	b = append(b, "; Max-Age="...)
+	b = strconv.AppendInt(b, int64(c.MaxAge), 10)
 	if c.Secure {
-		b.WriteString("; Secure")
+		b = append(b, "; Secure"...)
 	}
-	b.WriteString("; SameSite=Lax")
-	return b.String()
+	return append(b, "; SameSite=Lax"...)
 }
 
 // cookieToken reports whether a cookie name is an RFC 7230 token, which

@@ -3,7 +3,9 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -275,6 +277,18 @@ func TestCookieLine(t *testing.T) {
 				if got, want := tg.line(&c), c.String(); got != want {
 					t.Errorf("%s secure=%v: line(%+v)\n got %q\nwant %q", host, secure, c, got, want)
 				}
+			}
+			// setCookies: a header per cookie String renders, in order,
+			// after any already there, as http.SetCookie adds them.
+			h, want := http.Header{}, httptest.NewRecorder()
+			h.Add("Set-Cookie", "a=1")
+			want.Header().Add("Set-Cookie", "a=1")
+			tg.setCookies(h, cookies[:5], nil, cookies[5:])
+			for i := range cookies {
+				http.SetCookie(want, &cookies[i])
+			}
+			if !slices.Equal(h["Set-Cookie"], want.Header()["Set-Cookie"]) {
+				t.Errorf("%s secure=%v: setCookies\n got %q\nwant %q", host, secure, h["Set-Cookie"], want.Header()["Set-Cookie"])
 			}
 		}
 	}
