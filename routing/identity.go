@@ -181,10 +181,9 @@ func visitorKey(ev *destinations.Event) string {
 type roundVisitor struct {
 	key    string
 	events []*destinations.Event
-	// hset is the visitor's write (IdentityStore.writes), kept when the
-	// store leaves it out too; fill when it only fills in what is stored.
-	hset []any
-	fill bool
+	// skipped is the visitor's write when the store left it out
+	// (IdentityStore.writes), for Enrich to lay over what it reads.
+	skipped []any
 }
 
 // roundVisitors groups the events of a round of site siteID that take part
@@ -211,8 +210,8 @@ func roundVisitors(siteID string, events []*destinations.Event) []roundVisitor {
 // writes returns what to store of the identifiers of a round's visitors:
 // per visitor, per field, the digests of its last event holding some.
 // Writes the store leaves out (recentWrites) are not returned; those of
-// events older than a write begun are to fill in missing fields only. Each
-// visitor keeps its write, returned or not (withRound).
+// events older than a write begun are to fill in missing fields only. A
+// visitor whose write is left out keeps it (roundVisitor.skipped).
 func (s *IdentityStore) writes(visitors []roundVisitor) []identityWrite {
 	var out []identityWrite
 	for i := range visitors {
@@ -245,15 +244,13 @@ func (s *IdentityStore) writes(visitors []roundVisitor) []identityWrite {
 		if w.hset == nil {
 			continue
 		}
-		v.hset = w.hset
 		if s.recent != nil {
 			// Every HSET kept here must reach stored (the caller runs the
 			// pipeline and reports it); one that does not only stops its
 			// visitor's repeats from being left out.
 			w.keySum, w.sum = s.recent.sums(w.hset)
-			w.seq, w.kind = s.recent.begin(w.keySum, w.sum, w.at)
-			v.fill = w.kind == writeFill
-			if w.kind == writeSkip {
+			if w.seq, w.kind = s.recent.begin(w.keySum, w.sum, w.at); w.kind == writeSkip {
+				v.skipped = w.hset
 				continue
 			}
 		}
@@ -307,7 +304,7 @@ func (s *IdentityStore) stored(writes []identityWrite, cmds [][]*redis.Cmd) erro
 // HGETALL and an EXPIRE per visitor, so that a round reads its own writes.
 // On error (of a write or a read) the events of the visitors not answered
 // are left as they were. A round sees its own identifiers even where its
-// write was left out (withRound).
+// write was left out (withSkipped).
 func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*destinations.Event) error {
 	visitors := roundVisitors(siteID, events)
 	if len(visitors) == 0 {
@@ -352,7 +349,7 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 			firstErr = cmp.Or(firstErr, err)
 			continue
 		}
-		withRound(known, v)
+		withSkipped(known, v)
 		for f, joined := range known {
 			if joined == "" {
 				continue
@@ -371,23 +368,14 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 	return nil
 }
 
-// withRound adds to known, what Redis holds for visitor v, the round's own
-// identifiers as its write leaves them (a fill's only where known has
-// none). The read does not show them when the write was left out because
-// an equal one is in flight on another of the process's rounds, nor when
-// another replica overwrote them meanwhile: a round always sees its own.
-func withRound(known map[string]string, v roundVisitor) {
-	if v.fill {
-		// The round's last value of each field, where Redis has none.
-		for i := len(v.hset) - 2; i >= 2; i -= 2 {
-			if f := v.hset[i].(string); known[f] == "" {
-				known[f] = v.hset[i+1].(string)
-			}
-		}
-		return
-	}
-	for i := 2; i+1 < len(v.hset); i += 2 {
-		known[v.hset[i].(string)] = v.hset[i+1].(string)
+// withSkipped lays the write the store left out for visitor v (if any)
+// over known, what Redis holds for it, as the HSET would have: the read
+// need not show it, since the equal write may still be in flight on
+// another round of the process. A write that was sent is in the read
+// already, the pipeline's HGETALL coming after it.
+func withSkipped(known map[string]string, v roundVisitor) {
+	for i := 2; i+1 < len(v.skipped); i += 2 {
+		known[v.skipped[i].(string)] = v.skipped[i+1].(string)
 	}
 }
 
