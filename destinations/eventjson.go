@@ -331,11 +331,7 @@ func appendJSONString(b []byte, s string, escapeHTML bool) []byte {
 			i += n
 			continue
 		}
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || (c != '<' && c != '>' && c != '&')) {
-				i++
-				continue
-			}
+		if c := s[i]; c < utf8.RuneSelf { // an ASCII byte to escape
 			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':

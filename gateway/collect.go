@@ -415,8 +415,5 @@ func resolveConsent(in *wireConsent, siteDefault string) (destinations.Consent, 
 	out.AdUserData, e = consentState("consent.ad_user_data", w.AdUserData, def, e)
 	out.AdPersonalization, e = consentState("consent.ad_personalization", w.AdPersonalization, def, e)
 	out.AnalyticsStorage, e = consentState("consent.analytics_storage", w.AnalyticsStorage, def, e)
-	if e != nil {
-		return out, e
-	}
-	return out, nil
+	return out, e
 }
