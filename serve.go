@@ -47,8 +47,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if s.GCPercent > 0 {
 		debug.SetGCPercent(s.GCPercent)
 		if s.HeapMin > 0 {
+			// It lives as long as this call (start-up failures included).
+			tctx, stopTuner := context.WithCancel(ctx)
+			defer stopTuner()
 			tuner := gctune.New(gctune.Options{Floor: uint64(s.HeapMin), Base: s.GCPercent, Max: maxGCPercent, Set: debug.SetGCPercent})
-			go tuner.Run(ctx, 100*time.Millisecond)
+			go tuner.Run(tctx, 100*time.Millisecond)
 		}
 	}
 	if s.MemoryLimit > 0 {
