@@ -30,6 +30,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/model"
 )
 
 // Prefix is where the admin API is mounted.
@@ -161,7 +162,7 @@ func (a *API) authenticate(r *http.Request) (principal, *apiError) {
 		return principal{id: "root"}, nil
 	}
 	id, secret, ok := parseKeyToken(token)
-	if !ok {
+	if !ok || model.ReservedKeyID(id) {
 		return principal{}, unauthorized
 	}
 	k, found, err := a.store.Key(r.Context(), id)

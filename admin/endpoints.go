@@ -136,6 +136,10 @@ func (a *API) keys(w http.ResponseWriter, r *http.Request, p principal) {
 			writeError(w, badField(field, "%s", msg))
 			return
 		}
+		if model.ReservedKeyID(k.ID) {
+			writeError(w, badField("id", "%q is reserved for the operator; choose another id", k.ID))
+			return
+		}
 		_, err = a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
 			if !slices.ContainsFunc(st.Config.Tenants, func(t model.Tenant) bool { return t.ID == k.Tenant }) || !p.seesTenant(k.Tenant) {
 				return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "tenant", Message: "no tenant " + quote(k.Tenant)}

@@ -252,7 +252,7 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 				s.log.Warn("config stored but not announced; replicas pick it up on their next reload",
 					"version", res.Version, "err", err)
 			}
-			s.log.Info("config changed", "version", res.Version, "actor", actor.ID, "changes", len(res.Changes))
+			s.log.Info("config changed", "version", res.Version, "actor", actor.ID, "actor_tenant", actor.Tenant, "changes", len(res.Changes))
 		}
 		snap, err := model.NewSnapshotAt(next.Config, s.now)
 		if err != nil {
@@ -738,15 +738,17 @@ func (s *Store) setLocal(m map[string]map[string]string) {
 
 // AuditEntry is one recorded change.
 type AuditEntry struct {
-	ID          string    `json:"id"` // stream id, the pagination cursor
-	At          time.Time `json:"at"`
-	Actor       string    `json:"actor"`
-	ActorTenant string    `json:"actor_tenant,omitempty"`
-	Op          string    `json:"op"`
-	Kind        string    `json:"kind"`
-	ResourceID  string    `json:"resource_id"`
-	Tenant      string    `json:"tenant,omitempty"`
-	Fields      []string  `json:"fields,omitempty"`
+	ID    string    `json:"id"` // stream id, the pagination cursor
+	At    time.Time `json:"at"`
+	Actor string    `json:"actor"`
+	// ActorTenant is the tenant of the actor's key, always present: empty
+	// for the operator (the root token, the config file).
+	ActorTenant string   `json:"actor_tenant"`
+	Op          string   `json:"op"`
+	Kind        string   `json:"kind"`
+	ResourceID  string   `json:"resource_id"`
+	Tenant      string   `json:"tenant,omitempty"`
+	Fields      []string `json:"fields,omitempty"`
 	// Count is how many items an operation touched (AppendAudit).
 	Count int `json:"count,omitempty"`
 }

@@ -289,10 +289,10 @@ func (c Config) Validate() error {
 		if !sites[r.SiteID] {
 			add("%s.site: unknown site %q", p, r.SiteID)
 		}
-		if site, ok := destSite[r.DestinationID]; !ok {
-			add("%s.destination: unknown destination %q", p, r.DestinationID)
-		} else if site != r.SiteID {
-			add("%s.destination: destination %q belongs to site %q, not %q", p, r.DestinationID, site, r.SiteID)
+		// A destination of another site answers as a missing one: the
+		// other site may be another tenant's.
+		if site, ok := destSite[r.DestinationID]; !ok || site != r.SiteID {
+			add("%s.destination: unknown destination %q on site %q", p, r.DestinationID, r.SiteID)
 		}
 	}
 	errs = append(errs, c.validateTenancy()...)

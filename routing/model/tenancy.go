@@ -80,6 +80,14 @@ type APIKey struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// reservedKeyIDs name the operator's actors in the audit log (the root
+// token, the config file): no API key may take them.
+var reservedKeyIDs = []string{"root", "config"}
+
+// ReservedKeyID reports whether id names an operator actor, which no API
+// key may take.
+func ReservedKeyID(id string) bool { return slices.Contains(reservedKeyIDs, id) }
+
 // Validate reports every problem with k.
 func (k APIKey) Validate() error {
 	var errs []string
