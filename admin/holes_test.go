@@ -57,3 +57,18 @@ func TestRouteToAnotherTenantsDestination(t *testing.T) {
 		t.Errorf("the answer names the other tenant's site: %s", other.raw)
 	}
 }
+
+// TestPublicSuffixDomainRefused: a tenant cannot claim "com" or "co.uk"
+// (which would block and catch every other tenant's sites below them).
+func TestPublicSuffixDomainRefused(t *testing.T) {
+	e := newEnv(t, true, rootToken)
+	e.seed()
+	r := e.do("a-admin", "POST", "/admin/v1/sites", map[string]any{"id": "grab", "domains": []string{"com", "co.uk"}})
+	if r.status != 422 || r.errField() != "domains[0]" || !strings.Contains(r.raw, "domains[1]") || !strings.Contains(r.raw, "public suffix") {
+		t.Errorf("public suffixes: %d %s", r.status, r.raw)
+	}
+	r = e.do("a-admin", "POST", "/admin/v1/sites", map[string]any{"id": "grab", "domains": []string{"10.0.0.1"}})
+	if r.status != 422 || r.errField() != "domains[0]" {
+		t.Errorf("an IP address on a tenant's site: %d %s", r.status, r.raw)
+	}
+}

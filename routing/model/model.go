@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Config is the whole declarative configuration: what TAGWAY_CONFIG holds and
@@ -218,8 +220,13 @@ func (c Config) Validate() error {
 			add("%s.domains: at least one domain is required", p)
 		}
 		for j, d := range s.Domains {
-			if !validHost(d) {
+			switch {
+			case !validHost(d):
 				add("%s.domains[%d]: %q is not a host name or IP address", p, j, d)
+			case isPublicSuffix(d):
+				add("%s.domains[%d]: %q is a public suffix, shared by unrelated sites; name the store's own domain (shop.example)", p, j, d)
+			case s.Tenant != "" && !registrable(d):
+				add("%s.domains[%d]: %q is an IP address or a single-label name; a tenant's site needs a domain name (shop.example)", p, j, d)
 			}
 		}
 		for j, o := range s.AllowedOrigins {
@@ -307,6 +314,29 @@ func validHost(h string) bool {
 		return true
 	}
 	return len(h) <= 253 && hostPattern.MatchString(h)
+}
+
+// isPublicSuffix reports whether host is itself a public suffix ("com",
+// "co.uk", "github.io"): a site claiming one would cover every site under
+// it. A single label the list does not know ("localhost") is not one.
+func isPublicSuffix(host string) bool {
+	host = normDomain(host)
+	if net.ParseIP(host) != nil {
+		return false
+	}
+	suffix, icann := publicsuffix.PublicSuffix(host)
+	return suffix == host && (icann || strings.Contains(host, "."))
+}
+
+// registrable reports whether host is a domain name below a public suffix:
+// not an IP address, not a single label.
+func registrable(host string) bool {
+	host = normDomain(host)
+	if net.ParseIP(host) != nil {
+		return false
+	}
+	_, err := publicsuffix.EffectiveTLDPlusOne(host)
+	return err == nil && strings.Contains(host, ".")
 }
 
 var pathPattern = regexp.MustCompile(`^/[A-Za-z0-9._/-]{0,127}$`)
