@@ -257,6 +257,7 @@ func (a *API) rotateIngestKey(w http.ResponseWriter, r *http.Request, p principa
 		return
 	}
 	key := "twi_" + secret
+	digest := model.HashKey(key)
 	now := a.now().UTC()
 	until := now.Add(overlap)
 	_, err = a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
@@ -280,14 +281,18 @@ func (a *API) rotateIngestKey(w http.ResponseWriter, r *http.Request, p principa
 			}
 		}
 		s.RetiringIngestKeys = retiring
-		s.IngestKeyHashes = []string{model.HashKey(key)}
+		s.IngestKeyHashes = []string{digest}
+		if s.IngestKeyHints == nil {
+			s.IngestKeyHints = map[string]string{}
+		}
+		s.IngestKeyHints[digest] = key[len(key)-4:]
 		return nil
 	})
 	if err != nil {
 		writeError(w, storeError(err, ""))
 		return
 	}
-	out := map[string]any{"ingest_key": key, "note": "the key is shown once; store it now"}
+	out := map[string]any{"ingest_key": key, "id": model.IngestKeyID(digest), "last4": key[len(key)-4:], "note": "the key is shown once; store it now"}
 	if overlap > 0 {
 		out["previous_keys_valid_until"] = until
 	}
@@ -485,6 +490,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 			if !p.seesTenant(st.Config.Sites[old].Tenant) {
 				return &apiError{Status: http.StatusConflict, Code: "already_exists", Field: fmt.Sprintf("sites[%d].id", i), Message: "the id " + quote(s.ID) + " is taken"}
 			}
+			keepIngestKeys(&s, &st.Config.Sites[old])
 		}
 		upsert(&st.Config.Sites, s, func(x model.Site) string { return x.ID }, &ns)
 	}
@@ -570,7 +576,7 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	for _, s := range st.Config.Sites {
 		if p.seesTenant(s.Tenant) {
-			out.Sites = append(out.Sites, s)
+			out.Sites = append(out.Sites, presentSite(s))
 		}
 	}
 	for _, d := range st.Config.Destinations {

@@ -3,6 +3,8 @@ package admin
 import (
 	"strings"
 	"testing"
+
+	"github.com/tagway/tagway/routing/model"
 )
 
 // TestReservedKeyIDs: no API key takes an operator actor's name, so an
@@ -70,5 +72,66 @@ func TestPublicSuffixDomainRefused(t *testing.T) {
 	r = e.do("a-admin", "POST", "/admin/v1/sites", map[string]any{"id": "grab", "domains": []string{"10.0.0.1"}})
 	if r.status != 422 || r.errField() != "domains[0]" {
 		t.Errorf("an IP address on a tenant's site: %d %s", r.status, r.raw)
+	}
+}
+
+// TestIngestKeyDigestsStayPrivateAndUnique: nobody reads an ingest key's
+// digest back (a GET, a list or an export shows an id and the last four
+// characters), and no site may hold a digest another site holds, with an
+// answer that names nothing of the other site.
+func TestIngestKeyDigestsStayPrivateAndUnique(t *testing.T) {
+	e := newEnv(t, true, rootToken)
+	e.seed()
+	const keyB = "b-ingest-key-0123456789-wxyz"
+	digest := model.HashKey(keyB)
+	r := e.must(200, e.do("b-admin", "GET", "/admin/v1/sites/b-shop", nil))
+	e.must(200, e.do("b-admin", "PUT", "/admin/v1/sites/b-shop",
+		map[string]any{"id": "b-shop", "domains": []string{"b-shop.example"}, "ingest_keys": []string{keyB}}, "If-Match", r.header.Get("ETag")))
+	e.newKey("b-viewer", "b", "viewer")
+	for _, who := range []string{"b-viewer", "b-admin", "root"} {
+		for _, p := range []string{"/admin/v1/sites/b-shop", "/admin/v1/sites", "/admin/v1/export"} {
+			r := e.must(200, e.do(who, "GET", p, nil))
+			if strings.Contains(r.raw, digest) || strings.Contains(r.raw, "ingest_key_hashes") || strings.Contains(r.raw, keyB) {
+				t.Errorf("GET %s as %s shows the key or its digest: %s", p, who, r.raw)
+			}
+			if !strings.Contains(r.raw, model.IngestKeyID(digest)) || !strings.Contains(r.raw, `"last4": "wxyz"`) {
+				t.Errorf("GET %s as %s does not show the key's id and hint: %s", p, who, r.raw)
+			}
+		}
+	}
+	// A GET written back keeps the key.
+	r = e.must(200, e.do("b-admin", "GET", "/admin/v1/sites/b-shop", nil))
+	e.must(200, e.do("b-admin", "PUT", "/admin/v1/sites/b-shop", r.raw, "If-Match", r.header.Get("ETag")))
+	if s, _ := e.store.Snapshot().SiteByIngestKey(keyB); s == nil || s.ID != "b-shop" {
+		t.Fatalf("the key stopped working after a GET written back: %v", s)
+	}
+	// Copying the digest (as a viewer could before) is refused, in every
+	// form, without a word about b-shop.
+	for _, body := range []map[string]any{
+		{"id": "zz", "domains": []string{"zz.example"}, "ingest_key_hashes": []string{digest}},
+		{"id": "zz", "domains": []string{"zz.example"}, "ingest_keys": []string{keyB}},
+		{"id": "zz", "domains": []string{"zz.example"}, "retiring_ingest_keys": []map[string]any{{"hash": digest, "until": "2030-01-01T00:00:00Z"}}},
+	} {
+		r := e.do("a-admin", "POST", "/admin/v1/sites", body)
+		if r.status != 422 || !strings.Contains(r.errField(), "ingest_key") || strings.Contains(r.raw, "b-shop") || strings.Contains(r.raw, "sites[") {
+			t.Errorf("a copied key: %d %s", r.status, r.raw)
+		}
+	}
+	r = e.do("a-admin", "POST", "/admin/v1/apply", map[string]any{"sites": []any{map[string]any{"id": "zz", "domains": []string{"zz.example"}, "ingest_key_hashes": []string{digest}}}})
+	if r.status != 422 || r.errField() != "sites[0].ingest_key_hashes[0]" || strings.Contains(r.raw, "b-shop") {
+		t.Errorf("a copied key through apply: %d %s", r.status, r.raw)
+	}
+	if s, _ := e.store.Snapshot().SiteByIngestKey(keyB); s == nil || s.ID != "b-shop" {
+		t.Errorf("B's key now authenticates for %v", s)
+	}
+	// A rotation answers the new key once, with its id and hint.
+	r = e.must(201, e.do("b-admin", "POST", "/admin/v1/sites/b-shop/ingest-keys", map[string]string{"overlap": "1h"}))
+	key, _ := r.body["ingest_key"].(string)
+	if r.body["id"] != model.IngestKeyID(model.HashKey(key)) || r.body["last4"] != key[len(key)-4:] {
+		t.Errorf("rotation answer: %s", r.raw)
+	}
+	r = e.must(200, e.do("b-viewer", "GET", "/admin/v1/sites/b-shop", nil))
+	if !strings.Contains(r.raw, "valid_until") || !strings.Contains(r.raw, `"last4": "`+key[len(key)-4:]+`"`) {
+		t.Errorf("after the rotation: %s", r.raw)
 	}
 }

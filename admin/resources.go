@@ -78,14 +78,10 @@ func (a *API) siteSpec() spec[model.Site] {
 			if !p.canWrite() {
 				return errForbidden
 			}
-			if old != nil && len(s.IngestKeys) == 0 && s.IngestKeyHashes == nil && s.RetiringIngestKeys == nil {
-				// Keys are rotated through their own endpoint; a PUT
-				// without them keeps them.
-				s.IngestKeyHashes, s.RetiringIngestKeys = old.IngestKeyHashes, old.RetiringIngestKeys
-			}
+			keepIngestKeys(s, old)
 			return nil
 		},
-		present: func(_ *API, s model.Site) any { return s },
+		present: func(_ *API, s model.Site) any { return presentSite(s) },
 		filter: func(r *http.Request, s model.Site) bool {
 			t := r.URL.Query().Get("tenant")
 			return t == "" || s.Tenant == t
@@ -149,6 +145,25 @@ func (a *API) routeSpec() spec[model.Route] {
 			return (s == "" || r.SiteID == s) && (d == "" || r.DestinationID == d)
 		},
 	}
+}
+
+// keepIngestKeys gives s the ingest keys of old (its stored version) when s
+// names none: keys are rotated through their own endpoint, and what a GET
+// shows of them (ingest_key_info) is read-only, so a PUT or an apply of
+// what was read keeps them.
+func keepIngestKeys(s, old *model.Site) {
+	if old != nil && len(s.IngestKeys) == 0 && s.IngestKeyHashes == nil && s.RetiringIngestKeys == nil {
+		s.IngestKeyHashes, s.RetiringIngestKeys, s.IngestKeyHints = old.IngestKeyHashes, old.RetiringIngestKeys, old.IngestKeyHints
+	}
+}
+
+// presentSite is a site as clients see it: its ingest keys as ids and
+// hints, never their digests (a digest authenticates ingest as well as the
+// key does, for whoever could store it on a site of theirs).
+func presentSite(s model.Site) model.Site {
+	s.IngestKeyInfo = s.Info()
+	s.IngestKeyHashes, s.RetiringIngestKeys, s.IngestKeyHints = nil, nil, nil
+	return s
 }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }

@@ -61,6 +61,14 @@ type Site struct {
 	// digests in IngestKeyHashes.
 	IngestKeys      []string `json:"ingest_keys,omitempty"`
 	IngestKeyHashes []string `json:"ingest_key_hashes,omitempty"`
+	// IngestKeyHints are the last four characters of each key, by digest,
+	// kept when a key is given or minted so that people can tell keys
+	// apart without seeing them.
+	IngestKeyHints map[string]string `json:"ingest_key_hints,omitempty"`
+	// IngestKeyInfo is read-only: how the admin API shows the ingest keys
+	// (an id, the last four characters, the deadline of a retiring key)
+	// instead of their digests. It is ignored on input and never stored.
+	IngestKeyInfo []IngestKeyInfo `json:"ingest_key_info,omitempty"`
 	// ConsentDefault is granted, denied or wait (default granted).
 	ConsentDefault string `json:"consent_default,omitempty"`
 	// ScriptPath and CollectPath override /tw.js and /collect for this site.
@@ -169,6 +177,42 @@ func HashKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// minHintedKeyLen is the shortest ingest key whose last four characters
+// are kept as its hint (every valid key is longer).
+const minHintedKeyLen = 16
+
+// IngestKeyInfo is an ingest key as the admin API shows it: never the key
+// nor its digest.
+type IngestKeyInfo struct {
+	// ID names the key: "ik_" and 12 hex digits derived from its digest.
+	ID string `json:"id"`
+	// Last4 is the end of the key, when it was given or minted in clear.
+	Last4 string `json:"last4,omitempty"`
+	// ValidUntil is the deadline of a retiring key.
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+}
+
+// IngestKeyID is the id shown for the ingest key with this digest: it
+// names the key without revealing the digest, which authenticates.
+func IngestKeyID(digest string) string {
+	sum := sha256.Sum256([]byte("tagway ingest key id\x00" + digest))
+	return "ik_" + hex.EncodeToString(sum[:6])
+}
+
+// Info returns how s's ingest keys are shown: the current ones, then the
+// retiring ones with their deadlines.
+func (s Site) Info() []IngestKeyInfo {
+	var out []IngestKeyInfo
+	for _, h := range s.IngestKeyHashes {
+		out = append(out, IngestKeyInfo{ID: IngestKeyID(h), Last4: s.IngestKeyHints[h]})
+	}
+	for _, k := range s.RetiringIngestKeys {
+		until := k.Until
+		out = append(out, IngestKeyInfo{ID: IngestKeyID(k.Hash), Last4: s.IngestKeyHints[k.Hash], ValidUntil: &until})
+	}
+	return out
+}
+
 // Normalize moves clear ingest keys into their hashed form and lowercases
 // domains. It returns a copy; the receiver is not changed.
 func (c Config) Normalize() Config {
@@ -184,14 +228,33 @@ func (c Config) Normalize() Config {
 			s.Domains[j] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 		}
 		hashes := slices.Clone(s.IngestKeyHashes)
+		hints := map[string]string{}
 		for _, k := range s.IngestKeys {
 			h := HashKey(k)
 			if !slices.Contains(hashes, h) {
 				hashes = append(hashes, h)
 			}
+			if len(k) >= minHintedKeyLen {
+				hints[h] = k[len(k)-4:]
+			}
+		}
+		for _, h := range hashes {
+			if v, ok := s.IngestKeyHints[h]; ok && hints[h] == "" {
+				hints[h] = v
+			}
+		}
+		for _, k := range s.RetiringIngestKeys {
+			if v, ok := s.IngestKeyHints[k.Hash]; ok && hints[k.Hash] == "" {
+				hints[k.Hash] = v
+			}
+		}
+		s.IngestKeyHints = nil
+		if len(hints) > 0 {
+			s.IngestKeyHints = hints
 		}
 		s.IngestKeys = nil
 		s.IngestKeyHashes = hashes
+		s.IngestKeyInfo = nil
 		if s.ConsentDefault == "" {
 			s.ConsentDefault = ConsentGranted
 		}

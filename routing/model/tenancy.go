@@ -258,6 +258,7 @@ func (c Config) validateTenancy() []error {
 			add("%s.name: longer than 200 characters", p)
 		}
 	}
+	errs = append(errs, c.validateIngestKeyOwners()...)
 	for i, s := range c.Sites {
 		p := fmt.Sprintf("sites[%d]", i)
 		if s.Tenant != "" && !tenants[s.Tenant] {
@@ -325,6 +326,45 @@ func (c Config) validateTenancy() []error {
 		}
 		errs = append(errs, validatePurposes(p+".consent", r.Consent, true)...)
 		errs = append(errs, validateRegionRules(p, r.RegionRules)...)
+	}
+	return errs
+}
+
+// validateIngestKeyOwners refuses an ingest key (its digest) held by two
+// sites: the key would authenticate for either. Like a domain overlap, the
+// problem is reported on the first of the two, naming only its own field:
+// nothing of the other site.
+func (c Config) validateIngestKeyOwners() []error {
+	type place struct {
+		site  int
+		field string
+	}
+	owner := map[string]place{}
+	reported := map[string]bool{}
+	var errs []error
+	for i, s := range c.Sites {
+		p := fmt.Sprintf("sites[%d]", i)
+		var mine []place
+		var digests []string
+		for j, k := range s.IngestKeys {
+			digests, mine = append(digests, HashKey(k)), append(mine, place{i, fmt.Sprintf("%s.ingest_keys[%d]", p, j)})
+		}
+		for j, h := range s.IngestKeyHashes {
+			digests, mine = append(digests, h), append(mine, place{i, fmt.Sprintf("%s.ingest_key_hashes[%d]", p, j)})
+		}
+		for j, k := range s.RetiringIngestKeys {
+			digests, mine = append(digests, k.Hash), append(mine, place{i, fmt.Sprintf("%s.retiring_ingest_keys[%d]", p, j)})
+		}
+		for j, h := range digests {
+			first, seen := owner[h]
+			switch {
+			case !seen:
+				owner[h] = mine[j]
+			case first.site != i && !reported[first.field]:
+				reported[first.field] = true
+				errs = append(errs, fmt.Errorf("%s: this ingest key cannot be used; mint a new one (POST /admin/v1/sites/{id}/ingest-keys)", first.field))
+			}
+		}
 	}
 	return errs
 }
