@@ -84,7 +84,7 @@ func storeOptions(s adminSettings) []routing.StoreOption {
 // adapter's own strict factory, so the admin API refuses what the
 // dispatcher would.
 func validateDestination(d model.Destination) error {
-	factory, ok := registry()[d.Type]
+	factory, ok := registry(settings{})[d.Type]
 	if !ok {
 		return fmt.Errorf("type %q is not a destination type of this gateway", d.Type)
 	}

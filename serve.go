@@ -103,10 +103,12 @@ type app struct {
 	dryRuns *destinations.Recorder
 }
 
-// registry lists every destination adapter tagway ships. Explicit, no init().
-func registry() destinations.Registry {
+// registry lists every destination adapter tagway ships, each with the
+// operator's base URLs of its platform's APIs (from the environment; the
+// adapters' defaults where they are empty). Explicit, no init().
+func registry(s settings) destinations.Registry {
 	return destinations.Registry{
-		"meta": meta.New,
+		"meta": destinations.WithAPIURLs(meta.New, map[string]string{meta.GraphURLSetting: s.MetaGraphURL}),
 	}
 }
 
@@ -164,7 +166,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	if s.Identity {
 		identity = identityStore(a.queueRdb)
 	}
-	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(), deps, routing.DispatcherOptions{
+	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(s), deps, routing.DispatcherOptions{
 		Registerer:        reg,
 		Logger:            logger,
 		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},

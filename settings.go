@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -169,6 +170,10 @@ func readSettings(getenv func(string) string) (settings, error) {
 	default:
 		errs = append(errs, fmt.Errorf("TAGWAY_LOG_LEVEL: %q is not debug, info, warn or error", s.LogLevel))
 	}
+	if u, err := url.Parse(s.MetaGraphURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("TAGWAY_META_GRAPH_URL: %q is not an http(s) URL without user info, query or fragment", s.MetaGraphURL))
+	}
 	if s.MetaAccessToken != "" && s.MetaPixelID == "" {
 		errs = append(errs, errors.New("TAGWAY_META_ACCESS_TOKEN is set but TAGWAY_META_PIXEL_ID is not"))
 	}
@@ -224,9 +229,10 @@ func quickStartConfig(s settings) (model.Config, error) {
 	if s.IngestKey != "" {
 		site.IngestKeys = []string{s.IngestKey}
 	}
+	// No graph_url: every Meta destination takes TAGWAY_META_GRAPH_URL
+	// from the environment (registry).
 	meta := map[string]any{
-		"pixel_id":  s.MetaPixelID,
-		"graph_url": s.MetaGraphURL,
+		"pixel_id": s.MetaPixelID,
 	}
 	if s.MetaPixelID == "" {
 		meta["pixel_id"] = demoPixelID

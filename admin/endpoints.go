@@ -507,7 +507,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 			o := st.Config.Destinations[j]
 			old = &o
 		}
-		settings, e := a.restoreSecrets(d, old)
+		settings, e := a.restoreSecrets(p, d, old)
 		if e != nil {
 			e.Field = fmt.Sprintf("destinations[%d].%s", i, e.Field)
 			return e

@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -134,4 +136,77 @@ func TestIngestKeyDigestsStayPrivateAndUnique(t *testing.T) {
 	if !strings.Contains(r.raw, "valid_until") || !strings.Contains(r.raw, `"last4": "`+key[len(key)-4:]+`"`) {
 		t.Errorf("after the rotation: %s", r.raw)
 	}
+}
+
+// TestPlatformURLsAreTheOperators: a tenant key can neither set nor change
+// a destination's platform API URL (any *_url setting), through any write;
+// a write that leaves it out keeps the operator's value. A stored secret
+// never follows a destination to a new address, not even the root's.
+func TestPlatformURLsAreTheOperators(t *testing.T) {
+	e := newEnv(t, true, rootToken)
+	e.seed()
+	const capture = "http://127.0.0.1:18778"
+	kept := map[string]any{"set": true}
+	get := func(who, id string) resp { return e.must(200, e.do(who, "GET", "/admin/v1/destinations/"+id, nil)) }
+	put := func(who, id string, settings map[string]any) resp {
+		etag := get("root", id).header.Get("ETag")
+		return e.do(who, "PUT", "/admin/v1/destinations/"+id, map[string]any{"id": id, "site": "b-shop", "type": "meta", "settings": settings}, "If-Match", etag)
+	}
+	// The issue's attack: B's own key points b-meta elsewhere, keeping the
+	// stored token.
+	for _, settings := range []map[string]any{
+		{"pixel_id": "222", "access_token": kept, "graph_url": capture},
+		{"pixel_id": "222", "access_token": "EAAnew-token-0123456789", "graph_url": capture},
+		{"pixel_id": "222", "token_url": capture},
+	} {
+		r := put("b-admin", "b-meta", settings)
+		if r.status != 422 || !strings.HasSuffix(r.errField(), "_url") || !strings.Contains(r.raw, "operator") {
+			t.Errorf("tenant PUT %v: %d %s", settings, r.status, r.raw)
+		}
+	}
+	r := e.do("b-admin", "POST", "/admin/v1/destinations", map[string]any{"id": "b-two", "site": "b-shop", "type": "meta",
+		"settings": map[string]any{"pixel_id": "3", "graph_url": capture}})
+	if r.status != 422 || r.errField() != "settings.graph_url" {
+		t.Errorf("tenant POST: %d %s", r.status, r.raw)
+	}
+	r = e.do("b-admin", "POST", "/admin/v1/apply", map[string]any{"sites": []any{}, "destinations": []any{map[string]any{
+		"id": "b-meta", "site": "b-shop", "type": "meta", "settings": map[string]any{"pixel_id": "222", "access_token": kept, "graph_url": capture}}}})
+	if r.status != 422 || r.errField() != "destinations[0].settings.graph_url" {
+		t.Errorf("tenant apply: %d %s", r.status, r.raw)
+	}
+	// The store refuses it too, whatever the endpoint.
+	_, err := e.store.Update(t.Context(), routing.Actor{ID: "b-admin", Tenant: "b"}, routing.UpdateOptions{}, func(st *routing.State) error {
+		for i, d := range st.Config.Destinations {
+			if d.ID == "b-meta" {
+				st.Config.Destinations[i].Settings = []byte(`{"pixel_id":"222","access_token":"` + tokenB + `","graph_url":"` + capture + `"}`)
+			}
+		}
+		return nil
+	})
+	var inv *routing.InvalidError
+	if !errors.As(err, &inv) || !strings.Contains(err.Error(), "settings.graph_url") {
+		t.Errorf("a tenant's Update setting graph_url: %v", err)
+	}
+	// The operator (root) may set it; the tenant's later writes keep it,
+	// whether they echo it or leave it out.
+	const operatorURL = "https://graph-proxy.operator.example"
+	e.must(200, put("root", "b-meta", map[string]any{"pixel_id": "222", "access_token": tokenB, "graph_url": operatorURL}))
+	e.must(200, put("b-admin", "b-meta", map[string]any{"pixel_id": "222", "access_token": kept, "test_event_code": "T1"}))
+	e.must(200, put("b-admin", "b-meta", map[string]any{"pixel_id": "222", "access_token": kept, "graph_url": operatorURL}))
+	st, err := e.store.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range st.Config.Destinations {
+		if d.ID == "b-meta" && (!strings.Contains(string(d.Settings), operatorURL) || !strings.Contains(string(d.Settings), tokenB)) {
+			t.Errorf("b-meta after the tenant's writes: %s", d.Settings)
+		}
+	}
+	// Where it sends changes: the redacted token is refused, even for root;
+	// a new token goes.
+	r = put("root", "b-meta", map[string]any{"pixel_id": "222", "access_token": kept, "graph_url": "https://other.operator.example"})
+	if r.status != 422 || r.errField() != "settings.access_token" || !strings.Contains(r.raw, "settings.graph_url") {
+		t.Errorf("root moving b-meta with the stored token: %d %s", r.status, r.raw)
+	}
+	e.must(200, put("root", "b-meta", map[string]any{"pixel_id": "222", "access_token": "EAAfresh-token-0123456789", "graph_url": "https://other.operator.example"}))
 }

@@ -191,6 +191,9 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 				return err
 			}
 			local = lc
+			if err := operatorSettingsUnchanged(actor, next.Config, changes); err != nil {
+				return err
+			}
 			if err := s.validateDestinations(next.Config, changes); err != nil {
 				return err
 			}
@@ -281,6 +284,31 @@ func (s *Store) validateDestinations(cfg model.Config, changes []Change) error {
 				if err := s.validateDest(d); err != nil {
 					errs = append(errs, fmt.Errorf("destinations[%d].settings: %s", i, redactSettings(err.Error(), d.Settings)))
 				}
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &InvalidError{err}
+	}
+	return nil
+}
+
+// operatorSettingsUnchanged refuses a tenant's change that sets or changes
+// an operator setting of a destination (model.IsOperatorSetting): whatever
+// the endpoint, a tenant key cannot say where a platform's API is.
+func operatorSettingsUnchanged(actor Actor, cfg model.Config, changes []Change) error {
+	if actor.Tenant == "" {
+		return nil
+	}
+	var errs []error
+	for _, c := range changes {
+		if c.Kind != KindDestination || c.Op == "delete" {
+			continue
+		}
+		i := slices.IndexFunc(cfg.Destinations, func(d model.Destination) bool { return d.ID == c.ID })
+		for _, f := range c.Fields {
+			if name, ok := strings.CutPrefix(f, "settings."); ok && model.IsOperatorSetting(name) {
+				errs = append(errs, fmt.Errorf("destinations[%d].%s: the platform's API URL is the operator's setting (its environment); a tenant key can neither set nor change it", i, f))
 			}
 		}
 	}

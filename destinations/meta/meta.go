@@ -61,7 +61,11 @@ type Adapter struct {
 // deps.Logger discards, a nil deps.Now is time.Now. The client never follows
 // redirects: a redirected POST would carry the token elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	s, err := ParseSettings(settings)
+	graphURL := deps.APIURLs[GraphURLSetting]
+	if graphURL == "" {
+		graphURL = DefaultGraphURL
+	}
+	s, err := parseSettings(settings, graphURL)
 	if err != nil {
 		return nil, err
 	}

@@ -134,6 +134,24 @@ func (f SecretFields) IsSecret(destType, field string) bool {
 	return l == "token" || l == "secret"
 }
 
+// IsOperatorSetting reports whether a destination setting is the
+// operator's alone: the base URL of a platform's API (any setting named
+// *_url: Meta's graph_url, an api_url, a token_url). The operator sets it
+// in the environment (TAGWAY_META_GRAPH_URL...) or in the config file and
+// apply of the root token; a tenant's key can neither set nor change it,
+// since a URL of its choosing would receive the destination's secrets and
+// turn the gateway into a probe of internal addresses. An adapter names
+// such a setting *_url to be covered.
+func IsOperatorSetting(field string) bool { return strings.HasSuffix(strings.ToLower(field), "_url") }
+
+// IsTargetSetting reports whether a destination setting says where the
+// destination sends: an operator setting, or "url" (a webhook's own
+// target). A change of one drops the destination's stored secrets unless
+// the same write gives them again.
+func IsTargetSetting(field string) bool {
+	return strings.EqualFold(field, "url") || IsOperatorSetting(field)
+}
+
 // Consent purposes a route or region rule may require, in Google Consent
 // Mode v2 words; ConsentNone alone means none.
 var consentPurposes = []string{"ad_storage", "ad_user_data", "ad_personalization", "analytics_storage"}
