@@ -31,6 +31,11 @@ type adminSettings struct {
 	// (TAGWAY_COUNTRY_HEADER, e.g. CF-IPCountry; TAGWAY_REGION_HEADER).
 	CountryHeader string
 	RegionHeader  string
+	// SiteReuseDelay (TAGWAY_SITE_REUSE_DELAY, default
+	// routing.DefaultSiteReuseDelay; 0s: none) is how long a deleted site's
+	// id stays reserved for its former tenant while its last keys are
+	// erased (routing/purge.go).
+	SiteReuseDelay time.Duration
 }
 
 // minAdminTokenLen is the shortest root token accepted.
@@ -53,6 +58,16 @@ func readAdminSettings(getenv func(string) string) (adminSettings, error) {
 		s.Keyring = k
 	} else if strings.TrimSpace(getenv("TAGWAY_SECRET_KEY_PREVIOUS")) != "" {
 		errs = append(errs, errors.New("TAGWAY_SECRET_KEY_PREVIOUS is set but TAGWAY_SECRET_KEY is not"))
+	}
+	if v := strings.TrimSpace(getenv("TAGWAY_SITE_REUSE_DELAY")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("TAGWAY_SITE_REUSE_DELAY: %q is not a duration from 0s to 24h", v))
+		}
+		s.SiteReuseDelay = d
+		if d == 0 {
+			s.SiteReuseDelay = -1 // none
+		}
 	}
 	for name, v := range map[string]*string{"TAGWAY_COUNTRY_HEADER": &s.CountryHeader, "TAGWAY_REGION_HEADER": &s.RegionHeader} {
 		*v = strings.TrimSpace(getenv(name))
@@ -77,6 +92,7 @@ func storeOptions(s adminSettings) []routing.StoreOption {
 		routing.WithKeyring(s.Keyring),
 		routing.WithSecretFields(secretFields()),
 		routing.WithDestinationValidator(validateDestination),
+		routing.WithSiteReuseDelay(s.SiteReuseDelay),
 	}
 }
 

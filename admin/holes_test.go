@@ -2,8 +2,11 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
@@ -209,4 +212,54 @@ func TestPlatformURLsAreTheOperators(t *testing.T) {
 		t.Errorf("root moving b-meta with the stored token: %d %s", r.status, r.raw)
 	}
 	e.must(200, put("root", "b-meta", map[string]any{"pixel_id": "222", "access_token": "EAAfresh-token-0123456789", "graph_url": "https://other.operator.example"}))
+}
+
+// TestReusedSiteIDInheritsNothing: the issue's case. B deletes its route,
+// destination and site; A cannot take the id while B's last writes may
+// still land, and once it can, A's site has no dead letters, replays
+// nothing and has no identities or test results of B's.
+func TestReusedSiteIDInheritsNothing(t *testing.T) {
+	e := newEnv(t, true, rootToken)
+	e.seed()
+	ctx := t.Context()
+	for i := range 8 {
+		err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: routing.DeadKey("b-shop", "b-meta"), Values: []any{
+			"event", fmt.Sprintf(`{"event_name":"Purchase","event_id":"b-%d","user_data":{"em":["%s"],"client_ip_address":"198.51.100.7","fbp":"fb.1.1.B"}}`, i, model.HashKey("jane@b.example")),
+			"reason", "permanent", "message", "meta: refused", "attempts", "1", "failed_at", "1772366400000"}}).Err()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.rdb.HSet(ctx, routing.IdentityKey("b-shop", "fb.1.1.B"), "em", model.HashKey("jane@b.example"))
+	e.rdb.LPush(ctx, routing.TestResultsKey("b-shop", "b-route"), `{"event_id":"b-test"}`)
+	r := e.must(200, e.do("b-admin", "GET", "/admin/v1/sites/b-shop/deadletters", nil))
+	if !strings.Contains(r.raw, "b-7") {
+		t.Fatalf("B's dead letters: %s", r.raw)
+	}
+	for _, p := range []string{"/admin/v1/routes/b-route", "/admin/v1/destinations/b-meta", "/admin/v1/sites/b-shop"} {
+		e.must(204, e.do("b-admin", "DELETE", p, nil))
+	}
+	newSite := map[string]any{"id": "b-shop", "domains": []string{"a-second.example"}}
+	r = e.do("a-admin", "POST", "/admin/v1/sites", newSite)
+	if r.status != 409 || r.errCode() != "id_unavailable" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("A taking the id at once: %d %v %s", r.status, r.header, r.raw)
+	}
+	e.advance(routing.DefaultSiteReuseDelay)
+	e.must(201, e.do("a-admin", "POST", "/admin/v1/sites", newSite))
+	e.must(201, e.do("a-admin", "POST", "/admin/v1/destinations", map[string]any{"id": "b-meta", "site": "b-shop", "type": "meta",
+		"settings": map[string]any{"pixel_id": "333", "access_token": tokenA}}))
+	e.must(201, e.do("a-admin", "POST", "/admin/v1/routes", map[string]any{"id": "b-route", "site": "b-shop", "destination": "b-meta"}))
+	r = e.must(200, e.do("a-admin", "GET", "/admin/v1/sites/b-shop/deadletters", nil))
+	if strings.Contains(r.raw, `"b-`) || strings.Contains(r.raw, "198.51.100.7") || !strings.Contains(r.raw, `"items": []`) {
+		t.Errorf("A sees B's dead letters: %s", r.raw)
+	}
+	if r := e.must(200, e.do("a-admin", "POST", "/admin/v1/sites/b-shop/deadletters/replay", "{}")); !strings.Contains(r.raw, `"replayed": 0`) {
+		t.Errorf("replay: %s", r.raw)
+	}
+	if r := e.must(200, e.do("a-admin", "GET", "/admin/v1/routes/b-route/test-results", nil)); strings.Contains(r.raw, "b-test") {
+		t.Errorf("test results: %s", r.raw)
+	}
+	if n, _ := e.rdb.Exists(ctx, routing.IdentityKey("b-shop", "fb.1.1.B")).Result(); n != 0 {
+		t.Error("B's visitor identity is still stored")
+	}
 }

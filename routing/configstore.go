@@ -198,9 +198,20 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 				return err
 			}
 			res = &UpdateResult{Version: cur.version, Changes: changes}
+			reused, err := s.reuseOf(cur, next, changes)
+			if err != nil {
+				return err
+			}
 			if len(changes) == 0 || opts.DryRun {
 				next.raw, next.version = mergeRaw(cur.raw, encoded), cur.version
 				return nil
+			}
+			// A re-created site starts empty: what its id held before is
+			// erased before the consumer groups of its destinations exist.
+			for _, id := range reused {
+				if _, err := PurgeSite(ctx, s.rdb, id); err != nil {
+					return err
+				}
 			}
 			for _, c := range changes {
 				if c.Kind == KindDestination && c.Op == "create" {
@@ -221,6 +232,14 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 					}
 				}
 				p.HDel(ctx, ConfigKey, legacyField)
+				for _, id := range reused {
+					p.HDel(ctx, ConfigKey, purgeField(id))
+				}
+				for _, c := range changes {
+					if c.Kind == KindSite && c.Op == "delete" {
+						p.HSet(ctx, ConfigKey, purgeField(c.ID), tombstone{Tenant: c.Tenant, DeletedAt: s.now().UnixMilli()}.encode())
+					}
+				}
 				incr = p.HIncrBy(ctx, ConfigKey, "version", 1)
 				for _, c := range changes {
 					p.XAdd(ctx, &redis.XAddArgs{Stream: AuditKey, MaxLen: auditMaxLen, Approx: true, Values: []any{
@@ -263,6 +282,13 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 		}
 		version := res.Version
 		s.swap(&storeState{snap: snap, version: version}, func(cur *storeState) bool { return version >= cur.version })
+		var deleted []string
+		for _, c := range res.Changes {
+			if c.Kind == KindSite && c.Op == "delete" {
+				deleted = append(deleted, c.ID)
+			}
+		}
+		s.purgeDeleted(ctx, deleted)
 		return res, nil
 	}
 	return nil, ErrContention

@@ -130,23 +130,17 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 // dead-letter stream, scanning the node that holds the site's slot.
 func (q *Queue) deadDestinations(ctx context.Context, siteID string) ([]string, error) {
 	prefix := DeadKey(siteID, "")
-	var scanner redis.Cmdable = q.rdb
-	if cc, ok := q.rdb.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, prefix)
-		if err != nil {
-			return nil, fmt.Errorf("routing: find the node of site %q: %w", siteID, err)
-		}
-		scanner = node
-	}
 	seen := map[string]bool{}
-	iter := scanner.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		if dest := strings.TrimPrefix(iter.Val(), prefix); model.ValidID(dest) {
-			seen[dest] = true
+	err := scanSite(ctx, q.rdb, siteID, prefix+"*", func(keys []string) error {
+		for _, k := range keys {
+			if dest := strings.TrimPrefix(k, prefix); model.ValidID(dest) {
+				seen[dest] = true
+			}
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("routing: scan dead letters of site %q: %w", siteID, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]string, 0, len(seen))
 	for d := range seen {

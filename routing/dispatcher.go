@@ -228,7 +228,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // reconcile makes the running workers match snap: new destinations start,
 // changed ones are rebuilt, removed ones stop and are drained into their
-// dead letters.
+// dead letters, unless their site was deleted too (its keys are erased:
+// routing/purge.go).
 func (d *Dispatcher) reconcile(ctx context.Context, snap *model.Snapshot, workers map[string]*workerHandle, wg *sync.WaitGroup) {
 	want := map[string]model.Destination{}
 	for _, dest := range snap.Config().Destinations {
@@ -243,7 +244,7 @@ func (d *Dispatcher) reconcile(ctx context.Context, snap *model.Snapshot, worker
 			h.cancel()
 		}
 		delete(workers, id)
-		if !ok {
+		if _, siteKept := snap.Site(h.spec.SiteID); !ok && siteKept {
 			workers[id] = d.startDrain(ctx, h.spec, wg)
 		}
 	}
