@@ -164,7 +164,11 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	}
 	var identity *routing.IdentityStore
 	if s.Identity {
-		identity = identityStore(a.queueRdb)
+		identity = identityStore(a.queueRdb, s.Limits.IdentityMaxPerSite)
+		if err := identity.Register(reg); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
 	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(s), deps, routing.DispatcherOptions{
 		Registerer:        reg,
@@ -172,6 +176,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
 		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
+		DeadLetters:       s.Limits.DeadLetters,
 		// Identities are stored and read per delivery round
 		// (routing.IdentityStore), best effort: on the non-retrying client
 		// with a short bound, so a Redis hiccup delays a round by 250ms at
@@ -297,6 +302,6 @@ func (a *app) Close() {
 
 // identityStore is the identity store the dispatcher writes and reads
 // (`tagway bench -delivery` measures with the same).
-func identityStore(rdb redis.UniversalClient) *routing.IdentityStore {
-	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond})
+func identityStore(rdb redis.UniversalClient, maxPerSite int64) *routing.IdentityStore {
+	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
 }

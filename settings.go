@@ -80,6 +80,8 @@ type settings struct {
 	// Durability: Redis mode (single, cluster, sentinel), the local spool,
 	// delivery limits and the drain delay; see durability.go.
 	Durability durabilitySettings
+	// Limits: the caps of identities and dead letters; see limits.go.
+	Limits limitSettings
 }
 
 // demoPixelID is the Meta pixel id of the dry-run destination the quick start
@@ -114,6 +116,8 @@ func readSettings(getenv func(string) string) (settings, error) {
 	s.Pixel, err = readPixelSettings(getenv)
 	errs = append(errs, err)
 	s.Durability, err = readDurabilitySettings(getenv)
+	errs = append(errs, err)
+	s.Limits, err = readLimitSettings(getenv)
 	errs = append(errs, err)
 	switch demo := env("TAGWAY_DEMO", "on"); demo {
 	case "on", "true", "1":

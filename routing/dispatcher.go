@@ -64,6 +64,8 @@ type DispatcherOptions struct {
 	// this many times goes to the dead letters with reason poison instead
 	// of being tried again (default 5; negative: never).
 	PoisonClaims int
+	// DeadLetters caps every destination's dead-letter stream.
+	DeadLetters DeadLetterCaps
 	// Identity, when set, stores the hashed identifiers of each round's
 	// events and enriches them with those known of their visitors, before
 	// policy and delivery (see IdentityStore); nil: no enrichment.
@@ -105,6 +107,7 @@ func (o DispatcherOptions) withDefaults() (DispatcherOptions, error) {
 		o.TrimInterval = 10 * time.Second
 	}
 	o.Retry = o.Retry.withDefaults()
+	o.DeadLetters = o.DeadLetters.withDefaults()
 	o.Circuit = o.Circuit.withDefaults()
 	if o.PoisonClaims == 0 {
 		o.PoisonClaims = 5
