@@ -6,8 +6,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -247,5 +250,49 @@ func TestIssue13ReusedSiteIDInheritsNothing(t *testing.T) {
 	}
 	if keys, _ := g.rdb.Keys(ctx, routing.SiteKeyPattern("sb")).Result(); len(keys) != 0 {
 		t.Errorf("keys of the old sb left: %v", keys)
+	}
+}
+
+// TestMetricsNotOnTheIngestPort: the port visitors reach does not list the
+// tenants' site ids; TAGWAY_METRICS_ADDR's private listener serves them.
+func TestMetricsNotOnTheIngestPort(t *testing.T) {
+	rs := redistest.Start(t)
+	s, err := readSettings(envOf(map[string]string{"REDIS_URL": rs.URL, "TAGWAY_SITE_DOMAINS": "secret-shop.example"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(t.Context(), s, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.opsListener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	get := func(url string) (int, string) {
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("http://" + ln.Addr().String() + "/metrics"); code != 404 || strings.Contains(body, `site="default"`) {
+		t.Errorf("ingest port /metrics: %d %s", code, body)
+	}
+	if code, body := get("http://" + a.opsListener.Addr().String() + "/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("private /metrics: %d %.200s", code, body)
+	}
+	if code, _ := get("http://" + a.opsListener.Addr().String() + "/readyz"); code != 200 {
+		t.Errorf("private /readyz: %d", code)
 	}
 }

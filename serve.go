@@ -69,6 +69,18 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Error("listen", "addr", s.Addr, "err", err)
 		return 1
 	}
+	if s.MetricsAddr != "" {
+		ops, err := net.Listen("tcp", s.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			logger.Error("listen", "addr", s.MetricsAddr, "err", err)
+			return 1
+		}
+		a.opsListener = ops
+		logger.Info("metrics listening", "addr", ops.Addr().String())
+	} else if s.MetricsToken == "" {
+		logger.Info("metrics are off: set TAGWAY_METRICS_ADDR (a private listener, e.g. :9090) or TAGWAY_METRICS_TOKEN")
+	}
 	logger.Info("tagway listening", "addr", ln.Addr().String(), "demo", s.Demo)
 	if err := a.Serve(ctx, ln); err != nil {
 		logger.Error("serve", "err", err)
@@ -92,7 +104,11 @@ type app struct {
 	store      *routing.Store
 	dispatcher *routing.Dispatcher
 	handler    http.Handler
-	draining   atomic.Bool
+	// ops serves /metrics, /healthz and /readyz on opsListener, the
+	// operator's private listener (TAGWAY_METRICS_ADDR), when set.
+	ops         http.Handler
+	opsListener net.Listener
+	draining    atomic.Bool
 	// queue is the intake, on its own client that never retries a write
 	// (queueRdb), with the local spool when TAGWAY_DATA_DIR is set.
 	queue      *routing.Queue
@@ -210,6 +226,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Now:            time.Now,
 		Registerer:     reg,
 		Gatherer:       reg,
+		MetricsToken:   s.MetricsToken,
 		Script:         siteScripts{script},
 		BasePath:       s.Pixel.BasePath,
 		PathSecret:     []byte(s.Pixel.PathSecret),
@@ -225,6 +242,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 	a.handler = gw.Handler()
+	a.ops = gw.OpsHandler()
 	return a, nil
 }
 
@@ -246,8 +264,14 @@ func (a *app) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { done <- a.store.Run(workCtx) }()
 	go func() { done <- a.dispatcher.Run(workCtx) }()
 	go func() { done <- a.queue.Run(workCtx) }() // drains the spool into Redis
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var opsSrv *http.Server
+	if a.opsListener != nil {
+		opsSrv = &http.Server{Handler: a.ops, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10}
+		go func() { serveErr <- opsSrv.Serve(a.opsListener) }()
+	}
 
 	var err error
 	select {
@@ -265,6 +289,10 @@ func (a *app) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if serr := srv.Shutdown(shutCtx); serr != nil {
 		a.logger.Warn("http shutdown", "err", serr)
+	}
+	if opsSrv != nil {
+		// Last, so that /readyz tells the draining to the end.
+		defer opsSrv.Close()
 	}
 	stopWork()
 	for range 3 {

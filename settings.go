@@ -36,7 +36,13 @@ const (
 // settings is everything the gateway reads from its environment, decoded and
 // validated in one place. Nothing outside package main reads the environment.
 type settings struct {
-	Addr           string
+	Addr string
+	// MetricsAddr (TAGWAY_METRICS_ADDR, e.g. :9090) is the private
+	// listener of /metrics, /healthz and /readyz; empty: none.
+	MetricsAddr string
+	// MetricsToken (TAGWAY_METRICS_TOKEN) serves /metrics on the public
+	// port too, to Authorization: Bearer <token>; empty: not there.
+	MetricsToken   string
 	RedisURL       string // empty: embedded in-process Redis
 	ConfigFile     string
 	Demo           bool
@@ -98,6 +104,8 @@ func readSettings(getenv func(string) string) (settings, error) {
 	}
 	s := settings{
 		Addr:              env("TAGWAY_ADDR", ":8080"),
+		MetricsAddr:       env("TAGWAY_METRICS_ADDR", ""),
+		MetricsToken:      env("TAGWAY_METRICS_TOKEN", ""),
 		RedisURL:          env("REDIS_URL", ""),
 		ConfigFile:        env("TAGWAY_CONFIG", ""),
 		LogLevel:          env("TAGWAY_LOG_LEVEL", "info"),
@@ -177,6 +185,9 @@ func readSettings(getenv func(string) string) (settings, error) {
 	if u, err := url.Parse(s.MetaGraphURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
 		u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		errs = append(errs, fmt.Errorf("TAGWAY_META_GRAPH_URL: %q is not an http(s) URL without user info, query or fragment", s.MetaGraphURL))
+	}
+	if s.MetricsToken != "" && len(s.MetricsToken) < minAdminTokenLen {
+		errs = append(errs, fmt.Errorf("TAGWAY_METRICS_TOKEN: at least %d characters", minAdminTokenLen))
 	}
 	if s.MetaAccessToken != "" && s.MetaPixelID == "" {
 		errs = append(errs, errors.New("TAGWAY_META_ACCESS_TOKEN is set but TAGWAY_META_PIXEL_ID is not"))

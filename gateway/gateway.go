@@ -11,6 +11,8 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +83,11 @@ type Options struct {
 	// /metrics. When both are nil a private registry serves as both.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// MetricsToken guards /metrics on Handler, the public port, whose
+	// metrics name every tenant's sites and destinations: empty, it is not
+	// served there (404; OpsHandler serves it on a private listener); set,
+	// it is served to requests with Authorization: Bearer <MetricsToken>.
+	MetricsToken string
 	// Script serves /tw.js (and a site's script_path), in the variant of
 	// the request host's site; nil answers 404.
 	Script ScriptSource
@@ -254,11 +261,7 @@ func (g *Gateway) routes() http.Handler {
 	mux.Handle("/{version}/{pixel}/events", g.wrap(routeCAPI, http.HandlerFunc(g.capi)))
 	mux.Handle("/healthz", g.wrap(routeHealth, methods(map[string]http.HandlerFunc{http.MethodGet: g.healthz})))
 	mux.Handle("/readyz", g.wrap(routeReady, methods(map[string]http.HandlerFunc{http.MethodGet: g.readyz})))
-	var metricsHandler http.Handler = http.NotFoundHandler()
-	if g.gather != nil {
-		metricsHandler = promhttp.HandlerFor(g.gather, promhttp.HandlerOpts{})
-	}
-	mux.Handle("/metrics", g.wrap(routeMetrics, methods(map[string]http.HandlerFunc{http.MethodGet: metricsHandler.ServeHTTP})))
+	mux.Handle("/metrics", g.wrap(routeMetrics, g.publicMetrics()))
 	var scriptHandler http.Handler
 	if g.opts.Script != nil {
 		scriptHandler = http.HandlerFunc(g.script)
@@ -278,6 +281,46 @@ func (g *Gateway) routes() http.Handler {
 			static.ServeHTTP(w, r)
 		}
 	}))
+	return mux
+}
+
+// metricsHandler serves the Prometheus metrics (GET only).
+func (g *Gateway) metricsHandler() http.Handler {
+	var h http.Handler = orNotFound(nil)
+	if g.gather != nil {
+		h = promhttp.HandlerFor(g.gather, promhttp.HandlerOpts{})
+	}
+	return methods(map[string]http.HandlerFunc{http.MethodGet: h.ServeHTTP})
+}
+
+// publicMetrics is /metrics on the public port: absent without a
+// MetricsToken, else behind it (compared in constant time).
+func (g *Gateway) publicMetrics() http.Handler {
+	if g.opts.MetricsToken == "" {
+		return orNotFound(nil)
+	}
+	want := sha256.Sum256([]byte(g.opts.MetricsToken))
+	next := g.metricsHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tagway-metrics"`)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized, Message: "the metrics need Authorization: Bearer <TAGWAY_METRICS_TOKEN>"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// OpsHandler serves /metrics, /healthz and /readyz for the operator's
+// private listener (TAGWAY_METRICS_ADDR), without the token.
+func (g *Gateway) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", g.wrap(routeMetrics, g.metricsHandler()))
+	mux.Handle("/healthz", g.wrap(routeHealth, methods(map[string]http.HandlerFunc{http.MethodGet: g.healthz})))
+	mux.Handle("/readyz", g.wrap(routeReady, methods(map[string]http.HandlerFunc{http.MethodGet: g.readyz})))
+	mux.Handle("/", orNotFound(nil))
 	return mux
 }
 
