@@ -296,3 +296,21 @@ func TestMetricsNotOnTheIngestPort(t *testing.T) {
 		t.Errorf("private /readyz: %d", code)
 	}
 }
+
+// TestAuthBackOffEndToEnd: ten wrong ingest keys from one client and it is
+// held back (429, Retry-After) on ingest and on the admin API alike, the
+// right credentials included.
+func TestAuthBackOffEndToEnd(t *testing.T) {
+	g := startTwoTenants(t, nil)
+	for i := range 10 {
+		if s := serverEvent(t, g.url, "wrong-ingest-key-0123456789", "x"); s != 401 {
+			t.Fatalf("wrong key %d: %d", i, s)
+		}
+	}
+	if s := serverEvent(t, g.url, isoKeyB, "order-9"); s != 429 {
+		t.Errorf("the right key after ten wrong ones: %d", s)
+	}
+	if a := callAPI(t, g.url, adminToken, "GET", "/admin/v1/sites", nil); a.status != 429 || a.header.Get("Retry-After") == "" {
+		t.Errorf("the admin API after ten wrong keys: %d %s", a.status, a.raw)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta"
 	"github.com/tagway/tagway/gateway"
+	"github.com/tagway/tagway/internal/authlimit"
 	"github.com/tagway/tagway/internal/gctune"
 	"github.com/tagway/tagway/pixeljs"
 	"github.com/tagway/tagway/routing"
@@ -213,7 +214,10 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	if s.Demo {
 		demo = static.Handler()
 	}
-	adminAPI, err := newAdminHandler(s, a.store, a.queue, logger)
+	// One back-off for every credential a client may guess: admin tokens,
+	// ingest keys, the drop-in endpoint's access token.
+	limiter := authlimit.New(authlimit.Options{})
+	adminAPI, err := newAdminHandler(s, a.store, a.queue, limiter, logger)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -227,6 +231,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Registerer:     reg,
 		Gatherer:       reg,
 		MetricsToken:   s.MetricsToken,
+		AuthLimiter:    limiter,
 		Script:         siteScripts{script},
 		BasePath:       s.Pixel.BasePath,
 		PathSecret:     []byte(s.Pixel.PathSecret),

@@ -3,10 +3,15 @@ package admin
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/internal/authlimit"
 
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
@@ -261,5 +266,38 @@ func TestReusedSiteIDInheritsNothing(t *testing.T) {
 	}
 	if n, _ := e.rdb.Exists(ctx, routing.IdentityKey("b-shop", "fb.1.1.B")).Result(); n != 0 {
 		t.Error("B's visitor identity is still stored")
+	}
+}
+
+// TestWrongTokensBackOff: past a few wrong tokens, a client gets 429 with
+// Retry-After before its token is looked at, even the root token; other
+// clients are not held back; the limiter's memory stays bounded.
+func TestWrongTokensBackOff(t *testing.T) {
+	e := newEnv(t, true, rootToken)
+	limiter := authlimit.New(authlimit.Options{Free: 3, Base: 4 * time.Second, Now: e.clock})
+	api, err := New(Options{Store: e.store, RootToken: rootToken, Now: e.clock, AuthLimiter: limiter,
+		ClientAddr: func(r *http.Request) string { return r.Header.Get("X-Test-Client") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	e.url = srv.URL
+	const attacker, other = "X-Test-Client", "203.0.113.66"
+	for i, tok := range []string{"", "wrong-token-0123456789", "twk_a-admin_" + strings.Repeat("x", 43)} {
+		if r := e.do(tok, "GET", "/admin/v1/sites", nil, attacker, "203.0.113.50"); r.status != 401 {
+			t.Fatalf("wrong token %d: %d", i, r.status)
+		}
+	}
+	r := e.do("root", "GET", "/admin/v1/sites", nil, attacker, "203.0.113.50")
+	if r.status != 429 || r.errCode() != "too_many_failures" || r.header.Get("Retry-After") != "4" {
+		t.Errorf("after 3 wrong tokens, with the root token: %d %v %s", r.status, r.header, r.raw)
+	}
+	if r := e.do("root", "GET", "/admin/v1/sites", nil, attacker, other); r.status != 200 {
+		t.Errorf("another client: %d %s", r.status, r.raw)
+	}
+	e.advance(4 * time.Second)
+	if r := e.do("root", "GET", "/admin/v1/sites", nil, attacker, "203.0.113.50"); r.status != 200 {
+		t.Errorf("after Retry-After: %d %s", r.status, r.raw)
 	}
 }
