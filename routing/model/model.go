@@ -557,6 +557,19 @@ func (site *Site) OriginAllowed(origin string) bool {
 	return false
 }
 
+// HasHost reports whether host (a request's Host, may carry a port) is one
+// of site's domains or below one.
+func (site *Site) HasHost(host string) bool {
+	host = strings.TrimSuffix(stripPort(host), ".")
+	for _, d := range site.Domains {
+		if len(host) == len(d) && strings.EqualFold(host, d) ||
+			len(host) > len(d) && host[len(host)-len(d)-1] == '.' && strings.EqualFold(host[len(host)-len(d):], d) {
+			return true
+		}
+	}
+	return false
+}
+
 // SiteByIngestKey returns the site an ingest key belongs to, comparing the
 // key's digest in constant time.
 func (s *Snapshot) SiteByIngestKey(key string) (*Site, bool) {
