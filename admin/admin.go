@@ -81,15 +81,16 @@ type AuthLimiter interface {
 
 // API serves /admin/v1.
 type API struct {
-	store *routing.Store
-	queue Enqueuer
-	dead  DeadLetters
-	root  []byte
-	log   *slog.Logger
-	now   func() time.Time
-	rand  io.Reader
-	limit AuthLimiter
-	addr  func(*http.Request) string
+	store  *routing.Store
+	queue  Enqueuer
+	dead   DeadLetters
+	root   []byte
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+	limit  AuthLimiter
+	addr   func(*http.Request) string
+	routes []endpoint
 }
 
 // New returns the API.
@@ -116,7 +117,7 @@ func New(opts Options) (*API, error) {
 		}
 	}
 	a := &API{store: opts.Store, queue: opts.Enqueuer, dead: opts.DeadLetters, log: opts.Logger, now: opts.Now, rand: opts.Rand,
-		limit: opts.AuthLimiter, addr: opts.ClientAddr}
+		limit: opts.AuthLimiter, addr: opts.ClientAddr, routes: endpoints()}
 	if opts.RootToken != "" {
 		sum := sha256.Sum256([]byte(opts.RootToken))
 		a.root = sum[:]

@@ -215,12 +215,14 @@ func serveCollection[T any](a *API, s spec[T], w http.ResponseWriter, r *http.Re
 		}
 		id := s.id(v)
 		_, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
+			// Authorization first: a key that may not create this at all
+			// learns nothing of which ids exist.
+			if e := s.prepare(a, st, p, &v, nil); e != nil {
+				return e
+			}
 			if _, _, exists := find(s, st, id); exists {
 				return &apiError{Status: http.StatusConflict, Code: "already_exists", Field: "id",
 					Message: "the id " + quote(id) + " is taken; choose another, or PUT to change the existing resource"}
-			}
-			if e := s.prepare(a, st, p, &v, nil); e != nil {
-				return e
 			}
 			list := s.items(&st.Config)
 			*list = append([]T{v}, *list...)
