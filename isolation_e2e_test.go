@@ -88,6 +88,7 @@ func mustAPI(t *testing.T, want int, a apiAnswer) apiAnswer {
 type twoTenantGateway struct {
 	url, ta, tb, tbViewer string
 	graph                 *metatest.Server
+	rs                    *redistest.Server
 	rdb                   *redis.Client
 	logs                  *syncBuffer
 }
@@ -101,7 +102,7 @@ const (
 func startTwoTenants(t *testing.T, env map[string]string) *twoTenantGateway {
 	t.Helper()
 	rs := redistest.Start(t)
-	g := &twoTenantGateway{graph: metatest.NewServer(t), rdb: rs.Client()}
+	g := &twoTenantGateway{graph: metatest.NewServer(t), rs: rs, rdb: rs.Client()}
 	g.graph.AddPixel(isoPixel, isoToken)
 	full := map[string]string{"TAGWAY_ADMIN_TOKEN": adminToken, "TAGWAY_SECRET_KEY": secretKey,
 		"TAGWAY_META_GRAPH_URL": g.graph.URL(), "TAGWAY_SITE_REUSE_DELAY": "300ms"}
@@ -312,5 +313,78 @@ func TestAuthBackOffEndToEnd(t *testing.T) {
 	}
 	if a := callAPI(t, g.url, adminToken, "GET", "/admin/v1/sites", nil); a.status != 429 || a.header.Get("Retry-After") == "" {
 		t.Errorf("the admin API after ten wrong keys: %d %s", a.status, a.raw)
+	}
+}
+
+// TestIngestPathsIsolateTenants: every ingest path keeps tenants apart.
+// A's ingest key names B's pixel on the drop-in endpoint and gets the
+// answer of a pixel that does not exist; A's server events land on A's
+// site and destinations only, whatever they say about B's shop; and a
+// change of A's, live on another replica at once, leaves B's deliveries
+// as they were.
+func TestIngestPathsIsolateTenants(t *testing.T) {
+	g := startTwoTenants(t, nil)
+	const pixelA, tokenA, keyA = "515151", "EAAtenantAtoken-SECRET-1234", "ta-ingest-key-0123456789-aaaa"
+	g.graph.AddPixel(pixelA, tokenA)
+	mustAPI(t, 201, callAPI(t, g.url, g.ta, "POST", "/admin/v1/sites", map[string]any{"id": "sa", "domains": []string{"sa.example"}, "ingest_keys": []string{keyA}}))
+	mustAPI(t, 201, callAPI(t, g.url, g.ta, "POST", "/admin/v1/destinations", map[string]any{"id": "da", "site": "sa", "type": "meta",
+		"settings": map[string]any{"pixel_id": pixelA, "access_token": tokenA}}))
+	mustAPI(t, 201, callAPI(t, g.url, g.ta, "POST", "/admin/v1/routes", map[string]any{"id": "ra", "site": "sa", "destination": "da"}))
+
+	// The drop-in endpoint: B's pixel through A's key is a pixel A does
+	// not have, word for word.
+	dropIn := func(pixel string) (int, map[string]any) {
+		body := `{"data":[{"event_name":"Purchase","event_time":` + itoa(time.Now().Unix()) + `,"event_id":"d1","action_source":"website",
+			"event_source_url":"https://sb.example/","user_data":{"em":"x@sb.example","client_user_agent":"UA"},
+			"custom_data":{"value":1,"currency":"EUR"}}],"access_token":"` + keyA + `"}`
+		res, err := http.Post(g.url+"/v24.0/"+pixel+"/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out struct {
+			Error map[string]any `json:"error"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		delete(out.Error, "fbtrace_id")
+		out.Error["message"] = strings.ReplaceAll(out.Error["message"].(string), pixel, "PIXEL")
+		return res.StatusCode, out.Error
+	}
+	codeB, errB := dropIn(isoPixel)
+	codeNone, errNone := dropIn("777777")
+	if codeB != codeNone || canon(t, errB) != canon(t, errNone) || codeB != 400 {
+		t.Errorf("B's pixel through A's key: %d %v; a missing pixel: %d %v", codeB, errB, codeNone, errNone)
+	}
+
+	// Server events with A's key go to A, even when they name B's shop.
+	if s := serverEvent(t, g.url, keyA, "a-order-1"); s != 200 {
+		t.Fatalf("A's server event: %d", s)
+	}
+	g.graph.WaitEvents(pixelA, 1, 10*time.Second)
+
+	// A second replica; A disables its route there, B keeps delivering.
+	url2, _ := startReplica(t, g.rs, map[string]string{"TAGWAY_ADMIN_TOKEN": adminToken, "TAGWAY_SECRET_KEY": secretKey,
+		"TAGWAY_META_GRAPH_URL": g.graph.URL()})
+	etag := mustAPI(t, 200, callAPI(t, g.url, g.ta, "GET", "/admin/v1/routes/ra", nil)).header.Get("ETag")
+	mustAPI(t, 200, callAPI(t, url2, g.ta, "PUT", "/admin/v1/routes/ra", map[string]any{"id": "ra", "site": "sa", "destination": "da", "disabled": true}, "If-Match", etag))
+	if s := serverEvent(t, url2, isoKeyB, "b-order-2"); s != 200 {
+		t.Fatalf("B's server event on the other replica: %d", s)
+	}
+	if got := g.graph.WaitEvents(isoPixel, 1, 10*time.Second); len(got) != 1 || got[0].EventID != "b-order-2" {
+		t.Errorf("B's pixel got %+v", got)
+	}
+	if s := serverEvent(t, g.url, keyA, "a-order-2"); s != 200 {
+		t.Fatalf("A's second server event: %d", s)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, r := range g.graph.Events(pixelA) {
+		if r.EventID == "a-order-2" {
+			t.Error("A's disabled route still delivered")
+		}
+	}
+	for _, r := range g.graph.Events(isoPixel) {
+		if strings.HasPrefix(r.EventID, "a-") || r.EventID == "d1" {
+			t.Errorf("B's pixel got A's event %s", r.EventID)
+		}
 	}
 }
