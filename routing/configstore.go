@@ -191,6 +191,9 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 				return err
 			}
 			local = lc
+			if err := next.Config.ValidateClaims(changedSites(changes)); err != nil {
+				return &InvalidError{err}
+			}
 			if err := operatorSettingsUnchanged(actor, next.Config, changes); err != nil {
 				return err
 			}
@@ -317,6 +320,17 @@ func (s *Store) validateDestinations(cfg model.Config, changes []Change) error {
 		return &InvalidError{err}
 	}
 	return nil
+}
+
+// changedSites reports whether an update creates or changes a site.
+func changedSites(changes []Change) func(siteID string) bool {
+	ids := map[string]bool{}
+	for _, c := range changes {
+		if c.Kind == KindSite && c.Op != "delete" {
+			ids[c.ID] = true
+		}
+	}
+	return func(id string) bool { return ids[id] }
 }
 
 // operatorSettingsUnchanged refuses a tenant's change that sets or changes

@@ -171,6 +171,10 @@ func (s *Store) Load(ctx context.Context) error {
 	}
 	if s.swap(&storeState{snap: snap, version: version}, func(cur *storeState) bool { return version != cur.version }) {
 		s.log.Info("config loaded", "version", version)
+		if err := st.Config.ValidateClaims(func(string) bool { return true }); err != nil {
+			s.log.Warn("the stored configuration holds claims refused for new changes (public-suffix or IP domains on tenants' sites, shared ingest keys); fix them",
+				"problems", err.Error())
+		}
 	}
 	return nil
 }

@@ -283,13 +283,8 @@ func (c Config) Validate() error {
 			add("%s.domains: at least one domain is required", p)
 		}
 		for j, d := range s.Domains {
-			switch {
-			case !validHost(d):
+			if !validHost(d) {
 				add("%s.domains[%d]: %q is not a host name or IP address", p, j, d)
-			case isPublicSuffix(d):
-				add("%s.domains[%d]: %q is a public suffix, shared by unrelated sites; name the store's own domain (shop.example)", p, j, d)
-			case s.Tenant != "" && !registrable(d):
-				add("%s.domains[%d]: %q is an IP address or a single-label name; a tenant's site needs a domain name (shop.example)", p, j, d)
 			}
 		}
 		for j, o := range s.AllowedOrigins {

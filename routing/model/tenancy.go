@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -276,7 +277,6 @@ func (c Config) validateTenancy() []error {
 			add("%s.name: longer than 200 characters", p)
 		}
 	}
-	errs = append(errs, c.validateIngestKeyOwners()...)
 	for i, s := range c.Sites {
 		p := fmt.Sprintf("sites[%d]", i)
 		if s.Tenant != "" && !tenants[s.Tenant] {
@@ -348,43 +348,60 @@ func (c Config) validateTenancy() []error {
 	return errs
 }
 
-// validateIngestKeyOwners refuses an ingest key (its digest) held by two
-// sites: the key would authenticate for either. Like a domain overlap, the
-// problem is reported on the first of the two, naming only its own field:
-// nothing of the other site.
-func (c Config) validateIngestKeyOwners() []error {
-	type place struct {
-		site  int
-		field string
-	}
-	owner := map[string]place{}
-	reported := map[string]bool{}
+// ValidateClaims reports the problems of what the sites changed (for which
+// changed returns true) claim that could take something from another
+// site: a domain that is a public suffix (it would cover every site below
+// it), an IP address or single-label domain on a tenant's site (only the
+// operator's own sites, such as the quick start's localhost, may use
+// them), and an ingest key (its digest) another site holds (it would
+// authenticate for either). A problem is reported on the changed site,
+// naming only its own field: nothing of the other site. Sites stored
+// before these rules are not refused until they change.
+func (c Config) ValidateClaims(changed func(siteID string) bool) error {
 	var errs []error
-	for i, s := range c.Sites {
-		p := fmt.Sprintf("sites[%d]", i)
-		var mine []place
-		var digests []string
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	owners := map[string][]int{} // digest → indexes of the sites holding it
+	digestsOf := func(s Site) (digests, fields []string) {
 		for j, k := range s.IngestKeys {
-			digests, mine = append(digests, HashKey(k)), append(mine, place{i, fmt.Sprintf("%s.ingest_keys[%d]", p, j)})
+			digests, fields = append(digests, HashKey(k)), append(fields, fmt.Sprintf("ingest_keys[%d]", j))
 		}
 		for j, h := range s.IngestKeyHashes {
-			digests, mine = append(digests, h), append(mine, place{i, fmt.Sprintf("%s.ingest_key_hashes[%d]", p, j)})
+			digests, fields = append(digests, h), append(fields, fmt.Sprintf("ingest_key_hashes[%d]", j))
 		}
 		for j, k := range s.RetiringIngestKeys {
-			digests, mine = append(digests, k.Hash), append(mine, place{i, fmt.Sprintf("%s.retiring_ingest_keys[%d]", p, j)})
+			digests, fields = append(digests, k.Hash), append(fields, fmt.Sprintf("retiring_ingest_keys[%d]", j))
 		}
-		for j, h := range digests {
-			first, seen := owner[h]
-			switch {
-			case !seen:
-				owner[h] = mine[j]
-			case first.site != i && !reported[first.field]:
-				reported[first.field] = true
-				errs = append(errs, fmt.Errorf("%s: this ingest key cannot be used; mint a new one (POST /admin/v1/sites/{id}/ingest-keys)", first.field))
+		return digests, fields
+	}
+	for i, s := range c.Sites {
+		digests, _ := digestsOf(s)
+		for _, h := range digests {
+			if !slices.Contains(owners[h], i) {
+				owners[h] = append(owners[h], i)
 			}
 		}
 	}
-	return errs
+	for i, s := range c.Sites {
+		if !changed(s.ID) {
+			continue
+		}
+		p := fmt.Sprintf("sites[%d]", i)
+		for j, d := range s.Domains {
+			switch {
+			case isPublicSuffix(d):
+				add("%s.domains[%d]: %q is a public suffix, shared by unrelated sites; name the store's own domain (shop.example)", p, j, d)
+			case s.Tenant != "" && !registrable(d):
+				add("%s.domains[%d]: %q is an IP address or a single-label name; a tenant's site needs a domain name (shop.example)", p, j, d)
+			}
+		}
+		digests, fields := digestsOf(s)
+		for j, h := range digests {
+			if len(owners[h]) > 1 {
+				add("%s.%s: this ingest key cannot be used; mint a new one (POST /admin/v1/sites/{id}/ingest-keys)", p, fields[j])
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var eventNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.\- ]{1,100}$`)
