@@ -16,10 +16,13 @@ COPY --from=build /out/tagway /usr/local/bin/tagway
 # The local spool directory (TAGWAY_DATA_DIR), writable by the nonroot user (65532).
 COPY --from=build --chown=65532:65532 /out/data /var/lib/tagway
 USER nonroot:nonroot
+# /metrics, /healthz and /readyz also on a private port, for Prometheus
+# inside the container network; do not publish it to the internet.
 ENV TAGWAY_ADDR=:8080 \
+    TAGWAY_METRICS_ADDR=:9090 \
     TAGWAY_DATA_DIR=/var/lib/tagway
 VOLUME ["/var/lib/tagway"]
-EXPOSE 8080
+EXPOSE 8080 9090
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/tagway", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/tagway"]

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tagway/tagway/admin"
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/gateway"
 	"github.com/tagway/tagway/internal/secrets"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
@@ -31,6 +32,11 @@ type adminSettings struct {
 	// (TAGWAY_COUNTRY_HEADER, e.g. CF-IPCountry; TAGWAY_REGION_HEADER).
 	CountryHeader string
 	RegionHeader  string
+	// SiteReuseDelay (TAGWAY_SITE_REUSE_DELAY, default
+	// routing.DefaultSiteReuseDelay; 0s: none) is how long a deleted site's
+	// id stays reserved for its former tenant while its last keys are
+	// erased (routing/purge.go).
+	SiteReuseDelay time.Duration
 }
 
 // minAdminTokenLen is the shortest root token accepted.
@@ -53,6 +59,16 @@ func readAdminSettings(getenv func(string) string) (adminSettings, error) {
 		s.Keyring = k
 	} else if strings.TrimSpace(getenv("TAGWAY_SECRET_KEY_PREVIOUS")) != "" {
 		errs = append(errs, errors.New("TAGWAY_SECRET_KEY_PREVIOUS is set but TAGWAY_SECRET_KEY is not"))
+	}
+	if v := strings.TrimSpace(getenv("TAGWAY_SITE_REUSE_DELAY")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("TAGWAY_SITE_REUSE_DELAY: %q is not a duration from 0s to 24h", v))
+		}
+		s.SiteReuseDelay = d
+		if d == 0 {
+			s.SiteReuseDelay = -1 // none
+		}
 	}
 	for name, v := range map[string]*string{"TAGWAY_COUNTRY_HEADER": &s.CountryHeader, "TAGWAY_REGION_HEADER": &s.RegionHeader} {
 		*v = strings.TrimSpace(getenv(name))
@@ -77,6 +93,7 @@ func storeOptions(s adminSettings) []routing.StoreOption {
 		routing.WithKeyring(s.Keyring),
 		routing.WithSecretFields(secretFields()),
 		routing.WithDestinationValidator(validateDestination),
+		routing.WithSiteReuseDelay(s.SiteReuseDelay),
 	}
 }
 
@@ -84,7 +101,7 @@ func storeOptions(s adminSettings) []routing.StoreOption {
 // adapter's own strict factory, so the admin API refuses what the
 // dispatcher would.
 func validateDestination(d model.Destination) error {
-	factory, ok := registry()[d.Type]
+	factory, ok := registry(settings{})[d.Type]
 	if !ok {
 		return fmt.Errorf("type %q is not a destination type of this gateway", d.Type)
 	}
@@ -122,9 +139,10 @@ func applyStartupConfig(ctx context.Context, store *routing.Store, s settings, c
 // newAdminHandler returns the admin API, which the gateway mounts at
 // admin.Prefix under its path prefix (so /tw/admin/v1 works behind the
 // store's web server too).
-func newAdminHandler(s settings, store *routing.Store, queue admin.Enqueuer, logger *slog.Logger) (http.Handler, error) {
+func newAdminHandler(s settings, store *routing.Store, queue admin.Enqueuer, limiter admin.AuthLimiter, logger *slog.Logger) (http.Handler, error) {
 	deadLetters, _ := queue.(admin.DeadLetters) // routing.Queue: /sites/{id}/deadletters
-	api, err := admin.New(admin.Options{Store: store, Enqueuer: queue, DeadLetters: deadLetters, RootToken: s.Admin.Token, Logger: logger, Now: time.Now})
+	api, err := admin.New(admin.Options{Store: store, Enqueuer: queue, DeadLetters: deadLetters, RootToken: s.Admin.Token, Logger: logger, Now: time.Now,
+		AuthLimiter: limiter, ClientAddr: gateway.ClientAddrFunc(s.TrustedProxies)})
 	if err != nil {
 		return nil, err
 	}

@@ -16,10 +16,7 @@ import (
 // reason from the gateway's /metrics (0 when absent).
 func withheldMetric(t *testing.T, g *testGateway, dest, reason string) float64 {
 	t.Helper()
-	resp, err := http.Get(g.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getMetrics(t, g)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {

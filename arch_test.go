@@ -44,6 +44,7 @@ func TestPackageDependencies(t *testing.T) {
 				module + "/destinations", module + "/internal/secrets", module + "/internal/jsonscan"}},
 		{pkg: module + "/internal/secrets", allowed: []string{}},
 		{pkg: module + "/internal/gctune", allowed: []string{}},
+		{pkg: module + "/internal/authlimit", allowed: []string{}},
 		{pkg: module + "/internal/jsonscan", allowed: []string{}},
 		{pkg: module + "/routing/spool", allowed: []string{}},
 		{pkg: module + "/pixeljs", allowed: []string{}},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -440,6 +441,7 @@ func (c *adminClient) audit(ctx context.Context, args []string, stdout io.Writer
 		Items []struct {
 			At         time.Time `json:"at"`
 			Actor      string    `json:"actor"`
+			Tenant     string    `json:"actor_tenant"`
 			Op         string    `json:"op"`
 			Kind       string    `json:"kind"`
 			ResourceID string    `json:"resource_id"`
@@ -450,7 +452,9 @@ func (c *adminClient) audit(ctx context.Context, args []string, stdout io.Writer
 		return err
 	}
 	for _, e := range out.Items {
-		fmt.Fprintf(stdout, "%s %-10s %-7s %s %s %s\n", e.At.Format(time.RFC3339), e.Actor, e.Op, e.Kind, e.ResourceID, strings.Join(e.Fields, ","))
+		// The actor with its tenant: a key id alone could look like another's.
+		actor := e.Actor + "@" + cmp.Or(e.Tenant, "operator")
+		fmt.Fprintf(stdout, "%s %-20s %-7s %s %s %s\n", e.At.Format(time.RFC3339), actor, e.Op, e.Kind, e.ResourceID, strings.Join(e.Fields, ","))
 	}
 	return nil
 }

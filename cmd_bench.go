@@ -706,7 +706,7 @@ func benchDelivery(ctx context.Context, f benchFlags, stdout, stderr io.Writer) 
 	// Queue and dispatcher as `tagway serve` runs them, identities included
 	// (the dispatcher stores and reads them).
 	res, err := loadgen.Delivery(ctx, loadgen.DeliveryOptions{Redis: rdb, Events: f.events,
-		Identity: identityStore(rdb)})
+		Identity: identityStore(rdb, 0)})
 	if err != nil {
 		fmt.Fprintf(stderr, "tagway bench: delivery: %v\n", err)
 		return 1

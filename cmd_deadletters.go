@@ -19,7 +19,10 @@ import (
 
 const deadlettersUsage = `Usage: tagway deadletters list|replay|drop [flags]
 
-Reads and changes the dead letters in Redis directly (REDIS_URL). Dead letters
+Reads and changes the dead letters in Redis directly (REDIS_URL, with
+TAGWAY_REDIS_MODE and TAGWAY_REDIS_MASTER as for serve), so it works while
+the gateway is down; it is the operator's tool (tenants use the admin API's
+/sites/{id}/deadletters). Dead letters
 are the events a destination gave up on (reason permanent, too_old,
 max_attempts or unknown_destination). replay moves the selected ones back into
 their destination's retry schedule, due now with the attempt count reset; drop
@@ -152,12 +155,18 @@ func cmdDeadletters(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintln(stderr, "tagway deadletters: REDIS_URL is not set (the embedded Redis of a gateway without REDIS_URL keeps no dead letters across restarts)")
 		return 2
 	}
-	opts, err := redis.ParseURL(url)
+	// The same client setup as serve: TAGWAY_REDIS_MODE (single, cluster,
+	// sentinel) and TAGWAY_REDIS_MASTER.
+	d, err := readDurabilitySettings(getenv)
 	if err != nil {
-		fmt.Fprintf(stderr, "tagway deadletters: REDIS_URL: %v\n", err)
+		fmt.Fprintf(stderr, "tagway deadletters: %v\n", err)
 		return 2
 	}
-	rdb := redis.NewClient(opts)
+	rdb, err := newRedisClient(url, d, false)
+	if err != nil {
+		fmt.Fprintf(stderr, "tagway deadletters: %v\n", err)
+		return 2
+	}
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()

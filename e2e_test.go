@@ -53,6 +53,7 @@ func startGateway(t *testing.T, env map[string]string) *testGateway {
 		"TAGWAY_META_GRAPH_URL":    graph.URL(),
 		"TAGWAY_INGEST_KEY":        testIngestKey,
 		"TAGWAY_LOG_LEVEL":         "debug",
+		"TAGWAY_METRICS_TOKEN":     testMetricsToken,
 	}
 	for k, v := range env {
 		full[k] = v
@@ -103,6 +104,25 @@ func serveApp(t *testing.T, env map[string]string, logs *syncBuffer) (*app, stri
 		a.Close()
 	})
 	return a, "http://" + ln.Addr().String()
+}
+
+// testMetricsToken is the TAGWAY_METRICS_TOKEN of startGateway's
+// gateways.
+const testMetricsToken = "metrics-token-0123456789"
+
+// getMetrics fetches /metrics from g's public port with the metrics token.
+func getMetrics(t *testing.T, g *testGateway) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, g.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testMetricsToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	return resp
 }
 
 func sha(s string) string {
@@ -295,10 +315,7 @@ func TestEndToEndBadInputKeepsServing(t *testing.T) {
 		t.Fatalf("readyz: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	resp, err = http.Get(g.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = getMetrics(t, g)
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"tagway_events_rejected_total", "origin_not_allowed", "go_goroutines"} {

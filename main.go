@@ -23,7 +23,7 @@ func main() {
 // run dispatches a subcommand and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	if len(args) > 0 && args[0] != "" && (args[0][0] != '-' || isHelpFlag(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "tagway", version)
 		return 0
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
@@ -48,6 +48,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 }
+
+// isHelpFlag reports whether arg asks for the usage (tagway -h, --help).
+func isHelpFlag(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -58,7 +61,7 @@ Commands:
   serve        run the gateway (the default when no command is given)
   healthcheck  probe /healthz of the gateway on TAGWAY_ADDR (for container HEALTHCHECK)
   bench        load-test a local gateway against a bare net/http handler (see BENCHMARKS.md)
-  deadletters  list, replay or drop dead letters in REDIS_URL (tagway deadletters -h)
+  deadletters  list, replay or drop dead letters straight in Redis, set up as for serve (tagway deadletters -h)
   version      print the version
   help         show this help
 

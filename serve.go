@@ -21,6 +21,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta"
 	"github.com/tagway/tagway/gateway"
+	"github.com/tagway/tagway/internal/authlimit"
 	"github.com/tagway/tagway/internal/gctune"
 	"github.com/tagway/tagway/pixeljs"
 	"github.com/tagway/tagway/routing"
@@ -69,6 +70,18 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Error("listen", "addr", s.Addr, "err", err)
 		return 1
 	}
+	if s.MetricsAddr != "" {
+		ops, err := net.Listen("tcp", s.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			logger.Error("listen", "addr", s.MetricsAddr, "err", err)
+			return 1
+		}
+		a.opsListener = ops
+		logger.Info("metrics listening", "addr", ops.Addr().String())
+	} else if s.MetricsToken == "" {
+		logger.Info("metrics are off: set TAGWAY_METRICS_ADDR (a private listener, e.g. :9090) or TAGWAY_METRICS_TOKEN")
+	}
 	logger.Info("tagway listening", "addr", ln.Addr().String(), "demo", s.Demo)
 	if err := a.Serve(ctx, ln); err != nil {
 		logger.Error("serve", "err", err)
@@ -92,7 +105,11 @@ type app struct {
 	store      *routing.Store
 	dispatcher *routing.Dispatcher
 	handler    http.Handler
-	draining   atomic.Bool
+	// ops serves /metrics, /healthz and /readyz on opsListener, the
+	// operator's private listener (TAGWAY_METRICS_ADDR), when set.
+	ops         http.Handler
+	opsListener net.Listener
+	draining    atomic.Bool
 	// queue is the intake, on its own client that never retries a write
 	// (queueRdb), with the local spool when TAGWAY_DATA_DIR is set.
 	queue      *routing.Queue
@@ -103,10 +120,12 @@ type app struct {
 	dryRuns *destinations.Recorder
 }
 
-// registry lists every destination adapter tagway ships. Explicit, no init().
-func registry() destinations.Registry {
+// registry lists every destination adapter tagway ships, each with the
+// operator's base URLs of its platform's APIs (from the environment; the
+// adapters' defaults where they are empty). Explicit, no init().
+func registry(s settings) destinations.Registry {
 	return destinations.Registry{
-		"meta": meta.New,
+		"meta": destinations.WithAPIURLs(meta.New, map[string]string{meta.GraphURLSetting: s.MetaGraphURL}),
 	}
 }
 
@@ -162,14 +181,19 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	}
 	var identity *routing.IdentityStore
 	if s.Identity {
-		identity = identityStore(a.queueRdb)
+		identity = identityStore(a.queueRdb, s.Limits.IdentityMaxPerSite)
+		if err := identity.Register(reg); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
-	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(), deps, routing.DispatcherOptions{
+	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(s), deps, routing.DispatcherOptions{
 		Registerer:        reg,
 		Logger:            logger,
 		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
 		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
+		DeadLetters:       s.Limits.DeadLetters,
 		// Identities are stored and read per delivery round
 		// (routing.IdentityStore), best effort: on the non-retrying client
 		// with a short bound, so a Redis hiccup delays a round by 250ms at
@@ -190,7 +214,10 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	if s.Demo {
 		demo = static.Handler()
 	}
-	adminAPI, err := newAdminHandler(s, a.store, a.queue, logger)
+	// One back-off for every credential a client may guess: admin tokens,
+	// ingest keys, the drop-in endpoint's access token.
+	limiter := authlimit.New(authlimit.Options{})
+	adminAPI, err := newAdminHandler(s, a.store, a.queue, limiter, logger)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -203,6 +230,8 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Now:            time.Now,
 		Registerer:     reg,
 		Gatherer:       reg,
+		MetricsToken:   s.MetricsToken,
+		AuthLimiter:    limiter,
 		Script:         siteScripts{script},
 		BasePath:       s.Pixel.BasePath,
 		PathSecret:     []byte(s.Pixel.PathSecret),
@@ -218,6 +247,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 	a.handler = gw.Handler()
+	a.ops = gw.OpsHandler()
 	return a, nil
 }
 
@@ -239,8 +269,14 @@ func (a *app) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { done <- a.store.Run(workCtx) }()
 	go func() { done <- a.dispatcher.Run(workCtx) }()
 	go func() { done <- a.queue.Run(workCtx) }() // drains the spool into Redis
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var opsSrv *http.Server
+	if a.opsListener != nil {
+		opsSrv = &http.Server{Handler: a.ops, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10}
+		go func() { serveErr <- opsSrv.Serve(a.opsListener) }()
+	}
 
 	var err error
 	select {
@@ -258,6 +294,10 @@ func (a *app) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if serr := srv.Shutdown(shutCtx); serr != nil {
 		a.logger.Warn("http shutdown", "err", serr)
+	}
+	if opsSrv != nil {
+		// Last, so that /readyz tells the draining to the end.
+		defer opsSrv.Close()
 	}
 	stopWork()
 	for range 3 {
@@ -295,6 +335,6 @@ func (a *app) Close() {
 
 // identityStore is the identity store the dispatcher writes and reads
 // (`tagway bench -delivery` measures with the same).
-func identityStore(rdb redis.UniversalClient) *routing.IdentityStore {
-	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond})
+func identityStore(rdb redis.UniversalClient, maxPerSite int64) *routing.IdentityStore {
+	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
 }

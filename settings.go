@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -35,7 +36,13 @@ const (
 // settings is everything the gateway reads from its environment, decoded and
 // validated in one place. Nothing outside package main reads the environment.
 type settings struct {
-	Addr           string
+	Addr string
+	// MetricsAddr (TAGWAY_METRICS_ADDR, e.g. :9090) is the private
+	// listener of /metrics, /healthz and /readyz; empty: none.
+	MetricsAddr string
+	// MetricsToken (TAGWAY_METRICS_TOKEN) serves /metrics on the public
+	// port too, to Authorization: Bearer <token>; empty: not there.
+	MetricsToken   string
 	RedisURL       string // empty: embedded in-process Redis
 	ConfigFile     string
 	Demo           bool
@@ -79,6 +86,8 @@ type settings struct {
 	// Durability: Redis mode (single, cluster, sentinel), the local spool,
 	// delivery limits and the drain delay; see durability.go.
 	Durability durabilitySettings
+	// Limits: the caps of identities and dead letters; see limits.go.
+	Limits limitSettings
 }
 
 // demoPixelID is the Meta pixel id of the dry-run destination the quick start
@@ -95,6 +104,8 @@ func readSettings(getenv func(string) string) (settings, error) {
 	}
 	s := settings{
 		Addr:              env("TAGWAY_ADDR", ":8080"),
+		MetricsAddr:       env("TAGWAY_METRICS_ADDR", ""),
+		MetricsToken:      env("TAGWAY_METRICS_TOKEN", ""),
 		RedisURL:          env("REDIS_URL", ""),
 		ConfigFile:        env("TAGWAY_CONFIG", ""),
 		LogLevel:          env("TAGWAY_LOG_LEVEL", "info"),
@@ -113,6 +124,8 @@ func readSettings(getenv func(string) string) (settings, error) {
 	s.Pixel, err = readPixelSettings(getenv)
 	errs = append(errs, err)
 	s.Durability, err = readDurabilitySettings(getenv)
+	errs = append(errs, err)
+	s.Limits, err = readLimitSettings(getenv)
 	errs = append(errs, err)
 	switch demo := env("TAGWAY_DEMO", "on"); demo {
 	case "on", "true", "1":
@@ -169,6 +182,13 @@ func readSettings(getenv func(string) string) (settings, error) {
 	default:
 		errs = append(errs, fmt.Errorf("TAGWAY_LOG_LEVEL: %q is not debug, info, warn or error", s.LogLevel))
 	}
+	if u, err := url.Parse(s.MetaGraphURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("TAGWAY_META_GRAPH_URL: %q is not an http(s) URL without user info, query or fragment", s.MetaGraphURL))
+	}
+	if s.MetricsToken != "" && len(s.MetricsToken) < minAdminTokenLen {
+		errs = append(errs, fmt.Errorf("TAGWAY_METRICS_TOKEN: at least %d characters", minAdminTokenLen))
+	}
 	if s.MetaAccessToken != "" && s.MetaPixelID == "" {
 		errs = append(errs, errors.New("TAGWAY_META_ACCESS_TOKEN is set but TAGWAY_META_PIXEL_ID is not"))
 	}
@@ -224,9 +244,10 @@ func quickStartConfig(s settings) (model.Config, error) {
 	if s.IngestKey != "" {
 		site.IngestKeys = []string{s.IngestKey}
 	}
+	// No graph_url: every Meta destination takes TAGWAY_META_GRAPH_URL
+	// from the environment (registry).
 	meta := map[string]any{
-		"pixel_id":  s.MetaPixelID,
-		"graph_url": s.MetaGraphURL,
+		"pixel_id": s.MetaPixelID,
 	}
 	if s.MetaPixelID == "" {
 		meta["pixel_id"] = demoPixelID

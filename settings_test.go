@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/tagway/tagway/routing"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -130,5 +132,25 @@ func TestMemoryLimitSetting(t *testing.T) {
 	}
 	if _, err := readSettings(envOf(map[string]string{"TAGWAY_MEMORY_LIMIT": "lots"})); err == nil || !strings.Contains(err.Error(), "TAGWAY_MEMORY_LIMIT") {
 		t.Errorf("bad limit: %v", err)
+	}
+}
+
+func TestLimitSettings(t *testing.T) {
+	s, err := readSettings(envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Limits.IdentityMaxPerSite != routing.DefaultIdentityMaxPerSite || s.Limits.DeadLetters.MaxLen != routing.DefaultDeadLetterMaxLen ||
+		s.Limits.DeadLetters.MaxAge != routing.DefaultDeadLetterMaxAge {
+		t.Errorf("defaults: %+v", s.Limits)
+	}
+	s, err = readSettings(envOf(map[string]string{"TAGWAY_IDENTITY_MAX_PER_SITE": "0", "TAGWAY_DEADLETTER_MAX_LEN": "500", "TAGWAY_DEADLETTER_MAX_AGE": "0s"}))
+	if err != nil || s.Limits.IdentityMaxPerSite >= 0 || s.Limits.DeadLetters.MaxLen != 500 || s.Limits.DeadLetters.MaxAge >= 0 {
+		t.Errorf("set: %+v, %v", s.Limits, err)
+	}
+	for k, v := range map[string]string{"TAGWAY_IDENTITY_MAX_PER_SITE": "-1", "TAGWAY_DEADLETTER_MAX_LEN": "lots", "TAGWAY_DEADLETTER_MAX_AGE": "forever"} {
+		if _, err := readSettings(envOf(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%s: %v", k, v, err)
+		}
 	}
 }

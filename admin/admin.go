@@ -24,12 +24,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/model"
 )
 
 // Prefix is where the admin API is mounted.
@@ -62,17 +64,33 @@ type Options struct {
 	Now         func() time.Time
 	// Rand is the entropy of generated keys (default crypto/rand).
 	Rand io.Reader
+	// AuthLimiter, when set, answers 429 with Retry-After to a client
+	// that gave too many wrong tokens, before its token is looked at;
+	// ClientAddr reads a request's client address for it (default: the
+	// socket peer).
+	AuthLimiter AuthLimiter
+	ClientAddr  func(*http.Request) string
+}
+
+// AuthLimiter slows down the guessing of tokens per client
+// (internal/authlimit.Limiter).
+type AuthLimiter interface {
+	Allow(addr string) (time.Duration, bool)
+	Fail(addr string)
 }
 
 // API serves /admin/v1.
 type API struct {
-	store *routing.Store
-	queue Enqueuer
-	dead  DeadLetters
-	root  []byte
-	log   *slog.Logger
-	now   func() time.Time
-	rand  io.Reader
+	store  *routing.Store
+	queue  Enqueuer
+	dead   DeadLetters
+	root   []byte
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+	limit  AuthLimiter
+	addr   func(*http.Request) string
+	routes []endpoint
 }
 
 // New returns the API.
@@ -89,7 +107,17 @@ func New(opts Options) (*API, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	a := &API{store: opts.Store, queue: opts.Enqueuer, dead: opts.DeadLetters, log: opts.Logger, now: opts.Now, rand: opts.Rand}
+	if opts.ClientAddr == nil {
+		opts.ClientAddr = func(r *http.Request) string {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				return r.RemoteAddr
+			}
+			return host
+		}
+	}
+	a := &API{store: opts.Store, queue: opts.Enqueuer, dead: opts.DeadLetters, log: opts.Logger, now: opts.Now, rand: opts.Rand,
+		limit: opts.AuthLimiter, addr: opts.ClientAddr, routes: endpoints()}
 	if opts.RootToken != "" {
 		sum := sha256.Sum256([]byte(opts.RootToken))
 		a.root = sum[:]
@@ -123,8 +151,19 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "the admin API is disabled: set TAGWAY_ADMIN_TOKEN on the gateway to enable it"})
 		return
 	}
+	if a.limit != nil {
+		if wait, ok := a.limit.Allow(a.addr(r)); !ok {
+			writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: "too_many_failures",
+				RetryAfter: int((wait + time.Second - 1) / time.Second),
+				Message:    "too many requests with a wrong token from this address; wait for Retry-After"})
+			return
+		}
+	}
 	p, e := a.authenticate(r)
 	if e != nil {
+		if e.Status == http.StatusUnauthorized && a.limit != nil {
+			a.limit.Fail(a.addr(r))
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tagway-admin"`)
 		writeError(w, e)
 		return
@@ -161,7 +200,7 @@ func (a *API) authenticate(r *http.Request) (principal, *apiError) {
 		return principal{id: "root"}, nil
 	}
 	id, secret, ok := parseKeyToken(token)
-	if !ok {
+	if !ok || model.ReservedKeyID(id) {
 		return principal{}, unauthorized
 	}
 	k, found, err := a.store.Key(r.Context(), id)

@@ -76,17 +76,7 @@ func viewDeadLetter(dl routing.DeadLetter) deadLetterView {
 // deadLetters serves /sites/{site}/deadletters[/replay|/drop]: a viewer may
 // list, an editor or admin may replay and drop. Another tenant's site is
 // 404 like a missing one.
-func (a *API) deadLetters(w http.ResponseWriter, r *http.Request, p principal, siteID string, rest []string) {
-	action := strings.Join(rest, "/")
-	want := http.MethodPost
-	switch action {
-	case "":
-		want = http.MethodGet
-	case "replay", "drop":
-	default:
-		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint (or method) under " + Prefix})
-		return
-	}
+func (a *API) deadLetters(w http.ResponseWriter, r *http.Request, p principal, siteID, action string) {
 	st, err := a.store.Read(r.Context())
 	if err != nil {
 		writeError(w, storeError(err, ""))
@@ -98,12 +88,7 @@ func (a *API) deadLetters(w http.ResponseWriter, r *http.Request, p principal, s
 		return
 	}
 	site := st.Config.Sites[i]
-	if r.Method != want {
-		w.Header().Set("Allow", want)
-		writeError(w, errMethod)
-		return
-	}
-	if want == http.MethodPost && !p.canWrite() {
+	if action != "" && !p.canWrite() {
 		writeError(w, errForbidden)
 		return
 	}

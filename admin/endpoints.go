@@ -15,53 +15,132 @@ import (
 	"github.com/tagway/tagway/routing/model"
 )
 
-// route dispatches an authenticated request.
+// Endpoint is one method and path of the admin API; {id} stands for a
+// resource id.
+type Endpoint struct {
+	Method string
+	Path   string // "/admin/v1/sites/{id}/deadletters"
+}
+
+// endpoint is an Endpoint and its handler; ids are the path's {id}
+// segments.
+type endpoint struct {
+	method, pattern string
+	serve           func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string)
+}
+
+// endpoints is the admin API's routing table: every endpoint it serves.
+// Each is covered by the isolation tests, which fail for one they do not
+// know.
+func endpoints() []endpoint {
+	var out []endpoint
+	add := func(pattern string, serve func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string), methods ...string) {
+		for _, m := range methods {
+			out = append(out, endpoint{m, pattern, serve})
+		}
+	}
+	out = append(out, crud("tenants", (*API).tenantSpec)...)
+	out = append(out, crud("sites", (*API).siteSpec)...)
+	out = append(out, crud("destinations", (*API).destinationSpec)...)
+	out = append(out, crud("routes", (*API).routeSpec)...)
+	add("sites/{id}/ingest-keys", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
+		a.rotateIngestKey(w, r, p, ids[0])
+	}, http.MethodPost)
+	add("sites/{id}/test-event", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
+		a.testEvent(w, r, p, ids[0])
+	}, http.MethodPost)
+	add("sites/{id}/deadletters", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
+		a.deadLetters(w, r, p, ids[0], "")
+	}, http.MethodGet)
+	for _, action := range []string{"replay", "drop"} {
+		add("sites/{id}/deadletters/"+action, func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
+			a.deadLetters(w, r, p, ids[0], action)
+		}, http.MethodPost)
+	}
+	add("routes/{id}/test-results", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
+		a.testResults(w, r, p, ids[0])
+	}, http.MethodGet)
+	add("keys", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.keys(w, r, p) },
+		http.MethodGet, http.MethodPost)
+	add("keys/{id}", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
+		a.key(w, r, p, ids[0])
+	},
+		http.MethodGet, http.MethodDelete)
+	add("audit", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.audit(w, r, p) }, http.MethodGet)
+	add("apply", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.apply(w, r, p) }, http.MethodPost)
+	add("export", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.export(w, r, p) }, http.MethodGet)
+	add("secrets/reencrypt", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.reencrypt(w, r, p) },
+		http.MethodPost)
+	return out
+}
+
+// crud is the collection (GET, POST) and item (GET, PUT, DELETE) endpoints
+// of one kind of resource.
+func crud[T any](plural string, spec func(*API) spec[T]) []endpoint {
+	collection := func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) {
+		serveCollection(a, spec(a), w, r, p)
+	}
+	item := func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
+		serveItem(a, spec(a), w, r, p, ids[0])
+	}
+	return []endpoint{
+		{http.MethodGet, plural, collection}, {http.MethodPost, plural, collection},
+		{http.MethodGet, plural + "/{id}", item}, {http.MethodPut, plural + "/{id}", item}, {http.MethodDelete, plural + "/{id}", item},
+	}
+}
+
+// Endpoints lists every endpoint of the admin API (for documentation and
+// tests).
+func Endpoints() []Endpoint {
+	var out []Endpoint
+	for _, e := range endpoints() {
+		out = append(out, Endpoint{Method: e.method, Path: Prefix + "/" + e.pattern})
+	}
+	return out
+}
+
+// match reports whether path's segments fit pattern's, and returns the
+// segments standing for {id}.
+func match(pattern string, seg []string) ([]string, bool) {
+	want := strings.Split(pattern, "/")
+	if len(want) != len(seg) {
+		return nil, false
+	}
+	var ids []string
+	for i, w := range want {
+		switch {
+		case w == "{id}" && seg[i] != "":
+			ids = append(ids, seg[i])
+		case w != seg[i]:
+			return nil, false
+		}
+	}
+	return ids, true
+}
+
+// route dispatches an authenticated request: a path no endpoint has is
+// 404, a method the path does not take 405 (whatever the ids, so that the
+// answer says nothing about them).
 func (a *API) route(w http.ResponseWriter, r *http.Request, p principal) {
-	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, Prefix), "/")
-	seg := strings.Split(rest, "/")
-	for len(seg) < 3 {
-		seg = append(seg, "")
+	seg := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, Prefix), "/"), "/")
+	var allow []string
+	for _, e := range a.routes {
+		ids, ok := match(e.pattern, seg)
+		if !ok {
+			continue
+		}
+		if e.method == r.Method {
+			e.serve(a, w, r, p, ids)
+			return
+		}
+		allow = append(allow, e.method)
 	}
-	switch {
-	case seg[0] == "tenants" && seg[1] == "":
-		serveCollection(a, a.tenantSpec(), w, r, p)
-	case seg[0] == "tenants" && seg[2] == "":
-		serveItem(a, a.tenantSpec(), w, r, p, seg[1])
-	case seg[0] == "sites" && seg[1] == "":
-		serveCollection(a, a.siteSpec(), w, r, p)
-	case seg[0] == "sites" && seg[2] == "":
-		serveItem(a, a.siteSpec(), w, r, p, seg[1])
-	case seg[0] == "sites" && seg[2] == "ingest-keys" && r.Method == http.MethodPost:
-		a.rotateIngestKey(w, r, p, seg[1])
-	case seg[0] == "sites" && seg[2] == "test-event" && r.Method == http.MethodPost:
-		a.testEvent(w, r, p, seg[1])
-	case seg[0] == "sites" && seg[1] != "" && seg[2] == "deadletters":
-		a.deadLetters(w, r, p, seg[1], seg[3:])
-	case seg[0] == "destinations" && seg[1] == "":
-		serveCollection(a, a.destinationSpec(), w, r, p)
-	case seg[0] == "destinations" && seg[2] == "":
-		serveItem(a, a.destinationSpec(), w, r, p, seg[1])
-	case seg[0] == "routes" && seg[1] == "":
-		serveCollection(a, a.routeSpec(), w, r, p)
-	case seg[0] == "routes" && seg[2] == "":
-		serveItem(a, a.routeSpec(), w, r, p, seg[1])
-	case seg[0] == "routes" && seg[2] == "test-results" && r.Method == http.MethodGet:
-		a.testResults(w, r, p, seg[1])
-	case seg[0] == "keys" && seg[1] == "":
-		a.keys(w, r, p)
-	case seg[0] == "keys" && seg[2] == "":
-		a.key(w, r, p, seg[1])
-	case rest == "audit" && r.Method == http.MethodGet:
-		a.audit(w, r, p)
-	case rest == "apply" && r.Method == http.MethodPost:
-		a.apply(w, r, p)
-	case rest == "export" && r.Method == http.MethodGet:
-		a.export(w, r, p)
-	case rest == "secrets/reencrypt" && r.Method == http.MethodPost:
-		a.reencrypt(w, r, p)
-	default:
-		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint (or method) under " + Prefix})
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, errMethod)
+		return
 	}
+	writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint (or method) under " + Prefix})
 }
 
 // keyView is an API key as clients see it: never its secret or digest.
@@ -134,6 +213,10 @@ func (a *API) keys(w http.ResponseWriter, r *http.Request, p principal) {
 		if err := k.Validate(); err != nil {
 			field, msg, _ := strings.Cut(err.Error(), ": ")
 			writeError(w, badField(field, "%s", msg))
+			return
+		}
+		if model.ReservedKeyID(k.ID) {
+			writeError(w, badField("id", "%q is reserved for the operator; choose another id", k.ID))
 			return
 		}
 		_, err = a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
@@ -253,6 +336,7 @@ func (a *API) rotateIngestKey(w http.ResponseWriter, r *http.Request, p principa
 		return
 	}
 	key := "twi_" + secret
+	digest := model.HashKey(key)
 	now := a.now().UTC()
 	until := now.Add(overlap)
 	_, err = a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
@@ -276,14 +360,18 @@ func (a *API) rotateIngestKey(w http.ResponseWriter, r *http.Request, p principa
 			}
 		}
 		s.RetiringIngestKeys = retiring
-		s.IngestKeyHashes = []string{model.HashKey(key)}
+		s.IngestKeyHashes = []string{digest}
+		if s.IngestKeyHints == nil {
+			s.IngestKeyHints = map[string]string{}
+		}
+		s.IngestKeyHints[digest] = key[len(key)-4:]
 		return nil
 	})
 	if err != nil {
 		writeError(w, storeError(err, ""))
 		return
 	}
-	out := map[string]any{"ingest_key": key, "note": "the key is shown once; store it now"}
+	out := map[string]any{"ingest_key": key, "id": model.IngestKeyID(digest), "last4": key[len(key)-4:], "note": "the key is shown once; store it now"}
 	if overlap > 0 {
 		out["previous_keys_valid_until"] = until
 	}
@@ -481,6 +569,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 			if !p.seesTenant(st.Config.Sites[old].Tenant) {
 				return &apiError{Status: http.StatusConflict, Code: "already_exists", Field: fmt.Sprintf("sites[%d].id", i), Message: "the id " + quote(s.ID) + " is taken"}
 			}
+			keepIngestKeys(&s, &st.Config.Sites[old])
 		}
 		upsert(&st.Config.Sites, s, func(x model.Site) string { return x.ID }, &ns)
 	}
@@ -497,7 +586,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 			o := st.Config.Destinations[j]
 			old = &o
 		}
-		settings, e := a.restoreSecrets(d, old)
+		settings, e := a.restoreSecrets(p, d, old)
 		if e != nil {
 			e.Field = fmt.Sprintf("destinations[%d].%s", i, e.Field)
 			return e
@@ -566,7 +655,7 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	for _, s := range st.Config.Sites {
 		if p.seesTenant(s.Tenant) {
-			out.Sites = append(out.Sites, s)
+			out.Sites = append(out.Sites, presentSite(s))
 		}
 	}
 	for _, d := range st.Config.Destinations {

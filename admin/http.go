@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tagway/tagway/routing"
 )
@@ -17,11 +18,13 @@ import (
 // apiError is an error answer:
 // {"error":{"code","message","field"?,"details"?:[{"field","message"}]}}.
 type apiError struct {
-	Status  int      `json:"-"`
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Field   string   `json:"field,omitempty"`
-	Details []detail `json:"details,omitempty"`
+	Status int `json:"-"`
+	// RetryAfter, when positive, is sent as Retry-After (seconds).
+	RetryAfter int      `json:"-"`
+	Code       string   `json:"code"`
+	Message    string   `json:"message"`
+	Field      string   `json:"field,omitempty"`
+	Details    []detail `json:"details,omitempty"`
 }
 
 type detail struct {
@@ -40,6 +43,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	writeJSON(w, e.Status, map[string]*apiError{"error": e})
 }
 
@@ -145,6 +151,11 @@ func storeError(err error, prefix string) *apiError {
 		}
 		return &apiError{Status: http.StatusBadRequest, Code: "secrets_unavailable", Field: field,
 			Message: "this gateway cannot store secrets: set TAGWAY_SECRET_KEY (32 bytes, base64 or hex) to encrypt them at rest"}
+	}
+	var unavailable *routing.IDUnavailableError
+	if errors.As(err, &unavailable) {
+		return &apiError{Status: http.StatusConflict, Code: "id_unavailable", Field: "id", Message: unavailable.Error(),
+			RetryAfter: max(1, int((unavailable.RetryAfter+time.Second-1)/time.Second))}
 	}
 	if errors.Is(err, routing.ErrContention) {
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}

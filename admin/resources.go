@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -78,14 +80,10 @@ func (a *API) siteSpec() spec[model.Site] {
 			if !p.canWrite() {
 				return errForbidden
 			}
-			if old != nil && len(s.IngestKeys) == 0 && s.IngestKeyHashes == nil && s.RetiringIngestKeys == nil {
-				// Keys are rotated through their own endpoint; a PUT
-				// without them keeps them.
-				s.IngestKeyHashes, s.RetiringIngestKeys = old.IngestKeyHashes, old.RetiringIngestKeys
-			}
+			keepIngestKeys(s, old)
 			return nil
 		},
-		present: func(_ *API, s model.Site) any { return s },
+		present: func(_ *API, s model.Site) any { return presentSite(s) },
 		filter: func(r *http.Request, s model.Site) bool {
 			t := r.URL.Query().Get("tenant")
 			return t == "" || s.Tenant == t
@@ -109,7 +107,7 @@ func (a *API) destinationSpec() spec[model.Destination] {
 			if !p.canWrite() {
 				return errForbidden
 			}
-			settings, e := a.restoreSecrets(*d, old)
+			settings, e := a.restoreSecrets(p, *d, old)
 			if e != nil {
 				return e
 			}
@@ -149,6 +147,25 @@ func (a *API) routeSpec() spec[model.Route] {
 			return (s == "" || r.SiteID == s) && (d == "" || r.DestinationID == d)
 		},
 	}
+}
+
+// keepIngestKeys gives s the ingest keys of old (its stored version) when s
+// names none: keys are rotated through their own endpoint, and what a GET
+// shows of them (ingest_key_info) is read-only, so a PUT or an apply of
+// what was read keeps them.
+func keepIngestKeys(s, old *model.Site) {
+	if old != nil && len(s.IngestKeys) == 0 && s.IngestKeyHashes == nil && s.RetiringIngestKeys == nil {
+		s.IngestKeyHashes, s.RetiringIngestKeys, s.IngestKeyHints = old.IngestKeyHashes, old.RetiringIngestKeys, old.IngestKeyHints
+	}
+}
+
+// presentSite is a site as clients see it: its ingest keys as ids and
+// hints, never their digests (a digest authenticates ingest as well as the
+// key does, for whoever could store it on a site of theirs).
+func presentSite(s model.Site) model.Site {
+	s.IngestKeyInfo = s.Info()
+	s.IngestKeyHashes, s.RetiringIngestKeys, s.IngestKeyHints = nil, nil, nil
+	return s
 }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
@@ -198,12 +215,14 @@ func serveCollection[T any](a *API, s spec[T], w http.ResponseWriter, r *http.Re
 		}
 		id := s.id(v)
 		_, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
+			// Authorization first: a key that may not create this at all
+			// learns nothing of which ids exist.
+			if e := s.prepare(a, st, p, &v, nil); e != nil {
+				return e
+			}
 			if _, _, exists := find(s, st, id); exists {
 				return &apiError{Status: http.StatusConflict, Code: "already_exists", Field: "id",
 					Message: "the id " + quote(id) + " is taken; choose another, or PUT to change the existing resource"}
-			}
-			if e := s.prepare(a, st, p, &v, nil); e != nil {
-				return e
 			}
 			list := s.items(&st.Config)
 			*list = append([]T{v}, *list...)
@@ -330,23 +349,57 @@ func (a *API) redact(d model.Destination) json.RawMessage {
 
 // restoreSecrets puts the current value back for every secret setting given
 // in its redacted form ({"set": true, ...}), so a resource read, edited and
-// written back keeps its secrets.
-func (a *API) restoreSecrets(d model.Destination, old *model.Destination) (json.RawMessage, *apiError) {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(d.Settings, &obj) != nil || obj == nil {
+// written back keeps its secrets. For a tenant's key it first keeps the
+// operator settings (model.IsOperatorSetting) the write leaves out, and
+// refuses one it sets or changes. A stored secret never follows a
+// destination to a new address: when a target setting
+// (model.IsTargetSetting) or the type changes, a redacted secret is
+// refused and the secret must be given again.
+func (a *API) restoreSecrets(p principal, d model.Destination, old *model.Destination) (json.RawMessage, *apiError) {
+	obj, ok := settingsObject(d.Settings)
+	if !ok {
 		return d.Settings, nil
 	}
 	var prev map[string]json.RawMessage
 	if old != nil && old.Type == d.Type {
-		_ = json.Unmarshal(old.Settings, &prev)
+		prev, _ = settingsObject(old.Settings)
 	}
 	changed := false
-	for k, v := range obj {
+	if !p.root() {
+		for k, v := range prev {
+			if _, given := obj[k]; !given && model.IsOperatorSetting(k) {
+				obj[k], changed = v, true
+			}
+		}
+		for _, k := range sortedKeys(obj) {
+			if model.IsOperatorSetting(k) && !sameJSON(obj[k], prev[k]) {
+				return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_config", Field: "settings." + k,
+					Message: "the platform's API URL is the operator's setting (its environment); a tenant key can neither set nor change it"}
+			}
+		}
+	}
+	moved := ""
+	if old != nil {
+		if old.Type != d.Type {
+			moved = "type"
+		}
+		for _, k := range sortedKeys(obj, prev) {
+			if moved == "" && model.IsTargetSetting(k) && !sameJSON(obj[k], prev[k]) {
+				moved = "settings." + k
+			}
+		}
+	}
+	for _, k := range sortedKeys(obj) {
+		v := obj[k]
 		var red struct {
 			Set bool `json:"set"`
 		}
 		if !strings.HasPrefix(strings.TrimSpace(string(v)), "{") || json.Unmarshal(v, &red) != nil || !red.Set {
 			continue
+		}
+		if moved != "" && old != nil && prev[k] != nil {
+			return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_config", Field: "settings." + k,
+				Message: "where the destination sends changed (" + moved + "): give the secret again; a stored secret never follows a destination to a new address"}
 		}
 		cur, ok := prev[k]
 		if !ok || !a.store.SecretFields().IsSecret(d.Type, k) {
@@ -360,4 +413,38 @@ func (a *API) restoreSecrets(d model.Destination, old *model.Destination) (json.
 	}
 	b, _ := json.Marshal(obj)
 	return b, nil
+}
+
+// settingsObject decodes destination settings as a JSON object.
+func settingsObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil || obj == nil {
+		return nil, false
+	}
+	return obj, true
+}
+
+// sameJSON reports whether two JSON values are equal (nil is absent).
+func sameJSON(a, b json.RawMessage) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// sortedKeys returns the keys of the maps, sorted and without repeats, so
+// that errors name fields in a stable order.
+func sortedKeys(maps ...map[string]json.RawMessage) []string {
+	var out []string
+	for _, m := range maps {
+		for k := range m {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }

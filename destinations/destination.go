@@ -49,6 +49,22 @@ type Deps struct {
 	// Record, when set, receives each request body a destination in dry-run
 	// mode would have sent (with secrets removed), for logs and the debugger.
 	Record func(body []byte)
+	// APIURLs are the operator's base URLs of the adapter's platform APIs,
+	// by the name of the setting that could override them ("graph_url"),
+	// from the environment (TAGWAY_META_GRAPH_URL...): an adapter uses one
+	// for a setting left empty, and its own default when it is absent. A
+	// platform API URL is the operator's; tenants cannot set those
+	// settings (model.IsOperatorSetting: every *_url).
+	APIURLs map[string]string
+}
+
+// WithAPIURLs returns f with urls as its Deps.APIURLs: main gives each
+// adapter type the operator's URLs of its own platform.
+func WithAPIURLs(f Factory, urls map[string]string) Factory {
+	return func(settings json.RawMessage, deps Deps) (Destination, error) {
+		deps.APIURLs = urls
+		return f(settings, deps)
+	}
 }
 
 // Factory builds a Destination from its JSON settings. Settings are decoded

@@ -68,6 +68,9 @@ type capiRequest struct {
 func (g *Gateway) capi(w http.ResponseWriter, r *http.Request) {
 	trace := g.fbTraceID()
 	n, site, gerr := g.capiDo(w, r)
+	if gerr != nil && gerr.reason == codeUnauthorized {
+		g.authFailed(r)
+	}
 	if gerr != nil {
 		gerr.FBTraceID = trace
 		g.metrics.rejected.WithLabelValues(gerr.reason).Inc()

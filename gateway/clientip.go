@@ -39,6 +39,18 @@ func (g *Gateway) fromTrustedProxy(r *http.Request) bool {
 	return len(g.proxies) > 0 && g.trusted(peerAddr(r))
 }
 
+// ClientAddrFunc returns the function that reads a request's client
+// address as the gateway does (clientIP), believing X-Forwarded-For only
+// from proxies: for handlers mounted beside the gateway (the admin API's
+// back-off on failed authentication).
+func ClientAddrFunc(proxies []netip.Prefix) func(*http.Request) string {
+	g := &Gateway{proxies: make([]netip.Prefix, len(proxies))}
+	for i, p := range proxies {
+		g.proxies[i] = p.Masked()
+	}
+	return g.clientIP
+}
+
 // clientIP returns the visitor's IP address: the socket peer, unless the
 // peer is a trusted proxy, in which case X-Forwarded-For is walked from the
 // right, skipping trusted proxies and unreadable entries; the first other

@@ -210,7 +210,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	var cookies cookieState
 	var target cookieTarget
 	if consent.AdStorage == destinations.Granted {
-		target = g.cookieTarget(r, host, req.URL)
+		target = g.cookieTarget(r, host, site)
 		c, err := g.visitorCookies(r, target, req.VID, req.URL, req.Referrer, now)
 		if err != nil {
 			g.log.Error("minting cookies", "err", err)

@@ -100,16 +100,21 @@ func cookieLifetime(site *model.Site) time.Duration {
 
 // cookieTarget is where and how a response sets its cookies: the cookie
 // scope of the request's host, Secure when the browser used https, and the
-// lifetime of the site whose cookie settings apply (cookieSite). /collect
-// works it out once for all of its cookies.
+// lifetime of the events' site. /collect works it out once for all of its
+// cookies. A request whose host is not one of its site's domains (or below
+// one) sets none (off): a request naming a site's page through a host of
+// no site, or of another site, must not plant that site's visitor ids in
+// that host's cookies.
 type cookieTarget struct {
 	scope  cookieScope
 	secure bool
 	maxAge time.Duration
+	off    bool
 }
 
-func (g *Gateway) cookieTarget(r *http.Request, host, pageURL string) cookieTarget {
-	return cookieTarget{scope: g.cookieScope(host), secure: g.isHTTPS(r), maxAge: cookieLifetime(g.cookieSite(host, pageURL))}
+func (g *Gateway) cookieTarget(r *http.Request, host string, site *model.Site) cookieTarget {
+	return cookieTarget{scope: g.cookieScope(host), secure: g.isHTTPS(r), maxAge: cookieLifetime(site),
+		off: site == nil || !site.HasHost(host)}
 }
 
 // cookie returns the gateway's cookie name=value living maxAge (a value:
@@ -128,10 +133,13 @@ func (t cookieTarget) cookie(name, value string, maxAge time.Duration) http.Cook
 }
 
 // setCookies adds a Set-Cookie header per cookie of each set (made by
-// t.cookie): the values are rendered into one string (one allocation) and
+// t.cookie), none when t is off: the values are rendered into one string (one allocation) and
 // the header's slice grown once; like http.SetCookie, none for a cookie
 // String renders empty (an invalid name).
 func (t cookieTarget) setCookies(h http.Header, sets ...[]http.Cookie) {
+	if t.off {
+		return
+	}
 	var stack [512]byte
 	var endsStack [8]int
 	b, ends := stack[:0], endsStack[:0] // ends[i]: where line i ends in b
@@ -195,26 +203,6 @@ func cookieToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// cookieSite is the site whose cookie settings apply to r: the site of the
-// request's host, since the cookies land on its registrable domain; else,
-// for a gateway reached on a host of no site, the site of the page the
-// events come from (pageURL, as /collect resolves it).
-func (g *Gateway) cookieSite(host, pageURL string) *model.Site {
-	snap := g.opts.Sites.Snapshot()
-	if snap == nil {
-		return nil
-	}
-	if site, ok := snap.SiteByHost(host); ok {
-		return site
-	}
-	if u, err := url.Parse(pageURL); err == nil && pageURL != "" {
-		if site, ok := snap.SiteByHost(u.Hostname()); ok {
-			return site
-		}
-	}
-	return nil
 }
 
 // metaCookie is a parsed _fbp or _fbc value: fb.<index>.<ms>.<payload>[.<appendix>].

@@ -111,7 +111,8 @@ func TestCookieVectors(t *testing.T) {
 				r.TLS = &tls.ConnectionState{}
 			}
 			page := scheme + "://" + v.Input.Host + v.Input.URL
-			st, err := tg.visitorCookies(r, tg.cookieTarget(r, tg.requestHost(r), page), "", page, v.Input.Referer, now)
+			site, _ := tg.opts.Sites.Snapshot().SiteByHost(tg.requestHost(r))
+			st, err := tg.visitorCookies(r, tg.cookieTarget(r, tg.requestHost(r), site), "", page, v.Input.Referer, now)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,6 +15,7 @@ const (
 	codeUnknownSite      = "unknown_site"
 	codeOriginNotAllowed = "origin_not_allowed"
 	codeUnauthorized     = "unauthorized"
+	codeTooManyFailures  = "too_many_failures"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeUnavailable      = "unavailable"
 )

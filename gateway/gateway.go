@@ -11,6 +11,8 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +42,14 @@ type Enqueuer interface {
 // loaded).
 type SiteSource interface {
 	Snapshot() *model.Snapshot
+}
+
+// AuthLimiter slows down the guessing of ingest keys per client
+// (internal/authlimit.Limiter): Allow says whether the client at addr may
+// try now, else for how long it must wait; Fail records a wrong key.
+type AuthLimiter interface {
+	Allow(addr string) (time.Duration, bool)
+	Fail(addr string)
 }
 
 // ScriptSource provides the browser script, built once per consent default:
@@ -81,6 +92,15 @@ type Options struct {
 	// /metrics. When both are nil a private registry serves as both.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// MetricsToken guards /metrics on Handler, the public port, whose
+	// metrics name every tenant's sites and destinations: empty, it is not
+	// served there (404; OpsHandler serves it on a private listener); set,
+	// it is served to requests with Authorization: Bearer <MetricsToken>.
+	MetricsToken string
+	// AuthLimiter, when set, answers 429 with Retry-After to a client
+	// that gave too many wrong ingest keys (/v1/events and the drop-in
+	// Conversions API endpoint) before its request is read.
+	AuthLimiter AuthLimiter
 	// Script serves /tw.js (and a site's script_path), in the variant of
 	// the request host's site; nil answers 404.
 	Script ScriptSource
@@ -250,15 +270,11 @@ func (g *Gateway) routes() http.Handler {
 	mux := http.NewServeMux()
 	collect := methods(map[string]http.HandlerFunc{http.MethodPost: g.collect, http.MethodOptions: g.preflight})
 	mux.Handle("/collect", g.wrap(routeCollect, collect))
-	mux.Handle("/v1/events", g.wrap(routeEvents, methods(map[string]http.HandlerFunc{http.MethodPost: g.serverEvents})))
-	mux.Handle("/{version}/{pixel}/events", g.wrap(routeCAPI, http.HandlerFunc(g.capi)))
+	mux.Handle("/v1/events", g.wrap(routeEvents, g.authGuard(refuseAPI, methods(map[string]http.HandlerFunc{http.MethodPost: g.serverEvents}))))
+	mux.Handle("/{version}/{pixel}/events", g.wrap(routeCAPI, g.authGuard(refuseGraph, http.HandlerFunc(g.capi))))
 	mux.Handle("/healthz", g.wrap(routeHealth, methods(map[string]http.HandlerFunc{http.MethodGet: g.healthz})))
 	mux.Handle("/readyz", g.wrap(routeReady, methods(map[string]http.HandlerFunc{http.MethodGet: g.readyz})))
-	var metricsHandler http.Handler = http.NotFoundHandler()
-	if g.gather != nil {
-		metricsHandler = promhttp.HandlerFor(g.gather, promhttp.HandlerOpts{})
-	}
-	mux.Handle("/metrics", g.wrap(routeMetrics, methods(map[string]http.HandlerFunc{http.MethodGet: metricsHandler.ServeHTTP})))
+	mux.Handle("/metrics", g.wrap(routeMetrics, g.publicMetrics()))
 	var scriptHandler http.Handler
 	if g.opts.Script != nil {
 		scriptHandler = http.HandlerFunc(g.script)
@@ -278,6 +294,80 @@ func (g *Gateway) routes() http.Handler {
 			static.ServeHTTP(w, r)
 		}
 	}))
+	return mux
+}
+
+// authGuard answers, through refuse, a client the AuthLimiter holds back,
+// before next reads anything of the request.
+func (g *Gateway) authGuard(refuse func(w http.ResponseWriter, wait time.Duration), next http.Handler) http.Handler {
+	if g.opts.AuthLimiter == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := g.opts.AuthLimiter.Allow(g.clientIP(r)); !ok {
+			g.metrics.rejected.WithLabelValues(codeTooManyFailures).Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			refuse(w, wait)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authFailed records that r gave a wrong ingest key.
+func (g *Gateway) authFailed(r *http.Request) {
+	if g.opts.AuthLimiter != nil {
+		g.opts.AuthLimiter.Fail(g.clientIP(r))
+	}
+}
+
+func refuseAPI(w http.ResponseWriter, _ time.Duration) {
+	writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: codeTooManyFailures,
+		Message: "too many requests with a wrong key from this address; wait for Retry-After"})
+}
+
+func refuseGraph(w http.ResponseWriter, _ time.Duration) {
+	writeJSON(w, http.StatusTooManyRequests, map[string]*graphError{"error": {Code: 4, Type: "OAuthException", IsTransient: true,
+		Message: "Application request limit reached: too many calls with a wrong access token from this address"}})
+}
+
+// metricsHandler serves the Prometheus metrics (GET only).
+func (g *Gateway) metricsHandler() http.Handler {
+	var h http.Handler = orNotFound(nil)
+	if g.gather != nil {
+		h = promhttp.HandlerFor(g.gather, promhttp.HandlerOpts{})
+	}
+	return methods(map[string]http.HandlerFunc{http.MethodGet: h.ServeHTTP})
+}
+
+// publicMetrics is /metrics on the public port: absent without a
+// MetricsToken, else behind it (compared in constant time).
+func (g *Gateway) publicMetrics() http.Handler {
+	if g.opts.MetricsToken == "" {
+		return orNotFound(nil)
+	}
+	want := sha256.Sum256([]byte(g.opts.MetricsToken))
+	next := g.metricsHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tagway-metrics"`)
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized, Message: "the metrics need Authorization: Bearer <TAGWAY_METRICS_TOKEN>"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// OpsHandler serves /metrics, /healthz and /readyz for the operator's
+// private listener (TAGWAY_METRICS_ADDR), without the token.
+func (g *Gateway) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", g.wrap(routeMetrics, g.metricsHandler()))
+	mux.Handle("/healthz", g.wrap(routeHealth, methods(map[string]http.HandlerFunc{http.MethodGet: g.healthz})))
+	mux.Handle("/readyz", g.wrap(routeReady, methods(map[string]http.HandlerFunc{http.MethodGet: g.readyz})))
+	mux.Handle("/", orNotFound(nil))
 	return mux
 }
 

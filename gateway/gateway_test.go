@@ -208,7 +208,8 @@ func TestHealthReadyMetrics(t *testing.T) {
 
 	tg.do("POST", "/collect", `{"events":[{"event_name":"PageView"}]}`, "Origin", "https://shop.example")
 	tg.do("POST", "/collect", `{`, "Origin", "https://shop.example")
-	w := tg.do("GET", "/metrics", "")
+	w := httptest.NewRecorder()
+	tg.OpsHandler().ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1:9090/metrics", nil))
 	body := w.Body.String()
 	for _, want := range []string{
 		`tagway_events_received_total{site="shop",source="browser"} 1`,
@@ -227,7 +228,6 @@ func TestMethodNotAllowedAndNotFound(t *testing.T) {
 		{"GET", "/collect", "POST, OPTIONS"},
 		{"PUT", "/v1/events", "POST"},
 		{"POST", "/healthz", "GET"},
-		{"DELETE", "/metrics", "GET"},
 	} {
 		w := tg.do(c.method, c.path, "")
 		if w.Code != 405 || w.Header().Get("Allow") != c.allow || decodeError(t, w).Error.Code != "method_not_allowed" {

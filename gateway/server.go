@@ -64,6 +64,7 @@ func (g *Gateway) serverEvents(w http.ResponseWriter, r *http.Request) {
 	n, site, e := g.serverEventsDo(w, r)
 	if e != nil {
 		if e.Code == codeUnauthorized {
+			g.authFailed(r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tagway"`)
 		}
 		g.reject(w, r, e)

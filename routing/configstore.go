@@ -191,13 +191,30 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 				return err
 			}
 			local = lc
+			if err := next.Config.ValidateClaims(changedSites(changes)); err != nil {
+				return &InvalidError{err}
+			}
+			if err := operatorSettingsUnchanged(actor, next.Config, changes); err != nil {
+				return err
+			}
 			if err := s.validateDestinations(next.Config, changes); err != nil {
 				return err
 			}
 			res = &UpdateResult{Version: cur.version, Changes: changes}
+			reused, err := s.reuseOf(cur, next, changes)
+			if err != nil {
+				return err
+			}
 			if len(changes) == 0 || opts.DryRun {
 				next.raw, next.version = mergeRaw(cur.raw, encoded), cur.version
 				return nil
+			}
+			// A re-created site starts empty: what its id held before is
+			// erased before the consumer groups of its destinations exist.
+			for _, id := range reused {
+				if _, err := PurgeSite(ctx, s.rdb, id); err != nil {
+					return err
+				}
 			}
 			for _, c := range changes {
 				if c.Kind == KindDestination && c.Op == "create" {
@@ -218,6 +235,14 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 					}
 				}
 				p.HDel(ctx, ConfigKey, legacyField)
+				for _, id := range reused {
+					p.HDel(ctx, ConfigKey, purgeField(id))
+				}
+				for _, c := range changes {
+					if c.Kind == KindSite && c.Op == "delete" {
+						p.HSet(ctx, ConfigKey, purgeField(c.ID), tombstone{Tenant: c.Tenant, DeletedAt: s.now().UnixMilli()}.encode())
+					}
+				}
 				incr = p.HIncrBy(ctx, ConfigKey, "version", 1)
 				for _, c := range changes {
 					p.XAdd(ctx, &redis.XAddArgs{Stream: AuditKey, MaxLen: auditMaxLen, Approx: true, Values: []any{
@@ -252,7 +277,7 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 				s.log.Warn("config stored but not announced; replicas pick it up on their next reload",
 					"version", res.Version, "err", err)
 			}
-			s.log.Info("config changed", "version", res.Version, "actor", actor.ID, "changes", len(res.Changes))
+			s.log.Info("config changed", "version", res.Version, "actor", actor.ID, "actor_tenant", actor.Tenant, "changes", len(res.Changes))
 		}
 		snap, err := model.NewSnapshotAt(next.Config, s.now)
 		if err != nil {
@@ -260,6 +285,13 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 		}
 		version := res.Version
 		s.swap(&storeState{snap: snap, version: version}, func(cur *storeState) bool { return version >= cur.version })
+		var deleted []string
+		for _, c := range res.Changes {
+			if c.Kind == KindSite && c.Op == "delete" {
+				deleted = append(deleted, c.ID)
+			}
+		}
+		s.purgeDeleted(ctx, deleted)
 		return res, nil
 	}
 	return nil, ErrContention
@@ -281,6 +313,42 @@ func (s *Store) validateDestinations(cfg model.Config, changes []Change) error {
 				if err := s.validateDest(d); err != nil {
 					errs = append(errs, fmt.Errorf("destinations[%d].settings: %s", i, redactSettings(err.Error(), d.Settings)))
 				}
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &InvalidError{err}
+	}
+	return nil
+}
+
+// changedSites reports whether an update creates or changes a site.
+func changedSites(changes []Change) func(siteID string) bool {
+	ids := map[string]bool{}
+	for _, c := range changes {
+		if c.Kind == KindSite && c.Op != "delete" {
+			ids[c.ID] = true
+		}
+	}
+	return func(id string) bool { return ids[id] }
+}
+
+// operatorSettingsUnchanged refuses a tenant's change that sets or changes
+// an operator setting of a destination (model.IsOperatorSetting): whatever
+// the endpoint, a tenant key cannot say where a platform's API is.
+func operatorSettingsUnchanged(actor Actor, cfg model.Config, changes []Change) error {
+	if actor.Tenant == "" {
+		return nil
+	}
+	var errs []error
+	for _, c := range changes {
+		if c.Kind != KindDestination || c.Op == "delete" {
+			continue
+		}
+		i := slices.IndexFunc(cfg.Destinations, func(d model.Destination) bool { return d.ID == c.ID })
+		for _, f := range c.Fields {
+			if name, ok := strings.CutPrefix(f, "settings."); ok && model.IsOperatorSetting(name) {
+				errs = append(errs, fmt.Errorf("destinations[%d].%s: the platform's API URL is the operator's setting (its environment); a tenant key can neither set nor change it", i, f))
 			}
 		}
 	}
@@ -738,15 +806,17 @@ func (s *Store) setLocal(m map[string]map[string]string) {
 
 // AuditEntry is one recorded change.
 type AuditEntry struct {
-	ID          string    `json:"id"` // stream id, the pagination cursor
-	At          time.Time `json:"at"`
-	Actor       string    `json:"actor"`
-	ActorTenant string    `json:"actor_tenant,omitempty"`
-	Op          string    `json:"op"`
-	Kind        string    `json:"kind"`
-	ResourceID  string    `json:"resource_id"`
-	Tenant      string    `json:"tenant,omitempty"`
-	Fields      []string  `json:"fields,omitempty"`
+	ID    string    `json:"id"` // stream id, the pagination cursor
+	At    time.Time `json:"at"`
+	Actor string    `json:"actor"`
+	// ActorTenant is the tenant of the actor's key, always present: empty
+	// for the operator (the root token, the config file).
+	ActorTenant string   `json:"actor_tenant"`
+	Op          string   `json:"op"`
+	Kind        string   `json:"kind"`
+	ResourceID  string   `json:"resource_id"`
+	Tenant      string   `json:"tenant,omitempty"`
+	Fields      []string `json:"fields,omitempty"`
 	// Count is how many items an operation touched (AppendAudit).
 	Count int `json:"count,omitempty"`
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/routing/model"
@@ -130,23 +132,17 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 // dead-letter stream, scanning the node that holds the site's slot.
 func (q *Queue) deadDestinations(ctx context.Context, siteID string) ([]string, error) {
 	prefix := DeadKey(siteID, "")
-	var scanner redis.Cmdable = q.rdb
-	if cc, ok := q.rdb.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, prefix)
-		if err != nil {
-			return nil, fmt.Errorf("routing: find the node of site %q: %w", siteID, err)
-		}
-		scanner = node
-	}
 	seen := map[string]bool{}
-	iter := scanner.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		if dest := strings.TrimPrefix(iter.Val(), prefix); model.ValidID(dest) {
-			seen[dest] = true
+	err := scanSite(ctx, q.rdb, siteID, prefix+"*", func(keys []string) error {
+		for _, k := range keys {
+			if dest := strings.TrimPrefix(k, prefix); model.ValidID(dest) {
+				seen[dest] = true
+			}
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("routing: scan dead letters of site %q: %w", siteID, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]string, 0, len(seen))
 	for d := range seen {
@@ -208,4 +204,63 @@ func byDestination(dls []DeadLetter) map[string][]string {
 		out[dl.Destination] = append(out[dl.Destination], dl.ID)
 	}
 	return out
+}
+
+// Default caps of a destination's dead-letter stream.
+const (
+	// DefaultDeadLetterMaxLen is about how many dead letters a destination
+	// keeps: the oldest go first.
+	DefaultDeadLetterMaxLen = 100_000
+	// DefaultDeadLetterMaxAge is how long a dead letter is kept: past
+	// every platform's age limit (Meta's 62 days for physical_store events
+	// is the longest), a replay would only fail again as too_old.
+	DefaultDeadLetterMaxAge = 90 * 24 * time.Hour
+)
+
+// DeadLetterCaps bound every dead-letter stream, so that a platform
+// refusing everything for weeks cannot fill Redis. Each round that writes
+// dead letters trims its stream to MaxLen entries and drops those older
+// than MaxAge (approximately: Redis trims whole stream nodes, so a stream
+// may hold some hundred more); tagway_deadletters_trimmed_total{cap}
+// counts what the caps removed.
+type DeadLetterCaps struct {
+	// MaxLen is about how many dead letters a destination keeps (default
+	// DefaultDeadLetterMaxLen; negative: no cap).
+	MaxLen int64
+	// MaxAge is how long a dead letter is kept (default
+	// DefaultDeadLetterMaxAge; negative: no cap).
+	MaxAge time.Duration
+}
+
+func (c DeadLetterCaps) withDefaults() DeadLetterCaps {
+	if c.MaxLen == 0 {
+		c.MaxLen = DefaultDeadLetterMaxLen
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultDeadLetterMaxAge
+	}
+	return c
+}
+
+// trim queues the caps' XTRIMs of key on p and returns them: [0] the
+// max_len one, [1] the max_age one (nil for a cap that is off).
+func (c DeadLetterCaps) trim(ctx context.Context, p redis.Pipeliner, key string, now time.Time) []*redis.IntCmd {
+	trims := make([]*redis.IntCmd, 2)
+	// Age first: a letter both caps would remove counts as aged out.
+	if c.MaxAge > 0 {
+		trims[1] = p.XTrimMinIDApprox(ctx, key, strconv.FormatInt(now.Add(-c.MaxAge).UnixMilli(), 10), 0)
+	}
+	if c.MaxLen > 0 {
+		trims[0] = p.XTrimMaxLenApprox(ctx, key, c.MaxLen, 0)
+	}
+	return trims
+}
+
+// count adds what trims removed to the metric.
+func (c DeadLetterCaps) count(m *prometheus.CounterVec, destID string, trims []*redis.IntCmd) {
+	for i, name := range []string{"max_len", "max_age"} {
+		if trims[i] != nil && trims[i].Val() > 0 {
+			m.WithLabelValues(destID, name).Add(float64(trims[i].Val()))
+		}
+	}
 }

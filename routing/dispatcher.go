@@ -64,6 +64,8 @@ type DispatcherOptions struct {
 	// this many times goes to the dead letters with reason poison instead
 	// of being tried again (default 5; negative: never).
 	PoisonClaims int
+	// DeadLetters caps every destination's dead-letter stream.
+	DeadLetters DeadLetterCaps
 	// Identity, when set, stores the hashed identifiers of each round's
 	// events and enriches them with those known of their visitors, before
 	// policy and delivery (see IdentityStore); nil: no enrichment.
@@ -105,6 +107,7 @@ func (o DispatcherOptions) withDefaults() (DispatcherOptions, error) {
 		o.TrimInterval = 10 * time.Second
 	}
 	o.Retry = o.Retry.withDefaults()
+	o.DeadLetters = o.DeadLetters.withDefaults()
 	o.Circuit = o.Circuit.withDefaults()
 	if o.PoisonClaims == 0 {
 		o.PoisonClaims = 5
@@ -228,7 +231,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // reconcile makes the running workers match snap: new destinations start,
 // changed ones are rebuilt, removed ones stop and are drained into their
-// dead letters.
+// dead letters, unless their site was deleted too (its keys are erased:
+// routing/purge.go).
 func (d *Dispatcher) reconcile(ctx context.Context, snap *model.Snapshot, workers map[string]*workerHandle, wg *sync.WaitGroup) {
 	want := map[string]model.Destination{}
 	for _, dest := range snap.Config().Destinations {
@@ -243,7 +247,7 @@ func (d *Dispatcher) reconcile(ctx context.Context, snap *model.Snapshot, worker
 			h.cancel()
 		}
 		delete(workers, id)
-		if !ok {
+		if _, siteKept := snap.Site(h.spec.SiteID); !ok && siteKept {
 			workers[id] = d.startDrain(ctx, h.spec, wg)
 		}
 	}

@@ -290,24 +290,5 @@ func TestPoisonEntryGoesToDeadLetters(t *testing.T) {
 // gauge reads a counter or gauge of the harness registry by destination.
 func (h *harness) gauge(name, destID string) float64 {
 	h.t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "destination" && l.GetValue() == destID {
-					if m.GetCounter() != nil {
-						return m.GetCounter().GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return h.labelled(name, "destination", destID)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
@@ -59,6 +60,22 @@ func IdentityKey(siteID, visitorKey string) string {
 // pattern).
 func IdentityKeyPattern(siteID string) string { return "tw:{" + siteID + "}:id:*" }
 
+// IdentityIndexKey is the sorted set of a site's visitors with stored
+// identifiers (the digest part of their IdentityKey), scored by the time
+// of their last write: what IdentityOptions.MaxPerSite counts and evicts
+// from.
+func IdentityIndexKey(siteID string) string { return "tw:{" + siteID + "}:ids" }
+
+// DefaultIdentityMaxPerSite caps the visitors a site keeps identifiers
+// for. Anyone can post /collect, each time as a new visitor: without a cap
+// a flood would grow Redis for the 30 days of the TTL. A visitor's
+// identifiers take about 400 bytes (with their index entry), so a site at
+// the cap holds about 200 MB.
+const DefaultIdentityMaxPerSite = 500_000
+
+// identityEvictMax bounds the visitors one round evicts.
+const identityEvictMax = 1000
+
 // DefaultIdentityRewrite is how long a store leaves out a visitor's
 // identifiers that are unchanged since this process last stored them.
 const DefaultIdentityRewrite = 10 * time.Minute
@@ -83,8 +100,14 @@ type IdentityOptions struct {
 	// different values for one visitor, a repeat of an older value may wait
 	// this long to win. The window is per process.
 	Rewrite time.Duration
-	// Now is the clock of Rewrite (default time.Now).
+	// Now is the clock of Rewrite and of the index (default time.Now).
 	Now func() time.Time
+	// MaxPerSite caps how many visitors' identifiers a site keeps
+	// (default DefaultIdentityMaxPerSite; negative: no cap). Past it, the
+	// visitors whose identifiers were written longest ago are evicted
+	// (their identifiers deleted), counted in
+	// tagway_identities_evicted_total.
+	MaxPerSite int64
 }
 
 // IdentityStore keeps, per visitor, the hashed identifiers (em, ph,
@@ -119,10 +142,15 @@ type IdentityOptions struct {
 // either direction; the visitor key is the event's _fbp, else tagway's
 // visitor id. It is safe for concurrent use.
 type IdentityStore struct {
-	rdb     redis.UniversalClient
-	ttlArg  any // the TTL in seconds, EXPIRE's argument
-	timeout time.Duration
-	recent  *recentWrites // nil: store every time
+	rdb      redis.UniversalClient
+	ttl      time.Duration
+	ttlArg   any // the TTL in seconds, EXPIRE's argument
+	timeout  time.Duration
+	recent   *recentWrites // nil: store every time
+	now      func() time.Time
+	max      int64 // MaxPerSite; 0: no cap
+	evicted  prometheus.Counter
+	evictCmd *redis.Script
 }
 
 // NewIdentityStore returns an IdentityStore on rdb.
@@ -135,7 +163,21 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 	}
 	// EXPIRE takes whole seconds; 0 would delete the key.
 	secs := max(1, int64((opts.TTL+time.Second-1)/time.Second))
-	s := &IdentityStore{rdb: rdb, ttlArg: secs, timeout: opts.Timeout}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	switch {
+	case opts.MaxPerSite == 0:
+		opts.MaxPerSite = DefaultIdentityMaxPerSite
+	case opts.MaxPerSite < 0:
+		opts.MaxPerSite = 0
+	}
+	s := &IdentityStore{rdb: rdb, ttl: opts.TTL, ttlArg: secs, timeout: opts.Timeout, now: opts.Now, max: opts.MaxPerSite,
+		evictCmd: redis.NewScript(evictScript),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagway_identities_evicted_total",
+			Help: "Visitors whose stored identifiers were deleted because their site passed its cap (TAGWAY_IDENTITY_MAX_PER_SITE).",
+		})}
 	if opts.Rewrite == 0 {
 		opts.Rewrite = DefaultIdentityRewrite
 	}
@@ -144,9 +186,6 @@ func NewIdentityStore(rdb redis.UniversalClient, opts IdentityOptions) *Identity
 		opts.Rewrite = opts.TTL / 2
 	}
 	if opts.Rewrite > 0 {
-		if opts.Now == nil {
-			opts.Now = time.Now
-		}
 		s.recent = newRecentWrites(opts.Rewrite, identityRecentMax, opts.Now)
 	}
 	return s
@@ -333,8 +372,14 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 			reads[i] = pipe.HGetAll(ctx, v.key)
 			pipe.Do(ctx, "expire", v.key, s.ttlArg)
 		}
+		count := s.index(ctx, pipe, siteID, writes)
 		_, _ = pipe.Exec(ctx)
 		answered <- answer{reads, s.stored(writes, sets)}
+		if count != nil && s.max > 0 && count.Val() > s.max {
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+			defer cancel()
+			_, _ = s.evict(ectx, siteID)
+		}
 	}()
 	var a answer
 	select {
@@ -364,6 +409,59 @@ func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*des
 	}
 	if firstErr != nil {
 		return fmt.Errorf("identity: %w", firstErr)
+	}
+	return nil
+}
+
+// index queues on pipe the index entries of a round's writes (their
+// visitors, scored now) and the index's size, which it returns; nil
+// without a cap or writes.
+func (s *IdentityStore) index(ctx context.Context, pipe redis.Pipeliner, siteID string, writes []identityWrite) *redis.IntCmd {
+	if s.max <= 0 || len(writes) == 0 {
+		return nil
+	}
+	now := float64(s.now().UnixMilli())
+	members := make([]redis.Z, len(writes))
+	for i, w := range writes {
+		members[i] = redis.Z{Score: now, Member: w.key[strings.LastIndexByte(w.key, ':')+1:]}
+	}
+	idx := IdentityIndexKey(siteID)
+	pipe.ZAdd(ctx, idx, members...)
+	return pipe.ZCard(ctx, idx)
+}
+
+// evictScript brings the index KEYS[1] back to ARGV[2] visitors: it
+// forgets those not written since ARGV[1] (Unix ms; their identifiers
+// expired, unless reads kept them alive), then deletes the identifiers
+// (ARGV[4] .. member, in the index's slot) of those written longest ago,
+// at most ARGV[3]. One script, so that rounds evicting at once never evict
+// more than the excess. It returns how many it deleted.
+const evictScript = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if excess <= 0 then return 0 end
+local oldest = redis.call('ZPOPMIN', KEYS[1], math.min(excess, tonumber(ARGV[3])))
+for i = 1, #oldest, 2 do redis.call('UNLINK', ARGV[4] .. oldest[i]) end
+return #oldest / 2
+`
+
+// evict brings a site over its cap back to it (evictScript) and counts
+// the visitors it deleted.
+func (s *IdentityStore) evict(ctx context.Context, siteID string) (int, error) {
+	n, err := s.evictCmd.Run(ctx, s.rdb, []string{IdentityIndexKey(siteID)},
+		s.now().Add(-s.ttl).UnixMilli(), s.max, identityEvictMax, strings.TrimSuffix(IdentityKeyPattern(siteID), "*")).Int()
+	if err != nil {
+		return 0, fmt.Errorf("identity: cap: %w", err)
+	}
+	s.evicted.Add(float64(n))
+	return n, nil
+}
+
+// Register adds the store's metric (tagway_identities_evicted_total) to
+// reg.
+func (s *IdentityStore) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(s.evicted); err != nil {
+		return fmt.Errorf("routing: register identity metrics: %w", err)
 	}
 	return nil
 }

@@ -24,6 +24,9 @@ type metrics struct {
 	depth      *prometheus.GaugeVec
 	retries    *prometheus.GaugeVec
 	withheld   *prometheus.CounterVec
+	// deadTrimmed counts dead letters removed by the caps
+	// (DeadLetterCaps), by destination and cap (max_len, max_age).
+	deadTrimmed *prometheus.CounterVec
 }
 
 // newMetrics builds the collectors and registers them on reg (none when reg
@@ -51,11 +54,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tagway_events_withheld_total",
 			Help: "Events the privacy policy kept from a destination, by reason (consent:<purpose>, consent:anonymous_unsupported, region:<rule>, synthetic_test_event).",
 		}, []string{"destination", "reason"}),
+		deadTrimmed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_deadletters_trimmed_total",
+			Help: "Dead letters removed because their stream passed its cap, by destination and cap (max_len, max_age).",
+		}, []string{"destination", "cap"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.seconds, m.depth, m.retries, m.withheld} {
+	for _, c := range []prometheus.Collector{m.deliveries, m.seconds, m.depth, m.retries, m.withheld, m.deadTrimmed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("routing: register metrics: %w", err)
 		}

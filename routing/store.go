@@ -30,6 +30,8 @@ type Store struct {
 	keyring      *secrets.Keyring
 	secretFields model.SecretFields
 	validateDest func(model.Destination) error
+	reuseDelay   time.Duration // purge.go
+	tombstoneCAS *redis.Script
 
 	localMu      sync.Mutex
 	localSecrets map[string]map[string]string // destination id → setting → clear secret
@@ -98,7 +100,8 @@ func NewStore(rdb redis.UniversalClient, logger *slog.Logger, opts ...StoreOptio
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Store{rdb: rdb, log: logger, reloadEvery: defaultReloadEvery, changed: make(chan struct{}),
-		now: time.Now, localSecrets: map[string]map[string]string{}}
+		now: time.Now, localSecrets: map[string]map[string]string{}, reuseDelay: DefaultSiteReuseDelay,
+		tombstoneCAS: redis.NewScript(tombstoneCAS)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -168,6 +171,10 @@ func (s *Store) Load(ctx context.Context) error {
 	}
 	if s.swap(&storeState{snap: snap, version: version}, func(cur *storeState) bool { return version != cur.version }) {
 		s.log.Info("config loaded", "version", version)
+		if err := st.Config.ValidateClaims(func(string) bool { return true }); err != nil {
+			s.log.Warn("the stored configuration holds claims refused for new changes (public-suffix or IP domains on tenants' sites, shared ingest keys); fix them",
+				"problems", err.Error())
+		}
 	}
 	return nil
 }
@@ -216,6 +223,9 @@ func (s *Store) Run(ctx context.Context) error {
 			s.reload(ctx)
 		case <-tick.C:
 			s.reload(ctx)
+			if _, err := s.FinishPurges(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("erasing deleted sites failed; tried again at the next reload", "err", err)
+			}
 		}
 	}
 }

@@ -533,7 +533,9 @@ func (w *worker) commit(r round) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	retryKey, deadKey := RetryKey(w.site, w.id), DeadKey(w.site, w.id)
-	failedAt := strconv.FormatInt(w.d.opts.Now().UnixMilli(), 10)
+	now := w.d.opts.Now()
+	failedAt := strconv.FormatInt(now.UnixMilli(), 10)
+	var trims []*redis.IntCmd
 	_, err := w.d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, j := range r.jobs {
 			switch j.out.kind {
@@ -572,7 +574,23 @@ func (w *worker) commit(r round) error {
 		if len(r.entries) > 0 {
 			p.XAck(ctx, StreamKey(w.site), w.id, r.entries...)
 		}
+		if r.dead() {
+			trims = w.d.opts.DeadLetters.trim(ctx, p, deadKey, now)
+		}
 		return nil
 	})
+	if err == nil && trims != nil {
+		w.d.opts.DeadLetters.count(w.d.metrics.deadTrimmed, w.id, trims)
+	}
 	return err
+}
+
+// dead reports whether the round writes a dead letter.
+func (r round) dead() bool {
+	for _, j := range r.jobs {
+		if j.out.kind == outDead {
+			return true
+		}
+	}
+	return false
 }

@@ -13,7 +13,10 @@ import (
 
 // Defaults applied to Settings fields left empty.
 const (
-	DefaultGraphURL     = "https://graph.facebook.com"
+	DefaultGraphURL = "https://graph.facebook.com"
+	// GraphURLSetting names the setting, and the Deps.APIURLs entry, of
+	// the Graph API's base URL.
+	GraphURLSetting     = "graph_url"
 	DefaultAPIVersion   = "v24.0"
 	DefaultPartnerAgent = "tagway"
 	// DefaultTimeout is Meta's recommended request timeout.
@@ -75,8 +78,9 @@ type Settings struct {
 	// TestEventCode sends every event to Events Manager's Test Events tab.
 	// An event's own Context.TestEventCode takes precedence.
 	TestEventCode string `json:"test_event_code,omitempty"`
-	// GraphURL is the Graph API base URL (default https://graph.facebook.com);
-	// tests point it at a fake.
+	// GraphURL is the Graph API base URL: the operator's setting (see
+	// model.IsOperatorSetting). Empty: Deps.APIURLs["graph_url"]
+	// (TAGWAY_META_GRAPH_URL), else https://graph.facebook.com.
 	GraphURL string `json:"graph_url,omitempty"`
 	// APIVersion is the Graph API version, vN.N (default v24.0).
 	APIVersion string `json:"api_version,omitempty"`
@@ -95,7 +99,10 @@ var (
 
 // ParseSettings decodes raw strictly (unknown fields are an error), applies
 // the defaults and validates the result, joining every problem.
-func ParseSettings(raw json.RawMessage) (Settings, error) {
+func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings(raw, DefaultGraphURL) }
+
+// parseSettings is ParseSettings with graphURL as graph_url's default.
+func parseSettings(raw json.RawMessage, graphURL string) (Settings, error) {
 	var s Settings
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -108,16 +115,16 @@ func ParseSettings(raw json.RawMessage) (Settings, error) {
 	if dec.More() {
 		return Settings{}, errors.New("meta settings: trailing data after the JSON object")
 	}
-	s.applyDefaults()
+	s.applyDefaults(graphURL)
 	if err := s.Validate(); err != nil {
 		return Settings{}, err
 	}
 	return s, nil
 }
 
-func (s *Settings) applyDefaults() {
+func (s *Settings) applyDefaults(graphURL string) {
 	if s.GraphURL == "" {
-		s.GraphURL = DefaultGraphURL
+		s.GraphURL = graphURL
 	}
 	if s.APIVersion == "" {
 		s.APIVersion = DefaultAPIVersion

@@ -61,7 +61,11 @@ type Adapter struct {
 // deps.Logger discards, a nil deps.Now is time.Now. The client never follows
 // redirects: a redirected POST would carry the token elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	s, err := ParseSettings(settings)
+	graphURL := deps.APIURLs[GraphURLSetting]
+	if graphURL == "" {
+		graphURL = DefaultGraphURL
+	}
+	s, err := parseSettings(settings, graphURL)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +243,14 @@ func (a *Adapter) send(ctx context.Context, events []serverEvent, testCode strin
 		if err != nil {
 			return destinations.PermanentError("meta: encode request: %v", err)
 		}
-		a.log.Info("meta dry run: request not sent", "events", len(events), "body", string(b))
+		// The body holds the visitors' IP addresses, user agents, cookies
+		// and hashed identifiers: only at debug level.
+		ids := make([]string, len(events))
+		for i, e := range events {
+			ids[i] = e.EventID
+		}
+		a.log.Info("meta dry run: request not sent", "events", len(events), "event_ids", ids)
+		a.log.Debug("meta dry run: the request body", "body", string(b))
 		if a.record != nil {
 			a.record(b)
 		}

@@ -546,7 +546,7 @@ func TestDryRun(t *testing.T) {
 			if data, _ := body["data"].([]any); len(data) != 2 || body["partner_agent"] != "tagway" {
 				t.Errorf("recorded body %s", recorded[0])
 			}
-			lines := strings.Count(logs.String(), "meta dry run")
+			lines := strings.Count(logs.String(), "meta dry run: request not sent")
 			if lines != 2 || !strings.Contains(logs.String(), "level=INFO") || !strings.Contains(logs.String(), `\"event_name\":\"Purchase\"`) {
 				t.Errorf("dry-run log:\n%s", logs)
 			}
@@ -741,6 +741,37 @@ func TestWholeBatchMarking(t *testing.T) {
 	for i, err := range errs {
 		if _, de := destinations.Classify(err); de == nil || !de.WholeBatch || de.Code != "100/2804050" {
 			t.Errorf("event %d: %v; want a WholeBatch 100/2804050", i, err)
+		}
+	}
+}
+
+// TestDryRunLogsNoPersonalDataAtInfo: the quick start's dry run logs how
+// many events it held back and their ids at info level; the request body
+// (IP addresses, user agents, cookies, hashed e-mails) only at debug.
+func TestDryRunLogsNoPersonalDataAtInfo(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		logs := &syncBuffer{}
+		d, err := New(json.RawMessage(`{"pixel_id":"123"}`), destinations.Deps{
+			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), Now: fixedNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := purchase()
+		p.UserData.ClientIPAddress, p.UserData.ClientUserAgent, p.UserData.Fbp = "203.0.113.99", "Mozilla/5.0 (Secret UA)", "fb.1.1764329000000.999"
+		for _, err := range d.Deliver(context.Background(), []destinations.Event{p, pageView("pv-1")}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := logs.String()
+		if !strings.Contains(out, `"events":2`) || !strings.Contains(out, p.EventID) || !strings.Contains(out, "pv-1") {
+			t.Errorf("%s: the counts and ids are missing:\n%s", level, out)
+		}
+		personal := []string{"203.0.113.99", "Secret UA", "fb.1.1764329000000.999", sha("jane@example.com")}
+		for _, v := range personal {
+			if got := strings.Contains(out, v); got != (level == slog.LevelDebug) {
+				t.Errorf("%s: %q in the log: %v", level, v, got)
+			}
 		}
 	}
 }

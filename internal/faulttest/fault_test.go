@@ -68,6 +68,7 @@ type gateway struct {
 	t      *testing.T
 	name   string
 	addr   string
+	ops    string // TAGWAY_METRICS_ADDR: /metrics
 	env    []string
 	cmd    *exec.Cmd
 	logs   *syncBuffer
@@ -89,10 +90,10 @@ func freeAddr(t *testing.T) string {
 // directory of its own. extraEnv (KEY=value) is added last, so it wins over
 // the defaults (TAGWAY_DATA_DIR=... reuses a spool directory).
 func newGateway(t *testing.T, name, redisURL, graphURL string, extraEnv ...string) *gateway {
-	g := &gateway{t: t, name: name, addr: freeAddr(t), logs: &syncBuffer{}}
+	g := &gateway{t: t, name: name, addr: freeAddr(t), ops: freeAddr(t), logs: &syncBuffer{}}
 	g.env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"TAGWAY_ADDR=" + g.addr, "REDIS_URL=" + redisURL, "TAGWAY_DEMO=off", "TAGWAY_LOG_LEVEL=info",
+		"TAGWAY_ADDR=" + g.addr, "TAGWAY_METRICS_ADDR=" + g.ops, "REDIS_URL=" + redisURL, "TAGWAY_DEMO=off", "TAGWAY_LOG_LEVEL=info",
 		"TAGWAY_SITE_DOMAINS=localhost,127.0.0.1",
 		"TAGWAY_META_PIXEL_ID=" + pixel, "TAGWAY_META_ACCESS_TOKEN=" + token, "TAGWAY_META_GRAPH_URL=" + graphURL,
 		"TAGWAY_RETRY_BASE=100ms", "TAGWAY_RETRY_MAX=1s", "TAGWAY_VISIBILITY_TIMEOUT=" + killBudget.String(),
@@ -483,8 +484,8 @@ func (s *outageSender) ackedBy(name string, from, to time.Time) int {
 	return n
 }
 
-// metric sums the samples of a Prometheus metric on a gateway's /metrics
-// (-1 when the gateway does not answer).
+// metric sums the samples of a Prometheus metric on a gateway's /metrics,
+// on its private listener addr (-1 when the gateway does not answer).
 func metric(addr, name string) float64 {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -619,14 +620,14 @@ func TestFaultRedisRestart(t *testing.T) {
 
 	// The restarted gateway drains what its predecessor spooled.
 	if !waitFor(15*time.Second, func() bool {
-		return spoolBytes(t, aDir) == 0 && metric(a2.addr, "tagway_spool_drained_entries_total") > 0 &&
-			metric(a2.addr, "tagway_spool_bytes") == 0
+		return spoolBytes(t, aDir) == 0 && metric(a2.ops, "tagway_spool_drained_entries_total") > 0 &&
+			metric(a2.ops, "tagway_spool_bytes") == 0
 	}) {
 		t.Fatalf("gateway-a's spool not drained after its restart: %d bytes on disk, drained entries %v, spool gauge %v",
-			spoolBytes(t, aDir), metric(a2.addr, "tagway_spool_drained_entries_total"), metric(a2.addr, "tagway_spool_bytes"))
+			spoolBytes(t, aDir), metric(a2.ops, "tagway_spool_drained_entries_total"), metric(a2.ops, "tagway_spool_bytes"))
 	}
-	if !waitFor(15*time.Second, func() bool { return metric(b.addr, "tagway_spool_bytes") == 0 }) {
-		t.Fatalf("gateway-b's spool not drained: %v bytes", metric(b.addr, "tagway_spool_bytes"))
+	if !waitFor(15*time.Second, func() bool { return metric(b.ops, "tagway_spool_bytes") == 0 }) {
+		t.Fatalf("gateway-b's spool not drained: %v bytes", metric(b.ops, "tagway_spool_bytes"))
 	}
 
 	s.mu.Lock()

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Config is the whole declarative configuration: what TAGWAY_CONFIG holds and
@@ -59,6 +61,14 @@ type Site struct {
 	// digests in IngestKeyHashes.
 	IngestKeys      []string `json:"ingest_keys,omitempty"`
 	IngestKeyHashes []string `json:"ingest_key_hashes,omitempty"`
+	// IngestKeyHints are the last four characters of each key, by digest,
+	// kept when a key is given or minted so that people can tell keys
+	// apart without seeing them.
+	IngestKeyHints map[string]string `json:"ingest_key_hints,omitempty"`
+	// IngestKeyInfo is read-only: how the admin API shows the ingest keys
+	// (an id, the last four characters, the deadline of a retiring key)
+	// instead of their digests. It is ignored on input and never stored.
+	IngestKeyInfo []IngestKeyInfo `json:"ingest_key_info,omitempty"`
 	// ConsentDefault is granted, denied or wait (default granted).
 	ConsentDefault string `json:"consent_default,omitempty"`
 	// ScriptPath and CollectPath override /tw.js and /collect for this site.
@@ -167,6 +177,42 @@ func HashKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// minHintedKeyLen is the shortest ingest key whose last four characters
+// are kept as its hint (every valid key is longer).
+const minHintedKeyLen = 16
+
+// IngestKeyInfo is an ingest key as the admin API shows it: never the key
+// nor its digest.
+type IngestKeyInfo struct {
+	// ID names the key: "ik_" and 12 hex digits derived from its digest.
+	ID string `json:"id"`
+	// Last4 is the end of the key, when it was given or minted in clear.
+	Last4 string `json:"last4,omitempty"`
+	// ValidUntil is the deadline of a retiring key.
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+}
+
+// IngestKeyID is the id shown for the ingest key with this digest: it
+// names the key without revealing the digest, which authenticates.
+func IngestKeyID(digest string) string {
+	sum := sha256.Sum256([]byte("tagway ingest key id\x00" + digest))
+	return "ik_" + hex.EncodeToString(sum[:6])
+}
+
+// Info returns how s's ingest keys are shown: the current ones, then the
+// retiring ones with their deadlines.
+func (s Site) Info() []IngestKeyInfo {
+	var out []IngestKeyInfo
+	for _, h := range s.IngestKeyHashes {
+		out = append(out, IngestKeyInfo{ID: IngestKeyID(h), Last4: s.IngestKeyHints[h]})
+	}
+	for _, k := range s.RetiringIngestKeys {
+		until := k.Until
+		out = append(out, IngestKeyInfo{ID: IngestKeyID(k.Hash), Last4: s.IngestKeyHints[k.Hash], ValidUntil: &until})
+	}
+	return out
+}
+
 // Normalize moves clear ingest keys into their hashed form and lowercases
 // domains. It returns a copy; the receiver is not changed.
 func (c Config) Normalize() Config {
@@ -182,14 +228,33 @@ func (c Config) Normalize() Config {
 			s.Domains[j] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 		}
 		hashes := slices.Clone(s.IngestKeyHashes)
+		hints := map[string]string{}
 		for _, k := range s.IngestKeys {
 			h := HashKey(k)
 			if !slices.Contains(hashes, h) {
 				hashes = append(hashes, h)
 			}
+			if len(k) >= minHintedKeyLen {
+				hints[h] = k[len(k)-4:]
+			}
+		}
+		for _, h := range hashes {
+			if v, ok := s.IngestKeyHints[h]; ok && hints[h] == "" {
+				hints[h] = v
+			}
+		}
+		for _, k := range s.RetiringIngestKeys {
+			if v, ok := s.IngestKeyHints[k.Hash]; ok && hints[k.Hash] == "" {
+				hints[k.Hash] = v
+			}
+		}
+		s.IngestKeyHints = nil
+		if len(hints) > 0 {
+			s.IngestKeyHints = hints
 		}
 		s.IngestKeys = nil
 		s.IngestKeyHashes = hashes
+		s.IngestKeyInfo = nil
 		if s.ConsentDefault == "" {
 			s.ConsentDefault = ConsentGranted
 		}
@@ -289,10 +354,10 @@ func (c Config) Validate() error {
 		if !sites[r.SiteID] {
 			add("%s.site: unknown site %q", p, r.SiteID)
 		}
-		if site, ok := destSite[r.DestinationID]; !ok {
-			add("%s.destination: unknown destination %q", p, r.DestinationID)
-		} else if site != r.SiteID {
-			add("%s.destination: destination %q belongs to site %q, not %q", p, r.DestinationID, site, r.SiteID)
+		// A destination of another site answers as a missing one: the
+		// other site may be another tenant's.
+		if site, ok := destSite[r.DestinationID]; !ok || site != r.SiteID {
+			add("%s.destination: unknown destination %q on site %q", p, r.DestinationID, r.SiteID)
 		}
 	}
 	errs = append(errs, c.validateTenancy()...)
@@ -307,6 +372,29 @@ func validHost(h string) bool {
 		return true
 	}
 	return len(h) <= 253 && hostPattern.MatchString(h)
+}
+
+// isPublicSuffix reports whether host is itself a public suffix ("com",
+// "co.uk", "github.io"): a site claiming one would cover every site under
+// it. A single label the list does not know ("localhost") is not one.
+func isPublicSuffix(host string) bool {
+	host = normDomain(host)
+	if net.ParseIP(host) != nil {
+		return false
+	}
+	suffix, icann := publicsuffix.PublicSuffix(host)
+	return suffix == host && (icann || strings.Contains(host, "."))
+}
+
+// registrable reports whether host is a domain name below a public suffix:
+// not an IP address, not a single label.
+func registrable(host string) bool {
+	host = normDomain(host)
+	if net.ParseIP(host) != nil {
+		return false
+	}
+	_, err := publicsuffix.EffectiveTLDPlusOne(host)
+	return err == nil && strings.Contains(host, ".")
 }
 
 var pathPattern = regexp.MustCompile(`^/[A-Za-z0-9._/-]{0,127}$`)
@@ -458,6 +546,19 @@ func (site *Site) OriginAllowed(origin string) bool {
 	}
 	for _, a := range site.AllowedOrigins {
 		if strings.EqualFold(a, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasHost reports whether host (a request's Host, may carry a port) is one
+// of site's domains or below one.
+func (site *Site) HasHost(host string) bool {
+	host = strings.TrimSuffix(stripPort(host), ".")
+	for _, d := range site.Domains {
+		if len(host) == len(d) && strings.EqualFold(host, d) ||
+			len(host) > len(d) && host[len(host)-len(d)-1] == '.' && strings.EqualFold(host[len(host)-len(d):], d) {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -80,6 +81,14 @@ type APIKey struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// reservedKeyIDs name the operator's actors in the audit log (the root
+// token, the config file): no API key may take them.
+var reservedKeyIDs = []string{"root", "config"}
+
+// ReservedKeyID reports whether id names an operator actor, which no API
+// key may take.
+func ReservedKeyID(id string) bool { return slices.Contains(reservedKeyIDs, id) }
+
 // Validate reports every problem with k.
 func (k APIKey) Validate() error {
 	var errs []string
@@ -124,6 +133,24 @@ func (f SecretFields) IsSecret(destType, field string) bool {
 		}
 	}
 	return l == "token" || l == "secret"
+}
+
+// IsOperatorSetting reports whether a destination setting is the
+// operator's alone: the base URL of a platform's API (any setting named
+// *_url: Meta's graph_url, an api_url, a token_url). The operator sets it
+// in the environment (TAGWAY_META_GRAPH_URL...) or in the config file and
+// apply of the root token; a tenant's key can neither set nor change it,
+// since a URL of its choosing would receive the destination's secrets and
+// turn the gateway into a probe of internal addresses. An adapter names
+// such a setting *_url to be covered.
+func IsOperatorSetting(field string) bool { return strings.HasSuffix(strings.ToLower(field), "_url") }
+
+// IsTargetSetting reports whether a destination setting says where the
+// destination sends: an operator setting, or "url" (a webhook's own
+// target). A change of one drops the destination's stored secrets unless
+// the same write gives them again.
+func IsTargetSetting(field string) bool {
+	return strings.EqualFold(field, "url") || IsOperatorSetting(field)
 }
 
 // Consent purposes a route or region rule may require, in Google Consent
@@ -319,6 +346,62 @@ func (c Config) validateTenancy() []error {
 		errs = append(errs, validateRegionRules(p, r.RegionRules)...)
 	}
 	return errs
+}
+
+// ValidateClaims reports the problems of what the sites changed (for which
+// changed returns true) claim that could take something from another
+// site: a domain that is a public suffix (it would cover every site below
+// it), an IP address or single-label domain on a tenant's site (only the
+// operator's own sites, such as the quick start's localhost, may use
+// them), and an ingest key (its digest) another site holds (it would
+// authenticate for either). A problem is reported on the changed site,
+// naming only its own field: nothing of the other site. Sites stored
+// before these rules are not refused until they change.
+func (c Config) ValidateClaims(changed func(siteID string) bool) error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	owners := map[string][]int{} // digest → indexes of the sites holding it
+	digestsOf := func(s Site) (digests, fields []string) {
+		for j, k := range s.IngestKeys {
+			digests, fields = append(digests, HashKey(k)), append(fields, fmt.Sprintf("ingest_keys[%d]", j))
+		}
+		for j, h := range s.IngestKeyHashes {
+			digests, fields = append(digests, h), append(fields, fmt.Sprintf("ingest_key_hashes[%d]", j))
+		}
+		for j, k := range s.RetiringIngestKeys {
+			digests, fields = append(digests, k.Hash), append(fields, fmt.Sprintf("retiring_ingest_keys[%d]", j))
+		}
+		return digests, fields
+	}
+	for i, s := range c.Sites {
+		digests, _ := digestsOf(s)
+		for _, h := range digests {
+			if !slices.Contains(owners[h], i) {
+				owners[h] = append(owners[h], i)
+			}
+		}
+	}
+	for i, s := range c.Sites {
+		if !changed(s.ID) {
+			continue
+		}
+		p := fmt.Sprintf("sites[%d]", i)
+		for j, d := range s.Domains {
+			switch {
+			case isPublicSuffix(d):
+				add("%s.domains[%d]: %q is a public suffix, shared by unrelated sites; name the store's own domain (shop.example)", p, j, d)
+			case s.Tenant != "" && !registrable(d):
+				add("%s.domains[%d]: %q is an IP address or a single-label name; a tenant's site needs a domain name (shop.example)", p, j, d)
+			}
+		}
+		digests, fields := digestsOf(s)
+		for j, h := range digests {
+			if len(owners[h]) > 1 {
+				add("%s.%s: this ingest key cannot be used; mint a new one (POST /admin/v1/sites/{id}/ingest-keys)", p, fields[j])
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var eventNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.\- ]{1,100}$`)
