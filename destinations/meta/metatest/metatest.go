@@ -134,6 +134,10 @@ func NewServer(t testing.TB) *Server {
 	return s
 }
 
+// Handler serves the fake Graph API, for a test that runs its own server
+// in front of it (the conformance kit).
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
 // URL is the base URL to use as graph_url.
 func (s *Server) URL() string { return s.srv.URL }
 
