@@ -67,6 +67,16 @@ type UserData struct {
 	SubscriptionID string `json:"subscription_id,omitempty"`
 	FbLoginID      string `json:"fb_login_id,omitempty"`
 	LeadID         string `json:"lead_id,omitempty"`
+
+	// Digest variants for platforms that normalize differently from Meta
+	// (Spec.Hashes), computed by ingest from the raw value, only for events
+	// routed to such a platform; empty when the sender gave a digest. An
+	// adapter falls back to Ph and Em when they are empty.
+	// PhE164 holds digests of the phone in E.164 with its "+".
+	PhE164 []string `json:"ph_e164,omitempty"`
+	// EmGoogle holds digests of the e-mail address with the dots of a
+	// gmail.com or googlemail.com local part removed.
+	EmGoogle []string `json:"em_google,omitempty"`
 }
 
 // Empty reports whether no customer-information parameter is set.
