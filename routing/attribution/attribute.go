@@ -147,6 +147,28 @@ func ClickIDs(tps []Touchpoint) map[string]destinations.ClickID {
 	return out
 }
 
+// AddClickIDs adds to an event the click ids of touchpoints it lacks: the
+// most recent of each type to its context's click ids, and the most recent
+// fbclid as its fbc (fb.1.<Unix ms>.<fbclid>) when it has none. What the
+// event carries already wins.
+func AddClickIDs(ev *destinations.Event, tps []Touchpoint) {
+	for t, id := range ClickIDs(tps) {
+		if t == "fbclid" {
+			if ev.UserData.Fbc == "" {
+				ev.UserData.Fbc = Touchpoint{Type: t, ClickID: id.Value, CapturedAt: time.UnixMilli(id.At)}.Fbc()
+			}
+			continue
+		}
+		if _, ok := ev.Context.ClickIDs[t]; ok {
+			continue
+		}
+		if ev.Context.ClickIDs == nil {
+			ev.Context.ClickIDs = map[string]destinations.ClickID{}
+		}
+		ev.Context.ClickIDs[t] = id
+	}
+}
+
 // Click is a click credited in an attribution: its platform, type and
 // capture time (the click id itself stays in the ledger).
 type Click struct {

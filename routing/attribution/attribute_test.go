@@ -358,3 +358,18 @@ func TestMoneyJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestAddClickIDs(t *testing.T) {
+	tps := []Touchpoint{tp("fbclid", "f_old", monday), tp("fbclid", "f_new", wednesday), tp("gclid", "g", monday), tp("ttclid", "t_ledger", monday)}
+	ev := &destinations.Event{Context: destinations.Context{ClickIDs: map[string]destinations.ClickID{"ttclid": {Value: "t_own", At: 1}}}}
+	AddClickIDs(ev, tps)
+	if ev.UserData.Fbc != "fb.1."+strconv.FormatInt(wednesday.UnixMilli(), 10)+".f_new" || ev.Context.ClickIDs["gclid"].Value != "g" ||
+		ev.Context.ClickIDs["ttclid"].Value != "t_own" || len(ev.Context.ClickIDs) != 2 {
+		t.Errorf("event = %+v %+v", ev.UserData, ev.Context.ClickIDs)
+	}
+	ev = &destinations.Event{UserData: destinations.UserData{Fbc: "fb.1.1.own"}}
+	AddClickIDs(ev, tps)
+	if ev.UserData.Fbc != "fb.1.1.own" {
+		t.Errorf("fbc = %q", ev.UserData.Fbc)
+	}
+}

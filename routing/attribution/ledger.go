@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,9 @@ const (
 	DefaultMaxCustomerVisitors = 16
 	// maxVisitorsRead bounds the visitors one Touchpoints call reads.
 	maxVisitorsRead = 64
+	// recentMax bounds a generation of RecordEvents' recent writes (two
+	// are kept: about 1.5 MiB).
+	recentMax = 1 << 14
 )
 
 // LedgerOptions configure a Ledger.
@@ -57,8 +61,9 @@ type LedgerOptions struct {
 // Visitor ids are stored SHA-256 hashed; click ids as they are (they are
 // sent to the platforms with the orders). It is safe for concurrent use.
 type Ledger struct {
-	rdb  redis.UniversalClient
-	opts LedgerOptions
+	rdb    redis.UniversalClient
+	opts   LedgerOptions
+	recent *recentSet // RecordEvents' recent writes
 }
 
 // NewLedger returns a Ledger on rdb.
@@ -78,7 +83,7 @@ func NewLedger(rdb redis.UniversalClient, opts LedgerOptions) *Ledger {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Ledger{rdb: rdb, opts: opts}
+	return &Ledger{rdb: rdb, opts: opts, recent: newRecentSet(recentMax)}
 }
 
 // Retention returns how long touchpoints are kept.
@@ -227,18 +232,30 @@ func (l *Ledger) queueRecord(ctx context.Context, pipe redis.Pipeliner, site, vi
 // ledger, in one round trip: each event's touchpoints
 // (TouchpointsFromEvent) under its visitor id, and its hashed e-mails and
 // phones in the customer index. Events without marketing consent or a
-// visitor id are skipped.
+// visitor id are skipped, and so is what this process recorded recently
+// (every event after a landing carries the landing's click ids again, from
+// the visitor's cookies): most rounds cost nothing.
 func (l *Ledger) RecordEvents(ctx context.Context, site string, events []*destinations.Event) error {
 	byVisitor := map[string][]Touchpoint{}
 	digests := map[string][]string{}
-	var order []string
+	var order, fresh []string
 	for _, ev := range events {
 		vid := ev.Context.VisitorID
 		if vid == "" || !ev.Context.Consent.Marketing() || ev.Context.Anonymous {
 			continue
 		}
-		tps := TouchpointsFromEvent(ev)
-		ds := customerDigests(ev.UserData)
+		var tps []Touchpoint
+		for _, tp := range TouchpointsFromEvent(ev) {
+			if k := recentKey(site, vid, tp.Type+" "+tp.ClickID); !l.recent.has(k) {
+				tps, fresh = append(tps, tp), append(fresh, k)
+			}
+		}
+		var ds []string
+		for _, d := range customerDigests(ev.UserData) {
+			if k := recentKey(site, vid, d); !l.recent.has(k) {
+				ds, fresh = append(ds, d), append(fresh, k)
+			}
+		}
 		if len(tps) == 0 && len(ds) == 0 {
 			continue
 		}
@@ -269,7 +286,44 @@ func (l *Ledger) RecordEvents(ctx context.Context, site string, events []*destin
 	if err != nil {
 		return fmt.Errorf("attribution ledger: record events: %w", err)
 	}
+	l.recent.add(fresh...)
 	return nil
+}
+
+func recentKey(site, vid, what string) string { return site + "\x00" + vid + "\x00" + what }
+
+// recentSet remembers the last writes of a process, in two generations of
+// at most max keys each: a key is forgotten after between max and 2*max
+// newer ones.
+type recentSet struct {
+	mu       sync.Mutex
+	cur, old map[string]struct{}
+	max      int
+}
+
+func newRecentSet(max int) *recentSet {
+	return &recentSet{cur: map[string]struct{}{}, old: map[string]struct{}{}, max: max}
+}
+
+func (r *recentSet) has(k string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.cur[k]
+	if !ok {
+		_, ok = r.old[k]
+	}
+	return ok
+}
+
+func (r *recentSet) add(keys ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		if len(r.cur) >= r.max {
+			r.cur, r.old = map[string]struct{}{}, r.cur
+		}
+		r.cur[k] = struct{}{}
+	}
 }
 
 // customerDigests returns the e-mail and phone digests of u.

@@ -164,7 +164,7 @@ func TestLedgerCustomerIndex(t *testing.T) {
 }
 
 func TestLedgerRecordEvents(t *testing.T) {
-	l, _, _ := newLedger(t, LedgerOptions{})
+	l, rdb, _ := newLedger(t, LedgerOptions{})
 	ctx := context.Background()
 	granted := destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted}
 	email := digest("jane.doe@example.com")
@@ -187,6 +187,39 @@ func TestLedgerRecordEvents(t *testing.T) {
 	}
 	if got, _ := l.CustomerTouchpoints(ctx, "s1", email); len(got) != 2 {
 		t.Errorf("customer index: %v", got)
+	}
+
+	// The same round again is left out: this process recorded it.
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordEvents(ctx, "s1", events); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.DBSize(ctx).Result(); n != 0 {
+		t.Errorf("a repeated round wrote %d keys", n)
+	}
+	// A new click of the visitor is recorded, alone.
+	events[0].Context.ClickIDs["gbraid"] = destinations.ClickID{Value: "gb", At: wednesday.UnixMilli()}
+	if err := l.RecordEvents(ctx, "s1", events); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = l.Touchpoints(ctx, "s1", vid1)
+	if want := []string{"gbraid=gb@2026-03-04T15:00:00Z"}; !slices.Equal(types(got), want) {
+		t.Errorf("after a new click: %v, want %v", types(got), want)
+	}
+}
+
+func TestRecentSet(t *testing.T) {
+	r := newRecentSet(2)
+	r.add("a", "b")
+	r.add("c") // a, b move to the old generation
+	if !r.has("a") || !r.has("b") || !r.has("c") {
+		t.Error("forgot too early")
+	}
+	r.add("d", "e") // c, d old; a, b gone
+	if r.has("a") || r.has("b") || !r.has("c") || !r.has("e") {
+		t.Errorf("generations: %v %v", r.cur, r.old)
 	}
 }
 
