@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// minOrderTime is the earliest order time accepted.
-var minOrderTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// minOrderUnix is the earliest order time accepted, 2000-01-01 UTC.
+const minOrderUnix = 946684800
 
 // problems collects a payload's problems, each a *PayloadError.
 type problems []error
@@ -60,7 +60,7 @@ func (p *problems) orderTime(field string, s *string, now time.Time, parse func(
 		p.add(field, "must be a date and time (RFC 3339)")
 		return time.Time{}
 	}
-	if t.Before(minOrderTime) || t.After(now.Add(clockSkew)) {
+	if t.Unix() < minOrderUnix || t.After(now.Add(clockSkew)) {
 		p.add(field, "is out of range (2000 to a day from now)")
 		return time.Time{}
 	}

@@ -231,6 +231,7 @@ func TestParseShopifyMalformed(t *testing.T) {
 		{"no created_at", edit(t, "shopify_order.json", set("created_at", nil)), "created_at"},
 		{"created_at not a time", edit(t, "shopify_order.json", set("created_at", "yesterday")), "created_at"},
 		{"created_at in the future", edit(t, "shopify_order.json", set("created_at", "2026-03-09T00:00:00Z")), "created_at"},
+		{"created_at before 2000", edit(t, "shopify_order.json", set("created_at", "1999-12-31T23:59:59Z")), "created_at"},
 		{"currency", edit(t, "shopify_order.json", set("currency", "US")), "currency"},
 		{"total with a comma", edit(t, "shopify_order.json", set("total_price", "12,50")), "total_price"},
 		{"negative total", edit(t, "shopify_order.json", set("total_price", "-1.00")), "total_price"},

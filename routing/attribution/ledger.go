@@ -63,7 +63,8 @@ type LedgerOptions struct {
 type Ledger struct {
 	rdb    redis.UniversalClient
 	opts   LedgerOptions
-	recent *recentSet // RecordEvents' recent writes
+	record *redis.Script // recordScript
+	recent *recentSet    // RecordEvents' recent writes
 }
 
 // NewLedger returns a Ledger on rdb.
@@ -83,7 +84,7 @@ func NewLedger(rdb redis.UniversalClient, opts LedgerOptions) *Ledger {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Ledger{rdb: rdb, opts: opts, recent: newRecentSet(recentMax)}
+	return &Ledger{rdb: rdb, opts: opts, record: redis.NewScript(recordScript), recent: newRecentSet(recentMax)}
 }
 
 // Retention returns how long touchpoints are kept.
@@ -128,7 +129,7 @@ type touchpointDetail struct {
 // and, past the bound, the oldest; and refreshes both keys' expiry.
 // KEYS: touchpoints, details. ARGV: retention ms, max, oldest ms to keep,
 // then (member, capture ms, detail JSON) per touchpoint.
-var recordScript = redis.NewScript(`
+const recordScript = `
 local ttl, max, oldest = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 4, #ARGV, 3 do
   local m, s = ARGV[i], tonumber(ARGV[i+1])
@@ -151,7 +152,7 @@ end
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return #drop
-`)
+`
 
 // maxRecordBatch bounds the touchpoints of one visitor written in one
 // script call.
@@ -193,7 +194,7 @@ func (l *Ledger) finish(ctx context.Context, calls []scriptCall) error {
 	for _, c := range calls {
 		err := c.cmd.Err()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = recordScript.Run(ctx, l.rdb, c.keys, c.args...).Err()
+			err = l.record.Run(ctx, l.rdb, c.keys, c.args...).Err()
 		}
 		first = cmp.Or(first, err)
 	}
@@ -210,7 +211,7 @@ func (l *Ledger) queueRecord(ctx context.Context, pipe redis.Pipeliner, site, vi
 	n := 0
 	flush := func() {
 		if n > 0 {
-			calls = append(calls, scriptCall{keys, args, recordScript.EvalSha(ctx, pipe, keys, args...)})
+			calls = append(calls, scriptCall{keys, args, l.record.EvalSha(ctx, pipe, keys, args...)})
 		}
 		args, n = args[:3:3], 0
 	}

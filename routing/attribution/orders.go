@@ -148,6 +148,7 @@ type Orders struct {
 	rdb    redis.UniversalClient
 	ledger *Ledger
 	opts   OrdersOptions
+	apply  *redis.Script // applyScript
 }
 
 // NewOrders returns an Orders store on rdb, linking orders to clicks
@@ -168,7 +169,7 @@ func NewOrders(rdb redis.UniversalClient, ledger *Ledger, opts OrdersOptions) *O
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Orders{rdb: rdb, ledger: ledger, opts: opts}
+	return &Orders{rdb: rdb, ledger: ledger, opts: opts, apply: redis.NewScript(applyScript)}
 }
 
 // OrderKey is the hash of one order: s (state JSON), u (its UpdatedAt,
@@ -211,7 +212,7 @@ type storedAttribution struct {
 // mark, "0" clear when older than the state, "" leave), 10 now ms, 11
 // retention ms (for a key without state), 12 most fields, then refund
 // field/value pairs. Returns {new paid (0/1), HGETALL}.
-var applyScript = redis.NewScript(`
+const applyScript = `
 local key, idx = KEYS[1], KEYS[2]
 if ARGV[2] ~= '' then
   local old = redis.call('HGET', key, 'u')
@@ -238,7 +239,7 @@ elseif redis.call('PTTL', key) == -1 then
 end
 redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. ARGV[8])
 return {newPaid, redis.call('HGETALL', key)}
-`)
+`
 
 // validOrderID reports whether id may name an order: 1 to 64 printable
 // ASCII characters without spaces.
@@ -407,7 +408,7 @@ func (s *Orders) run(ctx context.Context, site, orderID string, a scriptArgs) (R
 		}
 		args = append(args, "r:"+r.ID, strconv.FormatInt(r.Amount, 10)+" "+r.Currency)
 	}
-	v, err := applyScript.Run(ctx, s.rdb, []string{OrderKey(site, orderID), OrderIndexKey(site)}, args...).Slice()
+	v, err := s.apply.Run(ctx, s.rdb, []string{OrderKey(site, orderID), OrderIndexKey(site)}, args...).Slice()
 	if err != nil {
 		return Result{}, false, fmt.Errorf("attribution: store order: %w", err)
 	}
