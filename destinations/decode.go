@@ -548,6 +548,10 @@ func (d *eventDecoder) userData(u *UserData) bool {
 			return 1 << 16, d.strInto(&u.FbLoginID)
 		case "lead_id":
 			return 1 << 17, d.strInto(&u.LeadID)
+		case "ph_e164":
+			return 1 << 18, d.stringList(&u.PhE164)
+		case "em_google":
+			return 1 << 19, d.stringList(&u.EmGoogle)
 		}
 		return 0, false
 	})

@@ -76,6 +76,15 @@ func (u *UserData) appendJSON(b []byte) []byte {
 			b = appendJSONString(b, f.value, false)
 		}
 	}
+	for _, f := range [...]struct {
+		key    string
+		values []string
+	}{{`"ph_e164":`, u.PhE164}, {`"em_google":`, u.EmGoogle}} {
+		if len(f.values) > 0 {
+			b = appendKey(b, n, f.key)
+			b = appendStrings(b, f.values, false)
+		}
+	}
 	return append(b, '}')
 }
 

@@ -37,10 +37,12 @@ type Spec struct {
 	// would take it). Ingest applies the checks of the destinations an
 	// event is routed to. Nil checks nothing.
 	Check func(e *Event) *Violation
-	// EventNames maps canonical event names to the platform's. An event
-	// whose name is neither here nor in its route's event_map is not sent
-	// (it is counted as skipped). Nil sends every name as it is.
-	EventNames map[string]string
+	// EventName gives the platform's name for an event name: a canonical
+	// one ("AddToCart"), or one a route's event_map already turned into
+	// the platform's own ("CompletePayment"). False means the platform has
+	// no such event: routing does not send it and counts it as skipped.
+	// Nil sends every name as it is.
+	EventName func(name string) (string, bool)
 	// Hashes are the digest variants beyond Meta's that ingest computes,
 	// from the raw values, for events routed to this platform.
 	Hashes HashVariant

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"github.com/tagway/tagway/destinations"
 	"net/url"
 	"regexp"
 	"time"
@@ -23,50 +23,11 @@ const (
 	DefaultTimeout = 1500 * time.Millisecond
 )
 
-// Secret is a credential. It prints, formats and logs as "[redacted]"; read
-// the value only with string(s) where it goes on the wire.
-type Secret string
+// Secret is a credential; see destinations.Secret.
+type Secret = destinations.Secret
 
-// String hides the secret from fmt verbs %s and %v.
-func (s Secret) String() string { return redactedText(s) }
-
-// GoString hides the secret from the %#v verb.
-func (s Secret) GoString() string { return redactedText(s) }
-
-// LogValue hides the secret from slog.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(redactedText(s)) }
-
-func redactedText(s Secret) string {
-	if s == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// Duration is a time.Duration written in JSON as a Go duration string
-// ("1.5s", "800ms").
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return durationError{err}
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// durationError marks a bad duration string, so that ParseSettings can name
-// the field (timeout is the only Duration).
-type durationError struct{ err error }
-
-func (e durationError) Error() string { return e.err.Error() + " (want a Go duration such as 1.5s)" }
-
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) {
-	return []byte(time.Duration(d).String()), nil
-}
+// Duration is a Go duration string in JSON; see destinations.Duration.
+type Duration = destinations.Duration
 
 // Settings configure one Meta pixel destination. They are decoded strictly
 // from the destination's JSON settings by ParseSettings.
@@ -107,7 +68,7 @@ func parseSettings(raw json.RawMessage, graphURL string) (Settings, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		if errors.As(err, new(durationError)) {
+		if errors.As(err, new(*destinations.DurationError)) {
 			return Settings{}, fmt.Errorf("meta settings: timeout: %w", err)
 		}
 		return Settings{}, fmt.Errorf("meta settings: %w", err)

@@ -133,6 +133,10 @@ func toServerEvent(e destinations.Event) serverEvent {
 	if cd != nil && customDataEmpty(cd) {
 		cd = nil
 	}
+	// The digest variants are other platforms' normalizations: Meta's own
+	// are em and ph.
+	ud := e.UserData
+	ud.PhE164, ud.EmGoogle = nil, nil
 	return serverEvent{
 		EventName:                    e.EventName,
 		EventTime:                    e.EventTime,
@@ -141,7 +145,7 @@ func toServerEvent(e destinations.Event) serverEvent {
 		ReferrerURL:                  e.ReferrerURL,
 		ActionSource:                 e.ActionSource,
 		OptOut:                       e.OptOut,
-		UserData:                     e.UserData,
+		UserData:                     ud,
 		CustomData:                   cd,
 		DataProcessingOptions:        e.DataProcessingOptions,
 		DataProcessingOptionsCountry: e.DataProcessingOptionsCountry,

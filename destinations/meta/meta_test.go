@@ -775,3 +775,21 @@ func TestDryRunLogsNoPersonalDataAtInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherPlatformsDigestsStayHome: the digest variants ingest computes for
+// other platforms (E.164 phones, Google's e-mails) never reach Meta.
+func TestOtherPlatformsDigestsStayHome(t *testing.T) {
+	srv := newCaptureServer(t)
+	d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
+	ev := purchase()
+	ev.UserData.PhE164 = []string{strings.Repeat("a", 64)}
+	ev.UserData.EmGoogle = []string{strings.Repeat("b", 64)}
+	if errs := d.Deliver(context.Background(), []destinations.Event{ev}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	for _, k := range []string{"ph_e164", "em_google", strings.Repeat("a", 64)} {
+		if bytes.Contains(srv.bodies[0], []byte(k)) {
+			t.Errorf("the request to Meta carries %q:\n%s", k, srv.bodies[0])
+		}
+	}
+}
