@@ -101,11 +101,18 @@ func TestRunCountsErrorsAndHonoursBounds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if hits.Load() != 40 || res.Requests != 40 {
-			t.Fatalf("rate %d: server saw %d, result counts %d; want exactly the bound of 40", rate, hits.Load(), res.Requests)
+		// Open loop (a rate) skips a slot that finds every connection busy
+		// and counts it missed, which a loaded machine does: the bound
+		// holds for what was sent plus what was missed.
+		if hits.Load()+res.Missed != 40 || res.Requests != hits.Load() {
+			t.Fatalf("rate %d: server saw %d, missed %d, result counts %d; want the bound of 40 sent or missed", rate, hits.Load(), res.Missed, res.Requests)
 		}
-		if res.OK != 20 || res.Errors != 20 || res.Statuses[503] != 20 || res.FirstError != "HTTP 503" {
-			t.Errorf("rate %d: ok %d errors %d statuses %v first %q", rate, res.OK, res.Errors, res.Statuses, res.FirstError)
+		if rate == 0 && res.Missed != 0 {
+			t.Errorf("closed loop missed %d", res.Missed)
+		}
+		ok, failed := (hits.Load()+1)/2, hits.Load()/2
+		if res.OK != ok || res.Errors != failed || res.Statuses[503] != failed || res.FirstError != "HTTP 503" {
+			t.Errorf("rate %d: ok %d errors %d statuses %v first %q; want ok %d, %d errors", rate, res.OK, res.Errors, res.Statuses, res.FirstError, ok, failed)
 		}
 	}
 }
