@@ -390,12 +390,8 @@ func (s *fastScanner) int64Ptr(dst **int64) bool {
 		*dst = nil
 		return true
 	}
-	lit, ok := s.number()
-	if !ok {
-		return false
-	}
-	n, err := strconv.ParseInt(string(lit), 10, 64)
-	if err != nil {
+	var n int64
+	if !s.int64Into(&n) {
 		return false
 	}
 	*dst = &n
