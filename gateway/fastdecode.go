@@ -16,7 +16,7 @@ import (
 // the shape browsers send: exact field names, each at most once, strings
 // without escapes, numbers of the fields' types. It reports false for
 // anything else (unusual but valid input as well as invalid input), and the
-// caller then decodes with decodeStrict, which names the field at fault.
+// caller then reads the body with readEnvelope, leniently.
 //
 // For every body it accepts, the result equals what decodeStrict gives
 // (req with Events left nil, and each event as decodeStrict decodes
