@@ -286,7 +286,7 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, err
 	}
 	var firstBlocked *BlockedError
-	var dialErr error
+	allowed := addrs[:0:0]
 	for _, a := range addrs {
 		if b := d.egress.check(a, d.publicOK); b != nil {
 			if firstBlocked == nil {
@@ -295,7 +295,11 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 			}
 			continue
 		}
-		conn, err := d.net.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
+		allowed = append(allowed, a)
+	}
+	var dialErr error
+	for i, a := range allowed {
+		conn, err := d.dialOne(ctx, network, net.JoinHostPort(a.Unmap().String(), port), len(allowed)-i)
 		if err == nil {
 			return conn, nil
 		}
@@ -311,6 +315,22 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, firstBlocked
 	}
 	return nil, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
+}
+
+// minAttempt is the least time one address of several gets.
+const minAttempt = 2 * time.Second
+
+// dialOne dials one of left addresses still to try, giving it an even
+// share of the time left (at least minAttempt), so that one that does not
+// answer leaves time for the others.
+func (d *dialer) dialOne(ctx context.Context, network, addr string, left int) (net.Conn, error) {
+	if deadline, ok := ctx.Deadline(); ok && left > 1 {
+		share := max(time.Until(deadline)/time.Duration(left), minAttempt)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, share)
+		defer cancel()
+	}
+	return d.net.DialContext(ctx, network, addr)
 }
 
 func (d *dialer) resolve(ctx context.Context, host string) ([]netip.Addr, error) {

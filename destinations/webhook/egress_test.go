@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tagway/tagway/destinations"
 )
@@ -395,6 +397,31 @@ func TestControlHook(t *testing.T) {
 	conn, err := allowed.net.DialContext(context.Background(), "tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatalf("allowed network: %v", err)
+	}
+	conn.Close()
+}
+
+// TestDialSharesTime: of several addresses, one that does not answer
+// leaves time for the next.
+func TestDialSharesTime(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	res := newResolver(map[string]string{"multi.test": "127.0.0.3,127.0.0.1"})
+	d := newDialer(Egress{AllowNets: loopback.AllowNets, Resolve: res.resolve}, true)
+	// 127.0.0.3 stands for an address that never answers.
+	d.net.ControlContext = func(ctx context.Context, network, address string, c syscall.RawConn) error {
+		if strings.HasPrefix(address, "127.0.0.3:") {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return d.control(network, address, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("multi.test", port))
+	if err != nil {
+		t.Fatalf("the second address was not tried in time: %v", err)
 	}
 	conn.Close()
 }
