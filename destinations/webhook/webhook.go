@@ -136,7 +136,7 @@ func (e Egress) New(settings json.RawMessage, deps destinations.Deps) (destinati
 
 	a := &Adapter{
 		settings: s,
-		endpoint: u.String(),
+		endpoint: s.URL,
 		shown:    u.Scheme + "://" + u.Host,
 		urlParts: urlSecrets(u),
 		headers:  http.Header{},
