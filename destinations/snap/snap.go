@@ -511,8 +511,9 @@ func first(v []string) string {
 
 // snippet is the start of an unexpected response body, free of the token.
 func (a *Adapter) snippet(body []byte) string {
-	// Redact before cutting, so no part of a token can survive the cut.
-	s := a.redact(string(body))
+	// Drop invalid UTF-8 first (dropping it joins its neighbours), then
+	// redact, then cut: no part of a token can survive.
+	s := a.redact(strings.ToValidUTF8(string(body), ""))
 	return strings.TrimSpace(strings.ToValidUTF8(s[:min(len(s), 200)], ""))
 }
 
