@@ -1,0 +1,493 @@
+// Package tiktok delivers canonical events to TikTok's Events API 2.0: one
+// destination is one pixel and its Events API access token.
+//
+// Events go out as web events in a JSON body posted to
+// {api_url}/open_api/v1.3/event/track/, with the token in the Access-Token
+// header, never in a URL. TikTok answers most failures with HTTP 200 and a
+// non-zero code in the body, so outcomes are classified by that code first
+// and by the HTTP status only when there is none.
+package tiktok
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tagway/tagway/destinations"
+)
+
+// Limits of the Events API and of this adapter.
+const (
+	// MaxEvents is the most events TikTok takes in one request.
+	MaxEvents = 1000
+	// MaxAge is how old an event may be when it reaches TikTok: past the
+	// longest click-through attribution window (28 days) TikTok matches
+	// it to no ad.
+	MaxAge = 28 * 24 * time.Hour
+	// ClickWindow is how long after its capture a ttclid is sent with an
+	// event: TikTok's longest click-through attribution window.
+	ClickWindow = 28 * 24 * time.Hour
+
+	// maxResponseBytes caps how much of a response body is read and parsed.
+	maxResponseBytes = 1 << 20
+	// maxDrainBytes caps how much of the rest is drained to reuse the connection.
+	maxDrainBytes = 4 << 20
+	// rateLimitDelay is the least delay after code 40100.
+	rateLimitDelay = time.Minute
+)
+
+// TikTok's response codes that change an outcome.
+const (
+	codeOK           = 0
+	codePartial      = 20001 // some events were not processed; the request stands
+	codeNoPermission = 40001 // the token may not report to this pixel
+	codeRateLimited  = 40100 // too many requests
+	codeServerBusy   = 40700 // a transient failure TikTok asks to retry
+)
+
+// Adapter is the TikTok Events API destination for one pixel.
+type Adapter struct {
+	settings Settings
+	endpoint string
+	client   *http.Client
+	log      *slog.Logger
+	now      func() time.Time
+	record   func(body []byte)
+}
+
+// New builds an Adapter from its JSON settings; it has the shape of
+// destinations.Factory. A nil deps.HTTP gets a default client, a nil
+// deps.Logger discards, a nil deps.Now is time.Now. The client never follows
+// redirects: a redirected POST would carry the token elsewhere.
+func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
+	apiURL := deps.APIURLs[APIURLSetting]
+	if apiURL == "" {
+		apiURL = DefaultAPIURL
+	}
+	s, err := parseSettings(settings, apiURL)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{}
+	if deps.HTTP != nil {
+		c := *deps.HTTP
+		client = &c
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	a := &Adapter{
+		settings: s,
+		endpoint: strings.TrimRight(s.APIURL, "/") + TrackPath,
+		client:   client,
+		log:      deps.Logger,
+		now:      deps.Now,
+		record:   deps.Record,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.log = a.log.With("destination", Type, "pixel_code", s.PixelCode)
+	return a, nil
+}
+
+// MaxBatch is the most events TikTok takes in one request.
+func (a *Adapter) MaxBatch() int { return MaxEvents }
+
+// MaxEventAge is MaxAge for every event.
+func (a *Adapter) MaxEventAge(destinations.Event) time.Duration { return MaxAge }
+
+// AcceptsAnonymous is true: TikTok requires no customer information, so an
+// event that kept only its user agent is taken (and counted unmatched).
+func (a *Adapter) AcceptsAnonymous() bool { return true }
+
+// trackRequest is the JSON body of POST /open_api/v1.3/event/track/.
+type trackRequest struct {
+	EventSource   string     `json:"event_source"`
+	EventSourceID string     `json:"event_source_id"`
+	TestEventCode string     `json:"test_event_code,omitempty"`
+	Data          []webEvent `json:"data"`
+}
+
+// webEvent is one event in TikTok's wire form.
+type webEvent struct {
+	Event          string      `json:"event"`
+	EventTime      int64       `json:"event_time"`
+	EventID        string      `json:"event_id,omitempty"`
+	User           user        `json:"user"`
+	Page           *page       `json:"page,omitempty"`
+	Properties     *properties `json:"properties,omitempty"`
+	LimitedDataUse bool        `json:"limited_data_use,omitempty"`
+}
+
+// user holds the match keys: email, phone, external_id, first_name,
+// last_name and zip_code as SHA-256 digests, the rest as they are.
+type user struct {
+	Email      []string `json:"email,omitempty"`
+	Phone      []string `json:"phone,omitempty"`
+	ExternalID []string `json:"external_id,omitempty"`
+	FirstName  string   `json:"first_name,omitempty"`
+	LastName   string   `json:"last_name,omitempty"`
+	ZipCode    string   `json:"zip_code,omitempty"`
+	TTCLID     string   `json:"ttclid,omitempty"`
+	TTP        string   `json:"ttp,omitempty"`
+	IP         string   `json:"ip,omitempty"`
+	UserAgent  string   `json:"user_agent,omitempty"`
+}
+
+type page struct {
+	URL      string `json:"url,omitempty"`
+	Referrer string `json:"referrer,omitempty"`
+}
+
+type properties struct {
+	Currency         string    `json:"currency,omitempty"`
+	Value            *float64  `json:"value,omitempty"`
+	ContentType      string    `json:"content_type,omitempty"`
+	Contents         []content `json:"contents,omitempty"`
+	ContentIDs       []string  `json:"content_ids,omitempty"`
+	NumItems         *int      `json:"num_items,omitempty"`
+	OrderID          string    `json:"order_id,omitempty"`
+	SearchString     string    `json:"search_string,omitempty"`
+	PredictedLTV     *float64  `json:"predicted_ltv,omitempty"`
+	DeliveryCategory string    `json:"delivery_category,omitempty"`
+}
+
+type content struct {
+	ContentID   string   `json:"content_id"`
+	ContentName string   `json:"content_name,omitempty"`
+	Price       *float64 `json:"price,omitempty"`
+	Quantity    *int     `json:"quantity,omitempty"`
+}
+
+// toWebEvent maps a canonical event whose TikTok name is name.
+func toWebEvent(e destinations.Event, name string) webEvent {
+	ud := e.UserData
+	phones := ud.PhE164
+	if len(phones) == 0 {
+		phones = ud.Ph // the sender gave digests: no E.164 variant exists
+	}
+	u := user{
+		Email:      ud.Em,
+		Phone:      phones,
+		ExternalID: ud.ExternalID,
+		FirstName:  first(ud.Fn),
+		LastName:   first(ud.Ln),
+		ZipCode:    first(ud.Zp),
+		TTP:        e.Context.Cookies["_ttp"],
+		IP:         ud.ClientIPAddress,
+		UserAgent:  ud.ClientUserAgent,
+	}
+	if c, ok := e.Context.ClickIDs["ttclid"]; ok && clickInWindow(c, e.EventTime) {
+		u.TTCLID = c.Value
+	}
+	w := webEvent{
+		Event:          name,
+		EventTime:      e.EventTime,
+		EventID:        e.EventID,
+		User:           u,
+		Properties:     toProperties(e.CustomData),
+		LimitedDataUse: slices.Contains(e.DataProcessingOptions, "LDU"),
+	}
+	if e.EventSourceURL != "" || e.ReferrerURL != "" {
+		w.Page = &page{URL: e.EventSourceURL, Referrer: e.ReferrerURL}
+	}
+	return w
+}
+
+// clickInWindow reports whether a click captured at c.At (Unix ms; zero:
+// unknown) is recent enough to be credited with an event at eventTime.
+func clickInWindow(c destinations.ClickID, eventTime int64) bool {
+	if c.Value == "" {
+		return false
+	}
+	if c.At <= 0 {
+		return true
+	}
+	return time.Unix(eventTime, 0).Sub(time.UnixMilli(c.At)) <= ClickWindow
+}
+
+func toProperties(cd *destinations.CustomData) *properties {
+	if cd == nil {
+		return nil
+	}
+	p := &properties{
+		Currency:         cd.Currency,
+		Value:            cd.Value,
+		ContentIDs:       cd.ContentIDs,
+		NumItems:         cd.NumItems,
+		OrderID:          cd.OrderID,
+		SearchString:     cd.SearchString,
+		PredictedLTV:     cd.PredictedLTV,
+		DeliveryCategory: cd.DeliveryCategory,
+	}
+	for _, c := range cd.Contents {
+		p.Contents = append(p.Contents, content{ContentID: c.ID, ContentName: c.Title, Price: c.ItemPrice, Quantity: c.Quantity})
+	}
+	switch cd.ContentType {
+	case "product", "product_group":
+		p.ContentType = cd.ContentType
+	default:
+		if len(p.Contents) > 0 || len(p.ContentIDs) > 0 {
+			p.ContentType = "product"
+		}
+	}
+	if p.Currency == "" && p.Value == nil && len(p.Contents) == 0 && len(p.ContentIDs) == 0 && p.NumItems == nil &&
+		p.OrderID == "" && p.SearchString == "" && p.PredictedLTV == nil && p.DeliveryCategory == "" {
+		return nil
+	}
+	return p
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// Deliver sends batch to TikTok and returns one outcome per event. Events
+// TikTok would certainly refuse (no TikTok name, no time, past the age
+// limit) fail on their own as permanent. The rest go in one request per
+// test event code, in chunks of MaxEvents.
+func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
+	out := make([]error, len(batch))
+	type group struct {
+		code    string
+		indexes []int
+		events  []webEvent
+	}
+	var groups []*group
+	byCode := map[string]*group{}
+	now := a.now()
+	for i, e := range batch {
+		name, err := a.precheck(e, now)
+		if err != nil {
+			out[i] = err
+			continue
+		}
+		code := a.settings.TestEventCode
+		if e.Context.TestEventCode != "" {
+			code = e.Context.TestEventCode
+		}
+		g := byCode[code]
+		if g == nil || len(g.indexes) == MaxEvents {
+			g = &group{code: code}
+			byCode[code] = g
+			groups = append(groups, g)
+		}
+		g.indexes = append(g.indexes, i)
+		g.events = append(g.events, toWebEvent(e, name))
+	}
+	for _, g := range groups {
+		err := a.send(ctx, trackRequest{
+			EventSource:   "web",
+			EventSourceID: a.settings.PixelCode,
+			TestEventCode: g.code,
+			Data:          g.events,
+		})
+		for _, i := range g.indexes {
+			out[i] = err
+		}
+	}
+	return out
+}
+
+// precheck returns TikTok's name for e, or the permanent error of an event
+// TikTok would refuse, so that one of them cannot sink a whole request.
+func (a *Adapter) precheck(e destinations.Event, now time.Time) (string, error) {
+	name, ok := EventName(e.EventName)
+	switch {
+	case !ok:
+		return "", destinations.PermanentError("tiktok: event %q: TikTok has no event named %q", e.EventID, e.EventName)
+	case e.EventTime <= 0:
+		return "", destinations.PermanentError("tiktok: event %q has no event_time", e.EventID)
+	}
+	if age := now.Sub(time.Unix(e.EventTime, 0)); age > MaxAge {
+		return "", destinations.PermanentError("tiktok: event %q is %s old, past TikTok's %s limit",
+			e.EventID, age.Truncate(time.Second), MaxAge)
+	}
+	return name, nil
+}
+
+// send posts one request (or, in dry-run, logs and records it) and returns
+// the outcome shared by all its events.
+func (a *Adapter) send(ctx context.Context, req trackRequest) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return destinations.PermanentError("tiktok: encode request: %v", err)
+	}
+	if a.settings.dryRun() {
+		// The body holds the visitors' IP addresses, user agents, cookies
+		// and hashed identifiers: only at debug level. The token is in a
+		// header, never in the body.
+		ids := make([]string, len(req.Data))
+		for i, e := range req.Data {
+			ids[i] = e.EventID
+		}
+		a.log.Info("tiktok dry run: request not sent", "events", len(req.Data), "event_ids", ids)
+		a.log.Debug("tiktok dry run: the request body", "body", string(b))
+		if a.record != nil {
+			a.record(b)
+		}
+		return nil
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
+	defer cancel()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint, bytes.NewReader(b))
+	if err != nil {
+		return destinations.PermanentError("tiktok: build request: %s", a.redact(err.Error()))
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Accept", "application/json")
+	hr.Header.Set("Access-Token", string(a.settings.AccessToken))
+
+	resp, err := a.client.Do(hr)
+	if err != nil {
+		msg := a.redact(err.Error())
+		a.log.Warn("tiktok request failed", "events", len(req.Data), "error", msg)
+		return &destinations.Error{Kind: destinations.Retryable, Message: "tiktok: " + msg}
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+		_ = resp.Body.Close()
+	}()
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if readErr != nil && resp.StatusCode/100 == 2 {
+		return &destinations.Error{Kind: destinations.Retryable, Status: resp.StatusCode,
+			Message: "tiktok: read response: " + a.redact(readErr.Error())}
+	}
+	reply, out := a.classify(resp.StatusCode, resp.Header, body, len(req.Data))
+	if out != nil {
+		a.log.Warn("tiktok request rejected", "events", len(req.Data), "error", out.Error())
+		return out
+	}
+	if reply.Code == codePartial {
+		// TikTok kept the request but not every event, without saying
+		// which in a form we can read; a resend would not change that.
+		a.log.Warn("tiktok accepted the request partly", "events", len(req.Data),
+			"message", a.redact(reply.Message), "request_id", reply.RequestID)
+		return nil
+	}
+	a.log.Debug("tiktok request accepted", "events", len(req.Data), "request_id", reply.RequestID)
+	return nil
+}
+
+// reply is the Business API's response envelope.
+type reply struct {
+	Code      int    `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// classify turns one response into the outcome of all the events it
+// carried: nil, or a *destinations.Error free of the token.
+func (a *Adapter) classify(status int, header http.Header, body []byte, sent int) (reply, *destinations.Error) {
+	var env struct {
+		Code *int `json:"code"`
+		reply
+	}
+	parsed := json.Unmarshal(body, &env) == nil && env.Code != nil
+	if parsed {
+		env.reply.Code = *env.Code
+	}
+	r := env.reply
+	ok2xx := status >= 200 && status < 300
+	if parsed && ok2xx && (r.Code == codeOK || r.Code == codePartial) {
+		return r, nil
+	}
+	if !parsed || r.Code == codeOK {
+		if ok2xx {
+			return r, &destinations.Error{Kind: destinations.Retryable, Status: status,
+				Message: "tiktok: success status without a response code"}
+		}
+		msg := "tiktok: HTTP " + strconv.Itoa(status)
+		if sn := a.snippet(body); sn != "" {
+			msg += ": " + sn
+		}
+		return r, a.byStatus(status, header, msg)
+	}
+
+	e := &destinations.Error{Status: status, Code: strconv.Itoa(r.Code), Message: a.redact(describe(r))}
+	retryAfter := destinations.RetryAfter(header, a.now())
+	switch c := r.Code; {
+	case c == codeRateLimited:
+		e.Kind = destinations.Retryable
+		e.RetryAfter = max(rateLimitDelay, retryAfter)
+	case c == codeNoPermission, c > codeRateLimited && c < 40200:
+		// The token is missing, wrong, expired or revoked, or may not
+		// report to this pixel: the destination's configuration is wrong,
+		// not the events.
+		e.Kind = destinations.Paused
+	case c == codeServerBusy, c >= 50000 && c < 60000:
+		e.Kind = destinations.Retryable
+		e.RetryAfter = retryAfter
+	case c >= 40000 && c < 50000:
+		// A parameter TikTok refuses. It names the field in its message but
+		// refuses the whole request: the queue splits a multi-event request
+		// to find the event at fault.
+		e.Kind = destinations.Permanent
+		e.WholeBatch = sent > 1
+	case ok2xx:
+		e.Kind = destinations.Retryable
+		e.RetryAfter = retryAfter
+	default:
+		de := a.byStatus(status, header, e.Message)
+		e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
+	}
+	return r, e
+}
+
+// byStatus applies the shared HTTP status policy.
+func (a *Adapter) byStatus(status int, header http.Header, msg string) *destinations.Error {
+	var de *destinations.Error
+	if errors.As(destinations.ClassifyHTTP(status, header, a.now(), msg), &de) {
+		return de
+	}
+	return &destinations.Error{Kind: destinations.Retryable, Status: status, Message: msg}
+}
+
+// snippet is the start of an unexpected response body, free of the token.
+func (a *Adapter) snippet(body []byte) string {
+	// Drop invalid UTF-8 first (dropping it joins its neighbours), then
+	// redact, then cut: no part of a token can survive.
+	s := a.redact(strings.ToValidUTF8(string(body), ""))
+	return strings.TrimSpace(strings.ToValidUTF8(s[:min(len(s), 200)], ""))
+}
+
+func describe(r reply) string {
+	s := "tiktok"
+	if m := strings.TrimSpace(r.Message); m != "" {
+		s += ": " + m
+	}
+	if r.RequestID != "" {
+		s += " (request_id " + r.RequestID + ")"
+	}
+	return s
+}
+
+// redact removes the access token from s, whatever put it there.
+func (a *Adapter) redact(s string) string {
+	if tok := string(a.settings.AccessToken); tok != "" {
+		s = strings.ReplaceAll(s, tok, "[redacted]")
+	}
+	return s
+}
+
+// Interface guards.
+var (
+	_ destinations.Destination       = (*Adapter)(nil)
+	_ destinations.AgeLimiter        = (*Adapter)(nil)
+	_ destinations.AnonymousAcceptor = (*Adapter)(nil)
+	_ destinations.Factory           = New
+)
