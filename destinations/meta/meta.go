@@ -450,6 +450,9 @@ func regainAccess(header http.Header) time.Duration {
 
 // redact removes the access token from s, whatever put it there.
 func (a *Adapter) redact(s string) string {
+	// Invalid bytes go first: one inside an echoed token would otherwise
+	// hide it from the replacement and be dropped afterwards.
+	s = strings.ToValidUTF8(s, "")
 	if tok := string(a.settings.AccessToken); tok != "" {
 		s = strings.ReplaceAll(s, tok, "[redacted]")
 	}

@@ -575,6 +575,10 @@ func TestTokenNeverLeaks(t *testing.T) {
 			w.WriteHeader(400)
 			fmt.Fprintf(w, `{"error":{"message":"Malformed access token %s","type":"OAuthException","code":190,"fbtrace_id":"A"}}`, testToken)
 		}),
+		"token split by an invalid byte": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(502)
+			fmt.Fprintf(w, "bad token %s\xff%s", testToken[:5], testToken[5:])
+		}),
 		"permanent echo": echo(400),
 		"5xx echo":       echo(502),
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
