@@ -1,0 +1,99 @@
+package ga4
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/tagway/tagway/destinations"
+)
+
+// Defaults applied to Settings fields left empty.
+const (
+	// DefaultAPIURL is the Measurement Protocol's host.
+	DefaultAPIURL = "https://www.google-analytics.com"
+	// APIURLSetting names the setting, and the Deps.APIURLs entry, of the
+	// Measurement Protocol's base URL.
+	APIURLSetting = "api_url"
+	// DefaultTimeout bounds each request.
+	DefaultTimeout = 5 * time.Second
+)
+
+// Settings configure one GA4 web data stream. They are decoded strictly by
+// ParseSettings.
+type Settings struct {
+	// MeasurementID is the stream's measurement id, "G-" and letters and
+	// digits; required.
+	MeasurementID string `json:"measurement_id"`
+	// APISecret is a Measurement Protocol API secret of the stream. Empty
+	// means dry-run.
+	APISecret destinations.Secret `json:"api_secret,omitempty"`
+	// APIURL is the Measurement Protocol's base URL: the operator's
+	// setting. Empty: Deps.APIURLs["api_url"] (TAGWAY_GA4_API_URL), else
+	// https://www.google-analytics.com (EU collection:
+	// https://region1.google-analytics.com).
+	APIURL string `json:"api_url,omitempty"`
+	// Timeout bounds each request (default 5s).
+	Timeout destinations.Duration `json:"timeout,omitempty"`
+	// DryRun logs and records the requests instead of sending them.
+	DryRun bool `json:"dry_run,omitempty"`
+	// ValidateOnly sends to GA4's validation server (/debug/mp/collect):
+	// nothing is recorded, and what it reports fails the events
+	// permanently.
+	ValidateOnly bool `json:"validate_only,omitempty"`
+}
+
+var measurementIDPattern = regexp.MustCompile(`^G-[A-Z0-9]{4,20}$`)
+
+// ParseSettings decodes raw strictly (unknown fields are an error), applies
+// the defaults and validates the result, joining every problem.
+func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings(raw, DefaultAPIURL) }
+
+func parseSettings(raw json.RawMessage, apiURL string) (Settings, error) {
+	var s Settings
+	if err := destinations.DecodeSettings("ga4", raw, &s); err != nil {
+		if errors.As(err, new(*destinations.DurationError)) {
+			return Settings{}, fmt.Errorf("ga4 settings: timeout: %w", errors.Unwrap(err))
+		}
+		return Settings{}, err
+	}
+	if s.APIURL == "" {
+		s.APIURL = apiURL
+	}
+	if s.Timeout == 0 {
+		s.Timeout = destinations.Duration(DefaultTimeout)
+	}
+	if err := s.Validate(); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+// Validate reports every problem with s, each naming its field. It expects
+// the defaults to be applied already.
+func (s Settings) Validate() error {
+	var errs []error
+	switch {
+	case s.MeasurementID == "":
+		errs = append(errs, errors.New("ga4 settings: measurement_id is required"))
+	case !measurementIDPattern.MatchString(s.MeasurementID):
+		errs = append(errs, fmt.Errorf("ga4 settings: measurement_id %q must look like G-XXXXXXXXXX (Admin > Data streams > the web stream)", s.MeasurementID))
+	}
+	if u, err := url.Parse(s.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
+		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		errs = append(errs, fmt.Errorf("ga4 settings: api_url %q must be an http(s) URL without user info, query or fragment", s.APIURL))
+	}
+	if s.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("ga4 settings: timeout %s must be positive", time.Duration(s.Timeout)))
+	}
+	if len(s.APISecret) > 200 {
+		errs = append(errs, errors.New("ga4 settings: api_secret is longer than 200 bytes"))
+	}
+	return errors.Join(errs...)
+}
+
+// dryRun reports whether requests are logged instead of sent.
+func (s Settings) dryRun() bool { return s.DryRun || s.APISecret == "" }
