@@ -155,10 +155,19 @@ func (c *bidi) call(ctx context.Context, method string, params, out any) error {
 
 func (c *bidi) close() error { return c.conn.Close() }
 
+// undefined reports whether a RemoteValue is undefined.
+func undefined(raw json.RawMessage) bool {
+	var v struct {
+		Type string `json:"type"`
+	}
+	return json.Unmarshal(raw, &v) == nil && v.Type == "undefined"
+}
+
 // remoteValue turns a BiDi RemoteValue into the Go value encoding/json
-// would decode from the same value's JSON: nil, bool, float64, string,
-// []any or map[string]any. Values JSON has no form for (NaN, functions,
-// nodes) become nil.
+// would decode from the value's JSON.stringify: nil, bool, float64,
+// string, []any or map[string]any. Properties whose value is undefined are
+// left out; other values JSON has no form for (NaN, functions, nodes)
+// become nil.
 func remoteValue(raw json.RawMessage) (any, error) {
 	var v struct {
 		Type  string          `json:"type"`
@@ -206,6 +215,9 @@ func remoteValue(raw json.RawMessage) (any, error) {
 					return nil, err
 				}
 				key = fmt.Sprint(k)
+			}
+			if undefined(p[1]) { // as JSON leaves it out
+				continue
 			}
 			x, err := remoteValue(p[1])
 			if err != nil {

@@ -35,6 +35,7 @@ const ConsoleHook = `<script>(function () {
     add('error', [e.error || e.message ? 'uncaught exception: ' + text(e.error || e.message) : 'failed to load ' + (el && (el.src || el.href))]);
   }, true);
   W.addEventListener('unhandledrejection', function (e) { add('error', ['unhandled rejection: ' + text(e.reason)]) });
+  W.__browsertest_stringify = stringify;
   W.__browsertest_console = function () {
     var l = kept;
     kept = [];

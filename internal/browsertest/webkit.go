@@ -228,17 +228,20 @@ func (w *webkit) Navigate(u string) error {
 }
 
 // evalScript runs arguments[0] as an expression in the page's global scope
-// and passes its awaited value, or its error, to the driver's callback.
-const evalScript = `var js = arguments[0], done = arguments[1];
+// and passes its awaited value as JSON text, or its error, to the driver's
+// callback. The JSON is made as Chromium's and Firefox's protocols make it
+// (no toJSON, undefined properties left out), with the JSON.stringify the
+// page had before its scripts ran when it has the ConsoleHook.
+const evalScript = `var js = arguments[0], done = arguments[1], s = window.__browsertest_stringify || JSON.stringify;
 new Promise(function (ok) { ok((0, eval)(js)) }).then(
-  function (v) { done({ ok: true, v: v === undefined ? null : v }) },
-  function (e) { done({ ok: false, e: String(e && e.stack || e) }) });`
+  function (v) { done({ ok: true, v: s(v, function (k) { return this[k] }) }) },
+  function (e) { done({ ok: false, e: String(e) + (e && e.stack ? ' ' + e.stack : '') }) });`
 
 func (w *webkit) Eval(js string, out any) error {
 	var res struct {
-		OK bool            `json:"ok"`
-		V  json.RawMessage `json:"v"`
-		E  string          `json:"e"`
+		OK bool    `json:"ok"`
+		V  *string `json:"v"` // nil for undefined
+		E  string  `json:"e"`
 	}
 	if err := w.do(http.MethodPost, w.base+"/execute/async", map[string]any{"script": evalScript, "args": []any{js}}, &res); err != nil {
 		return err
@@ -249,7 +252,10 @@ func (w *webkit) Eval(js string, out any) error {
 	if out == nil {
 		return nil
 	}
-	return json.Unmarshal(res.V, out)
+	if res.V == nil {
+		return json.Unmarshal([]byte("null"), out)
+	}
+	return json.Unmarshal([]byte(*res.V), out)
 }
 
 // drain moves what the page's ConsoleHook recorded to the log.
