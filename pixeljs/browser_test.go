@@ -37,6 +37,8 @@ type collectBody struct {
 	Referrer string            `json:"referrer"`
 	Consent  map[string]string `json:"consent"`
 	Events   []collectEvent    `json:"events"`
+	SentAt   *int64            `json:"sent_at"`
+	Debug    bool              `json:"debug"`
 }
 
 type collectEvent struct {
@@ -82,6 +84,16 @@ type fixture struct {
 	// overloaded or restarting gateway would), without recording.
 	status  int
 	refused atomic.Int32 // requests answered with status
+	// answer, when set, says how /collect answers a request it recorded
+	// (default: 204 and no body, as the gateway answers when all is well).
+	answer func(collectBody) (status int, body string)
+}
+
+// setAnswer makes /collect answer recorded requests with answer (nil: 204).
+func (f *fixture) setAnswer(answer func(collectBody) (int, string)) {
+	f.mu.Lock()
+	f.answer = answer
+	f.mu.Unlock()
 }
 
 // variant serves the script built for o at /v/<name>/tw.js, posting to
@@ -100,6 +112,12 @@ func (f *fixture) setStatus(status int) {
 }
 
 func newFixture(t *testing.T, engine string) *fixture {
+	t.Helper()
+	return newFixtureWith(t, engine, browsertest.Options{})
+}
+
+// newFixtureWith is newFixture with a browser started with o.
+func newFixtureWith(t *testing.T, engine string, o browsertest.Options) *fixture {
 	t.Helper()
 	script, err := pixeljs.New()
 	if err != nil {
@@ -132,7 +150,7 @@ func newFixture(t *testing.T, engine string) *fixture {
 			w.Header().Set("Vary", "Origin")
 		}
 		f.mu.Lock()
-		status := f.status
+		status, answer := f.status, f.answer
 		f.mu.Unlock()
 		if status != 0 {
 			f.refused.Add(1)
@@ -149,7 +167,14 @@ func newFixture(t *testing.T, engine string) *fixture {
 			t.Errorf("collect body outside the contract: %v\n%s", err, raw)
 		}
 		http.SetCookie(w, &http.Cookie{Name: "_fbp", Value: "fb.1.1.1", Path: "/"})
-		w.WriteHeader(http.StatusNoContent) // as the gateway answers
+		if answer == nil {
+			w.WriteHeader(http.StatusNoContent) // as the gateway answers
+		} else {
+			status, body := answer(req.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		}
 		f.got <- req
 	}
 	for _, p := range []string{"/collect", "/tw/collect", "/elsewhere", "/granted/collect", "/denied/collect", "/wait/collect", "/v/collect"} {
@@ -159,7 +184,7 @@ func newFixture(t *testing.T, engine string) *fixture {
 	f.tags = httptest.NewServer(mux)
 	t.Cleanup(f.tags.Close)
 
-	f.b = browsertest.Start(t, engine, browsertest.Options{})
+	f.b = browsertest.Start(t, engine, o)
 	return f
 }
 

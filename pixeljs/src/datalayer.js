@@ -13,20 +13,14 @@ const GA4 = {
   purchase: 'Purchase',
 };
 
-// watch calls fn for every entry of window.dataLayer, those already pushed
+// watch calls fn (which must not throw) for every entry of window.dataLayer, those already pushed
 // and those pushed later, creating the array when the page has none (as
 // gtag.js and GTM themselves do). It wraps push: GTM, loaded later, wraps
 // ours in turn and both see every entry.
 export function watch(w, fn) {
   const dl = (w.dataLayer = w.dataLayer || []);
   if (!Array.isArray(dl)) return;
-  const each = (list) => {
-    for (let i = 0; i < list.length; i++) {
-      try {
-        fn(list[i]);
-      } catch (e) {}
-    }
-  };
+  const each = (list) => [].forEach.call(list, fn);
   each(dl);
   const push = dl.push;
   dl.push = function () {
