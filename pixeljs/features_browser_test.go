@@ -15,14 +15,15 @@ import (
 	"github.com/tagway/tagway/pixeljs"
 )
 
-// vendorStubs stand in for the Meta, TikTok, Snap and Pinterest base codes:
-// they record their calls and load nothing.
+// vendorStubs stand in for the Meta, TikTok, Snap, Pinterest and Reddit
+// base codes: they record their calls and load nothing.
 const vendorStubs = `
-window.calls = {fbq: [], ttq: [], snaptr: [], pintrk: []};
+window.calls = {fbq: [], ttq: [], snaptr: [], pintrk: [], rdt: []};
 window.fbq = function(){ calls.fbq.push(Array.from(arguments)) };
 window.ttq = {track: function(){ calls.ttq.push(Array.from(arguments)) }, page: function(){}};
 window.snaptr = function(){ calls.snaptr.push(Array.from(arguments)) };
 window.pintrk = function(){ calls.pintrk.push(Array.from(arguments)) };
+window.rdt = function(){ calls.rdt.push(Array.from(arguments)) };
 `
 
 // waitJS waits until the JavaScript expression cond is true in the page.
@@ -111,8 +112,15 @@ func TestBrowserVendorPixelsShareEventID(t *testing.T) {
 				{"track", "addtocart", map[string]any{"value": 42.5, "currency": "EUR", "line_items": pinLines, "event_id": id["AddToCart"]}},
 				{"track", "checkout", map[string]any{"value": 42.5, "currency": "EUR", "order_id": "1001", "line_items": pinLines, "event_id": "1001"}},
 			},
+			// Reddit: its names; others as its Custom event.
+			"rdt": {
+				{"track", "PageVisit", map[string]any{"products": []any{}, "conversionId": id["PageView"]}},
+				{"track", "AddToCart", map[string]any{"value": 42.5, "currency": "EUR", "products": []any{map[string]any{"id": "sku-1"}}, "conversionId": id["AddToCart"]}},
+				{"track", "Purchase", map[string]any{"value": 42.5, "currency": "EUR", "products": []any{map[string]any{"id": "sku-1"}}, "conversionId": "1001"}},
+				{"track", "Custom", map[string]any{"customEventName": "QuizDone", "products": []any{}, "conversionId": id["QuizDone"]}},
+			},
 		}
-		for _, vendor := range []string{"fbq", "ttq", "snaptr", "pintrk"} {
+		for _, vendor := range []string{"fbq", "ttq", "snaptr", "pintrk", "rdt"} {
 			if !reflect.DeepEqual(calls[vendor], want[vendor]) {
 				g, _ := json.Marshal(calls[vendor])
 				w, _ := json.Marshal(want[vendor])

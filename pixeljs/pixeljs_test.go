@@ -101,7 +101,7 @@ func testBuild(t *testing.T, o Options) {
 	// The wire names the contract fixes are kept as they are.
 	for _, name := range []string{"event_name", "event_id", "custom_data", "user_data", "_tw_vid", "_tw_q",
 		"tagway:event", "keepalive", "sendBeacon", "sent_at", "debug", "tw_debug", "trackCustom", "eventID",
-		"client_dedup_id", "__tcfapi", "dataLayer", `"` + o.Collect + `"`} {
+		"client_dedup_id", "conversionId", "__tcfapi", "dataLayer", `"` + o.Collect + `"`} {
 		if !strings.Contains(s, name) {
 			t.Errorf("output lacks %q", name)
 		}
