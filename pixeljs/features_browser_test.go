@@ -150,7 +150,7 @@ func TestBrowserGA4DataLayer(t *testing.T) {
 	dataLayer.push({ecommerce: null});
 	dataLayer.push({event: 'add_to_cart', ecommerce: {currency: 'EUR', value: 85, items: [{item_id: 'sku-1', price: 42.5, quantity: 2}]}});
 	dataLayer.push({event: 'purchase'});
-	gtag('event', 'purchase', {transaction_id: 'T-77', value: '85.00', currency: 'EUR', items: [{item_id: 'sku-1', price: '42.5', quantity: 2}, {item_name: 'no id'}]});
+	gtag('event', 'purchase', {transaction_id: 4711, value: '85,00', currency: 'EUR', items: [{item_id: 123, price: '42,50', quantity: '2'}, {item_name: 'no id'}]});
 	1`
 		on := pixeljs.Options{ConsentDefault: pixeljs.ConsentDenied, SPAPageViews: true, DataLayer: true}
 		tag := `<script async src="` + f.variant("datalayer", on) + `"></script>`
@@ -172,11 +172,13 @@ func TestBrowserGA4DataLayer(t *testing.T) {
 		if got := strings.Join(r.names(), ","); got != "AddToCart,Purchase" {
 			t.Fatalf("later pushes gave %s; want AddToCart,Purchase (the push without ecommerce skipped)", got)
 		}
+		// A European shop's plugin: numbers as the page wrote them, which the
+		// gateway reads (a conversion in the browser would lose "85,00").
 		p := r.Events()[1]
-		wantPurchase := map[string]any{"value": 85.0, "currency": "EUR", "order_id": "T-77",
-			"contents": []any{map[string]any{"id": "sku-1", "quantity": 2.0, "item_price": 42.5}}}
-		if p.EventID != "T-77" || !reflect.DeepEqual(p.CustomData, wantPurchase) {
-			t.Errorf("Purchase %s %v; want event id T-77 and %v", p.EventID, p.CustomData, wantPurchase)
+		wantPurchase := map[string]any{"value": "85,00", "currency": "EUR", "order_id": 4711.0,
+			"contents": []any{map[string]any{"id": 123.0, "quantity": "2", "item_price": "42,50"}}}
+		if p.EventID != "4711" || !reflect.DeepEqual(p.CustomData, wantPurchase) {
+			t.Errorf("Purchase %s %v; want event id 4711 and %v", p.EventID, p.CustomData, wantPurchase)
 		}
 
 		// The same page on a site without the option: e-commerce pushes are
