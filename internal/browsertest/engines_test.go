@@ -126,5 +126,14 @@ func TestEnginesNoCookies(t *testing.T) {
 		if len(jar) != 0 || doc != "" {
 			t.Errorf("cookies off: jar %+v, document.cookie %q", jar, doc)
 		}
+		// Chromium and Firefox block site storage with cookies; WebKit's
+		// cookie policy leaves it.
+		var storage string
+		if err := b.Eval(`(function(){ try { localStorage.setItem('k', 'v'); return 'usable' } catch (e) { return e.name } })()`, &storage); err != nil {
+			t.Fatal(err)
+		}
+		if usable := engine == browsertest.WebKit; (storage == "usable") != usable {
+			t.Errorf("cookies off: localStorage %s; usable should be %v", storage, usable)
+		}
 	})
 }
