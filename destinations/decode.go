@@ -704,6 +704,8 @@ func (d *eventDecoder) context(c *Context) bool {
 			return 1 << 10, d.cookies(&c.Cookies)
 		case "anonymous":
 			return 1 << 11, d.boolInto(&c.Anonymous)
+		case "incomplete":
+			return 1 << 12, d.strInto(&c.Incomplete)
 		}
 		return 0, false
 	})

@@ -92,7 +92,7 @@ func decodeTestEvents() map[string]Event {
 		"page view": {
 			EventName: "PageView", EventTime: 1772366400, EventID: "1c2d", ActionSource: "website",
 			EventSourceURL: "https://shop.example/", UserData: UserData{ClientUserAgent: "Mozilla/5.0"},
-			Context: Context{SiteID: "shop", Source: "browser", Anonymous: true, Country: "US", Region: "CA",
+			Context: Context{SiteID: "shop", Source: "browser", Anonymous: true, Country: "US", Region: "CA", Incomplete: IncompleteValue,
 				Consent: Consent{AdStorage: Denied, AdUserData: Denied}},
 		},
 		"server lead": {

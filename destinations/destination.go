@@ -41,6 +41,17 @@ type AnonymousAcceptor interface {
 	AcceptsAnonymous() bool
 }
 
+// IncompleteAcceptor is implemented by destinations that say whether their
+// platform takes an event the gateway marked incomplete (Context.Incomplete:
+// a browser event lacking what Meta's rules for server events require, kept
+// for the platforms that take it). Routing withholds such an event from a
+// destination whose AcceptsIncomplete is false, unless the route's rewriting
+// supplied what was missing. A destination that does not implement it
+// receives them.
+type IncompleteAcceptor interface {
+	AcceptsIncomplete() bool
+}
+
 // Deps are the injected collaborators every adapter gets.
 type Deps struct {
 	HTTP   *http.Client

@@ -259,7 +259,29 @@ type Context struct {
 	// every identifier (user_data but the user agent, click ids, cookies),
 	// so routing may send it to advertising platforms all the same.
 	Anonymous bool `json:"anonymous,omitempty"`
+	// Incomplete names what Meta's rules for server events find missing
+	// in a browser event the gateway kept all the same (a server event
+	// lacking it is refused instead): one of the Incomplete constants.
+	// Routing spares the platforms that refuse such events
+	// (IncompleteAcceptor) from it. Empty for a complete event.
+	Incomplete string `json:"incomplete,omitempty"`
 }
+
+// The values of Context.Incomplete: the field for which a platform
+// following Meta's rules for server events would refuse the event.
+const (
+	// IncompleteSourceURL: a website event without event_source_url.
+	IncompleteSourceURL = "event_source_url"
+	// IncompleteUserAgent: a website event without client_user_agent.
+	IncompleteUserAgent = "user_data.client_user_agent"
+	// IncompleteValue: a Purchase without custom_data.value.
+	IncompleteValue = "custom_data.value"
+	// IncompleteCurrency: a Purchase without custom_data.currency.
+	IncompleteCurrency = "custom_data.currency"
+	// IncompleteCustomerInfo: customer information too weak for Meta to
+	// match (its error 2804050).
+	IncompleteCustomerInfo = "user_data"
+)
 
 // ClickID is one ad click id and when the gateway first saw it.
 type ClickID struct {

@@ -235,6 +235,7 @@ func (c *Context) appendJSON(b []byte) []byte {
 	if c.Anonymous {
 		b = append(b, `,"anonymous":true`...)
 	}
+	b = appendStringField(b, `,"incomplete":`, c.Incomplete, false)
 	return append(b, '}')
 }
 

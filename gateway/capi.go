@@ -67,7 +67,7 @@ type capiRequest struct {
 // capi handles POST /{version}/{pixel_id}/events.
 func (g *Gateway) capi(w http.ResponseWriter, r *http.Request) {
 	trace := g.fbTraceID()
-	n, site, gerr := g.capiDo(w, r)
+	n, site, messages, gerr := g.capiDo(w, r)
 	if gerr != nil {
 		gerr.FBTraceID = trace
 		g.metrics.rejected.WithLabelValues(gerr.reason).Inc()
@@ -80,50 +80,78 @@ func (g *Gateway) capi(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.metrics.received.WithLabelValues(site, "capi").Add(float64(n))
+	if messages == nil {
+		messages = []string{}
+	}
 	writeJSON(w, http.StatusOK, struct {
 		EventsReceived int      `json:"events_received"`
 		Messages       []string `json:"messages"`
 		FBTraceID      string   `json:"fbtrace_id"`
-	}{n, []string{}, trace})
+	}{n, messages, trace})
 }
 
-func (g *Gateway) capiDo(w http.ResponseWriter, r *http.Request) (int, string, *graphError) {
+func (g *Gateway) capiDo(w http.ResponseWriter, r *http.Request) (int, string, []string, *graphError) {
 	version, pixel := r.PathValue("version"), r.PathValue("pixel")
 	switch {
 	case !graphVersionPattern.MatchString(version):
-		return 0, "", &graphError{status: http.StatusBadRequest, reason: "capi_path", Code: 2500, Type: "OAuthException",
+		return 0, "", nil, &graphError{status: http.StatusBadRequest, reason: "capi_path", Code: 2500, Type: "OAuthException",
 			Message: "Unknown path components: /" + version + "/" + pixel + "/events"}
 	case r.Method != http.MethodPost:
-		return 0, "", unsupported(r.Method, pixel)
+		return 0, "", nil, unsupported(r.Method, pixel)
 	}
 	snap := g.opts.Sites.Snapshot()
 	if snap == nil {
-		return 0, "", &graphError{status: http.StatusServiceUnavailable, reason: codeUnavailable, Code: 2, Type: "OAuthException",
+		return 0, "", nil, &graphError{status: http.StatusServiceUnavailable, reason: codeUnavailable, Code: 2, Type: "OAuthException",
 			Message: "Service temporarily unavailable", IsTransient: true}
 	}
-	req, gerr := g.readCAPI(w, r)
+	// The key before the body: one in the query or a header is checked
+	// before a byte of the body is read, one in the body before its data
+	// is decoded (readCAPI).
+	known := func(token string) bool { _, ok := snap.SiteByIngestKey(token); return ok }
+	if token := outerToken(r); token != "" && !known(token) {
+		return 0, "", nil, invalidToken()
+	}
+	req, gerr := g.readCAPI(w, r, known)
 	if gerr != nil {
-		return 0, "", gerr
+		return 0, "", nil, gerr
 	}
 	site, ok := snap.SiteByIngestKey(req.token)
 	if !ok {
-		return 0, "", &graphError{status: http.StatusBadRequest, reason: codeUnauthorized, Code: 190, Type: "OAuthException",
-			Message: "Invalid OAuth access token - Cannot parse access token (use the site's tagway ingest key)"}
+		return 0, "", nil, invalidToken()
 	}
 	if !siteHasMetaPixel(snap, site.ID, pixel) {
-		return 0, "", unsupported(r.Method, pixel)
+		return 0, "", nil, unsupported(r.Method, pixel)
 	}
 	// Exactly Meta's fields: no tagway extension (consent) on this endpoint.
-	events, e := g.serverBatch(req.data, site, batchOptions{testEventCode: req.testEventCode})
+	events, messages, e := g.serverBatch(req.data, site, batchOptions{testEventCode: req.testEventCode})
 	if e != nil {
-		return 0, "", invalidParameter(e)
+		return 0, "", nil, invalidParameter(e)
 	}
 	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
-		return 0, "", &graphError{status: http.StatusServiceUnavailable, reason: codeUnavailable, Code: 2, Type: "OAuthException",
+		return 0, "", nil, &graphError{status: http.StatusServiceUnavailable, reason: codeUnavailable, Code: 2, Type: "OAuthException",
 			Message: "Service temporarily unavailable: events could not be stored; retry later", IsTransient: true}
 	}
-	return len(events), site.ID, nil
+	return len(events), site.ID, messages, nil
+}
+
+// invalidToken is Graph's answer for an access token it does not know.
+func invalidToken() *graphError {
+	return &graphError{status: http.StatusBadRequest, reason: codeUnauthorized, Code: 190, Type: "OAuthException",
+		Message: "Invalid OAuth access token - Cannot parse access token (use the site's tagway ingest key)"}
+}
+
+// outerToken is the access token of the query (access_token), else of an
+// Authorization header (Bearer or OAuth); "" when neither has one.
+func outerToken(r *http.Request) string {
+	if t := r.URL.Query().Get("access_token"); t != "" {
+		return t
+	}
+	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok &&
+		(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "OAuth")) {
+		return strings.TrimSpace(tok)
+	}
+	return ""
 }
 
 // unsupported is Graph's answer for an object the token cannot reach
@@ -157,15 +185,19 @@ func invalidParameter(e *apiError) *graphError {
 
 // readCAPI reads the parameters from a JSON, form-encoded or multipart body
 // (in the last two, data is a JSON string), and the access token from the
-// body, else the access_token query parameter, else an Authorization header
-// (Bearer or OAuth).
-func (g *Gateway) readCAPI(w http.ResponseWriter, r *http.Request) (*capiRequest, *graphError) {
+// body, else the query or the Authorization header (outerToken). A token
+// in a JSON or form body is looked for first and must be known (known)
+// before the rest of the body is decoded.
+func (g *Gateway) readCAPI(w http.ResponseWriter, r *http.Request, known func(string) bool) (*capiRequest, *graphError) {
 	body, e := readBody(w, r, g.opts.MaxServerBodyBytes)
 	if e != nil {
 		return nil, invalidParameter(e)
 	}
-	params := map[string]json.RawMessage{}
 	mediaType, mparams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if t, found := bodyToken(mediaType, body); found && !known(t) {
+		return nil, invalidToken()
+	}
+	params := map[string]json.RawMessage{}
 	switch mediaType {
 	case "application/x-www-form-urlencoded":
 		form, err := url.ParseQuery(string(body))
@@ -189,11 +221,6 @@ func (g *Gateway) readCAPI(w http.ResponseWriter, r *http.Request) (*capiRequest
 			return nil, invalidParameter(badField("", "unexpected data after the JSON object"))
 		}
 	}
-	for k := range params {
-		if !capiParams[k] {
-			return nil, invalidParameter(badField(k, "unknown parameter"))
-		}
-	}
 	req := &capiRequest{}
 	str := func(k string) (string, *graphError) {
 		raw, ok := params[k]
@@ -211,12 +238,14 @@ func (g *Gateway) readCAPI(w http.ResponseWriter, r *http.Request) (*capiRequest
 		return nil, gerr
 	}
 	if req.token == "" {
-		req.token = r.URL.Query().Get("access_token")
+		req.token = outerToken(r)
 	}
-	if req.token == "" {
-		if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok &&
-			(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "OAuth")) {
-			req.token = strings.TrimSpace(tok)
+	if !known(req.token) {
+		return nil, invalidToken()
+	}
+	for k := range params {
+		if !capiParams[k] {
+			return nil, invalidParameter(badField(k, "unknown parameter"))
 		}
 	}
 	if req.testEventCode, gerr = str("test_event_code"); gerr != nil {
@@ -238,6 +267,39 @@ func (g *Gateway) readCAPI(w http.ResponseWriter, r *http.Request) (*capiRequest
 		return nil, invalidParameter(badField("data", "must be a JSON array of events"))
 	}
 	return req, nil
+}
+
+// bodyToken finds the access_token of a JSON or form-encoded body without
+// decoding the rest of it; found is false when the body has none before
+// anything it cannot read (or is multipart: the full decode then decides).
+func bodyToken(mediaType string, body []byte) (token string, found bool) {
+	switch mediaType {
+	case "multipart/form-data":
+		return "", false
+	case "application/x-www-form-urlencoded":
+		for rest := string(body); rest != ""; {
+			var pair string
+			pair, rest, _ = strings.Cut(rest, "&")
+			if k, v, ok := strings.Cut(pair, "="); ok && k == "access_token" {
+				t, err := url.QueryUnescape(v)
+				token, found = t, err == nil // the last one wins, as in the form
+			}
+		}
+		return token, found
+	}
+	// The top-level keys in order, up to the end or to what does not
+	// read: a token seen before that is the body's (a later repeat of
+	// the key would win, and is then checked after the full decode).
+	s := fastScanner{b: body}
+	s.object(func(key []byte) bool {
+		if string(key) == "access_token" && s.peek('"') {
+			v, ok := s.rawString()
+			token, found = string(v), ok
+			return ok
+		}
+		return s.skip(0)
+	})
+	return token, found
 }
 
 // formParams copies form values into params as JSON strings (the last

@@ -218,3 +218,68 @@ func TestCAPIErrors(t *testing.T) {
 		})
 	}
 }
+
+// The drop-in endpoint takes what Graph takes: numeric content_ids and
+// ids, numeric strings for numbers; a customer-information value that
+// cannot be used is dropped and said in messages, as Graph does.
+func TestCAPIGraphLeniencies(t *testing.T) {
+	tg := newTestGateway(t, func(o *Options) { o.Sites = staticSites{capiSnapshot(t)} })
+	data := fmt.Sprintf(`[{"event_name":"Purchase","event_time":%d,"event_id":77,"action_source":"website",
+		"event_source_url":"https://shop.example/thanks","user_data":{"client_user_agent":"UA/1","client_ip_address":"203.0.113.9","fn":"🙂"},
+		"custom_data":{"value":"10.50","currency":"usd","content_ids":[123,456],"contents":[{"id":123,"quantity":"1"}],"order_id":1001}}]`, testNow.Unix())
+	for _, encoding := range []string{"json", "form", "multipart"} {
+		body, ct := encode(t, encoding, map[string]string{"data": data, "access_token": testIngestKey})
+		w := tg.do("POST", "/v24.0/111/events", body, "Content-Type", ct)
+		var a capiAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != 200 || a.EventsReceived == nil || *a.EventsReceived != 1 {
+			t.Fatalf("%s: %d %s", encoding, w.Code, w.Body)
+		}
+		if len(a.Messages) != 1 || !strings.Contains(a.Messages[0], "data[0].user_data.fn") {
+			t.Errorf("%s: messages %q", encoding, a.Messages)
+		}
+	}
+	for _, ev := range tg.q.all() {
+		if ev.EventID != "77" || fmt.Sprint(ev.CustomData.ContentIDs) != "[123 456]" || ev.CustomData.Contents[0].ID != "123" ||
+			ev.CustomData.OrderID != "1001" || len(ev.UserData.Fn) != 0 {
+			t.Errorf("event %+v", ev)
+		}
+	}
+}
+
+// The key comes before the body: a wrong key in the query or a header is
+// refused before a byte of the body is read, and one in the body before
+// its data is decoded (a body whose data would not parse still gets 190).
+func TestCAPIChecksKeyFirst(t *testing.T) {
+	tg := newTestGateway(t, func(o *Options) { o.Sites = staticSites{capiSnapshot(t)} })
+	for _, where := range []struct{ path, header string }{
+		{"/v24.0/111/events?access_token=wrong-key-wrong-key", ""},
+		{"/v24.0/111/events", "Bearer wrong-key-wrong-key"},
+	} {
+		r := &countingReader{n: 2 << 20}
+		req := newRequest("POST", where.path, r)
+		if where.header != "" {
+			req.Header.Set("Authorization", where.header)
+		}
+		w := recorder()
+		tg.h.ServeHTTP(w, req)
+		var a capiAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || a.Error == nil || a.Error.Code != 190 {
+			t.Errorf("%+v: %d %s", where, w.Code, w.Body)
+		}
+		if r.read != 0 {
+			t.Errorf("%+v: read %d body bytes before checking the key", where, r.read)
+		}
+	}
+	broken := `[{"event_name":` // data that would not parse
+	for _, encoding := range []string{"json", "form"} {
+		body, ct := encode(t, encoding, map[string]string{"access_token": "wrong-key-wrong-key", "data": broken})
+		if encoding == "json" {
+			body = `{"access_token":"wrong-key-wrong-key","data":[{"event_name":` + strings.Repeat(" ", 100) + `}`
+		}
+		w := tg.do("POST", "/v24.0/111/events", body, "Content-Type", ct)
+		var a capiAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || a.Error == nil || a.Error.Code != 190 {
+			t.Errorf("%s body with a wrong key: %d %s; want 190 before the data is read", encoding, w.Code, w.Body)
+		}
+	}
+}

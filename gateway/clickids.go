@@ -62,6 +62,9 @@ type browserIDs struct {
 	ClickIDs  map[string]destinations.ClickID
 	Cookies   map[string]string
 	set       []http.Cookie
+	// dropped are the click ids of the landing URL that could not be kept
+	// (fixes of "click_ids.<name>").
+	dropped []fix
 }
 
 // browserIDs reads and refreshes the visitor's identifiers. With
@@ -98,10 +101,11 @@ func (g *Gateway) browserIDs(r *http.Request, t cookieTarget, consent destinatio
 	}
 
 	ids.ClickIDs = readClickIDs(r, now, clickAge)
-	landed := clickIDsFrom(pageURL)
-	if len(landed) == 0 {
-		landed = clickIDsFrom(referrer)
+	landed, dropped := clickIDsFrom(pageURL)
+	if len(landed) == 0 && len(dropped) == 0 {
+		landed, dropped = clickIDsFrom(referrer)
 	}
+	ids.dropped = dropped
 	for name, v := range landed {
 		if old, ok := ids.ClickIDs[name]; ok && old.Value == v {
 			continue
@@ -149,26 +153,36 @@ func validVID(v string, now time.Time) bool {
 	return ok
 }
 
-// clickIDsFrom returns the click ids in a URL's query, by parameter.
-func clickIDsFrom(raw string) map[string]string {
+// clickIDsFrom returns the click ids in a URL's query, by parameter, and a
+// fix for each one it found but cannot keep: one that a cookie cannot hold
+// unchanged (a quote, comma, semicolon or backslash: net/http would drop
+// bytes of the cookie and log about it) or that is not 1 to maxClickIDLen
+// printable ASCII characters.
+func clickIDsFrom(raw string) (ids map[string]string, dropped []fix) {
 	if !mayHoldParam(raw, clickParams()...) {
-		return nil // most pages: no parse needed
+		return nil, nil // most pages: no parse needed
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	q := u.Query()
-	var out map[string]string
 	for _, name := range clickParams() {
-		if v := q.Get(name); validClickID(v) {
-			if out == nil {
-				out = map[string]string{}
+		v := q.Get(name)
+		switch {
+		case v == "":
+		case validClickID(v):
+			if ids == nil {
+				ids = map[string]string{}
 			}
-			out[name] = v
+			ids[name] = v
+		case printableASCII(v) && len(v) <= maxClickIDLen:
+			dropped = append(dropped, fix{"click_ids." + name, reasonNotCookieSafe})
+		default:
+			dropped = append(dropped, fix{"click_ids." + name, reasonInvalid})
 		}
 	}
-	return out
+	return ids, dropped
 }
 
 // mayHoldParam reports whether a URL's query may hold one of the named
@@ -196,13 +210,16 @@ func mayHoldParam(raw string, names ...string) bool {
 }
 
 // validClickID reports whether v may be kept: 1 to maxClickIDLen printable
-// ASCII characters.
+// ASCII characters that a cookie holds unchanged (cookieSafe).
 func validClickID(v string) bool {
-	if v == "" || len(v) > maxClickIDLen {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] <= 0x20 || v[i] >= 0x7f {
+	return v != "" && len(v) <= maxClickIDLen && printableASCII(v) && cookieSafe(v)
+}
+
+// printableASCII reports whether s holds only printable ASCII characters
+// other than the space.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] >= 0x7f {
 			return false
 		}
 	}

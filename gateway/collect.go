@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,11 +17,15 @@ import (
 
 // collectRequest is the body of POST /collect (see the wire contract).
 type collectRequest struct {
-	VID      string            `json:"vid"`
-	URL      string            `json:"url"`
-	Referrer string            `json:"referrer"`
-	Consent  *wireConsent      `json:"consent"`
-	Events   []json.RawMessage `json:"events"`
+	VID      string       `json:"vid"`
+	URL      string       `json:"url"`
+	Referrer string       `json:"referrer"`
+	Consent  *wireConsent `json:"consent"`
+	// SentAt is when the script sent the request, Unix milliseconds by
+	// the device's clock; Debug asks for each event's outcome.
+	SentAt *int64            `json:"sent_at"`
+	Debug  bool              `json:"debug"`
+	Events []json.RawMessage `json:"events"`
 }
 
 // wireConsent is the consent object a browser sends.
@@ -43,6 +46,8 @@ type collectEvent struct {
 	UserData       pii.RawUserData `json:"user_data"`
 	// customData is CustomData decoded by fastCollect, when it could.
 	customData *destinations.CustomData
+	// raw is the event's JSON, as fastCollect found it.
+	raw []byte
 
 	// Meta's other server-event fields, optional from a browser: the
 	// action_source defaults to website and referrer_url to the request's
@@ -58,14 +63,19 @@ type collectEvent struct {
 // collect handles POST /collect.
 func (g *Gateway) collect(w http.ResponseWriter, r *http.Request) {
 	w.Header()["Vary"] = hdrVaryOrig
-	n, site, err := g.collectEvents(w, r)
+	n, site, answer, err := g.collectEvents(w, r)
 	if err != nil {
 		g.reject(w, r, err)
 		return
 	}
 	g.metrics.receivedFromBrowser(site).Add(float64(n))
-	// 204 and no body: the script only needs the status, and every event
-	// of a shopper's visit pays for the answer's bytes (errors are JSON).
+	if answer != nil {
+		writeAnswer(w, answer)
+		return
+	}
+	// 204 and no body when every event was kept as sent: the script only
+	// needs the status, and every event of a shopper's visit pays for the
+	// answer's bytes.
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -140,19 +150,26 @@ func (g *Gateway) siteForOrigin(snap *model.Snapshot, host, origin string) (*mod
 	return nil, refused
 }
 
-// collectEvents does the work of /collect and returns how many events were
-// enqueued and for which site.
-func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, string, *apiError) {
+// collectEvents does the work of /collect: it returns how many events were
+// stored and for which site, and the 200 answer when some event was fixed
+// or refused (or the page asked for debug), nil for a 204. An error is a
+// problem of the whole request.
+//
+// Each event is decided on its own: a clean one goes the fast, strict way;
+// one that fails it is repaired (repairBrowserEvent) and validated again,
+// keeping what can be kept; only an event with nothing usable left is
+// refused, never its neighbours.
+func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, string, *collectAnswer, *apiError) {
 	snap := g.opts.Sites.Snapshot()
 	if snap == nil {
-		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "configuration not loaded yet"}
+		return 0, "", nil, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "configuration not loaded yet"}
 	}
 	host := g.requestHost(r)
 	var site *model.Site
 	if origin := r.Header.Get("Origin"); origin != "" {
 		s, e := g.siteForOrigin(snap, host, origin)
 		if e != nil {
-			return 0, "", e
+			return 0, "", nil, e
 		}
 		site = s
 		setCORS(w.Header(), origin)
@@ -160,69 +177,68 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 
 	body, e := readBody(w, r, g.opts.MaxBodyBytes)
 	if e != nil {
-		return 0, "", e
+		return 0, "", nil, e
 	}
-	var req collectRequest // on the stack: the strict decoder gets its own
-	fast, ok := fastCollect(body, &req)
+	var req collectRequest // on the stack: the slow path gets its own
+	var out batchOutcomes
+	fast, ok := fastCollect(body, &req, g.opts.MaxEvents)
 	if !ok {
-		strict := new(collectRequest)
-		if e := decodeStrict(body, strict, ""); e != nil {
-			return 0, "", e
+		slow, fixes, e := readEnvelope(body, g.opts.MaxEvents)
+		if e != nil {
+			return 0, "", nil, e
 		}
-		req, fast = *strict, nil
+		req, fast, out.request = *slow, nil, fixes
 	}
 	count := len(req.Events) + len(fast)
 	switch {
 	case count == 0:
-		return 0, "", badField("events", "at least one event is required")
+		return 0, "", nil, badField("events", "at least one event is required")
 	case count > g.opts.MaxEvents:
-		return 0, "", &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "events",
-			Message: fmt.Sprintf("at most %d events per request", g.opts.MaxEvents)}
+		return 0, "", nil, tooManyEvents(g.opts.MaxEvents)
 	}
-	if e := checkURL("url", req.URL); e != nil {
-		return 0, "", e
-	}
-	if len(req.Referrer) > maxURLLen {
-		return 0, "", badField("referrer", "longer than %d characters", maxURLLen)
-	}
-	if len(req.VID) > maxVIDLen {
-		return 0, "", badField("vid", "longer than %d characters", maxVIDLen)
-	}
+	out.n, out.debug = count, req.Debug
+	page := readPage(&req, &out)
 
 	if site == nil {
 		if s, ok := snap.SiteByHost(host); ok {
 			site = s
-		} else if u, err := url.Parse(req.URL); err == nil && req.URL != "" {
+		} else if u, err := url.Parse(page.fullURL); err == nil && page.fullURL != "" {
 			if s, ok := snap.SiteByHost(u.Hostname()); ok {
 				site = s
 			}
 		}
 		if site == nil {
-			return 0, "", &apiError{Status: http.StatusNotFound, Code: codeUnknownSite, Message: "no site is configured for this host"}
+			return 0, "", nil, &apiError{Status: http.StatusNotFound, Code: codeUnknownSite, Message: "no site is configured for this host"}
 		}
 	}
 
-	consent, e := resolveConsent(req.Consent, site.ConsentDefault)
-	if e != nil {
-		return 0, "", e
-	}
+	consent := collectConsent(req.Consent, site.ConsentDefault, &out)
 	now := g.now()
+	clk := batchClock{now: now}
+	if req.SentAt != nil {
+		if sentAtUsable(*req.SentAt) {
+			clk.shift = skewSeconds(now, *req.SentAt)
+		} else {
+			out.requestFix("sent_at", reasonInvalid)
+		}
+	}
 	var cookies cookieState
 	var target cookieTarget
 	if consent.AdStorage == destinations.Granted {
-		target = g.cookieTarget(r, host, req.URL)
-		c, err := g.visitorCookies(r, target, req.VID, req.URL, req.Referrer, now)
+		target = g.cookieTarget(r, host, page.fullURL)
+		c, err := g.visitorCookies(r, target, req.VID, page.fullURL, page.fullReferrer, now)
 		if err != nil {
 			g.log.Error("minting cookies", "err", err)
-			return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
+			return 0, "", nil, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
 		}
 		cookies = c
 	}
-	ids := g.browserIDs(r, target, consent, req.VID, req.URL, req.Referrer, now)
+	ids := g.browserIDs(r, target, consent, req.VID, page.fullURL, page.fullReferrer, now)
+	out.request = append(out.request, ids.dropped...)
 
 	base := destinations.Event{
-		EventSourceURL: g.pageURL(r, req.URL),
-		ReferrerURL:    referrerURL(req.Referrer),
+		EventSourceURL: g.pageURL(r, page.url),
+		ReferrerURL:    referrerURL(page.referrer),
 		ActionSource:   actionSourceWebsite,
 		Context: destinations.Context{
 			SiteID:     site.ID,
@@ -236,78 +252,167 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	ip, ua := g.clientIP(r), userAgent(r)
 	events := make([]destinations.Event, 0, count)
 	for i := range count {
-		prefix := eventPrefix(i)
 		var in *collectEvent
+		var raw []byte
 		if fast != nil {
-			in = &fast[i]
+			in, raw = &fast[i], fast[i].raw
 		} else {
-			in = new(collectEvent)
-			if e := decodeStrict(req.Events[i], in, prefix); e != nil {
-				return 0, "", e
+			raw = req.Events[i]
+			if in = new(collectEvent); decodeStrict(raw, in, "") != nil {
+				in = nil
 			}
 		}
 		// Built in place: an Event is ~700 bytes, not copied around.
 		events = append(events, base)
-		ev := &events[i]
-		if e := g.browserEvent(prefix, in, ev, now); e != nil {
-			return 0, "", e
+		ev := &events[len(events)-1]
+		id, fixes, refused, e := g.decideEvent(in, raw, ev, &base, clk)
+		if e != nil {
+			return 0, "", nil, e
+		}
+		if refused != nil {
+			events = events[:len(events)-1]
+			out.refuse(i, id, refused)
+			continue
 		}
 		ev.UserData.ClientIPAddress = ip
 		ev.UserData.ClientUserAgent = ua
 		ev.UserData.Fbp, ev.UserData.Fbc = cookies.Fbp, cookies.Fbc
-		if e := checkMetaRules(prefix, ev); e != nil {
-			return 0, "", e
-		}
+		ev.Context.Incomplete = metaShortfall(ev)
+		out.accept(i, ev.EventID, fixes)
 	}
 	applyConsentMode(site, events)
 
-	// The write outlives the browser: once begun it ends on its own bounds
-	// (the queue's write timeout, the spool), whether or not the sender
-	// is still there to read the answer.
-	if err := g.opts.Enqueuer.Enqueue(context.WithoutCancel(r.Context()), site.ID, events); err != nil {
-		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
-		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
+	if len(events) > 0 {
+		// The write outlives the browser: once begun it ends on its own
+		// bounds (the queue's write timeout, the spool), whether or not
+		// the sender is still there to read the answer.
+		if err := g.opts.Enqueuer.Enqueue(context.WithoutCancel(r.Context()), site.ID, events); err != nil {
+			g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
+			return 0, "", nil, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
+		}
+		target.setCookies(w.Header(), cookies.Set, ids.set)
 	}
-	target.setCookies(w.Header(), cookies.Set, ids.set)
-	return len(events), site.ID, nil
+	g.metrics.count(&out)
+	return len(events), site.ID, out.answer(events), nil
 }
 
-// under names a problem's field under prefix ("events[0]."): the field
-// path is only built when there is a problem.
-func under(prefix string, e *apiError) *apiError {
-	if e != nil {
-		e.Field = prefix + e.Field
+// decideEvent builds the canonical form of one browser event in ev (which
+// holds base): in is the event as the strict decoder read it (nil when it
+// could not), raw its JSON. It returns the event's id and the fixes made,
+// or why the event is refused; an error is a problem of the whole request.
+func (g *Gateway) decideEvent(in *collectEvent, raw []byte, ev, base *destinations.Event, clk batchClock) (id string, fixes []fix, refused *eventError, err *apiError) {
+	if in != nil {
+		e := g.browserEvent(in, ev, clk, &fixes, false)
+		switch {
+		case e == nil:
+			return ev.EventID, fixes, nil, nil
+		case e.Status == http.StatusServiceUnavailable:
+			return "", nil, nil, e
+		case e.refusal == refusedTooOld:
+			return in.EventID, nil, &eventError{Field: e.Field, Reason: e.refusal, Message: e.Message}, nil
+		}
 	}
-	return e
+	*ev = *base
+	clean, id, fixes, refused := repairBrowserEvent(raw)
+	if refused != nil {
+		return id, nil, refused, nil
+	}
+	in = new(collectEvent)
+	if e := decodeStrict(clean, in, ""); e != nil {
+		return id, nil, &eventError{Field: e.Field, Reason: refusedInvalid, Message: e.Message}, nil
+	}
+	switch e := g.browserEvent(in, ev, clk, &fixes, true); {
+	case e == nil:
+		return ev.EventID, fixes, nil, nil
+	case e.Status == http.StatusServiceUnavailable:
+		return "", nil, nil, e
+	default:
+		return id, nil, &eventError{Field: e.Field, Reason: cmp.Or(e.refusal, refusedInvalid), Message: e.Message}, nil
+	}
 }
 
-// eventPrefixes are the field prefixes of a request's first events, made
-// once.
-var eventPrefixes = func() (out [8]string) {
-	for i := range out {
-		out[i] = makeEventPrefix(i)
-	}
-	return out
-}()
-
-// eventPrefix is the field prefix of the i-th event of a request.
-func eventPrefix(i int) string {
-	if i < len(eventPrefixes) {
-		return eventPrefixes[i]
-	}
-	return makeEventPrefix(i)
+func tooManyEvents(max int) *apiError {
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "events",
+		Message: fmt.Sprintf("at most %d events per request", max)}
 }
 
-func makeEventPrefix(i int) string { return "events[" + strconv.Itoa(i) + "]." }
+// pageParams are the page's URL and referrer as a request gives them:
+// whole, to read click ids from, and bounded, for the events.
+type pageParams struct {
+	fullURL, url           string
+	fullReferrer, referrer string
+}
+
+// readPage reads the request's url, referrer and vid, fixing what can be
+// fixed: a URL or referrer longer than 2,048 bytes is truncated for the
+// events (its click ids are read from all of it), an unusable URL or an
+// over-long vid dropped.
+func readPage(req *collectRequest, out *batchOutcomes) pageParams {
+	var p pageParams
+	p.fullURL, p.url = boundURL("url", req.URL, checkURL("url", req.URL) != nil, out)
+	p.fullReferrer, p.referrer = boundURL("referrer", req.Referrer, len(req.Referrer) > maxURLLen, out)
+	if len(req.VID) > maxVIDLen {
+		req.VID = ""
+		out.requestFix("vid", reasonTooLong)
+	}
+	return p
+}
+
+// boundURL returns a URL of the request whole and bounded for the events:
+// unchanged unless bad, else truncated to 2,048 bytes when that leaves a
+// valid URL, else dropped.
+func boundURL(field, v string, bad bool, out *batchOutcomes) (full, bounded string) {
+	if !bad {
+		return v, v
+	}
+	if t, ok := truncateURL(v, maxURLLen); ok {
+		out.requestFix(field, reasonTruncated)
+		return v, t
+	}
+	out.requestFix(field, reasonInvalid)
+	return "", ""
+}
+
+// batchClock is a request's time: now, and the shift in seconds that
+// corrects the device clock's times (see skewSeconds).
+type batchClock struct {
+	now   time.Time
+	shift int64
+}
+
+// clockSkewShown is the smallest shift recorded as a fix: below it, the
+// shift mostly measures the request's own travel time.
+const clockSkewShown = 60
+
+// skewSeconds is the error of the device's clock as a shift for its
+// event_time values: the gateway's now minus the device's sent_at
+// (milliseconds), in whole seconds.
+func skewSeconds(now time.Time, sentAt int64) int64 {
+	d := now.UnixMilli() - sentAt
+	if d >= 0 {
+		return (d + 500) / 1000
+	}
+	return -((-d + 500) / 1000)
+}
 
 // browserEvent validates one browser event and builds its canonical form
-// in ev, which holds the request's base event; now is the request's time.
-func (g *Gateway) browserEvent(prefix string, in *collectEvent, ev *destinations.Event, now time.Time) *apiError {
-	if e := under(prefix, checkEventName("event_name", in.EventName)); e != nil {
+// in ev, which holds the request's base event; clk is the request's time.
+// fixes receives what it fixed (a shifted or clamped event_time; with
+// lenient, customer information dropped). A refusal that no repair can
+// change (too old) carries its reason in refusal.
+//
+// The clean path asks for it strictly (lenient false) and repairs the
+// event when it fails; a repaired event is asked for it leniently.
+func (g *Gateway) browserEvent(in *collectEvent, ev *destinations.Event, clk batchClock, fixes *[]fix, lenient bool) *apiError {
+	if e := checkEventName("event_name", in.EventName); e != nil {
+		e.refusal = refusedInvalid
+		if in.EventName == "" {
+			e.refusal = refusedMissing
+		}
 		return e
 	}
 	ev.EventName = in.EventName
-	if e := under(prefix, checkText("event_id", in.EventID, maxEventIDLen)); e != nil {
+	if e := checkText("event_id", in.EventID, maxEventIDLen); e != nil {
 		return e
 	}
 	ev.EventID = in.EventID
@@ -320,44 +425,39 @@ func (g *Gateway) browserEvent(prefix string, in *collectEvent, ev *destinations
 		ev.EventID = id
 	}
 	if in.ActionSource != "" {
-		if e := under(prefix, checkActionSource("action_source", in.ActionSource)); e != nil {
+		if e := checkActionSource("action_source", in.ActionSource); e != nil {
 			return e
 		}
 		ev.ActionSource = in.ActionSource
 	}
-	maxAge := maxEventAge
-	if ev.ActionSource == "physical_store" {
-		maxAge = maxPhysicalEventAge
-	}
-	ev.EventTime = now.Unix()
-	if in.EventTime != nil {
-		if e := under(prefix, checkEventTime("event_time", *in.EventTime, now, maxAge)); e != nil {
-			return e
-		}
-		ev.EventTime = *in.EventTime
+	if e := eventTime(in.EventTime, ev, clk, fixes); e != nil {
+		return e
 	}
 	if in.EventSourceURL != "" {
-		if e := under(prefix, checkURL("event_source_url", in.EventSourceURL)); e != nil {
+		if e := checkURL("event_source_url", in.EventSourceURL); e != nil {
 			return e
 		}
 		ev.EventSourceURL = in.EventSourceURL
 	}
 	if in.ReferrerURL != "" {
-		if e := under(prefix, checkURL("referrer_url", in.ReferrerURL)); e != nil {
+		if e := checkURL("referrer_url", in.ReferrerURL); e != nil {
 			return e
 		}
 		ev.ReferrerURL = in.ReferrerURL
 	}
 	ev.OptOut = in.OptOut
-	if e := checkDataProcessing(prefix, in.DataProcessingOptions, in.DataProcessingOptionsCountry, in.DataProcessingOptionsState); e != nil {
+	if e := checkDataProcessing("", in.DataProcessingOptions, in.DataProcessingOptionsCountry, in.DataProcessingOptionsState); e != nil {
 		return e
 	}
 	ev.DataProcessingOptions = in.DataProcessingOptions
 	ev.DataProcessingOptionsCountry = in.DataProcessingOptionsCountry
 	ev.DataProcessingOptionsState = in.DataProcessingOptionsState
-	cd, e := decodeCustomData(prefix, in.CustomData, in.customData)
+	cd, e := decodeCustomData("", in.CustomData, in.customData)
 	if e != nil {
 		return e
+	}
+	if !lenient && in.customData == nil && customDataNeedsRepair(in.CustomData) {
+		return badField("custom_data", "holds values to repair")
 	}
 	ev.CustomData = cd
 	// The gateway fills these itself; a browser does not get to choose them.
@@ -365,11 +465,57 @@ func (g *Gateway) browserEvent(prefix string, in *collectEvent, ev *destinations
 	for _, k := range []string{"client_ip_address", "client_user_agent", "fbc", "fbp"} {
 		delete(raw, k)
 	}
-	u, e := hashUserData(prefix, raw, now)
-	if e != nil {
-		return e
+	if !lenient {
+		u, e := hashUserData("", raw, clk.now)
+		if e != nil {
+			return e
+		}
+		ev.UserData = u
+		return nil
+	}
+	clean, dropped := cleanUserData(raw, clk.now, false)
+	for _, d := range dropped {
+		*fixes = append(*fixes, fix{"user_data." + d.key, d.reason})
+	}
+	u, err := pii.HashUserData(clean, clk.now)
+	if err != nil {
+		return badField("user_data", "%s", err.Error())
 	}
 	ev.UserData = u
+	return nil
+}
+
+// eventTime sets ev's event_time: the time it was made (t, by the device's
+// clock) corrected by the request's shift, or now when the event has none.
+// An event too old for the platforms is refused; one ahead of the gateway
+// by more than maxFutureSkew takes the gateway's now.
+func eventTime(t *int64, ev *destinations.Event, clk batchClock, fixes *[]fix) *apiError {
+	now := clk.now
+	ev.EventTime = now.Unix()
+	if t == nil {
+		return nil
+	}
+	if *t <= 0 || *t > millisecondsThreshold {
+		return checkEventTime("event_time", *t, now, maxEventAge)
+	}
+	v := *t + clk.shift
+	if clk.shift >= clockSkewShown || clk.shift <= -clockSkewShown {
+		*fixes = append(*fixes, fix{"event_time", reasonClockSkew})
+	}
+	maxAge := maxEventAge
+	if ev.ActionSource == "physical_store" {
+		maxAge = maxPhysicalEventAge
+	}
+	switch {
+	case v < now.Add(-maxAge).Unix():
+		e := badField("event_time", "older than %s: the platforms refuse such events", humanDays(maxAge))
+		e.refusal = refusedTooOld
+		return e
+	case v > now.Add(maxFutureSkew).Unix():
+		*fixes = append(*fixes, fix{"event_time", reasonClockAhead})
+		v = now.Unix()
+	}
+	ev.EventTime = v
 	return nil
 }
 
@@ -385,22 +531,21 @@ func referrerURL(v string) string {
 	return ""
 }
 
-// consentState reads one consent key (field): def when unstated; prev,
-// the error of an earlier key, wins over this key's.
-func consentState(field, in string, def destinations.ConsentState, prev *apiError) (destinations.ConsentState, *apiError) {
-	switch st := destinations.ConsentState(in); st {
-	case "":
-		return def, prev
-	case destinations.Granted, destinations.Denied:
-		return st, prev
-	default:
-		return "", cmp.Or(prev, badField(field, "must be granted or denied"))
-	}
-}
-
 // resolveConsent applies the site's default to the keys the browser did not
 // state. "wait" counts as denied here: events are accepted, identifiers not.
+// A word other than granted or denied is an error naming the first such key.
 func resolveConsent(in *wireConsent, siteDefault string) (destinations.Consent, *apiError) {
+	var first *apiError
+	c := mergeConsent(in, siteDefault, func(field string) {
+		first = cmp.Or(first, badField(field, "must be granted or denied"))
+	})
+	return c, first
+}
+
+// mergeConsent is in over the site's default: each purpose in states,
+// else the default; a word other than granted or denied is denied, and
+// invalid is told its field.
+func mergeConsent(in *wireConsent, siteDefault string, invalid func(field string)) destinations.Consent {
 	def := destinations.Denied
 	if siteDefault == model.ConsentGranted || siteDefault == "" {
 		def = destinations.Granted
@@ -409,11 +554,20 @@ func resolveConsent(in *wireConsent, siteDefault string) (destinations.Consent, 
 	if in != nil {
 		w = *in
 	}
-	var out destinations.Consent
-	var e *apiError
-	out.AdStorage, e = consentState("consent.ad_storage", w.AdStorage, def, e)
-	out.AdUserData, e = consentState("consent.ad_user_data", w.AdUserData, def, e)
-	out.AdPersonalization, e = consentState("consent.ad_personalization", w.AdPersonalization, def, e)
-	out.AnalyticsStorage, e = consentState("consent.analytics_storage", w.AnalyticsStorage, def, e)
-	return out, e
+	state := func(field, v string) destinations.ConsentState {
+		switch st := destinations.ConsentState(v); st {
+		case "":
+			return def
+		case destinations.Granted, destinations.Denied:
+			return st
+		}
+		invalid(field)
+		return destinations.Denied
+	}
+	return destinations.Consent{
+		AdStorage:         state("consent.ad_storage", w.AdStorage),
+		AdUserData:        state("consent.ad_user_data", w.AdUserData),
+		AdPersonalization: state("consent.ad_personalization", w.AdPersonalization),
+		AnalyticsStorage:  state("consent.analytics_storage", w.AnalyticsStorage),
+	}
 }

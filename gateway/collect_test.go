@@ -1,13 +1,17 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -161,6 +165,29 @@ func TestCollectConsent(t *testing.T) {
 	}
 }
 
+// A consent word the gateway cannot read counts as denied, never as the
+// site's default grant, and is reported on each event.
+func TestCollectConsentWordUnknown(t *testing.T) {
+	tg := newTestGateway(t, nil)
+	w := tg.do("POST", "/collect", `{"consent":{"ad_storage":"yes","ad_user_data":5,"x":"granted"},"events":[{"event_name":"PageView"}]}`,
+		"Origin", "https://shop.example")
+	a := decodeAnswer(t, w)
+	want := []fix{{"consent.ad_user_data", "invalid"}, {"consent.ad_storage", "invalid"}}
+	if len(a.Events) != 1 || a.Events[0].Status != statusFixed {
+		t.Fatalf("answer %+v", a)
+	}
+	for _, f := range append(want, fix{"consent.x", "unknown_field"}) {
+		if !slices.Contains(a.Events[0].Fixes, f) {
+			t.Errorf("fixes %+v lack %+v", a.Events[0].Fixes, f)
+		}
+	}
+	ev := tg.q.all()[0]
+	if ev.Context.Consent.AdStorage != destinations.Denied || ev.Context.Consent.AdUserData != destinations.Denied ||
+		ev.Context.Consent.AnalyticsStorage != destinations.Granted || len(w.Result().Cookies()) != 0 {
+		t.Errorf("consent %+v, cookies %v; want ad_storage and ad_user_data denied, no cookie", ev.Context.Consent, w.Result().Cookies())
+	}
+}
+
 func TestCollectEnqueueFailure(t *testing.T) {
 	tg := newTestGateway(t, nil)
 	tg.q.err = errors.New("redis: connection refused")
@@ -229,9 +256,10 @@ func TestCollectCORS(t *testing.T) {
 	}
 }
 
-func TestCollectBadInput(t *testing.T) {
+// Problems of the whole request answer a 4xx JSON error and store nothing.
+func TestCollectBadRequest(t *testing.T) {
 	tg := newTestGateway(t, nil)
-	ev := func(fields string) string { return `{"events":[{"event_name":"PageView"` + fields + `}]}` }
+	ev := `{"events":[{"event_name":"PageView"}]}`
 	manyEvents := `{"events":[` + strings.Repeat(`{"event_name":"A"},`, 9999) + `{"event_name":"A"}]}`
 	fiftyOne := `{"events":[` + strings.Repeat(`{"event_name":"A"},`, 50) + `{"event_name":"A"}]}`
 	huge := `{"events":[{"event_name":"A","event_id":"` + strings.Repeat("x", 3<<20) + `"}]}`
@@ -245,46 +273,22 @@ func TestCollectBadInput(t *testing.T) {
 		field  string
 	}{
 		{"empty body", ``, origin, 400, "invalid_json", ""},
-		{"malformed", `{"events":[`, origin, 400, "invalid_json", ""},
+		{"malformed", `{"events":[`, origin, 400, "invalid_json", "events"},
 		{"not an object", `[1,2]`, origin, 400, "invalid_json", ""},
+		{"a string", `"{\"events\":[]}"`, origin, 400, "invalid_json", ""},
 		{"trailing data", `{"events":[{"event_name":"A"}]} {}`, origin, 400, "invalid_json", ""},
-		{"unknown top field", `{"evnts":[]}`, origin, 400, "invalid_json", "evnts"},
-		{"unknown event field", ev(`,"value":1`), origin, 400, "invalid_json", "events[0].value"},
-		{"wrong type event_name", `{"events":[{"event_name":5}]}`, origin, 400, "invalid_json", "events[0].event_name"},
-		{"wrong type event_time", ev(`,"event_time":"now"`), origin, 400, "invalid_json", "events[0].event_time"},
-		{"float event_time", ev(`,"event_time":1772366000.5`), origin, 400, "invalid_json", "events[0].event_time"},
-		{"wrong type events", `{"events":{}}`, origin, 400, "invalid_json", "events"},
-		{"wrong type consent", `{"consent":"yes","events":[{"event_name":"A"}]}`, origin, 400, "invalid_json", "consent"},
-		{"wrong type user_data value", ev(`,"user_data":{"em":5}`), origin, 400, "invalid_json", "events[0].user_data.em"},
-		{"wrong type custom_data.value", ev(`,"custom_data":{"value":"x"}`), origin, 400, "invalid_json", "events[0].custom_data.value"},
-		{"custom_data not an object", ev(`,"custom_data":[1]`), origin, 400, "invalid_json", "events[0].custom_data"},
+		{"no events, a key misspelt", `{"evnts":[{"event_name":"A"}]}`, origin, 400, "invalid_field", "events"},
+		{"events an object", `{"events":{}}`, origin, 400, "invalid_json", "events"},
+		{"events a string that is no list", `{"events":"PageView"}`, origin, 400, "invalid_json", "events"},
+		{"events null", `{"events":null}`, origin, 400, "invalid_field", "events"},
 		{"3 MB body", huge, origin, 413, "body_too_large", ""},
 		{"10,000 events", manyEvents, origin, 413, "body_too_large", ""},
 		{"51 events", fiftyOne, origin, 413, "too_many_events", "events"},
+		{"51 events, stringified", `{"events":` + strconv.Quote(fiftyOne[len(`{"events":`):len(fiftyOne)-1]) + `}`, origin, 413, "too_many_events", "events"},
 		{"no events", `{"events":[]}`, origin, 400, "invalid_field", "events"},
-		{"unknown site", ev(``), []string{"Host", "t.nowhere.example"}, 404, "unknown_site", ""},
+		{"unknown site", ev, []string{"Host", "t.nowhere.example"}, 404, "unknown_site", ""},
 		{"unknown site, foreign url", `{"url":"https://nowhere.example/","events":[{"event_name":"A"}]}`, []string{"Host", "gw.internal"}, 404, "unknown_site", ""},
-		{"disallowed origin", ev(``), []string{"Origin", "https://evil.example"}, 403, "origin_not_allowed", ""},
-		{"event_time in ms", ev(`,"event_time":1772366000000`), origin, 400, "invalid_field", "events[0].event_time"},
-		{"event_time 8 days old", ev(fmt.Sprintf(`,"event_time":%d`, testNow.Unix()-8*86400)), origin, 400, "invalid_field", "events[0].event_time"},
-		{"event_time 11 minutes ahead", ev(fmt.Sprintf(`,"event_time":%d`, testNow.Unix()+660)), origin, 400, "invalid_field", "events[0].event_time"},
-		{"event_time zero", ev(`,"event_time":0`), origin, 400, "invalid_field", "events[0].event_time"},
-		{"missing event_name", `{"events":[{"event_id":"x"}]}`, origin, 400, "invalid_field", "events[0].event_name"},
-		{"event_name too long", `{"events":[{"event_name":"` + strings.Repeat("a", 101) + `"}]}`, origin, 400, "invalid_field", "events[0].event_name"},
-		{"event_name bad chars", `{"events":[{"event_name":"<script>"}]}`, origin, 400, "invalid_field", "events[0].event_name"},
-		{"event_id too long", ev(`,"event_id":"` + strings.Repeat("a", 129) + `"`), origin, 400, "invalid_field", "events[0].event_id"},
-		{"event_id control char", ev(`,"event_id":"a\nb"`), origin, 400, "invalid_field", "events[0].event_id"},
-		{"url too long", `{"url":"https://shop.example/` + strings.Repeat("a", 2048) + `","events":[{"event_name":"A"}]}`, origin, 400, "invalid_field", "url"},
-		{"url not http", `{"url":"javascript:alert(1)","events":[{"event_name":"A"}]}`, origin, 400, "invalid_field", "url"},
-		{"event_source_url relative", ev(`,"event_source_url":"/thanks"`), origin, 400, "invalid_field", "events[0].event_source_url"},
-		{"user_data value too long", ev(`,"user_data":{"fn":"` + strings.Repeat("a", 257) + `"}`), origin, 400, "invalid_field", "events[0].user_data.fn"},
-		{"user_data bad email", ev(`,"user_data":{"em":"not-an-email"}`), origin, 400, "invalid_field", "events[0].user_data.em"},
-		{"user_data md5", ev(`,"user_data":{"em":"5d41402abc4b2a76b9719d911017c592"}`), origin, 400, "invalid_field", "events[0].user_data.em"},
-		{"user_data unknown key", ev(`,"user_data":{"email":"a@b.co"}`), origin, 400, "invalid_field", "events[0].user_data.email"},
-		{"custom_data too large", ev(`,"custom_data":{"x":"` + strings.Repeat("a", 16<<10) + `"}`), origin, 400, "invalid_field", "events[0].custom_data"},
-		{"bad currency", ev(`,"custom_data":{"currency":"euro"}`), origin, 400, "invalid_field", "events[0].custom_data.currency"},
-		{"bad consent value", `{"consent":{"ad_storage":"yes"},"events":[{"event_name":"A"}]}`, origin, 400, "invalid_field", "consent.ad_storage"},
-		{"second event bad", `{"events":[{"event_name":"A"},{"event_name":""}]}`, origin, 400, "invalid_field", "events[1].event_name"},
+		{"disallowed origin", ev, []string{"Origin", "https://evil.example"}, 403, "origin_not_allowed", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,6 +308,123 @@ func TestCollectBadInput(t *testing.T) {
 	// The gateway keeps serving.
 	if w := tg.do("POST", "/collect", purchaseBody, origin...); w.Code != http.StatusNoContent {
 		t.Fatalf("after bad input: %d %s", w.Code, w.Body)
+	}
+}
+
+// decodeAnswer reads /collect's 200 answer strictly.
+func decodeAnswer(t testing.TB, w *httptest.ResponseRecorder) collectAnswer {
+	t.Helper()
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, Content-Type %q: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	var a collectAnswer
+	dec := json.NewDecoder(bytes.NewReader(w.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		t.Fatalf("not the answer's shape (%v): %s", err, w.Body)
+	}
+	return a
+}
+
+// One bad event never sinks its neighbour: each row sends an event with a
+// problem beside a clean PageView; the problem event is fixed or refused
+// on its own, with the field and reason, and the PageView is stored.
+func TestCollectEventOutcomes(t *testing.T) {
+	ts := testNow.Unix()
+	tests := []struct {
+		name   string
+		event  string // the first event's fields after event_name, or a whole event when it starts with '!'
+		status string
+		field  string // of the fix or refusal expected
+		reason string
+	}{
+		{"unknown event field", `,"value":1`, "fixed", "value", "unknown_field"},
+		{"event_name a number", `!{"event_name":5}`, "rejected", "event_name", "invalid"},
+		{"event_name missing", `!{"event_id":"x"}`, "rejected", "event_name", "missing"},
+		{"event_name empty", `!{"event_name":""}`, "rejected", "event_name", "missing"},
+		{"event_name too long", `!{"event_name":"` + strings.Repeat("a", 101) + `"}`, "rejected", "event_name", "invalid"},
+		{"event_name bad characters", `!{"event_name":"<script>"}`, "rejected", "event_name", "invalid"},
+		{"event_name padded", `!{"event_name":" AddToCart "}`, "fixed", "event_name", "trimmed"},
+		{"event not an object", `!"PageView"`, "rejected", "", "not_object"},
+		{"event null", `!null`, "rejected", "", "not_object"},
+		{"event stringified", `!"{\"event_name\":\"ViewContent\"}"`, "fixed", "event", "stringified_object"},
+		{"event_time a word", `,"event_time":"now"`, "fixed", "event_time", "invalid"},
+		{"event_time a numeric string", fmt.Sprintf(`,"event_time":"%d"`, ts), "fixed", "event_time", "numeric_string"},
+		{"event_time with a fraction", fmt.Sprintf(`,"event_time":%d.5`, ts), "fixed", "event_time", "float_to_integer"},
+		{"event_time in ms", fmt.Sprintf(`,"event_time":%d000`, ts), "fixed", "event_time", "milliseconds"},
+		{"event_time zero", `,"event_time":0`, "fixed", "event_time", "invalid"},
+		{"event_time 8 days old", fmt.Sprintf(`,"event_time":%d`, ts-8*86400), "rejected", "event_time", "too_old"},
+		{"event_time 11 minutes ahead", fmt.Sprintf(`,"event_time":%d`, ts+660), "fixed", "event_time", "clock_ahead"},
+		{"event_id too long", `,"event_id":"` + strings.Repeat("a", 129) + `"`, "fixed", "event_id", "too_long"},
+		{"event_id control char", `,"event_id":"a\nb"`, "fixed", "event_id", "invalid"},
+		{"event_id a number", `,"event_id":12345`, "fixed", "event_id", "number_to_string"},
+		{"event_source_url relative", `,"event_source_url":"/thanks"`, "fixed", "event_source_url", "invalid"},
+		{"event_source_url too long", `,"event_source_url":"https://shop.example/` + strings.Repeat("a", 2100) + `"`, "fixed", "event_source_url", "truncated"},
+		{"action_source upper case", `,"action_source":"Website"`, "fixed", "action_source", "lowercase"},
+		{"action_source unknown", `,"action_source":"kiosk"`, "fixed", "action_source", "invalid"},
+		{"opt_out a string", `,"opt_out":"yes"`, "fixed", "opt_out", "invalid"},
+		{"ldu lower case", `,"data_processing_options":["ldu"],"data_processing_options_country":1,"data_processing_options_state":1000`, "fixed", "data_processing_options", "lowercase"},
+		{"ldu bad country", `,"data_processing_options":["LDU"],"data_processing_options_country":7`, "fixed", "data_processing_options_country", "geolocate"},
+		{"user_data value a number", `,"user_data":{"zp":12345}`, "fixed", "user_data.zp", "number_to_string"},
+		{"user_data value too long", `,"user_data":{"fn":"` + strings.Repeat("a", 257) + `"}`, "fixed", "user_data.fn", "too_long"},
+		{"user_data emoji name", `,"user_data":{"fn":"🙂","em":"jane@example.com"}`, "fixed", "user_data.fn", "unusable"},
+		{"user_data bad email", `,"user_data":{"em":"not-an-email"}`, "fixed", "user_data.em", "unusable"},
+		{"user_data md5", `,"user_data":{"em":"5d41402abc4b2a76b9719d911017c592"}`, "fixed", "user_data.em", "unusable"},
+		{"user_data unknown key", `,"user_data":{"email":"a@b.co"}`, "fixed", "user_data.email", "unknown_field"},
+		{"user_data an object value", `,"user_data":{"em":{"a":1}}`, "fixed", "user_data.em", "invalid"},
+		{"custom_data a list", `,"custom_data":[1]`, "fixed", "custom_data", "invalid"},
+		{"custom_data stringified", `,"custom_data":"{\"value\":5,\"currency\":\"EUR\"}"`, "fixed", "custom_data", "stringified_object"},
+		{"custom_data too large", `,"custom_data":{"x":"` + strings.Repeat("a", 16<<10) + `"}`, "fixed", "custom_data", "too_large"},
+		{"value a word", `,"custom_data":{"value":"x"}`, "fixed", "custom_data.value", "invalid"},
+		{"value an object", `,"custom_data":{"value":{}}`, "fixed", "custom_data.value", "invalid"},
+		{"value 1e400", `,"custom_data":{"value":1e400}`, "fixed", "custom_data.value", "invalid"},
+		{"value a decimal comma", `,"custom_data":{"value":"19,90","currency":"EUR"}`, "fixed", "custom_data.value", "decimal_comma"},
+		{"value a numeric string", `,"custom_data":{"value":"19.90","currency":"EUR"}`, "fixed", "custom_data.value", "numeric_string"},
+		{"currency a word", `,"custom_data":{"currency":"euro"}`, "fixed", "custom_data.currency", "invalid"},
+		{"currency lower case", `,"custom_data":{"value":1,"currency":"eur"}`, "fixed", "custom_data.currency", "lowercase"},
+		{"currency a symbol", `,"custom_data":{"value":1,"currency":"€"}`, "fixed", "custom_data.currency", "currency_symbol"},
+		{"currency a dollar sign", `,"custom_data":{"value":1,"currency":"$"}`, "fixed", "custom_data.currency", "ambiguous_currency"},
+		{"content_ids numbers", `,"custom_data":{"content_ids":[123,456]}`, "fixed", "custom_data.content_ids", "number_to_string"},
+		{"contents id a number", `,"custom_data":{"contents":[{"id":7,"quantity":"2"}]}`, "fixed", "custom_data.contents[0].id", "number_to_string"},
+		{"num_items a fraction", `,"custom_data":{"num_items":2.5}`, "fixed", "custom_data.num_items", "not_integer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := newTestGateway(t, nil)
+			first := `{"event_name":"AddToCart"` + tt.event + `}`
+			if strings.HasPrefix(tt.event, "!") {
+				first = tt.event[1:]
+			}
+			body := `{"events":[` + first + `,{"event_name":"PageView","event_id":"neighbour"}]}`
+			w := tg.do("POST", "/collect", body, "Origin", "https://shop.example")
+			a := decodeAnswer(t, w)
+			if len(a.Events) != 2 {
+				t.Fatalf("answer %+v; want two outcomes", a)
+			}
+			got, next := a.Events[0], a.Events[1]
+			if next.Status != statusAccepted || next.EventID != "neighbour" {
+				t.Errorf("the neighbour: %+v; want it accepted", next)
+			}
+			if got.Status != tt.status {
+				t.Fatalf("first event %+v; want status %s", got, tt.status)
+			}
+			stored := tg.q.all()
+			if tt.status == statusRejected {
+				if got.Error == nil || got.Error.Field != tt.field || got.Error.Reason != tt.reason || got.Error.Message == "" {
+					t.Errorf("refusal %+v; want %s %s", got.Error, tt.field, tt.reason)
+				}
+				if a.Accepted != 1 || a.Rejected != 1 || len(stored) != 1 || stored[0].EventID != "neighbour" {
+					t.Errorf("answer %+v, stored %d; want only the neighbour", a, len(stored))
+				}
+				return
+			}
+			if !slices.Contains(got.Fixes, fix{tt.field, tt.reason}) {
+				t.Errorf("fixes %+v; want %s %s", got.Fixes, tt.field, tt.reason)
+			}
+			if a.Accepted != 2 || len(stored) != 2 || got.EventID == "" || got.EventID != stored[0].EventID {
+				t.Errorf("answer %+v, stored %d events", a, len(stored))
+			}
+		})
 	}
 }
 

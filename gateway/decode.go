@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -318,6 +319,92 @@ func userDataProblem(k string, values []string) string {
 		}
 	}
 	return ""
+}
+
+// under names a problem's field under prefix ("data[0]."): the field path
+// is only built when there is a problem.
+func under(prefix string, e *apiError) *apiError {
+	if e != nil {
+		e.Field = prefix + e.Field
+	}
+	return e
+}
+
+// droppedValue is customer information cleanUserData dropped: the key, the
+// fix reason and what was wrong.
+type droppedValue struct {
+	key, reason, detail string
+}
+
+// cleanUserData returns raw without the values that cannot be used, and
+// what it dropped: a value over its bound (too_long), not valid UTF-8
+// (invalid), or that cannot be normalized (unusable: an fn of "🙂", an
+// MD5 digest); a list longer than maxUserDataValues is cut (truncated).
+// With strict (the server paths), an unknown key and several values for a
+// single-valued key are left for pii.HashUserData to refuse; otherwise
+// (the browser path) the key is dropped (unknown_field) or cut to its first
+// value. raw is not changed.
+func cleanUserData(raw pii.RawUserData, now time.Time, strict bool) (pii.RawUserData, []droppedValue) {
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make(pii.RawUserData, len(raw))
+	var dropped []droppedValue
+	for _, k := range keys {
+		values := raw[k]
+		hashed := pii.IsHashedField(k)
+		known := hashed || plainUserDataKey(k)
+		switch {
+		case !known && strict:
+			out[k] = values
+			continue
+		case !known:
+			dropped = append(dropped, droppedValue{k, reasonUnknownField, "unknown user_data parameter"})
+			continue
+		case !hashed && len(values) > 1 && !strict:
+			dropped = append(dropped, droppedValue{k, reasonTruncated, "takes a single value"})
+			values = values[:1]
+		case len(values) > maxUserDataValues:
+			dropped = append(dropped, droppedValue{k, reasonTruncated, fmt.Sprintf("at most %d values", maxUserDataValues)})
+			values = values[:maxUserDataValues]
+		}
+		limit := maxPlainUserDataLen
+		if hashed {
+			limit = maxUserDataValueLen
+		}
+		kept := make(pii.StringList, 0, len(values))
+		for _, v := range values {
+			switch {
+			case len(v) > limit:
+				dropped = append(dropped, droppedValue{k, reasonTooLong, fmt.Sprintf("a value is longer than %d bytes", limit)})
+				continue
+			case !utf8.ValidString(v):
+				dropped = append(dropped, droppedValue{k, reasonInvalid, "a value is not valid UTF-8"})
+				continue
+			case hashed && strings.TrimSpace(v) != "":
+				if _, err := pii.HashAt(k, v, now); err != nil {
+					dropped = append(dropped, droppedValue{k, reasonUnusable, err.Error()})
+					continue
+				}
+			}
+			kept = append(kept, v)
+		}
+		if len(kept) > 0 {
+			out[k] = kept
+		}
+	}
+	return out, dropped
+}
+
+// plainUserDataKey reports whether k is a user_data key Meta never hashes.
+func plainUserDataKey(k string) bool {
+	switch k {
+	case "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id", "lead_id":
+		return true
+	}
+	return false
 }
 
 // hashUserData runs pii.HashUserData and names the offending field.

@@ -30,6 +30,9 @@ type apiError struct {
 	// problem (2804003 too old, 2804050 too little customer information),
 	// for the drop-in Conversions API endpoint; zero when Meta has none.
 	metaSubcode int
+	// refusal, on the browser path, is the reason an event is refused
+	// for good (refusedTooOld...) when no repair can change the outcome.
+	refusal string
 }
 
 func (e *apiError) Error() string {

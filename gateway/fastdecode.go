@@ -26,8 +26,9 @@ import (
 //
 // The strings of the result share body's memory, so body must not change
 // afterwards (readBody's buffer never does): that saves a copy of every
-// request's body.
-func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
+// request's body. Each event's raw is its JSON, a subslice of body. It
+// stops, reporting false, at the event after the first maxEvents.
+func fastCollect(body []byte, req *collectRequest, maxEvents int) ([]collectEvent, bool) {
 	s := fastScanner{b: body, str: readOnlyString(body)}
 	var events []collectEvent
 	const (
@@ -36,6 +37,8 @@ func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
 		fReferrer
 		fConsent
 		fEvents
+		fSentAt
+		fDebug
 	)
 	seen := 0
 	ok := s.object(func(key []byte) bool {
@@ -51,6 +54,10 @@ func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
 			bit = fConsent
 		case "events":
 			bit = fEvents
+		case "sent_at":
+			bit = fSentAt
+		case "debug":
+			bit = fDebug
 		default:
 			return false
 		}
@@ -67,14 +74,26 @@ func fastCollect(body []byte, req *collectRequest) ([]collectEvent, bool) {
 			return s.stringInto(&req.Referrer)
 		case fConsent:
 			return s.consent(&req.Consent)
+		case fSentAt:
+			return s.int64Ptr(&req.SentAt)
+		case fDebug:
+			return s.boolean(&req.Debug)
 		default:
 			if !s.peek('[') {
 				return false
 			}
 			events = make([]collectEvent, 0, 1)
 			return s.array(func() bool {
+				if len(events) == maxEvents {
+					return false
+				}
 				events = append(events, collectEvent{})
-				return s.event(&events[len(events)-1])
+				ev := &events[len(events)-1]
+				s.ws()
+				start := s.i
+				ok := s.event(ev)
+				ev.raw = s.b[start:s.i]
+				return ok
 			})
 		}
 	})
@@ -601,7 +620,7 @@ func fastCustomData(raw []byte) (*destinations.CustomData, bool) {
 }
 
 // customData reads a custom_data object of the shape fastCustomData
-// takes, currency uppercased; false for anything else, the scanner then
+// takes, currency in upper case; false for anything else, the scanner then
 // anywhere inside it.
 func (s *fastScanner) customData() (*destinations.CustomData, bool) {
 	cd := &destinations.CustomData{}
@@ -635,11 +654,22 @@ func (s *fastScanner) customData() (*destinations.CustomData, bool) {
 			return s.stringInto(&cd.DeliveryCategory)
 		}
 	})
-	if !ok {
+	if !ok || !upperASCII(cd.Currency) {
+		// A code in lower case is left to the slow path, which on the
+		// browser path records that it fixed it.
 		return nil, false
 	}
-	cd.Currency = strings.ToUpper(cd.Currency)
 	return cd, true
+}
+
+// upperASCII reports whether s holds no lower-case ASCII letter.
+func upperASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'a' <= s[i] && s[i] <= 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // float64Ptr reads a number into a new *float64 (nil for null), as
@@ -689,4 +719,38 @@ func (s *fastScanner) contents(dst *[]destinations.Content) bool {
 	})
 	*dst = out
 	return ok
+}
+
+// customDataNeedsRepair reports whether custom_data, which decoded, holds
+// what the decoders read leniently and the browser path records as a fix:
+// value, predicted_ltv or num_items as a string, or a currency that is not
+// an upper-case code. It reads only the top-level keys; true also for
+// anything it cannot read (the repair then decides).
+func customDataNeedsRepair(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	s := fastScanner{b: raw}
+	if s.null() {
+		return false
+	}
+	repair := false
+	ok := s.object(func(key []byte) bool {
+		switch string(key) {
+		case "value", "predicted_ltv", "num_items":
+			if s.peek('"') {
+				repair = true
+			}
+		case "currency":
+			if s.peek('"') {
+				v, ok := s.rawString()
+				if !ok || !upperASCII(string(v)) || strings.TrimSpace(string(v)) != string(v) {
+					repair = true
+				}
+				return ok
+			}
+		}
+		return s.skip(0)
+	})
+	return repair || !ok
 }

@@ -25,30 +25,54 @@ const actionSourceWebsite = "website"
 //     combinations, or a subset of one (weakCustomerInfo), which Meta
 //     refuses with code 100, subcode 2804050 (no parameter at all, or
 //     client_user_agent alone, included).
+//
+// The server paths refuse an event that breaks one with a 400 naming the
+// field; the browser path keeps it, marked (metaShortfall), and routing
+// withholds it from Meta.
 func checkMetaRules(prefix string, ev *destinations.Event) *apiError {
+	switch metaShortfall(ev) {
+	case "":
+		return nil
+	case destinations.IncompleteSourceURL:
+		return badField(prefix+"event_source_url", "required for website events (the page URL)")
+	case destinations.IncompleteUserAgent:
+		return badField(prefix+"user_data.client_user_agent", "required for website events (the browser's User-Agent)")
+	case destinations.IncompleteValue:
+		return badField(prefix+"custom_data.value", "required for Purchase events")
+	case destinations.IncompleteCurrency:
+		return badField(prefix+"custom_data.currency", "required for Purchase events")
+	}
+	var keys [18]string
+	return withSubcode(subcodeTooLittleInfo, badField(prefix+"user_data", "too little customer information for Meta to match (has [%s]); "+
+		"send at least one of em, ph, external_id, fbp, fbc, or client_ip_address with client_user_agent",
+		strings.Join(customerInfoKeys(keys[:0], ev.UserData), " ")))
+}
+
+// metaShortfall is the first of Meta's rules (see checkMetaRules) that ev
+// breaks, as the field it lacks (a destinations.Incomplete constant), or
+// "" when it breaks none.
+func metaShortfall(ev *destinations.Event) string {
 	if ev.ActionSource == actionSourceWebsite {
 		if ev.EventSourceURL == "" {
-			return badField(prefix+"event_source_url", "required for website events (the page URL)")
+			return destinations.IncompleteSourceURL
 		}
 		if ev.UserData.ClientUserAgent == "" {
-			return badField(prefix+"user_data.client_user_agent", "required for website events (the browser's User-Agent)")
+			return destinations.IncompleteUserAgent
 		}
 	}
 	if ev.EventName == "Purchase" {
 		if ev.CustomData == nil || ev.CustomData.Value == nil {
-			return badField(prefix+"custom_data.value", "required for Purchase events")
+			return destinations.IncompleteValue
 		}
 		if ev.CustomData.Currency == "" {
-			return badField(prefix+"custom_data.currency", "required for Purchase events")
+			return destinations.IncompleteCurrency
 		}
 	}
 	var keys [18]string // one per key customerInfoKeys knows
-	if present := customerInfoKeys(keys[:0], ev.UserData); weakCustomerInfo(present) {
-		return withSubcode(subcodeTooLittleInfo, badField(prefix+"user_data", "too little customer information for Meta to match (has [%s]); "+
-			"send at least one of em, ph, external_id, fbp, fbc, or client_ip_address with client_user_agent",
-			strings.Join(present, " ")))
+	if weakCustomerInfo(customerInfoKeys(keys[:0], ev.UserData)) {
+		return destinations.IncompleteCustomerInfo
 	}
-	return nil
+	return ""
 }
 
 // Meta's error subcodes for problems the gateway also detects.

@@ -12,6 +12,9 @@ import (
 type metrics struct {
 	received *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+	// fixed counts the fields the gateway fixed to keep an event, by field
+	// (a bounded set: see metricField) and reason.
+	fixed    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	// browser holds received's browser counter of each site (site id ->
 	// prometheus.Counter): /collect counts without hashing its labels.
@@ -37,8 +40,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"site", "source"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tagway_events_rejected_total",
-			Help: "Ingest requests refused, by error code.",
+			Help: "Ingest requests refused, by error code, and browser events refused one by one, by reason (missing, invalid, not_object, too_old).",
 		}, []string{"reason"}),
+		fixed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_events_fixed_total",
+			Help: "Fields of accepted events the gateway fixed or dropped rather than refuse the event, by field (without array indexes) and reason.",
+		}, []string{"field", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tagway_http_request_seconds",
 			Help:    "Time to answer an HTTP request, by route.",
@@ -48,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.received, m.rejected, m.duration} {
+	for _, c := range []prometheus.Collector{m.received, m.rejected, m.fixed, m.duration} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: registering metrics: %w", err)
 		}

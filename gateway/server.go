@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/pii"
@@ -61,7 +62,7 @@ var actionSources = []string{"email", "website", "app", "phone_call", "chat", "p
 
 // serverEvents handles POST /v1/events.
 func (g *Gateway) serverEvents(w http.ResponseWriter, r *http.Request) {
-	n, site, e := g.serverEventsDo(w, r)
+	n, site, messages, e := g.serverEventsDo(w, r)
 	if e != nil {
 		if e.Code == codeUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tagway"`)
@@ -70,38 +71,41 @@ func (g *Gateway) serverEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.metrics.received.WithLabelValues(site, "server").Add(float64(n))
-	writeJSON(w, http.StatusOK, map[string]int{"events_received": n})
+	writeJSON(w, http.StatusOK, struct {
+		EventsReceived int      `json:"events_received"`
+		Messages       []string `json:"messages,omitempty"`
+	}{n, messages})
 }
 
-func (g *Gateway) serverEventsDo(w http.ResponseWriter, r *http.Request) (int, string, *apiError) {
+func (g *Gateway) serverEventsDo(w http.ResponseWriter, r *http.Request) (int, string, []string, *apiError) {
 	snap := g.opts.Sites.Snapshot()
 	if snap == nil {
-		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "configuration not loaded yet"}
+		return 0, "", nil, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "configuration not loaded yet"}
 	}
 	// Authenticate before reading the body.
 	scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	site, ok := snap.SiteByIngestKey(strings.TrimSpace(key))
 	if !strings.EqualFold(scheme, "Bearer") || !ok {
-		return 0, "", &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized, Message: "a valid ingest key is required: Authorization: Bearer <key>"}
+		return 0, "", nil, &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized, Message: "a valid ingest key is required: Authorization: Bearer <key>"}
 	}
 
 	body, e := readBody(w, r, g.opts.MaxServerBodyBytes)
 	if e != nil {
-		return 0, "", e
+		return 0, "", nil, e
 	}
 	var req serverRequest
 	if e := decodeStrict(body, &req, ""); e != nil {
-		return 0, "", e
+		return 0, "", nil, e
 	}
-	events, e := g.serverBatch(req.Data, site, batchOptions{testEventCode: req.TestEventCode, consent: true, request: req.Consent})
+	events, messages, e := g.serverBatch(req.Data, site, batchOptions{testEventCode: req.TestEventCode, consent: true, request: req.Consent})
 	if e != nil {
-		return 0, "", e
+		return 0, "", nil, e
 	}
 	if err := g.opts.Enqueuer.Enqueue(r.Context(), site.ID, events); err != nil {
 		g.log.Error("enqueue failed", "site", site.ID, "events", len(events), "err", err)
-		return 0, "", &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
+		return 0, "", nil, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "events could not be stored; retry later"}
 	}
-	return len(events), site.ID, nil
+	return len(events), site.ID, messages, nil
 }
 
 // serverBatch validates the server events of one request (Meta's data
@@ -111,63 +115,86 @@ func (g *Gateway) serverEventsDo(w http.ResponseWriter, r *http.Request) (int, s
 // /v1/events only) says otherwise, in which case an event without
 // marketing consent loses its identifiers exactly as on /collect
 // (applyConsentMode).
-func (g *Gateway) serverBatch(data []json.RawMessage, site *model.Site, opts batchOptions) ([]destinations.Event, *apiError) {
+//
+// An event that does not decode gets the type coercions Graph applies
+// (graphCoerce) and is decoded again; customer information that cannot be
+// used is dropped, and messages say so (as Graph's answer does). Anything
+// else invalid refuses the request with the field named.
+func (g *Gateway) serverBatch(data []json.RawMessage, site *model.Site, opts batchOptions) ([]destinations.Event, []string, *apiError) {
 	switch {
 	case len(data) == 0:
-		return nil, badField("data", "at least one event is required")
+		return nil, nil, badField("data", "at least one event is required")
 	case len(data) > g.opts.MaxServerEvents:
-		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "data",
+		return nil, nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooManyEvents, Field: "data",
 			Message: fmt.Sprintf("at most %d events per request", g.opts.MaxServerEvents)}
 	}
 	if e := checkText("test_event_code", opts.testEventCode, maxTestEventCodeLen); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	request, e := decodeConsent(opts.request, "")
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	consent, e := resolveConsent(request, model.ConsentGranted)
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	now := g.now()
 	events := make([]destinations.Event, 0, len(data))
+	var messages []string
 	for i, raw := range data {
 		prefix := "data[" + strconv.Itoa(i) + "]."
-		var in ingestEvent
-		var e *apiError
-		if opts.consent {
-			e = decodeStrict(raw, &in, prefix)
-		} else {
-			e = decodeStrict(raw, &in.serverEvent, prefix)
-		}
-		if e != nil {
-			return nil, e
-		}
-		ev, e := g.serverEvent(prefix, in.serverEvent)
-		if e != nil {
-			return nil, e
-		}
-		evConsent := consent
-		if own, e := decodeConsent(in.Consent, prefix); e != nil {
-			return nil, e
-		} else if own != nil {
-			if evConsent, e = resolveConsent(overConsent(own, request), model.ConsentGranted); e != nil {
-				e.Field = prefix + e.Field
-				return nil, e
+		ev, dropped, e := g.serverEventFrom(prefix, raw, opts, request, consent)
+		if e != nil && e.Code == codeInvalidJSON {
+			if coerced, changed := graphCoerce(raw); changed {
+				ev, dropped, e = g.serverEventFrom(prefix, coerced, opts, request, consent)
 			}
 		}
-		ev.Context = destinations.Context{
-			SiteID:        site.ID,
-			ReceivedAt:    now.UnixMilli(),
-			Source:        "server",
-			Consent:       evConsent,
-			TestEventCode: opts.testEventCode,
+		if e != nil {
+			return nil, nil, e
 		}
+		for _, d := range dropped {
+			g.metrics.fixed.WithLabelValues(metricField("user_data."+d.key), d.reason).Inc()
+			messages = append(messages, prefix+"user_data."+d.key+": a value was dropped ("+d.detail+")")
+		}
+		ev.Context.SiteID = site.ID
+		ev.Context.ReceivedAt = now.UnixMilli()
+		ev.Context.Source = "server"
+		ev.Context.TestEventCode = opts.testEventCode
 		events = append(events, ev)
 	}
 	applyConsentMode(site, events)
-	return events, nil
+	return events, messages, nil
+}
+
+// serverEventFrom decodes and validates one server event, with its
+// consent: the event's own over the request's (consent extension), else
+// the request's resolved consent.
+func (g *Gateway) serverEventFrom(prefix string, raw json.RawMessage, opts batchOptions, request *wireConsent, consent destinations.Consent) (destinations.Event, []droppedValue, *apiError) {
+	var in ingestEvent
+	var e *apiError
+	if opts.consent {
+		e = decodeStrict(raw, &in, prefix)
+	} else {
+		e = decodeStrict(raw, &in.serverEvent, prefix)
+	}
+	if e != nil {
+		return destinations.Event{}, nil, e
+	}
+	ev, dropped, e := g.serverEvent(prefix, in.serverEvent)
+	if e != nil {
+		return ev, nil, e
+	}
+	ev.Context.Consent = consent
+	if own, e := decodeConsent(in.Consent, prefix); e != nil {
+		return ev, nil, e
+	} else if own != nil {
+		if ev.Context.Consent, e = resolveConsent(overConsent(own, request), model.ConsentGranted); e != nil {
+			e.Field = prefix + e.Field
+			return ev, nil, e
+		}
+	}
+	return ev, dropped, nil
 }
 
 // decodeConsent reads a consent object strictly (nil when absent); errors
@@ -205,67 +232,88 @@ func overConsent(event, request *wireConsent) *wireConsent {
 	return &out
 }
 
-// serverEvent validates one server event and builds its canonical form.
-func (g *Gateway) serverEvent(prefix string, in serverEvent) (destinations.Event, *apiError) {
+// serverEvent validates one server event and builds its canonical form;
+// dropped is the customer information it left out (cleanUserData).
+func (g *Gateway) serverEvent(prefix string, in serverEvent) (ev destinations.Event, dropped []droppedValue, e *apiError) {
 	now := g.now()
-	ev := destinations.Event{OptOut: in.OptOut}
+	ev = destinations.Event{OptOut: in.OptOut}
 	if e := under(prefix, checkEventName("event_name", in.EventName)); e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.EventName = in.EventName
 	if e := under(prefix, checkActionSource("action_source", in.ActionSource)); e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.ActionSource = in.ActionSource
 	if in.EventTime == nil {
-		return ev, badField(prefix+"event_time", "required (Unix seconds)")
+		return ev, nil, badField(prefix+"event_time", "required (Unix seconds)")
 	}
 	maxAge := maxEventAge
 	if in.ActionSource == "physical_store" {
 		maxAge = maxPhysicalEventAge
 	}
 	if e := under(prefix, checkEventTime("event_time", *in.EventTime, now, maxAge)); e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.EventTime = *in.EventTime
 	if e := under(prefix, checkText("event_id", in.EventID, maxEventIDLen)); e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.EventID = in.EventID
 	if ev.EventID == "" {
 		id, err := g.mintEventID()
 		if err != nil {
 			g.log.Error("minting event id", "err", err)
-			return ev, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
+			return ev, nil, &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "try again later"}
 		}
 		ev.EventID = id
 	}
 	if e := under(prefix, checkURL("event_source_url", in.EventSourceURL)); e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.EventSourceURL = in.EventSourceURL
 	if e := under(prefix, checkURL("referrer_url", in.ReferrerURL)); e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.ReferrerURL = in.ReferrerURL
 	if e := checkDataProcessing(prefix, in.DataProcessingOptions, in.DataProcessingOptionsCountry, in.DataProcessingOptionsState); e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.DataProcessingOptions = in.DataProcessingOptions
 	ev.DataProcessingOptionsCountry = in.DataProcessingOptionsCountry
 	ev.DataProcessingOptionsState = in.DataProcessingOptionsState
 	cd, e := decodeCustomData(prefix, in.CustomData, nil)
 	if e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.CustomData = cd
-	u, e := hashUserData(prefix, in.UserData, now)
+	u, dropped, e := serverUserData(prefix, in.UserData, now)
 	if e != nil {
-		return ev, e
+		return ev, nil, e
 	}
 	ev.UserData = u
 	if e := checkMetaRules(prefix, &ev); e != nil {
-		return ev, e
+		return ev, nil, e
 	}
-	return ev, nil
+	return ev, dropped, nil
+}
+
+// serverUserData hashes a server event's customer information. A value
+// that cannot be used (one that cannot be normalized, or over its bound)
+// is dropped rather than refusing the event, and returned in dropped; an
+// unknown key, or several values for a single-valued key, still refuses
+// it.
+func serverUserData(prefix string, raw pii.RawUserData, now time.Time) (destinations.UserData, []droppedValue, *apiError) {
+	u, e := hashUserData(prefix, raw, now)
+	if e == nil {
+		return u, nil, nil
+	}
+	clean, dropped := cleanUserData(raw, now, true)
+	if len(dropped) == 0 {
+		return u, nil, e
+	}
+	if u, e = hashUserData(prefix, clean, now); e != nil {
+		return u, nil, e
+	}
+	return u, dropped, nil
 }

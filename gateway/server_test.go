@@ -122,7 +122,13 @@ func TestServerEventsBadInput(t *testing.T) {
 		{"old event_time", serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"website","event_source_url":"https://shop.example/p","user_data":{"client_user_agent":"UA/1","client_ip_address":"203.0.113.7"}}`, ts-8*86400)), "invalid_field", "data[0].event_time", 400},
 		{"bad LDU", ev(`,"data_processing_options":["XYZ"]`), "invalid_field", "data[0].data_processing_options", 400},
 		{"bad LDU state", ev(`,"data_processing_options_state":5`), "invalid_field", "data[0].data_processing_options_state", 400},
-		{"bad email", ev(`,"user_data":{"em":"nope"}`), "invalid_field", "data[0].user_data.em", 400},
+		{"a bad email and nothing else", serverBody(fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"other","user_data":{"em":"nope"}}`, ts)),
+			"invalid_field", "data[0].user_data", 400},
+		{"content_ids a string", ev(`,"custom_data":{"content_ids":"[\"a\"]"}`), "invalid_json", "data[0].custom_data.content_ids", 400},
+		{"contents a string", ev(`,"custom_data":{"contents":"[{\"id\":\"a\"}]"}`), "invalid_json", "data[0].custom_data.contents", 400},
+		{"value with a decimal comma", ev(`,"custom_data":{"value":"19,90","currency":"EUR"}`), "invalid_json", "data[0].custom_data.value", 400},
+		{"quantity a fraction", ev(`,"custom_data":{"contents":[{"id":"a","quantity":1.5}]}`), "invalid_json", "data[0].custom_data.contents.quantity", 400},
+		{"user_data key unknown", ev(`,"user_data":{"email":"a@b.co","client_user_agent":"UA/1"}`), "invalid_field", "data[0].user_data.email", 400},
 		{"too long test_event_code", `{"test_event_code":"` + strings.Repeat("T", 65) + `","data":[{}]}`, "invalid_field", "test_event_code", 400},
 	}
 	for _, tt := range tests {
@@ -148,5 +154,82 @@ func TestServerEventsEnqueueFailure(t *testing.T) {
 		"Authorization", "Bearer "+testIngestKey)
 	if w.Code != 503 || w.Header().Get("Retry-After") != "5" || decodeError(t, w).Error.Code != "unavailable" {
 		t.Fatalf("= %d %v %s", w.Code, w.Header(), w.Body)
+	}
+}
+
+// Graph's own leniencies, on both server paths: numbers where Meta wants
+// strings (content_ids, contents[].id, order_id, event_id, user_data
+// values) and plain numeric strings where it wants numbers.
+func TestServerEventsGraphCoercions(t *testing.T) {
+	tg := newTestGateway(t, nil)
+	body := serverBody(fmt.Sprintf(`{"event_name":"Purchase","event_time":"%d","event_id":1001,"action_source":"website",
+		"event_source_url":"https://shop.example/thanks",
+		"user_data":{"client_user_agent":"UA/1","client_ip_address":"203.0.113.7","zp":12345,"external_id":[42,"c-9"],"ph":4915112345678},
+		"custom_data":{"value":"19.90","currency":"EUR","order_id":1001,"content_ids":[123,456],
+			"contents":[{"id":7,"quantity":"2","item_price":"9.95"}],"num_items":"2","predicted_ltv":"100"}}`, testNow.Unix()))
+	w := tg.do("POST", "/v1/events", body, "Authorization", "Bearer "+testIngestKey)
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	ev := tg.q.all()[0]
+	cd := ev.CustomData
+	got := fmt.Sprintf("%d %s %v %s %v %s %d %v %d %v", ev.EventTime, ev.EventID, *cd.Value, cd.OrderID, cd.ContentIDs,
+		cd.Contents[0].ID, *cd.Contents[0].Quantity, *cd.Contents[0].ItemPrice, *cd.NumItems, *cd.PredictedLTV)
+	want := fmt.Sprintf("%d 1001 19.9 1001 [123 456] 7 2 9.95 2 100", testNow.Unix())
+	if got != want {
+		t.Errorf("coerced event %s; want %s", got, want)
+	}
+	if ev.UserData.Zp[0] != sum("12345") || ev.UserData.ExternalID[0] != sum("42") || ev.UserData.Ph[0] != sum("4915112345678") {
+		t.Errorf("user_data %+v", ev.UserData)
+	}
+}
+
+// One customer-information value that cannot be used is dropped, said in
+// messages and counted; the event is refused only when what remains fails
+// Meta's baseline.
+func TestServerEventsDropUnusableCustomerInfo(t *testing.T) {
+	ts := testNow.Unix()
+	purchase := func(userData string) string {
+		return serverBody(fmt.Sprintf(`{"event_name":"Purchase","event_time":%d,"action_source":"email",
+			"user_data":{%s},"custom_data":{"value":5,"currency":"EUR"}}`, ts, userData))
+	}
+	for _, tc := range []struct {
+		name, userData, field, reason string
+		status                        int
+	}{
+		{"emoji first name", `"fn":"🙂","em":"jane@example.com"`, "fn", "unusable", 200},
+		{"first name of 300 letters", `"fn":"` + strings.Repeat("a", 300) + `","em":"jane@example.com"`, "fn", "too_long", 200},
+		{"one bad email of two", `"em":["nope","jane@example.com"]`, "em", "unusable", 200},
+		{"md5 email beside a phone", `"em":"5d41402abc4b2a76b9719d911017c592","ph":"+1 650 555 1212"`, "em", "unusable", 200},
+		{"emoji first name, nothing else", `"fn":"🙂"`, "", "", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := newTestGateway(t, nil)
+			w := tg.do("POST", "/v1/events", purchase(tc.userData), "Authorization", "Bearer "+testIngestKey)
+			if w.Code != tc.status {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			if tc.status == 400 {
+				if e := decodeError(t, w); e.Error.Field != "data[0].user_data" {
+					t.Errorf("error %+v; want the baseline rule on data[0].user_data", e.Error)
+				}
+				return
+			}
+			var a struct {
+				EventsReceived int      `json:"events_received"`
+				Messages       []string `json:"messages"`
+			}
+			if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || a.EventsReceived != 1 || len(a.Messages) != 1 ||
+				!strings.HasPrefix(a.Messages[0], "data[0].user_data."+tc.field+":") {
+				t.Errorf("answer %s", w.Body)
+			}
+			ev := tg.q.all()[0]
+			if len(ev.UserData.Em)+len(ev.UserData.Ph) == 0 || (tc.field == "fn" && len(ev.UserData.Fn) != 0) {
+				t.Errorf("user_data %+v", ev.UserData)
+			}
+			if got := counter(t, tg.reg, "tagway_events_fixed_total", map[string]string{"field": "user_data." + tc.field, "reason": tc.reason}); got != 1 {
+				t.Errorf("counted %v; want 1", got)
+			}
+		})
 	}
 }

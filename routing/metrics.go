@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"destination"}),
 		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tagway_events_withheld_total",
-			Help: "Events the privacy policy kept from a destination, by reason (consent:<purpose>, consent:anonymous_unsupported, region:<rule>, synthetic_test_event).",
+			Help: "Events the privacy policy kept from a destination, by reason (consent:<purpose>, consent:anonymous_unsupported, incomplete:<field>, region:<rule>, synthetic_test_event).",
 		}, []string{"destination", "reason"}),
 	}
 	if reg == nil {

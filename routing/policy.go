@@ -19,6 +19,10 @@ const (
 	// identifiers stripped) for a destination whose platform refuses events
 	// without identifiers.
 	ReasonAnonymousUnsupported = ReasonConsentPrefix + "anonymous_unsupported"
+	// ReasonIncompletePrefix, followed by the missing field
+	// (Context.Incomplete): an event the gateway kept although it lacks
+	// what the destination's platform requires, which would refuse it.
+	ReasonIncompletePrefix = "incomplete:"
 )
 
 // Recipient is what ApplyPolicy knows of the destination an event is
@@ -30,6 +34,9 @@ type Recipient struct {
 	// RefusesAnonymous: its platform refuses anonymous events
 	// (destinations.AnonymousAcceptor answering false).
 	RefusesAnonymous bool
+	// RefusesIncomplete: its platform refuses events the gateway marked
+	// incomplete (destinations.IncompleteAcceptor answering false).
+	RefusesIncomplete bool
 }
 
 // SourceTest is the Context.Source of a synthetic event fired by
@@ -49,9 +56,43 @@ const SourceTest = "test"
 // site come first, then the route's; a matching rule with withhold stops the
 // event. An anonymous event (Context.Anonymous) needs no marketing consent
 // but goes only to a destination that takes events without identifiers.
-// When send is false, reason says why (see the Reason constants) and ev is
-// unchanged.
+// An incomplete event (Context.Incomplete) goes to a destination refusing
+// such events only when the route's rewriting (overrides, event map)
+// supplied what it lacked. When send is false, reason says why (see the
+// Reason constants) and ev is unchanged.
 func ApplyPolicy(route model.Route, site model.Site, to Recipient, ev *destinations.Event) (send bool, reason string) {
+	if ev.Context.Incomplete != "" && to.RefusesIncomplete {
+		orig := *ev
+		send, reason = applyPolicy(route, site, to, ev)
+		if send && stillIncomplete(ev) {
+			*ev = orig
+			return false, ReasonIncompletePrefix + orig.Context.Incomplete
+		}
+		return send, reason
+	}
+	return applyPolicy(route, site, to, ev)
+}
+
+// stillIncomplete reports whether ev, rewritten for a route, still lacks
+// the field its Context.Incomplete names. Customer information too weak to
+// match stays so: a route only ever drops identifiers.
+func stillIncomplete(ev *destinations.Event) bool {
+	cd := ev.CustomData
+	switch ev.Context.Incomplete {
+	case destinations.IncompleteSourceURL:
+		return ev.ActionSource == "website" && ev.EventSourceURL == ""
+	case destinations.IncompleteUserAgent:
+		return ev.ActionSource == "website" && ev.UserData.ClientUserAgent == ""
+	case destinations.IncompleteValue:
+		return ev.EventName == "Purchase" && (cd == nil || cd.Value == nil)
+	case destinations.IncompleteCurrency:
+		return ev.EventName == "Purchase" && (cd == nil || cd.Currency == "")
+	}
+	return true
+}
+
+// applyPolicy is ApplyPolicy without the check of incomplete events.
+func applyPolicy(route model.Route, site model.Site, to Recipient, ev *destinations.Event) (send bool, reason string) {
 	if ev.Context.Source == SourceTest && !route.TestMode && ev.Context.TestEventCode == "" {
 		return false, ReasonSyntheticEvent
 	}

@@ -66,6 +66,9 @@ func (w *worker) admit(snap *model.Snapshot, routes []model.Route, j *job) bool 
 	if a, ok := w.dest.(destinations.AnonymousAcceptor); ok {
 		to.RefusesAnonymous = !a.AcceptsAnonymous()
 	}
+	if a, ok := w.dest.(destinations.IncompleteAcceptor); ok {
+		to.RefusesIncomplete = !a.AcceptsIncomplete()
+	}
 	ev := j.event
 	if send, reason := ApplyPolicy(*route, site, to, &ev); !send {
 		j.out = outcome{kind: outWithheld}

@@ -107,6 +107,13 @@ func (a *Adapter) MaxEventAge(e destinations.Event) time.Duration {
 // of sending them to the dead letters.
 func (a *Adapter) AcceptsAnonymous() bool { return false }
 
+// AcceptsIncomplete is false: Meta refuses a website event without
+// event_source_url or client_user_agent, a Purchase without value or
+// currency, and customer information too weak to match (code 100), and
+// it refuses the whole request with it, so routing withholds the browser
+// events the gateway kept although they lack these.
+func (a *Adapter) AcceptsIncomplete() bool { return false }
+
 // serverEvent is one event in Meta's wire form: the canonical fields minus
 // tagway's Context.
 type serverEvent struct {
@@ -436,8 +443,9 @@ func (a *Adapter) redact(s string) string {
 
 // Interface guards.
 var (
-	_ destinations.Destination       = (*Adapter)(nil)
-	_ destinations.AgeLimiter        = (*Adapter)(nil)
-	_ destinations.AnonymousAcceptor = (*Adapter)(nil)
-	_ destinations.Factory           = New
+	_ destinations.Destination        = (*Adapter)(nil)
+	_ destinations.AgeLimiter         = (*Adapter)(nil)
+	_ destinations.AnonymousAcceptor  = (*Adapter)(nil)
+	_ destinations.IncompleteAcceptor = (*Adapter)(nil)
+	_ destinations.Factory            = New
 )
