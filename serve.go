@@ -44,6 +44,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 	logger := newLogger(stderr, s.LogLevel)
+	// What the standard library prints with package log (net/http about a
+	// cookie value it had to change, for one) goes through the same JSON
+	// handler: every line of the log is JSON.
+	slog.SetDefault(logger)
 	if s.GCPercent > 0 {
 		debug.SetGCPercent(s.GCPercent)
 		if s.HeapMin > 0 {
@@ -225,14 +229,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 // is done, then shuts down: intake stops first (readyz turns false, the
 // listener closes, in-flight requests finish), then deliveries drain.
 func (a *app) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	srv := newHTTPServer(a.handler, a.logger)
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	done := make(chan error, 3)
@@ -275,6 +272,22 @@ func (a *app) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// newHTTPServer is the server of handler, with tagway's timeouts and
+// bounds; what net/http itself has to say (a handler's superfluous
+// WriteHeader, an accept error) goes to logger, as JSON like every other
+// line.
+func newHTTPServer(handler http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // Close releases Redis and the embedded server.

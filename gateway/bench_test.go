@@ -35,13 +35,24 @@ func (nopQueue) Enqueue(context.Context, string, []destinations.Event) error { r
 // CORS, strict decode, validation, cookies, PII hashing, metrics) with an
 // enqueue that costs nothing.
 func BenchmarkCollect(b *testing.B) {
+	benchmarkCollect(b, benchCollectBody(time.Now()))
+}
+
+// BenchmarkCollectSentAt is BenchmarkCollect with the sent_at the script
+// stamps on each request (wire contract v2), from a device clock 3 s off.
+func BenchmarkCollectSentAt(b *testing.B) {
+	body := benchCollectBody(time.Now())
+	body = `{"sent_at":` + strconv.FormatInt(time.Now().UnixMilli()-3000, 10) + `,` + body[1:]
+	benchmarkCollect(b, body)
+}
+
+func benchmarkCollect(b *testing.B, body string) {
 	g, err := New(Options{Enqueuer: nopQueue{}, Sites: staticSites{testSnapshot(b)},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
 	h := g.Handler()
-	body := benchCollectBody(time.Now())
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {

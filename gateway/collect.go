@@ -22,8 +22,9 @@ type collectRequest struct {
 	Referrer string       `json:"referrer"`
 	Consent  *wireConsent `json:"consent"`
 	// SentAt is when the script sent the request, Unix milliseconds by
-	// the device's clock; Debug asks for each event's outcome.
-	SentAt *int64            `json:"sent_at"`
+	// the device's clock (0: not sent); Debug asks for each event's
+	// outcome.
+	SentAt int64             `json:"sent_at"`
 	Debug  bool              `json:"debug"`
 	Events []json.RawMessage `json:"events"`
 }
@@ -46,8 +47,6 @@ type collectEvent struct {
 	UserData       pii.RawUserData `json:"user_data"`
 	// customData is CustomData decoded by fastCollect, when it could.
 	customData *destinations.CustomData
-	// raw is the event's JSON, as fastCollect found it.
-	raw []byte
 
 	// Meta's other server-event fields, optional from a browser: the
 	// action_source defaults to website and referrer_url to the request's
@@ -215,9 +214,9 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 	consent := collectConsent(req.Consent, site.ConsentDefault, &out)
 	now := g.now()
 	clk := batchClock{now: now}
-	if req.SentAt != nil {
-		if sentAtUsable(*req.SentAt) {
-			clk.shift = skewSeconds(now, *req.SentAt)
+	if req.SentAt != 0 {
+		if sentAtUsable(req.SentAt) {
+			clk.shift = skewSeconds(now, req.SentAt)
 		} else {
 			out.requestFix("sent_at", reasonInvalid)
 		}
@@ -255,7 +254,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		var in *collectEvent
 		var raw []byte
 		if fast != nil {
-			in, raw = &fast[i], fast[i].raw
+			in, raw = &fast[i], nil // found again only if it needs repair
 		} else {
 			raw = req.Events[i]
 			if in = new(collectEvent); decodeStrict(raw, in, "") != nil {
@@ -265,7 +264,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 		// Built in place: an Event is ~700 bytes, not copied around.
 		events = append(events, base)
 		ev := &events[len(events)-1]
-		id, fixes, refused, e := g.decideEvent(in, raw, ev, &base, clk)
+		id, fixes, refused, e := g.decideEvent(in, raw, body, i, ev, &base, clk)
 		if e != nil {
 			return 0, "", nil, e
 		}
@@ -298,9 +297,11 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 
 // decideEvent builds the canonical form of one browser event in ev (which
 // holds base): in is the event as the strict decoder read it (nil when it
-// could not), raw its JSON. It returns the event's id and the fixes made,
-// or why the event is refused; an error is a problem of the whole request.
-func (g *Gateway) decideEvent(in *collectEvent, raw []byte, ev, base *destinations.Event, clk batchClock) (id string, fixes []fix, refused *eventError, err *apiError) {
+// could not), raw its JSON (nil for the i-th event fastCollect read from
+// body: found again there if needed). It returns the event's id and the
+// fixes made, or why the event is refused; an error is a problem of the
+// whole request.
+func (g *Gateway) decideEvent(in *collectEvent, raw, body []byte, i int, ev, base *destinations.Event, clk batchClock) (id string, fixes []fix, refused *eventError, err *apiError) {
 	if in != nil {
 		e := g.browserEvent(in, ev, clk, &fixes, false)
 		switch {
@@ -313,6 +314,9 @@ func (g *Gateway) decideEvent(in *collectEvent, raw []byte, ev, base *destinatio
 		}
 	}
 	*ev = *base
+	if raw == nil {
+		raw = fastEventJSON(body, i)
+	}
 	clean, id, fixes, refused := repairBrowserEvent(raw)
 	if refused != nil {
 		return id, nil, refused, nil

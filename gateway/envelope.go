@@ -77,10 +77,11 @@ func readEnvelope(body []byte, maxEvents int) (*collectRequest, []fix, *apiError
 		case "consent":
 			req.Consent = readConsent(raw, note)
 		case "sent_at":
-			req.SentAt = readSentAt(raw)
-			if req.SentAt == nil && string(raw) != "null" {
+			ms, ok := readSentAt(raw)
+			if !ok && string(raw) != "null" {
 				note("sent_at", reasonInvalid)
 			}
+			req.SentAt = ms
 		case "debug":
 			_ = json.Unmarshal(raw, &req.Debug)
 		default:
@@ -184,19 +185,18 @@ func readConsent(raw json.RawMessage, note func(field, reason string)) *wireCons
 	return c
 }
 
-// readSentAt reads sent_at: Unix milliseconds, as a JSON number; nil when
-// it is not one.
-func readSentAt(raw json.RawMessage) *int64 {
+// readSentAt reads sent_at: Unix milliseconds, as a JSON number; false
+// when it is not one.
+func readSentAt(raw json.RawMessage) (int64, bool) {
 	var n json.Number
 	if json.Unmarshal(raw, &n) != nil {
-		return nil
+		return 0, false
 	}
 	f, err := n.Float64()
 	if err != nil || math.IsInf(f, 0) || math.Abs(f) > 1<<62 {
-		return nil
+		return 0, false
 	}
-	ms := int64(math.Round(f))
-	return &ms
+	return int64(math.Round(f)), true
 }
 
 // collectConsent resolves a browser's consent with the site's default for

@@ -16,7 +16,7 @@ import (
 // the shape browsers send: exact field names, each at most once, strings
 // without escapes, numbers of the fields' types. It reports false for
 // anything else (unusual but valid input as well as invalid input), and the
-// caller then decodes with decodeStrict, which names the field at fault.
+// caller then reads the body with readEnvelope, leniently.
 //
 // For every body it accepts, the result equals what decodeStrict gives
 // (req with Events left nil, and each event as decodeStrict decodes
@@ -26,8 +26,8 @@ import (
 //
 // The strings of the result share body's memory, so body must not change
 // afterwards (readBody's buffer never does): that saves a copy of every
-// request's body. Each event's raw is its JSON, a subslice of body. It
-// stops, reporting false, at the event after the first maxEvents.
+// request's body. It stops, reporting false, at the event after the first
+// maxEvents.
 func fastCollect(body []byte, req *collectRequest, maxEvents int) ([]collectEvent, bool) {
 	s := fastScanner{b: body, str: readOnlyString(body)}
 	var events []collectEvent
@@ -75,7 +75,7 @@ func fastCollect(body []byte, req *collectRequest, maxEvents int) ([]collectEven
 		case fConsent:
 			return s.consent(&req.Consent)
 		case fSentAt:
-			return s.int64Ptr(&req.SentAt)
+			return s.int64Into(&req.SentAt)
 		case fDebug:
 			return s.boolean(&req.Debug)
 		default:
@@ -88,12 +88,7 @@ func fastCollect(body []byte, req *collectRequest, maxEvents int) ([]collectEven
 					return false
 				}
 				events = append(events, collectEvent{})
-				ev := &events[len(events)-1]
-				s.ws()
-				start := s.i
-				ok := s.event(ev)
-				ev.raw = s.b[start:s.i]
-				return ok
+				return s.event(&events[len(events)-1])
 			})
 		}
 	})
@@ -347,10 +342,10 @@ func (s *fastScanner) number() ([]byte, bool) {
 	return b[start:i], true
 }
 
-// int64Ptr reads an integer into a new *int64 (nil for null).
-func (s *fastScanner) int64Ptr(dst **int64) bool {
+// int64Into reads an integer into dst, or null (which, as encoding/json
+// does, leaves dst as it is).
+func (s *fastScanner) int64Into(dst *int64) bool {
 	if s.null() {
-		*dst = nil
 		return true
 	}
 	lit, ok := s.number()
@@ -359,6 +354,44 @@ func (s *fastScanner) int64Ptr(dst **int64) bool {
 	}
 	n, err := strconv.ParseInt(string(lit), 10, 64)
 	if err != nil {
+		return false
+	}
+	*dst = n
+	return true
+}
+
+// fastEventJSON returns the JSON of the i-th event of a body fastCollect
+// took (a subslice of body), for the rare event that needs repair.
+func fastEventJSON(body []byte, i int) []byte {
+	s := fastScanner{b: body}
+	var out []byte
+	s.object(func(key []byte) bool {
+		if string(key) != "events" {
+			return s.skip(0)
+		}
+		n := 0
+		return s.array(func() bool {
+			s.ws()
+			start := s.i
+			ok := s.skip(0)
+			if n == i {
+				out = body[start:s.i]
+			}
+			n++
+			return ok
+		})
+	})
+	return out
+}
+
+// int64Ptr reads an integer into a new *int64 (nil for null).
+func (s *fastScanner) int64Ptr(dst **int64) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	var n int64
+	if !s.int64Into(&n) {
 		return false
 	}
 	*dst = &n

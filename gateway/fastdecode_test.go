@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,13 +47,12 @@ func checkFastCollect(t *testing.T, body []byte) bool {
 		sevents = fast[:0:0]
 	}
 	// custom_data decoded in place must be what decoding its bytes gives,
-	// and each event's raw must be its JSON.
+	// and fastEventJSON must find each event's JSON.
 	for i := range fast {
 		var again collectEvent
-		if e := decodeStrict(fast[i].raw, &again, ""); e != nil {
-			t.Fatalf("event %d's raw %q does not decode: %v", i, fast[i].raw, e)
+		if e := decodeStrict(fastEventJSON(body, i), &again, ""); e != nil || again.EventName != fast[i].EventName {
+			t.Fatalf("event %d's JSON %q does not decode to it: %v", i, fastEventJSON(body, i), e)
 		}
-		fast[i].raw = nil
 		if cd := fast[i].customData; cd != nil {
 			want, e := decodeCustomData("", fast[i].CustomData, nil)
 			if e != nil && e.Field != "custom_data.currency" {
@@ -90,6 +90,8 @@ var fastCollectCases = []struct {
 	{`{"url":"https://shop.example/ä","events":[{"event_name":"A"},{"event_name":"B","event_time":1772366400}]}`, true},
 	{`{"events":[{"event_name":"A","data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}]}`, true},
 	{`{"events":[{"event_name":"A","opt_out":false,"action_source":"website","referrer_url":"https://a.example/","event_source_url":"https://b.example/"}]}`, true},
+	{`{"sent_at":1772366400000,"debug":true,"events":[{"event_name":"A"}]}`, true},
+	{`{"sent_at":null,"debug":null,"events":[{"event_name":"A"}]}`, true},
 
 	// Valid but unusual: decodeStrict decides.
 	{`{"VID":"1.2","events":[{"event_name":"A"}]}`, false},
@@ -100,6 +102,10 @@ var fastCollectCases = []struct {
 	{`{"events":[{"event_name":"A","event_time":1.0}]}`, false},
 	{`{"events":[{"event_name":"A","event_time":1e3}]}`, false},
 	{`{"events":[null]}`, false},
+	{`{"sent_at":1.5,"events":[{"event_name":"A"}]}`, false},
+	{`{"sent_at":"1772366400000","events":[{"event_name":"A"}]}`, false},
+	{`{"debug":1,"events":[{"event_name":"A"}]}`, false},
+	{`{"events":[` + strings.Repeat(`{"event_name":"A"},`, DefaultMaxEvents) + `{"event_name":"A"}]}`, false},
 	{`{"events":null}`, false},
 	{`null`, false},
 	{"{\"events\":[{\"event_name\":\"A\xff\"}]}", false},

@@ -281,7 +281,8 @@ func (r *repairer) object(v any, field string) (map[string]any, bool) {
 // customStrings are the string fields of custom_data.
 var customStrings = []string{"content_type", "content_name", "content_category", "order_id", "search_string", "status", "delivery_category"}
 
-// customData repairs custom_data in place; false when it is to be dropped.
+// customData repairs custom_data in place: its currency first (an amount
+// may need it), then the typed fields; custom properties stay as they are.
 func (r *repairer) customData(m map[string]any) {
 	currency := ""
 	if v, ok := m["currency"]; ok && v != nil {
