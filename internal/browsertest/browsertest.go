@@ -1,5 +1,6 @@
 // Package browsertest runs real browsers for tests: Chromium, Firefox and
-// WebKit, each with a fresh profile, stopped when the test ends.
+// WebKit, each test with a browser state of its own (cookies, storage,
+// cache), stopped when the test ends.
 //
 // Start returns an engine-neutral Browser: one tab to navigate, evaluate
 // JavaScript in, read the console and the cookies of. It drives each engine
@@ -7,6 +8,9 @@
 // DevTools Protocol (through chromedp), Firefox over WebDriver BiDi (its
 // Remote Agent's websocket), WebKit over W3C WebDriver (WebKitWebDriver
 // driving MiniBrowser, on an Xvfb display). Run runs a test once per engine.
+// Chromium and WebKit start a browser per test; the tests of a binary share
+// one Firefox (the slowest to start), each in a user context of its own, and
+// Main (from TestMain) or Shutdown stops it.
 //
 // New is the Chromium-only path for tests that need chromedp itself (clicks,
 // network emulation): it returns a chromedp context bound to the first tab,

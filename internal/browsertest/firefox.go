@@ -74,11 +74,51 @@ func findFirefox() string {
 	return ""
 }
 
-// firefox is the Browser of one Firefox process.
+// firefoxHost is one Firefox process and its BiDi session. Each Browser on
+// it has a user context of its own (its own cookies, storage and cache, as
+// a container tab has) with one window in it. It is safe for concurrent
+// use.
+type firefoxHost struct {
+	bidi *bidi
+	stop func() // asks the browser to close, then kills its processes
+	dir  string // the profile, removed by stop
+
+	mu   sync.Mutex
+	tabs map[string]*firefox // by browsing context, for their consoles
+}
+
+// sharedHosts are the browsers the tests of one test binary share: one
+// Firefox with the default Options. Shutdown stops them.
+var sharedHosts struct {
+	mu      sync.Mutex
+	firefox *firefoxHost
+}
+
+// Main runs the tests of a package that starts browsers, then stops the
+// browsers they shared, and exits: call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	Shutdown()
+	os.Exit(code)
+}
+
+// Shutdown stops the browsers the tests of this binary shared. Without it
+// (see Main), the kernel stops them when the test binary exits, and their
+// profiles' directories stay.
+func Shutdown() {
+	sharedHosts.mu.Lock()
+	defer sharedHosts.mu.Unlock()
+	if h := sharedHosts.firefox; h != nil {
+		h.stop()
+		sharedHosts.firefox = nil
+	}
+}
+
+// firefox is the Browser of one user context of a Firefox.
 type firefox struct {
 	ctx     context.Context
 	bidi    *bidi
-	context string // the tab's browsing context id
+	context string // the window's browsing context id
 
 	mu   sync.Mutex
 	msgs []Message
@@ -90,26 +130,61 @@ func startFirefox(t testing.TB, o Options) (Browser, error) {
 	if bin == "" {
 		missing(t, "no Firefox found (set FIREFOX_PATH or install firefox-esr)")
 	}
-	dir := t.TempDir()
-	prefs := firefoxPrefs
-	if o.NoCookies {
-		prefs += "user_pref(\"network.cookie.cookieBehavior\", 2);\n"
+	var host *firefoxHost
+	if o == (Options{}) {
+		sharedHosts.mu.Lock()
+		if sharedHosts.firefox == nil {
+			h, err := launchFirefox(bin, firefoxPrefs, true)
+			if err != nil {
+				sharedHosts.mu.Unlock()
+				return nil, err
+			}
+			sharedHosts.firefox = h
+		}
+		host = sharedHosts.firefox
+		sharedHosts.mu.Unlock()
+	} else {
+		// Other settings are the profile's: a browser of the test's own.
+		prefs := firefoxPrefs
+		if o.NoCookies {
+			prefs += "user_pref(\"network.cookie.cookieBehavior\", 2);\n"
+		}
+		h, err := launchFirefox(bin, prefs, false)
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(h.stop)
+		host = h
 	}
-	if err := os.WriteFile(filepath.Join(dir, "user.js"), []byte(prefs), 0o600); err != nil {
+	return host.open(t)
+}
+
+// launchFirefox starts Firefox headless on a new profile with prefs, with
+// its Remote Agent on a free port, and opens a BiDi session on it. With
+// deathsig, the kernel kills it when the test binary dies.
+func launchFirefox(bin, prefs string, deathsig bool) (*firefoxHost, error) {
+	dir, err := os.MkdirTemp("", "browsertest-firefox-")
+	if err != nil {
 		return nil, err
 	}
-	ctx := sessionContext(t)
+	fail := func(err error) (*firefoxHost, error) {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "user.js"), []byte(prefs), 0o600); err != nil {
+		return fail(err)
+	}
 	cmd := exec.Command(bin, "--headless", "--no-remote", "--profile", dir, "--remote-debugging-port=0", "about:blank")
 	cmd.Env = append(os.Environ(), "MOZ_CRASHREPORTER_DISABLE=1", "MOZ_DISABLE_AUTO_SAFE_MODE=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	// The browser is asked to close first (below); its process group is
-	// killed if it has not exited 10 s later.
-	exited, err := startGroup(t, cmd, false, 10*time.Second)
+	// The browser is asked to close first (by stop, below); its process
+	// group is killed if it has not exited 10 s later.
+	exited, kill, err := startGroup(cmd, false, deathsig, 10*time.Second)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 
 	// The agent prints its websocket's address once it listens; the rest
@@ -134,62 +209,104 @@ func startFirefox(t testing.TB, o Options) (Browser, error) {
 	select {
 	case wsURL = <-found:
 	case <-exited:
-		return nil, fmt.Errorf("%s exited before its Remote Agent listened: %s", bin, tail)
+		kill()
+		return fail(fmt.Errorf("%s exited before its Remote Agent listened: %s", bin, tail))
 	case <-time.After(callTimeout):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		return nil, fmt.Errorf("%s: no Remote Agent after %v: %s", bin, callTimeout, tail)
+		kill()
+		return fail(fmt.Errorf("%s: no Remote Agent after %v: %s", bin, callTimeout, tail))
 	}
 
-	f := &firefox{ctx: ctx}
-	f.bidi, err = dialBiDi(ctx, wsURL+"/session", f.event)
+	h := &firefoxHost{dir: dir, tabs: map[string]*firefox{}}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	h.bidi, err = dialBiDi(ctx, wsURL+"/session", h.event)
 	if err != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		return nil, err
+		kill()
+		return fail(err)
 	}
-	// Registered after the process' cleanup, so it runs first: the browser
-	// is asked to close, and the process cleanup waits for it.
-	t.Cleanup(func() {
+	h.stop = func() {
 		closed, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if f.bidi.call(closed, "browser.close", nil, nil) != nil {
+		if h.bidi.call(closed, "browser.close", nil, nil) != nil {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		}
-		_ = f.bidi.close()
+		_ = h.bidi.close()
+		kill()
+		_ = os.RemoveAll(dir)
+	}
+	if err := h.bidi.call(ctx, "session.new", map[string]any{"capabilities": map[string]any{}}, nil); err != nil {
+		h.stop()
+		return nil, err
+	}
+	if err := h.bidi.call(ctx, "session.subscribe", map[string]any{"events": []string{"log.entryAdded"}}, nil); err != nil {
+		h.stop()
+		return nil, err
+	}
+	return h, nil
+}
+
+// open gives t a user context of its own on h, with one window, removed
+// when t ends.
+func (h *firefoxHost) open(t testing.TB) (*firefox, error) {
+	ctx := sessionContext(t)
+	var uc struct {
+		UserContext string `json:"userContext"`
+	}
+	if err := h.bidi.call(ctx, "browser.createUserContext", nil, &uc); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() {
+		removed, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		_ = h.bidi.call(removed, "browser.removeUserContext", map[string]any{"userContext": uc.UserContext}, nil)
 	})
-	if err := f.bidi.call(ctx, "session.new", map[string]any{"capabilities": map[string]any{}}, nil); err != nil {
+	var win struct {
+		Context string `json:"context"`
+	}
+	if err := h.bidi.call(ctx, "browsingContext.create", map[string]any{"type": "window", "userContext": uc.UserContext}, &win); err != nil {
 		return nil, err
 	}
-	var tree struct {
-		Contexts []struct {
-			Context string `json:"context"`
-		} `json:"contexts"`
-	}
-	if err := f.bidi.call(ctx, "browsingContext.getTree", map[string]any{"maxDepth": 0}, &tree); err != nil {
-		return nil, err
-	}
-	if len(tree.Contexts) == 0 {
-		return nil, fmt.Errorf("%s: no tab", bin)
-	}
-	f.context = tree.Contexts[0].Context
-	if err := f.bidi.call(ctx, "session.subscribe", map[string]any{"events": []string{"log.entryAdded"}}, nil); err != nil {
-		return nil, err
-	}
+	f := &firefox{ctx: ctx, bidi: h.bidi, context: win.Context}
+	h.mu.Lock()
+	h.tabs[win.Context] = f
+	h.mu.Unlock()
+	t.Cleanup(func() {
+		h.mu.Lock()
+		delete(h.tabs, win.Context)
+		h.mu.Unlock()
+	})
 	return f, nil
 }
 
-// event receives the BiDi events subscribed to.
-func (f *firefox) event(method string, params json.RawMessage) {
+// event receives the BiDi events subscribed to, and hands each console
+// entry to the tab it came from.
+func (h *firefoxHost) event(method string, params json.RawMessage) {
 	if method != "log.entryAdded" {
 		return
 	}
+	var src struct {
+		Source struct {
+			Context string `json:"context"`
+		} `json:"source"`
+	}
+	if json.Unmarshal(params, &src) != nil {
+		return
+	}
+	h.mu.Lock()
+	f := h.tabs[src.Source.Context]
+	h.mu.Unlock()
+	if f != nil {
+		f.event(params)
+	}
+}
+
+// event records one log entry of the tab.
+func (f *firefox) event(params json.RawMessage) {
 	var e struct {
 		Type   string `json:"type"`
 		Level  string `json:"level"`
 		Method string `json:"method"`
 		Text   string `json:"text"`
-		Source struct {
-			Context string `json:"context"`
-		} `json:"source"`
 	}
 	if json.Unmarshal(params, &e) != nil {
 		return

@@ -10,30 +10,44 @@ import (
 )
 
 // startGroup starts cmd in a process group of its own (a browser's helper
-// processes join it) and, when t ends, waits up to grace for cmd to exit
-// (sending SIGTERM first when term), then kills what is left of the group.
-// The channel it returns is closed once cmd has exited.
-func startGroup(t testing.TB, cmd *exec.Cmd, term bool, grace time.Duration) (<-chan struct{}, error) {
+// processes join it); with deathsig, the kernel kills cmd when the test
+// binary dies. The channel it returns is closed once cmd has exited; stop
+// waits up to grace for cmd to exit (sending SIGTERM first when term), then
+// kills what is left of the group.
+func startGroup(cmd *exec.Cmd, term, deathsig bool, grace time.Duration) (exited <-chan struct{}, stop func(), err error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	if deathsig {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
-	exited := make(chan struct{})
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
-		close(exited)
+		close(done)
 	}()
-	t.Cleanup(func() {
+	stop = func() {
 		if term {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		}
 		select {
-		case <-exited:
+		case <-done:
 		case <-time.After(grace):
 		}
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
+		<-done
+	}
+	return done, stop, nil
+}
+
+// startGroupFor is startGroup for a process t owns: stopped when t ends.
+func startGroupFor(t testing.TB, cmd *exec.Cmd, term bool, grace time.Duration) (<-chan struct{}, error) {
+	exited, stop, err := startGroup(cmd, term, false, grace)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(stop)
 	return exited, nil
 }
 

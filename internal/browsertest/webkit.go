@@ -77,7 +77,7 @@ func startWebKit(t testing.TB, o Options) (Browser, error) {
 	tail := &tailBuffer{max: 4096}
 	cmd.Stdout, cmd.Stderr = tailWriter{tail}, tailWriter{tail}
 	// The driver, MiniBrowser and its web processes: one process group.
-	exited, err := startGroup(t, cmd, true, 5*time.Second)
+	exited, err := startGroupFor(t, cmd, true, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
