@@ -217,12 +217,16 @@ func TestCollectFixMetrics(t *testing.T) {
 // Every event refused: a 200 that says so, nothing stored, no cookie set.
 func TestCollectAllRefused(t *testing.T) {
 	tg := newTestGateway(t, nil)
-	a := decodeAnswer(t, tg.do("POST", "/collect", `{"events":[{"event_name":""},7]}`, "Origin", "https://shop.example"))
+	w := tg.do("POST", "/collect", `{"events":[{"event_name":""},7]}`, "Origin", "https://shop.example")
+	a := decodeAnswer(t, w)
 	if a.Accepted != 0 || a.Rejected != 2 || a.Events[1].Error.Reason != refusedNotObject {
 		t.Errorf("answer %+v", a)
 	}
 	if len(tg.q.calls) != 0 {
 		t.Errorf("enqueued %+v", tg.q.calls)
+	}
+	if c := w.Result().Cookies(); len(c) != 0 {
+		t.Errorf("cookies %v set for no event", c)
 	}
 }
 
