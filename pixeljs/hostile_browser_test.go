@@ -389,9 +389,9 @@ func TestBrowserLargeBatch(t *testing.T) {
 	})
 }
 
-// TestBrowserLeavingThePage: events tracked just before the visitor leaves
-// (a link, a form) leave with the page: by sendBeacon, or by fetch with
-// keepalive where sendBeacon is missing.
+// TestBrowserLeavingThePage: events tracked as the visitor leaves go with
+// the page: by sendBeacon, or by fetch with keepalive where sendBeacon is
+// missing, and both outlive the page.
 func TestBrowserLeavingThePage(t *testing.T) {
 	t.Parallel()
 	browsertest.Run(t, func(t *testing.T, engine string) {
@@ -403,8 +403,10 @@ func TestBrowserLeavingThePage(t *testing.T) {
 		} {
 			f.open(f.page("/leave", tt.head, ""))
 			f.next()
-			// In one task: no timer of the script runs before the page goes.
-			f.eval(`setTimeout(function(){ tagway('track', 'Bye'); location.href = '`+next+`' }), 1`, new(int))
+			// In one task: the event, the page hidden (as a closed tab or a
+			// followed link hides it: the script sends at once, on the unload
+			// path) and the page left, before any timer of the script runs.
+			f.eval(`setTimeout(function(){ tagway('track', 'Bye'); dispatchEvent(new PageTransitionEvent('pagehide')); location.href = '`+next+`' }), 1`, new(int))
 			if r := f.next(); strings.Join(r.names(), ",") != "Bye" {
 				t.Errorf("%s: %v, want [Bye]", tt.name, r.names())
 			}
