@@ -2,7 +2,6 @@ package pixeljs_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,15 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
-	"github.com/chromedp/cdproto/storage"
-	"github.com/chromedp/chromedp"
 	"github.com/tagway/tagway/internal/browsertest"
 	"github.com/tagway/tagway/pixeljs"
 )
 
-// The tests run the built script in headless Chromium. Pages come from one
+// The tests run the built script in each browser engine (Chromium, Firefox,
+// WebKit). Pages come from one
 // origin and the script and the fake /collect from another, as on a store
 // with the gateway on t.shop.example, so CORS with credentials is exercised.
 // /tw.js and /tw/tw.js are the denied variant (sent at once, nothing stored
@@ -41,6 +37,8 @@ type collectBody struct {
 	Referrer string            `json:"referrer"`
 	Consent  map[string]string `json:"consent"`
 	Events   []collectEvent    `json:"events"`
+	SentAt   *int64            `json:"sent_at"`
+	Debug    bool              `json:"debug"`
 }
 
 type collectEvent struct {
@@ -74,7 +72,7 @@ func (r request) Events() []collectEvent { return r.Body.Events }
 // fixture is a page server and a tag server (script + fake collect).
 type fixture struct {
 	t       *testing.T
-	ctx     context.Context
+	b       browsertest.Browser
 	pages   *httptest.Server
 	tags    *httptest.Server
 	got     chan request
@@ -86,6 +84,16 @@ type fixture struct {
 	// overloaded or restarting gateway would), without recording.
 	status  int
 	refused atomic.Int32 // requests answered with status
+	// answer, when set, says how /collect answers a request it recorded
+	// (default: 204 and no body, as the gateway answers when all is well).
+	answer func(collectBody) (status int, body string)
+}
+
+// setAnswer makes /collect answer recorded requests with answer (nil: 204).
+func (f *fixture) setAnswer(answer func(collectBody) (int, string)) {
+	f.mu.Lock()
+	f.answer = answer
+	f.mu.Unlock()
 }
 
 // variant serves the script built for o at /v/<name>/tw.js, posting to
@@ -103,7 +111,13 @@ func (f *fixture) setStatus(status int) {
 	f.mu.Unlock()
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, engine string) *fixture {
+	t.Helper()
+	return newFixtureWith(t, engine, browsertest.Options{})
+}
+
+// newFixtureWith is newFixture with a browser started with o.
+func newFixtureWith(t *testing.T, engine string, o browsertest.Options) *fixture {
 	t.Helper()
 	script, err := pixeljs.New()
 	if err != nil {
@@ -136,7 +150,7 @@ func newFixture(t *testing.T) *fixture {
 			w.Header().Set("Vary", "Origin")
 		}
 		f.mu.Lock()
-		status := f.status
+		status, answer := f.status, f.answer
 		f.mu.Unlock()
 		if status != 0 {
 			f.refused.Add(1)
@@ -153,7 +167,14 @@ func newFixture(t *testing.T) *fixture {
 			t.Errorf("collect body outside the contract: %v\n%s", err, raw)
 		}
 		http.SetCookie(w, &http.Cookie{Name: "_fbp", Value: "fb.1.1.1", Path: "/"})
-		w.WriteHeader(http.StatusNoContent) // as the gateway answers
+		if answer == nil {
+			w.WriteHeader(http.StatusNoContent) // as the gateway answers
+		} else {
+			status, body := answer(req.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		}
 		f.got <- req
 	}
 	for _, p := range []string{"/collect", "/tw/collect", "/elsewhere", "/granted/collect", "/denied/collect", "/wait/collect", "/v/collect"} {
@@ -163,7 +184,7 @@ func newFixture(t *testing.T) *fixture {
 	f.tags = httptest.NewServer(mux)
 	t.Cleanup(f.tags.Close)
 
-	f.ctx = browsertest.New(t)
+	f.b = browsertest.Start(t, engine, o)
 	return f
 }
 
@@ -175,6 +196,7 @@ func (f *fixture) page(path, head, tag string) string {
 	}
 	f.mu.Lock()
 	f.content[path] = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+` + browsertest.ConsoleHook + `
 <script>window.tagway=window.tagway||function(){(tagway.q=tagway.q||[]).push(arguments)}</script>
 <script>` + head + `</script>
 ` + tag + `
@@ -186,7 +208,7 @@ func (f *fixture) page(path, head, tag string) string {
 // open navigates to url.
 func (f *fixture) open(url string) {
 	f.t.Helper()
-	if err := chromedp.Run(f.ctx, chromedp.Navigate(url)); err != nil {
+	if err := f.b.Navigate(url); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -195,8 +217,7 @@ func (f *fixture) open(url string) {
 // decodes its result into out.
 func (f *fixture) eval(js string, out any) {
 	f.t.Helper()
-	await := func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
-	if err := chromedp.Run(f.ctx, chromedp.Evaluate(js, out, await)); err != nil {
+	if err := f.b.Eval(js, out); err != nil {
 		f.t.Fatalf("%s: %v", js, err)
 	}
 }
@@ -211,264 +232,265 @@ func (f *fixture) next() request {
 	case <-time.After(30 * time.Second):
 		f.t.Fatal("no request reached /collect")
 		return request{}
-	case <-f.ctx.Done():
-		f.t.Fatal("no request reached /collect")
-		return request{}
 	}
 }
 
 // ready waits until tw.js has replaced the queue stub.
 func (f *fixture) ready() {
 	f.t.Helper()
-	var ok bool
-	f.eval(`new Promise(function(ok){ (function wait(){ window.tagway && tagway.tw ? ok(true) : setTimeout(wait, 10) })() })`, &ok)
+	f.waitJS(`window.tagway && tagway.tw`)
 }
 
 // clean fails the test when the page reported an error.
 func (f *fixture) clean() {
 	f.t.Helper()
-	if errs := browsertest.Console(f.ctx).Errors(); len(errs) > 0 {
+	if errs := browsertest.Errors(f.b); len(errs) > 0 {
 		f.t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
 
 func TestBrowserPageViewOnLoad(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	url := f.page("/product", "", "")
-	before := time.Now().Unix()
-	f.open(url)
-	r := f.next()
-	after := time.Now().Unix()
+	browsertest.Run(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine)
+		url := f.page("/product", "", "")
+		before := time.Now().Unix()
+		f.open(url)
+		r := f.next()
+		after := time.Now().Unix()
 
-	if r.Path != "/collect" || r.ContentType != "text/plain;charset=UTF-8" {
-		t.Errorf("POST %s with %q; want /collect with text/plain;charset=UTF-8", r.Path, r.ContentType)
-	}
-	if got := r.names(); len(got) != 1 || got[0] != "PageView" {
-		t.Fatalf("events %v, want [PageView]", got)
-	}
-	e := r.Events()[0]
-	if !uuidV4.MatchString(e.EventID) {
-		t.Errorf("event_id %q is not a UUID v4", e.EventID)
-	}
-	if e.EventTime < before || e.EventTime > after {
-		t.Errorf("event_time %d outside [%d, %d]", e.EventTime, before, after)
-	}
-	if r.Body.URL != url || e.EventSourceURL != url {
-		t.Errorf("url %q, event_source_url %q; want %q", r.Body.URL, e.EventSourceURL, url)
-	}
-	// No consent given: no consent object, no visitor seed, nothing stored.
-	if r.Body.Consent != nil || r.Body.Vid != "" {
-		t.Errorf("consent %v, vid %q without any consent call", r.Body.Consent, r.Body.Vid)
-	}
-	var stored int
-	f.eval(`localStorage.length`, &stored)
-	if stored != 0 {
-		t.Errorf("%d localStorage keys without consent", stored)
-	}
-
-	// credentials:'include': the cookie the gateway set on the first answer
-	// comes back on the next request, although the gateway is another origin.
-	// The fake answered as it recorded the request; wait until the browser
-	// has stored the answer's cookie before sending again.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var jar []*network.Cookie
-		_ = chromedp.Run(f.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
-			var err error
-			jar, err = storage.GetCookies().Do(ctx)
-			return err
-		}))
-		if slices.ContainsFunc(jar, func(c *network.Cookie) bool { return c.Name == "_fbp" }) || time.Now().After(deadline) {
-			break
+		if r.Path != "/collect" || r.ContentType != "text/plain;charset=UTF-8" {
+			t.Errorf("POST %s with %q; want /collect with text/plain;charset=UTF-8", r.Path, r.ContentType)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	f.eval(`tagway('page'), 1`, new(int))
-	if r := f.next(); r.Cookie != "_fbp=fb.1.1.1" || len(r.Events()) != 1 || r.Events()[0].EventName != "PageView" {
-		t.Errorf("second page view: cookie %q, events %v", r.Cookie, r.names())
-	}
-	f.clean()
+		if got := r.names(); len(got) != 1 || got[0] != "PageView" {
+			t.Fatalf("events %v, want [PageView]", got)
+		}
+		e := r.Events()[0]
+		if !uuidV4.MatchString(e.EventID) {
+			t.Errorf("event_id %q is not a UUID v4", e.EventID)
+		}
+		if e.EventTime < before || e.EventTime > after {
+			t.Errorf("event_time %d outside [%d, %d]", e.EventTime, before, after)
+		}
+		if r.Body.URL != url || e.EventSourceURL != url {
+			t.Errorf("url %q, event_source_url %q; want %q", r.Body.URL, e.EventSourceURL, url)
+		}
+		// No consent given: no consent object, no visitor seed, nothing stored.
+		if r.Body.Consent != nil || r.Body.Vid != "" {
+			t.Errorf("consent %v, vid %q without any consent call", r.Body.Consent, r.Body.Vid)
+		}
+		var stored int
+		f.eval(`localStorage.length`, &stored)
+		if stored != 0 {
+			t.Errorf("%d localStorage keys without consent", stored)
+		}
+
+		// credentials:'include': the cookie the gateway set on the first answer
+		// comes back on the next request, although the gateway is another origin.
+		// The fake answered as it recorded the request; wait until the browser
+		// has stored the answer's cookie before sending again.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			jar, _ := f.b.Cookies(f.tags.URL + "/")
+			if slices.ContainsFunc(jar, func(c browsertest.Cookie) bool { return c.Name == "_fbp" }) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		f.eval(`tagway('page'), 1`, new(int))
+		if r := f.next(); r.Cookie != "_fbp=fb.1.1.1" || len(r.Events()) != 1 || r.Events()[0].EventName != "PageView" {
+			t.Errorf("second page view: cookie %q, events %v", r.Cookie, r.names())
+		}
+		f.clean()
+	})
 }
 
 func TestBrowserQueueReplayAndMeta(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	// A Meta Pixel stand-in with the base code's queue, and a tagway:event
-	// listener; then calls made before tw.js loads.
-	head := `
-window.fbq = function(){ fbq.queue.push(arguments) }; fbq.queue = []; fbq.loaded = true; fbq.version = '2.0';
-window.seen = []; addEventListener('tagway:event', function(e){ seen.push(e.detail) });
-tagway('consent', {ad_storage:'granted', ad_user_data:'granted', ad_personalization:'denied', analytics_storage:'granted', bogus:'granted'});
-tagway('identify', {em:'Jane@Example.com', external_id:'cust-9'});
-tagway('track', 'ViewContent', {content_ids:['sku-1'], value:42.5, currency:'EUR'});
-tagway('track', 'QuizDone', {score:3});
-tagway('track', 'AddToCart', {content_ids:['sku-1']}, {event_id:'order-1001', user_data:{ph:'+1 650 555 1212'}});
-`
-	f.open(f.page("/queued", head, ""))
-	r := f.next()
+	browsertest.Run(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine)
+		// A Meta Pixel stand-in with the base code's queue, and a tagway:event
+		// listener; then calls made before tw.js loads.
+		head := `
+	window.fbq = function(){ fbq.queue.push(arguments) }; fbq.queue = []; fbq.loaded = true; fbq.version = '2.0';
+	window.seen = []; addEventListener('tagway:event', function(e){ seen.push(e.detail) });
+	tagway('consent', {ad_storage:'granted', ad_user_data:'granted', ad_personalization:'denied', analytics_storage:'granted', bogus:'granted'});
+	tagway('identify', {em:'Jane@Example.com', external_id:'cust-9'});
+	tagway('track', 'ViewContent', {content_ids:['sku-1'], value:42.5, currency:'EUR'});
+	tagway('track', 'QuizDone', {score:3});
+	tagway('track', 'AddToCart', {content_ids:['sku-1']}, {event_id:'order-1001', user_data:{ph:'+1 650 555 1212'}});
+	`
+		f.open(f.page("/queued", head, ""))
+		r := f.next()
 
-	// The load PageView, then the queued calls in order, in one request.
-	want := []string{"PageView", "ViewContent", "QuizDone", "AddToCart"}
-	if got := r.names(); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("events %v, want %v in one request", got, want)
-	}
-	wantConsent := map[string]string{"ad_storage": "granted", "ad_user_data": "granted", "ad_personalization": "denied", "analytics_storage": "granted"}
-	if fmt.Sprint(r.Body.Consent) != fmt.Sprint(wantConsent) {
-		t.Errorf("consent %v, want %v", r.Body.Consent, wantConsent)
-	}
-	if !regexp.MustCompile(`^\d{13}\.[1-9]\d{9}$`).MatchString(r.Body.Vid) {
-		t.Errorf("vid %q", r.Body.Vid)
-	}
-	ev := r.Events()
-	for i, e := range ev[:3] {
-		if !uuidV4.MatchString(e.EventID) {
-			t.Errorf("%s: event_id %q is not a UUID v4", e.EventName, e.EventID)
+		// The load PageView, then the queued calls in order, in one request.
+		want := []string{"PageView", "ViewContent", "QuizDone", "AddToCart"}
+		if got := r.names(); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("events %v, want %v in one request", got, want)
 		}
-		if len(e.UserData) != 2 || e.UserData["em"] != "Jane@Example.com" || e.UserData["external_id"] != "cust-9" {
-			t.Errorf("events[%d] %s: user_data %v, want the identified user", i, e.EventName, e.UserData)
+		wantConsent := map[string]string{"ad_storage": "granted", "ad_user_data": "granted", "ad_personalization": "denied", "analytics_storage": "granted"}
+		if fmt.Sprint(r.Body.Consent) != fmt.Sprint(wantConsent) {
+			t.Errorf("consent %v, want %v", r.Body.Consent, wantConsent)
 		}
-	}
-	if ev[3].EventID != "order-1001" {
-		t.Errorf("AddToCart event_id %q, want the one passed in", ev[3].EventID)
-	}
-	if u := ev[3].UserData; len(u) != 3 || u["ph"] != "+1 650 555 1212" || u["em"] != "Jane@Example.com" {
-		t.Errorf("AddToCart user_data %v, want identify merged with its own", u)
-	}
-	if fmt.Sprint(ev[1].CustomData) != fmt.Sprint(map[string]any{"content_ids": []any{"sku-1"}, "value": 42.5, "currency": "EUR"}) {
-		t.Errorf("ViewContent custom_data %v", ev[1].CustomData)
-	}
+		if !regexp.MustCompile(`^\d{13}\.[1-9]\d{9}$`).MatchString(r.Body.Vid) {
+			t.Errorf("vid %q", r.Body.Vid)
+		}
+		ev := r.Events()
+		for i, e := range ev[:3] {
+			if !uuidV4.MatchString(e.EventID) {
+				t.Errorf("%s: event_id %q is not a UUID v4", e.EventName, e.EventID)
+			}
+			if len(e.UserData) != 2 || e.UserData["em"] != "Jane@Example.com" || e.UserData["external_id"] != "cust-9" {
+				t.Errorf("events[%d] %s: user_data %v, want the identified user", i, e.EventName, e.UserData)
+			}
+		}
+		if ev[3].EventID != "order-1001" {
+			t.Errorf("AddToCart event_id %q, want the one passed in", ev[3].EventID)
+		}
+		if u := ev[3].UserData; len(u) != 3 || u["ph"] != "+1 650 555 1212" || u["em"] != "Jane@Example.com" {
+			t.Errorf("AddToCart user_data %v, want identify merged with its own", u)
+		}
+		if fmt.Sprint(ev[1].CustomData) != fmt.Sprint(map[string]any{"content_ids": []any{"sku-1"}, "value": 42.5, "currency": "EUR"}) {
+			t.Errorf("ViewContent custom_data %v", ev[1].CustomData)
+		}
 
-	// The Meta Pixel got every event with the posted id as eventID.
-	var fbq [][]any
-	f.eval(`fbq.queue.map(function(a){ return Array.from(a) })`, &fbq)
-	if len(fbq) != len(ev) {
-		t.Fatalf("fbq calls %v, want %d", fbq, len(ev))
-	}
-	for i, call := range fbq {
-		method := "track"
-		if ev[i].EventName == "QuizDone" {
-			method = "trackCustom"
+		// The Meta Pixel got every event with the posted id as eventID.
+		var fbq [][]any
+		f.eval(`fbq.queue.map(function(a){ return Array.from(a) })`, &fbq)
+		if len(fbq) != len(ev) {
+			t.Fatalf("fbq calls %v, want %d", fbq, len(ev))
 		}
-		opts, _ := call[3].(map[string]any)
-		if call[0] != method || call[1] != ev[i].EventName || opts["eventID"] != ev[i].EventID {
-			t.Errorf("fbq call %d: %v; want %s %s with eventID %s", i, call, method, ev[i].EventName, ev[i].EventID)
+		for i, call := range fbq {
+			method := "track"
+			if ev[i].EventName == "QuizDone" {
+				method = "trackCustom"
+			}
+			opts, _ := call[3].(map[string]any)
+			if call[0] != method || call[1] != ev[i].EventName || opts["eventID"] != ev[i].EventID {
+				t.Errorf("fbq call %d: %v; want %s %s with eventID %s", i, call, method, ev[i].EventName, ev[i].EventID)
+			}
 		}
-	}
-	// The tagway:event DOM event reported each one.
-	var seen []map[string]string
-	f.eval(`seen`, &seen)
-	for i, s := range seen {
-		if s["name"] != ev[i].EventName || s["event_id"] != ev[i].EventID {
-			t.Errorf("tagway:event %d: %v, want %s %s", i, s, ev[i].EventName, ev[i].EventID)
+		// The tagway:event DOM event reported each one.
+		var seen []map[string]string
+		f.eval(`seen`, &seen)
+		for i, s := range seen {
+			if s["name"] != ev[i].EventName || s["event_id"] != ev[i].EventID {
+				t.Errorf("tagway:event %d: %v, want %s %s", i, s, ev[i].EventName, ev[i].EventID)
+			}
 		}
-	}
-	if len(seen) != len(ev) {
-		t.Errorf("%d tagway:event, want %d", len(seen), len(ev))
-	}
+		if len(seen) != len(ev) {
+			t.Errorf("%d tagway:event, want %d", len(seen), len(ev))
+		}
 
-	// Only the visitor seed is stored: the identified user stays in memory.
-	var storage map[string]string
-	f.eval(`Object.assign({}, localStorage)`, &storage)
-	if len(storage) != 1 || storage["_tw_vid"] != r.Body.Vid {
-		t.Errorf("localStorage %v, want only _tw_vid=%s", storage, r.Body.Vid)
-	}
-	var cookies string
-	f.eval(`document.cookie`, &cookies)
-	if strings.Contains(cookies, "Jane") || strings.Contains(cookies, "555") {
-		t.Errorf("PII in document.cookie: %q", cookies)
-	}
+		// Only the visitor seed is stored: the identified user stays in memory.
+		var storage map[string]string
+		f.eval(`Object.assign({}, localStorage)`, &storage)
+		if len(storage) != 1 || storage["_tw_vid"] != r.Body.Vid {
+			t.Errorf("localStorage %v, want only _tw_vid=%s", storage, r.Body.Vid)
+		}
+		var cookies string
+		f.eval(`document.cookie`, &cookies)
+		if strings.Contains(cookies, "Jane") || strings.Contains(cookies, "555") {
+			t.Errorf("PII in document.cookie: %q", cookies)
+		}
 
-	// Later calls: identify merges into the events after it; a consent
-	// revoke applies to the request and drops the seed.
-	f.eval(`tagway('identify', {fn:'jane'}); tagway('track', 'Lead'); tagway('consent', {ad_storage:'denied'}); 1`, new(int))
-	r = f.next()
-	if got := r.names(); len(got) != 1 || got[0] != "Lead" {
-		t.Fatalf("events %v, want [Lead]", got)
-	}
-	if u := r.Events()[0].UserData; len(u) != 3 || u["fn"] != "jane" {
-		t.Errorf("Lead user_data %v", u)
-	}
-	if r.Body.Vid != "" || r.Body.Consent["ad_storage"] != "denied" || r.Body.Consent["ad_user_data"] != "granted" {
-		t.Errorf("after revoke: vid %q, consent %v", r.Body.Vid, r.Body.Consent)
-	}
-	f.clean()
+		// Later calls: identify merges into the events after it; a consent
+		// revoke applies to the request and drops the seed.
+		f.eval(`tagway('identify', {fn:'jane'}); tagway('track', 'Lead'); tagway('consent', {ad_storage:'denied'}); 1`, new(int))
+		r = f.next()
+		if got := r.names(); len(got) != 1 || got[0] != "Lead" {
+			t.Fatalf("events %v, want [Lead]", got)
+		}
+		if u := r.Events()[0].UserData; len(u) != 3 || u["fn"] != "jane" {
+			t.Errorf("Lead user_data %v", u)
+		}
+		if r.Body.Vid != "" || r.Body.Consent["ad_storage"] != "denied" || r.Body.Consent["ad_user_data"] != "granted" {
+			t.Errorf("after revoke: vid %q, consent %v", r.Body.Vid, r.Body.Consent)
+		}
+		f.clean()
+	})
 }
 
 func TestBrowserSameTickOneRequest(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.open(f.page("/tick", "", ""))
-	f.next() // PageView
-	f.eval(`for (var i = 0; i < 5; i++) tagway('track', 'Search', {search_string: 'q' + i}); 1`, new(int))
-	r := f.next()
-	if len(r.Events()) != 5 {
-		t.Fatalf("first request holds %v; want the 5 events of one tick", r.names())
-	}
-	// A later tick is a new request: the next one holds only the marker,
-	// so no event of the first tick went out on its own.
-	f.eval(`tagway('track', 'Marker'), 1`, new(int))
-	if r := f.next(); strings.Join(r.names(), ",") != "Marker" {
-		t.Errorf("next request %v, want [Marker]", r.names())
-	}
-	f.clean()
+	browsertest.Run(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine)
+		f.open(f.page("/tick", "", ""))
+		f.next() // PageView
+		f.eval(`for (var i = 0; i < 5; i++) tagway('track', 'Search', {search_string: 'q' + i}); 1`, new(int))
+		r := f.next()
+		if len(r.Events()) != 5 {
+			t.Fatalf("first request holds %v; want the 5 events of one tick", r.names())
+		}
+		// A later tick is a new request: the next one holds only the marker,
+		// so no event of the first tick went out on its own.
+		f.eval(`tagway('track', 'Marker'), 1`, new(int))
+		if r := f.next(); strings.Join(r.names(), ",") != "Marker" {
+			t.Errorf("next request %v, want [Marker]", r.names())
+		}
+		f.clean()
+	})
 }
 
 func TestBrowserEndpoint(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	tests := []struct {
-		name, tag, want string
-	}{
-		{"next to the script", `<script async src="` + f.tags.URL + `/tw/tw.js"></script>`, "/tw/collect"},
-		{"data-endpoint", `<script async src="` + f.tags.URL + `/tw.js" data-endpoint="` + f.tags.URL + `/elsewhere"></script>`, "/elsewhere"},
-	}
-	for i, tt := range tests {
-		f.open(f.page(fmt.Sprintf("/endpoint%d", i), "", tt.tag))
-		if r := f.next(); r.Path != tt.want {
-			t.Errorf("%s: posted to %s, want %s", tt.name, r.Path, tt.want)
+	browsertest.Run(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine)
+		tests := []struct {
+			name, tag, want string
+		}{
+			{"next to the script", `<script async src="` + f.tags.URL + `/tw/tw.js"></script>`, "/tw/collect"},
+			{"data-endpoint", `<script async src="` + f.tags.URL + `/tw.js" data-endpoint="` + f.tags.URL + `/elsewhere"></script>`, "/elsewhere"},
 		}
-	}
-	f.clean()
+		for i, tt := range tests {
+			f.open(f.page(fmt.Sprintf("/endpoint%d", i), "", tt.tag))
+			if r := f.next(); r.Path != tt.want {
+				t.Errorf("%s: posted to %s, want %s", tt.name, r.Path, tt.want)
+			}
+		}
+		f.clean()
+	})
 }
 
 func TestBrowserBeaconAndRobustness(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	browsertest.Run(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine)
 
-	// fetch missing or throwing: sendBeacon carries the events. Storage that
-	// throws (Safari private mode), a Meta Pixel that throws and bad calls
-	// never break the page nor stop the events.
-	head := `
-Storage.prototype.getItem = Storage.prototype.setItem = function(){ throw new Error('storage denied') };
-window.fbq = function(){ throw new Error('pixel broke') };
-tagway('consent', {ad_storage:'granted'});
-tagway('nope'); tagway('track'); tagway('track', 42); tagway('identify', null); tagway('consent', 'yes');
-tagway('track', 'Lead', 'not an object', 'nor this');
-`
-	for _, fetch := range []string{`window.fetch = undefined;`, `window.fetch = function(){ throw new TypeError('no') };`} {
-		f.open(f.page("/robust", fetch+head, ""))
-		r := f.next()
-		if got := strings.Join(r.names(), ","); got != "PageView,Lead" {
-			t.Errorf("%s: events %s, want PageView,Lead", fetch, got)
+		// fetch missing or throwing: sendBeacon carries the events. Storage that
+		// throws (Safari private mode), a Meta Pixel that throws and bad calls
+		// never break the page nor stop the events.
+		head := `
+	Storage.prototype.getItem = Storage.prototype.setItem = function(){ throw new Error('storage denied') };
+	window.fbq = function(){ throw new Error('pixel broke') };
+	tagway('consent', {ad_storage:'granted'});
+	tagway('nope'); tagway('track'); tagway('track', 42); tagway('identify', null); tagway('consent', 'yes');
+	tagway('track', 'Lead', 'not an object', 'nor this');
+	`
+		for _, fetch := range []string{`window.fetch = undefined;`, `window.fetch = function(){ throw new TypeError('no') };`} {
+			f.open(f.page("/robust", fetch+head, ""))
+			r := f.next()
+			if got := strings.Join(r.names(), ","); got != "PageView,Lead" {
+				t.Errorf("%s: events %s, want PageView,Lead", fetch, got)
+			}
+			if r.Body.Vid == "" {
+				t.Errorf("%s: no vid although storage only failed", fetch)
+			}
+			if !strings.EqualFold(r.ContentType, "text/plain;charset=UTF-8") { // Blob lowercases it
+				t.Errorf("%s: beacon content type %q", fetch, r.ContentType)
+			}
 		}
-		if r.Body.Vid == "" {
-			t.Errorf("%s: no vid although storage only failed", fetch)
-		}
-		if !strings.EqualFold(r.ContentType, "text/plain;charset=UTF-8") { // Blob lowercases it
-			t.Errorf("%s: beacon content type %q", fetch, r.ContentType)
-		}
-	}
 
-	// pagehide: events not yet sent leave at once with sendBeacon. fetch
-	// here swallows what it is given, so only the beacon can deliver.
-	f.open(f.page("/leaving", `window.fetch = function(){ return new Promise(function(){}) };`, ""))
-	f.ready()
-	f.eval(`tagway('track', 'Bye'); dispatchEvent(new PageTransitionEvent('pagehide')); 1`, new(int))
-	if r := f.next(); strings.Join(r.names(), ",") != "Bye" {
-		t.Errorf("on pagehide: %v, want [Bye]", r.names())
-	}
-	f.clean()
+		// pagehide: events not yet sent leave at once with sendBeacon. fetch
+		// here swallows what it is given, so only the beacon can deliver.
+		f.open(f.page("/leaving", `window.fetch = function(){ return new Promise(function(){}) };`, ""))
+		f.ready()
+		f.eval(`tagway('track', 'Bye'); dispatchEvent(new PageTransitionEvent('pagehide')); 1`, new(int))
+		if r := f.next(); strings.Join(r.names(), ",") != "Bye" {
+			t.Errorf("on pagehide: %v, want [Bye]", r.names())
+		}
+		f.clean()
+	})
 }
 
 // TestBrowserConsentDefault runs each variant without a consent call, then
@@ -476,63 +498,65 @@ tagway('track', 'Lead', 'not an object', 'nor this');
 // ad_storage until the page chooses, and the explicit choice wins.
 func TestBrowserConsentDefault(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	seed := regexp.MustCompile(`^\d{13}\.[1-9]\d{9}$`)
-	tests := []struct {
-		name    string
-		dir     string // where the variant is served
-		head    string // calls before the script loads
-		later   string // a call once the script runs
-		wantVid bool
-	}{
-		{"granted default", "/granted", "", "", true},
-		{"granted default, page denies", "/granted", `tagway('consent', {ad_storage:'denied'});`, "", false},
-		{"granted default, page denies other keys only", "/granted", `tagway('consent', {ad_user_data:'denied'});`, "", true},
-		{"denied default", "/denied", "", "", false},
-		{"denied default, page grants", "/denied", `tagway('consent', {ad_storage:'granted'});`, "", true},
-		{"wait default, page grants", "/wait", `tagway('consent', {ad_storage:'granted'});`, "", true},
-		// The wait default holds the PageView until the choice: the first
-		// request already carries the choice made after the script ran.
-		{"wait default, page denies later", "/wait", "", `tagway('consent', {ad_storage:'denied'})`, false},
-		{"wait default, page grants later", "/wait", "", `tagway('consent', {ad_storage:'granted'})`, true},
-	}
-	for i, tt := range tests {
-		tag := `<script async src="` + f.tags.URL + tt.dir + `/tw.js"></script>`
-		f.open(f.page(fmt.Sprintf("/consent%d", i), `localStorage.clear();`+tt.head, tag))
-		if tt.later != "" {
-			f.ready()
-			var stored int
-			f.eval(`localStorage.length`, &stored)
-			if stored != 0 {
-				t.Errorf("%s: %d localStorage keys before the choice", tt.name, stored)
+	browsertest.Run(t, func(t *testing.T, engine string) {
+		f := newFixture(t, engine)
+		seed := regexp.MustCompile(`^\d{13}\.[1-9]\d{9}$`)
+		tests := []struct {
+			name    string
+			dir     string // where the variant is served
+			head    string // calls before the script loads
+			later   string // a call once the script runs
+			wantVid bool
+		}{
+			{"granted default", "/granted", "", "", true},
+			{"granted default, page denies", "/granted", `tagway('consent', {ad_storage:'denied'});`, "", false},
+			{"granted default, page denies other keys only", "/granted", `tagway('consent', {ad_user_data:'denied'});`, "", true},
+			{"denied default", "/denied", "", "", false},
+			{"denied default, page grants", "/denied", `tagway('consent', {ad_storage:'granted'});`, "", true},
+			{"wait default, page grants", "/wait", `tagway('consent', {ad_storage:'granted'});`, "", true},
+			// The wait default holds the PageView until the choice: the first
+			// request already carries the choice made after the script ran.
+			{"wait default, page denies later", "/wait", "", `tagway('consent', {ad_storage:'denied'})`, false},
+			{"wait default, page grants later", "/wait", "", `tagway('consent', {ad_storage:'granted'})`, true},
+		}
+		for i, tt := range tests {
+			tag := `<script async src="` + f.tags.URL + tt.dir + `/tw.js"></script>`
+			f.open(f.page(fmt.Sprintf("/consent%d", i), `localStorage.clear();`+tt.head, tag))
+			if tt.later != "" {
+				f.ready()
+				var stored int
+				f.eval(`localStorage.length`, &stored)
+				if stored != 0 {
+					t.Errorf("%s: %d localStorage keys before the choice", tt.name, stored)
+				}
+				f.eval(tt.later+`, 1`, new(int))
 			}
-			f.eval(tt.later+`, 1`, new(int))
-		}
-		r := f.next()
-		if tt.later != "" {
-			if got := strings.Join(r.names(), ","); got != "PageView" || r.Body.Consent["ad_storage"] == "" {
-				t.Errorf("%s: first request %s with consent %v; want the held PageView under the choice", tt.name, got, r.Body.Consent)
+			r := f.next()
+			if tt.later != "" {
+				if got := strings.Join(r.names(), ","); got != "PageView" || r.Body.Consent["ad_storage"] == "" {
+					t.Errorf("%s: first request %s with consent %v; want the held PageView under the choice", tt.name, got, r.Body.Consent)
+				}
+			}
+			if r.Path != tt.dir+"/collect" {
+				t.Fatalf("%s: posted to %s", tt.name, r.Path)
+			}
+			var storage map[string]string
+			f.eval(`Object.assign({}, localStorage)`, &storage)
+			if !tt.wantVid {
+				if r.Body.Vid != "" || len(storage) != 0 {
+					t.Errorf("%s: vid %q, localStorage %v; want neither", tt.name, r.Body.Vid, storage)
+				}
+				continue
+			}
+			if !seed.MatchString(r.Body.Vid) || len(storage) != 1 || storage["_tw_vid"] != r.Body.Vid {
+				t.Errorf("%s: vid %q, localStorage %v; want one seed, stored", tt.name, r.Body.Vid, storage)
+			}
+			// A later request of the page sends the same seed.
+			f.eval(`tagway('track', 'Lead'), 1`, new(int))
+			if again := f.next(); again.Body.Vid != r.Body.Vid {
+				t.Errorf("%s: second request vid %q, first %q", tt.name, again.Body.Vid, r.Body.Vid)
 			}
 		}
-		if r.Path != tt.dir+"/collect" {
-			t.Fatalf("%s: posted to %s", tt.name, r.Path)
-		}
-		var storage map[string]string
-		f.eval(`Object.assign({}, localStorage)`, &storage)
-		if !tt.wantVid {
-			if r.Body.Vid != "" || len(storage) != 0 {
-				t.Errorf("%s: vid %q, localStorage %v; want neither", tt.name, r.Body.Vid, storage)
-			}
-			continue
-		}
-		if !seed.MatchString(r.Body.Vid) || len(storage) != 1 || storage["_tw_vid"] != r.Body.Vid {
-			t.Errorf("%s: vid %q, localStorage %v; want one seed, stored", tt.name, r.Body.Vid, storage)
-		}
-		// A later request of the page sends the same seed.
-		f.eval(`tagway('track', 'Lead'), 1`, new(int))
-		if again := f.next(); again.Body.Vid != r.Body.Vid {
-			t.Errorf("%s: second request vid %q, first %q", tt.name, again.Body.Vid, r.Body.Vid)
-		}
-	}
-	f.clean()
+		f.clean()
+	})
 }

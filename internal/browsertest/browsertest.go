@@ -1,162 +1,183 @@
-// Package browsertest runs a real headless Chromium for tests, through
-// chromedp.
+// Package browsertest runs real browsers for tests: Chromium, Firefox and
+// WebKit, each test with a browser state of its own (cookies, storage,
+// cache), stopped when the test ends.
 //
-// New starts a private browser for one test, with a fresh profile, and stops
-// it when the test ends. It looks for $CHROMIUM_PATH, then /usr/bin/chromium,
-// then chromium, chromium-browser or google-chrome on PATH. When no browser is
-// found the test is skipped, except under CI (CI set), where it fails: CI must
-// never silently skip the browser tests.
+// Start returns an engine-neutral Browser: one tab to navigate, evaluate
+// JavaScript in, read the console and the cookies of. It drives each engine
+// with its own protocol, written against the specs: Chromium over the Chrome
+// DevTools Protocol (through chromedp), Firefox over WebDriver BiDi (its
+// Remote Agent's websocket), WebKit over W3C WebDriver (WebKitWebDriver
+// driving MiniBrowser, on an Xvfb display). Run runs a test once per engine.
+// Chromium and WebKit start a browser per test; the tests of a binary share
+// one Firefox (the slowest to start), each in a user context of its own, and
+// Main (from TestMain) or Shutdown stops it.
 //
-// Console returns what the page reported as errors (uncaught exceptions,
-// console.error, browser log entries of level error such as failed loads), so
-// a test can assert that a page ran cleanly.
+// New is the Chromium-only path for tests that need chromedp itself (clicks,
+// network emulation): it returns a chromedp context bound to the first tab,
+// and Console returns the errors that tab reported.
+//
+// A missing browser skips the test, except under CI (CI set), where it
+// fails: CI must never silently skip the browser tests. Binaries are looked
+// up as each engine's file says, and may be named with $CHROMIUM_PATH,
+// $FIREFOX_PATH, $WEBKIT_DRIVER_PATH and $WEBKIT_BROWSER_PATH.
 package browsertest
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
-	"github.com/chromedp/chromedp"
 )
+
+// The engines Start knows.
+const (
+	Chromium = "chromium"
+	Firefox  = "firefox"
+	WebKit   = "webkit"
+)
+
+// Engines returns every engine Start knows, in the order Run runs them.
+func Engines() []string { return []string{Chromium, Firefox, WebKit} }
 
 // guard bounds a whole browser session, so that a test waiting for something
 // that never happens fails with a message instead of hanging until the go
 // test timeout. It is a deadline for failure, never a speed assertion.
 const guard = 2 * time.Minute
 
-type consoleKey struct{}
+// callTimeout bounds one command to a browser.
+const callTimeout = 60 * time.Second
 
-// New starts a headless Chromium for t and returns a chromedp context bound to
-// its first tab. The browser is stopped when the test ends.
-func New(t testing.TB) context.Context {
+// Browser is one browser with one tab. Its methods are safe for use by one
+// goroutine at a time.
+type Browser interface {
+	// Engine returns the engine's name: Chromium, Firefox or WebKit.
+	Engine() string
+	// Navigate loads url in the tab and waits for its load event.
+	Navigate(url string) error
+	// Eval evaluates the JavaScript expression js in the page, awaits it
+	// when it is a promise, and decodes its value, as JSON, into out (nil:
+	// the value is dropped). An exception is an error.
+	Eval(js string, out any) error
+	// Console returns what the pages printed (console.*) and threw, oldest
+	// first. WebKit sees only pages served through Hook (see there).
+	Console() []Message
+	// Cookies returns the browser's cookies for url. WebKit can read only
+	// the cookies of the page loaded in the tab: url must be on its host.
+	Cookies(url string) ([]Cookie, error)
+}
+
+// Message is one console entry or uncaught error.
+type Message struct {
+	// Level is "error" (console.error, an uncaught exception or rejection,
+	// a browser error such as a failed load), "warn", "info", "log" or
+	// "debug".
+	Level string
+	Text  string
+}
+
+// Cookie is one cookie of the browser's jar.
+type Cookie struct {
+	Name, Value, Domain, Path string
+	HTTPOnly, Secure          bool
+	// SameSite is "Strict", "Lax" or "None", or "" when the browser does
+	// not say.
+	SameSite string
+	// Expires is the zero time for a session cookie.
+	Expires time.Time
+}
+
+// Options are the browser settings a test may change.
+type Options struct {
+	// NoCookies starts the browser with cookies blocked, as a visitor who
+	// turned them off has it (Chromium and Firefox then block site storage
+	// too).
+	NoCookies bool
+}
+
+// Start starts engine for t, with o, and stops it when t ends.
+func Start(t testing.TB, engine string, o Options) Browser {
 	t.Helper()
-	bin := findBrowser()
-	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no Chromium found (set CHROMIUM_PATH or install chromium); CI must run the browser tests")
-		}
-		t.Skip("no Chromium found; set CHROMIUM_PATH or install chromium")
+	var (
+		b   Browser
+		err error
+	)
+	switch engine {
+	case Chromium:
+		b, err = startChromium(t, o)
+	case Firefox:
+		b, err = startFirefox(t, o)
+	case WebKit:
+		b, err = startWebKit(t, o)
+	default:
+		t.Fatalf("browsertest: unknown engine %q", engine)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.UserDataDir(t.TempDir()),
+	if err != nil {
+		t.Fatalf("start %s: %v", engine, err)
 	}
-	// Headless, no sandbox (containers run as root), and no background
-	// traffic, so that nothing in a test reaches the internet.
-	for _, f := range []string{
-		"headless", "no-sandbox", "disable-gpu", "disable-quic", "no-first-run",
-		"disable-background-networking", "disable-component-update", "disable-sync",
-		"disable-dev-shm-usage",
-	} {
-		opts = append(opts, chromedp.Flag(f, true))
-	}
-	ctx, cancelTimeout := context.WithTimeout(context.Background(), guard)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	cl := &ConsoleLog{}
-	bctx, cancelBrowser := chromedp.NewContext(context.WithValue(actx, consoleKey{}, cl))
-	t.Cleanup(func() {
-		// Close the browser gracefully first, so that it has stopped writing
-		// to its profile before the test removes the profile directory.
-		_ = chromedp.Cancel(bctx)
-		cancelBrowser()
-		cancelAlloc()
-		cancelTimeout()
-	})
-	chromedp.ListenTarget(bctx, cl.listen)
-	if err := chromedp.Run(bctx); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	return bctx
+	return b
 }
 
-// findBrowser returns the browser binary to run, or "" when there is none.
-func findBrowser() string {
-	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
-		return p
+// Run runs test once per engine, each as a subtest named for the engine.
+func Run(t *testing.T, test func(t *testing.T, engine string)) {
+	t.Helper()
+	for _, e := range Engines() {
+		t.Run(e, func(t *testing.T) { test(t, e) })
 	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
+}
+
+// missing skips t, or fails it under CI, for want of an engine's binary.
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s; CI must run the browser tests", what)
 	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
+	t.Skip(what)
+}
+
+// Errors returns the error messages of b's console.
+func Errors(b Browser) []string {
+	var out []string
+	for _, m := range b.Console() {
+		if m.Level == "error" {
+			out = append(out, m.Text)
 		}
 	}
-	return ""
+	return out
 }
 
-// ConsoleLog collects the errors a browser tab reported. It is safe for
-// concurrent use.
-type ConsoleLog struct {
-	mu   sync.Mutex
-	errs []string
-}
-
-// Console returns the log of the browser started by New. It panics when ctx
-// does not come from New, which is a bug in the test.
-func Console(ctx context.Context) *ConsoleLog {
-	cl, ok := ctx.Value(consoleKey{}).(*ConsoleLog)
-	if !ok {
-		panic("browsertest.Console: context does not come from browsertest.New")
-	}
-	return cl
-}
-
-// Errors returns a copy of the errors seen so far, oldest first.
-func (c *ConsoleLog) Errors() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.errs...)
-}
-
-func (c *ConsoleLog) add(msg string) {
-	c.mu.Lock()
-	c.errs = append(c.errs, msg)
-	c.mu.Unlock()
-}
-
-// listen is a chromedp target listener; it must not block.
-func (c *ConsoleLog) listen(ev any) {
-	switch ev := ev.(type) {
-	case *runtime.EventExceptionThrown:
-		d := ev.ExceptionDetails
-		msg := d.Text
-		if d.Exception != nil && d.Exception.Description != "" {
-			msg += " " + d.Exception.Description
+// Wait evaluates the JavaScript condition cond every 20 ms until it is
+// true, or fails after timeout. The polling runs in the test, not in the
+// page, so that it works whatever the page did to its timers.
+func Wait(b Browser, cond string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var ok bool
+		err := b.Eval(`!!(`+cond+`)`, &ok)
+		if err == nil && ok {
+			return nil
 		}
-		c.add(fmt.Sprintf("uncaught exception at %s:%d: %s", d.URL, d.LineNumber+1, msg))
-	case *runtime.EventConsoleAPICalled:
-		if ev.Type != runtime.APITypeError && ev.Type != runtime.APITypeAssert {
-			return
-		}
-		var parts []string
-		for _, a := range ev.Args {
-			switch {
-			case a.Description != "":
-				parts = append(parts, a.Description)
-			case len(a.Value) > 0:
-				var s string
-				if json.Unmarshal(a.Value, &s) != nil {
-					s = string(a.Value)
-				}
-				parts = append(parts, s)
-			default:
-				parts = append(parts, string(a.Type))
+		if time.Now().After(deadline) {
+			if err != nil {
+				return err
 			}
+			return &timeoutError{cond: cond, after: timeout}
 		}
-		c.add("console." + string(ev.Type) + ": " + strings.Join(parts, " "))
-	case *log.EventEntryAdded:
-		if e := ev.Entry; e.Level == log.LevelError {
-			c.add(fmt.Sprintf("browser log (%s): %s %s", e.Source, e.Text, e.URL))
-		}
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+type timeoutError struct {
+	cond  string
+	after time.Duration
+}
+
+func (e *timeoutError) Error() string {
+	return "still false after " + e.after.String() + ": " + e.cond
+}
+
+// sessionContext returns the context bounding a browser session.
+func sessionContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	t.Cleanup(cancel)
+	return ctx
 }

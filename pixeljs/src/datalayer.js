@@ -13,20 +13,14 @@ const GA4 = {
   purchase: 'Purchase',
 };
 
-// watch calls fn for every entry of window.dataLayer, those already pushed
+// watch calls fn (which must not throw) for every entry of window.dataLayer, those already pushed
 // and those pushed later, creating the array when the page has none (as
 // gtag.js and GTM themselves do). It wraps push: GTM, loaded later, wraps
 // ours in turn and both see every entry.
 export function watch(w, fn) {
   const dl = (w.dataLayer = w.dataLayer || []);
   if (!Array.isArray(dl)) return;
-  const each = (list) => {
-    for (let i = 0; i < list.length; i++) {
-      try {
-        fn(list[i]);
-      } catch (e) {}
-    }
-  };
+  const each = (list) => [].forEach.call(list, fn);
   each(dl);
   const push = dl.push;
   dl.push = function () {
@@ -41,24 +35,25 @@ export const consentUpdate = (e) => e && e[0] == 'consent' && e[1] == 'update' &
 
 // ecommerce returns [name, custom_data] for a GA4 e-commerce entry: value,
 // currency, transaction_id as order_id, and items as contents (item_id as
-// id, quantity, price as item_price).
+// id, quantity, price as item_price). Values go as the page has them: the
+// gateway turns numbers in ids into strings and reads numbers written as
+// strings, decimal commas included (GA4 plugins of European shops print
+// "19,90"), where a conversion here would lose them. A malformed entry (no
+// params) throws and is skipped.
 export function ecommerce(e) {
   const gtag = e[0] == 'event';
   const name = GA4[gtag ? e[1] : e.event];
   const p = gtag ? e[2] : e.ecommerce;
   if (!name) return;
-  // A malformed entry (no params) throws and is skipped. Numbers are coerced: a string
-  // or NaN becomes a number or null, never a type the gateway would refuse
-  // the whole batch for.
   return [
     name,
     {
-      value: +p.value,
+      value: p.value,
       currency: p.currency,
-      order_id: p.transaction_id ? '' + p.transaction_id : undefined,
+      order_id: p.transaction_id,
       contents: (p.items || [])
         .filter((i) => i.item_id != null)
-        .map((i) => ({ id: '' + i.item_id, quantity: i.quantity | 0 || undefined, item_price: +i.price })),
+        .map((i) => ({ id: i.item_id, quantity: i.quantity, item_price: i.price })),
     },
   ];
 }

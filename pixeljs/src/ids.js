@@ -26,9 +26,9 @@ export function visitorSeed(storage, now) {
     v = storage.getItem(VID_KEY);
   } catch (e) {}
   if (!VID_RE.test(v)) {
-    const w = randomWords(2);
-    // A non-zero leading digit, then nine: 10 digits, as in Meta's own _fbp.
-    v = now + '.' + ((w[0] % 9) + 1) + String(1e9 + (w[1] % 1e9)).slice(1);
+    // 10 digits, the first not 0, as in Meta's own _fbp: 1e9 plus 32
+    // random bits.
+    v = now + '.' + (1e9 + randomWords(1)[0]);
     try {
       storage.setItem(VID_KEY, v);
     } catch (e) {}

@@ -16,7 +16,10 @@
 // Mode commands in window.dataLayer; with the site options, history
 // navigation records a PageView (single-page apps) and GA4 e-commerce events
 // in window.dataLayer are recorded as tagway's standard events. Every entry
-// point is wrapped: the script never throws into the page.
+// point is wrapped: the script never throws into the page. It relies on
+// nothing a page commonly replaces: its own JSON writer (pages redefine
+// JSON and toJSON), fetch and sendBeacon each falling back on the other,
+// storage that may throw.
 
 import { consentUpdate, ecommerce, watch } from './datalayer.js';
 import { createTracker } from './tracker.js';
@@ -41,8 +44,7 @@ function start(w, d) {
   const attr = tag && tag.getAttribute('data-endpoint');
   // data-endpoint is resolved like any URL of the page; the default against
   // the script's own URL.
-  const endpoint = attr ? new URL(attr, d.baseURI).href : new URL(__TW_COLLECT__, (tag && tag.src) || d.baseURI).href;
-  const tracker = createTracker(w, endpoint);
+  const tracker = createTracker(w, new URL(attr || __TW_COLLECT__, (!attr && tag && tag.src) || d.baseURI).href);
   const tagway = safe((...a) => tracker.command(a));
   tagway.tw = 1;
   w.tagway = tagway;
@@ -54,11 +56,14 @@ function start(w, d) {
   // and their measurement) to ad_user_data, 3 and 4 to ad_personalization.
   // The TCF saying GDPR does not apply changes nothing.
   tagway('page');
-  watch(w, (e) => {
-    tracker.consent(consentUpdate(e));
-    const m = __TW_DATALAYER__ && ecommerce(e);
-    if (m) tracker.record(m[0], m[1]);
-  });
+  watch(
+    w,
+    safe((e) => {
+      tracker.consent(consentUpdate(e));
+      const m = __TW_DATALAYER__ && ecommerce(e);
+      if (m) tracker.record(m[0], m[1]);
+    }),
+  );
   if (typeof w.__tcfapi == 'function') {
     w.__tcfapi(
       'addEventListener',
@@ -68,12 +73,11 @@ function start(w, d) {
         if (!ok || !t.gdprApplies || t.eventStatus == 'cmpuishown') return;
         const p = (t.purpose && t.purpose.consents) || {};
         const all = (...n) => (n.every((i) => p[i]) ? 'granted' : 'denied');
-        const storage = all(1);
         tracker.consent({
-          ad_storage: storage,
+          ad_storage: all(1),
           ad_user_data: all(1, 4, 7),
           ad_personalization: all(3, 4),
-          analytics_storage: storage,
+          analytics_storage: all(1),
         });
       }),
     );

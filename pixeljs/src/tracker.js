@@ -2,16 +2,25 @@
 // identified user), and the delivery of events: batching, holding, retrying.
 //
 // Events created in the same tick are sent in one request on the next
-// setTimeout(0), or at once with sendBeacon when the page is hidden or
-// unloaded. Every event waits in the outbox until the gateway acknowledged
-// it: when the gateway is unreachable or answers 5xx, the events stay and are
-// sent again with back-off (1 s doubling to 64 s), when the browser is back
-// online, and — kept in localStorage when ad_storage allows storage — on the
-// next page. An event is in one request at a time (the events of a later
-// tick go in a request of their own, even while an earlier one is in
-// flight); the outbox is bounded (50 events, 64 KB stored) and an event is
-// dropped after 9 failed attempts. Raw PII (user_data) never goes to storage:
-// a stored event is retried without it.
+// setTimeout(0) (several when their body would pass MAX_BODY), or at once
+// with sendBeacon when the page is hidden or unloaded. Each request carries
+// sent_at, the device's clock when it leaves, with which the gateway corrects
+// the events' times when that clock is wrong. Every event waits in the
+// outbox until the gateway settled it: any 2xx settles the whole batch (the
+// gateway stored each event or refused it for good), a 4xx other than 429
+// drops it (it would fail again); when the gateway is unreachable or answers
+// 5xx or 429, the events stay and are sent again with back-off (1 s doubling
+// to 64 s), when the browser is back online, and — kept in localStorage when
+// ad_storage allows storage — on the next page. An event is in one request
+// at a time (the events of a later tick go in a request of their own, even
+// while an earlier one is in flight); the outbox is bounded (50 events, 64 KB
+// stored) and an event is dropped after 9 failed attempts. Raw PII
+// (user_data) never goes to storage: a stored event is retried without it.
+//
+// Debug (the page's URL has tw_debug=1, or tagway('debug', true)): requests
+// ask the gateway for each event's outcome (debug: true), which is printed
+// on the console, console.warn for a refusal. Otherwise the script prints
+// nothing.
 //
 // Consent: the page's choice (tagway('consent'), the IAB TCF or a Google
 // Consent Mode update) wins; else the site's default applies (Consent Mode
@@ -22,7 +31,7 @@
 
 import { VID_KEY, uuid, visitorSeed } from './ids.js';
 import { forward } from './pixels.js';
-import { post } from './transport.js';
+import { json, post } from './transport.js';
 
 const CONSENT_KEYS = ['ad_storage', 'ad_user_data', 'ad_personalization', 'analytics_storage'];
 
@@ -35,6 +44,10 @@ const CONSENT_KEYS = ['ad_storage', 'ad_user_data', 'ad_personalization', 'analy
 const QUEUE_KEY = '_tw_q';
 const MAX_EVENTS = 50;
 const MAX_STORED = 65536;
+// MAX_BODY bounds a request's body, in UTF-16 code units: at most 60 KB in
+// UTF-8, under the gateway's 64 KB and the 64 KB browsers allow keepalive
+// requests in flight.
+const MAX_BODY = 2e4;
 
 export const isObject = (v) => v != null && typeof v == 'object';
 export const assign = Object.assign;
@@ -50,12 +63,15 @@ export function createTracker(w, endpoint) {
   const chosen = {};
   // The identified user lives in memory only.
   const user = {};
-  // box is the outbox: {e: event, s: in flight, f: failed attempts}.
+  // box is the outbox: {e: event, u: its user_data (raw PII, never stored),
+  // s: in flight, f: failed attempts}.
   let box = [];
   let restored = false;
   let timer = 0;
   let retry = 0;
   let delay = 1000;
+  // debug asks the gateway for each event's outcome and prints it.
+  let debug = /[?&]tw_debug=1(&|$)/.test(w.location.search);
   let storage;
   try {
     storage = w.localStorage;
@@ -74,16 +90,16 @@ export function createTracker(w, endpoint) {
   // save mirrors the events that failed at least once to localStorage.
   function save() {
     if (!stores()) return;
-    const list = box.filter((x) => x.f).map((x) => assign({}, x.e, { user_data: undefined }));
+    const list = box.filter((x) => x.f).map((x) => x.e);
     let s;
-    while ((s = JSON.stringify(list)).length > MAX_STORED) list.shift();
+    while ((s = json(list)).length > MAX_STORED) list.shift();
     store((st) => (list.length ? st.setItem(QUEUE_KEY, s) : st.removeItem(QUEUE_KEY)));
   }
 
   // add puts an event in the outbox unless one with its id is there.
-  function add(e, f, first) {
+  function add(e, u, f, first) {
     if (box.some((x) => x.e.event_id == e.event_id)) return false;
-    box[first ? 'unshift' : 'push']({ e, f });
+    box[first ? 'unshift' : 'push']({ e, u, f });
     if (box.length > MAX_EVENTS) box.shift();
     return true;
   }
@@ -100,7 +116,8 @@ export function createTracker(w, endpoint) {
     } catch (e) {}
   }
 
-  // send posts the events not in flight, in one request. Consent and
+  // send posts the events not in flight, in one request of fewer than
+  // MAX_BODY characters (the rest go in the next one). Consent and
   // identity are read at send time: a revoke applies at once. Unloading,
   // events already stored are left for the next page rather than sent twice.
   function send(unloading) {
@@ -110,43 +127,59 @@ export function createTracker(w, endpoint) {
       restored = true;
       store((st) => {
         const saved = JSON.parse(st.getItem(QUEUE_KEY)) || [];
-        // Newest last, so added in reverse to the front; an event too old
-        // for the platforms (Meta takes 7 days) is dropped.
-        for (let i = saved.length; i--; ) {
-          const e = saved[i];
-          if (e.event_time > Date.now() / 1000 - 6 * 86400) add(e, 1, 1);
-        }
+        // Newest last, so added in reverse to the front. (The gateway
+        // refuses, alone, an event too old for the platforms.)
+        for (let i = saved.length; i--; ) add(saved[i], 0, 1, 1);
       });
     }
     const out = box.filter((x) => !x.s && !(unloading && x.f && stores())).slice(0, MAX_EVENTS);
-    if (!out.length) return;
-    const body = {
-      url: w.location.href,
-      referrer: w.document.referrer,
-      consent: nonEmpty(assign({}, chosen)),
-      events: out.map((x) => assign({}, x.e, { user_data: nonEmpty(assign({}, user, x.e.user_data)) })),
-    };
-    // The visitor seed is stored on the device: only with ad_storage granted.
-    // With the seed, the racing requests of a new visitor get one _fbp.
-    if (a == 'granted') body.vid = visitorSeed(storage, Date.now());
+    let body;
+    while (out.length) {
+      body = {
+        url: w.location.href,
+        referrer: w.document.referrer,
+        consent: nonEmpty(chosen),
+        events: out.map((x) => assign({ user_data: nonEmpty(assign({}, user, x.u)) }, x.e)),
+        // The visitor seed is stored on the device: only with ad_storage
+        // granted. With the seed, the racing requests of a new visitor get
+        // one _fbp.
+        vid: a == 'granted' ? visitorSeed(storage, Date.now()) : undefined,
+        debug: debug || undefined,
+        // The device's clock now, which the gateway compares with its own
+        // to correct the events' times.
+        sent_at: Date.now(),
+      };
+      if ((body = json(body)).length < MAX_BODY || out.length < 2) break;
+      out.pop();
+    }
+    if (!body) return;
     for (const x of out) x.s = 1;
-    post(w, endpoint, JSON.stringify(body), unloading, (ok) => {
+    post(w, endpoint, body, unloading, (status, res) => {
+      // Delivered or refused for good: any answer but 5xx and 429; a
+      // beacon the browser took.
+      const ok = status && status < 500 && status != 429;
       for (const x of out) {
         x.s = 0;
-        if (!ok) x.f = (x.f | 0) + 1;
+        if (!ok) x.f = -~x.f;
       }
       box = box.filter((x) => (ok ? out.indexOf(x) < 0 : x.f < 9));
       save();
       clearTimeout(retry);
       if (ok) {
         delay = 1000;
-        if (box.length) later();
+        if (box.length) unloading ? send(1) : later();
       } else {
         retry = setTimeout(flush, delay);
         delay = Math.min(delay * 2, 64000);
       }
+      if (debug && res) res.json().then(report).catch(() => {});
     });
   }
+
+  // report prints the gateway's answer to a debug request: each event's
+  // outcome (console.warn when refused), or why the whole request was
+  // refused.
+  const report = (b) => (b.events || [b]).forEach((o) => w.console[o.error ? 'warn' : 'info']('tagway:', json(o)));
 
   // record creates one event, hands it to the pixels on the page and to
   // listeners of the tagway:event DOM event, and queues it for the next
@@ -162,9 +195,8 @@ export function createTracker(w, endpoint) {
       event_time: Math.floor(Date.now() / 1000),
       event_source_url: w.location.href,
       custom_data: cd,
-      user_data: isObject(opts.user_data) ? assign({}, opts.user_data) : undefined,
     };
-    if (!add(e)) return;
+    if (!add(e, isObject(opts.user_data) && assign({}, opts.user_data))) return;
     later();
     forward(w, e);
     try {
@@ -199,6 +231,9 @@ export function createTracker(w, endpoint) {
         break;
       case 'consent':
         consent(a);
+        break;
+      case 'debug':
+        debug = !!a;
     }
   }
 

@@ -3,35 +3,55 @@
 // The body is JSON sent as text/plain: a CORS "simple" request, so no
 // preflight, and navigator.sendBeacon can send the very same request.
 
-const TYPE = 'text/plain;charset=UTF-8';
+// json returns v as JSON text, as JSON.stringify does for plain data, but
+// whatever the page did to JSON, to toJSON (Prototype.js gives arrays one
+// that returns a string) or to Object.prototype: only own enumerable keys,
+// no toJSON; undefined, functions and symbols left out, non-finite numbers
+// as null. What the page built badly is left out rather than sinking the
+// batch: a reference to an enclosing object (a cycle), what is nested
+// deeper than 9 levels, a property whose getter throws. Strings escape '"',
+// '\' and control characters as \u00XX. p holds the enclosing objects.
+export const json = (v, p, j) =>
+  typeof v == 'string'
+    ? '"' + v.replace(/[\0-\x1f"\\]/g, (c) => '\\u' + (c.charCodeAt() + 65536).toString(16).slice(1)) + '"'
+    : v === null || typeof v == 'number' || typeof v == 'boolean'
+      ? isFinite(v)
+        ? '' + v
+        : 'null'
+      : typeof v == 'object' && (p = p || []).indexOf(v) < 0 && p.length < 9
+        ? ((p = p.concat([v])),
+          Array.isArray(v)
+            ? '[' + Array.from(v, (x) => json(x, p) || 'null') + ']'
+            : '{' +
+              Object.keys(v)
+                .map((k) => {
+                  try {
+                    return (j = json(v[k], p)) && json(k) + ':' + j;
+                  } catch (e) {}
+                })
+                .filter((x) => x) +
+              '}')
+        : undefined;
 
-// post sends the body with fetch (keepalive, so it may outlive the page, and
-// with credentials, so the gateway can set its first-party cookies), falling
-// back to sendBeacon when fetch is missing or throws, or when unloading says
-// so. done(ok) reports the outcome: ok is false when the gateway could not be
-// reached or answered 5xx or 429, which are worth a retry; any other answer
-// (a 4xx would fail again) counts as done. A beacon counts as done when the
-// browser accepted it.
+// post sends the body: with fetch (keepalive, so that it may outlive the
+// page; with credentials, so that the gateway can set its first-party
+// cookies), or with sendBeacon when unloading, each falling back on the
+// other when it is missing, throws or refuses. Both send a string body as
+// text/plain;charset=UTF-8. done(status, response) reports the outcome: the
+// HTTP status and the Response of a fetch, 1 for a beacon the browser took,
+// 0 when nothing could be sent or the gateway could not be reached.
 export function post(w, url, body, unloading, done) {
-  if (!unloading) {
+  // done returns nothing: a beacon taken ends the loop.
+  const beacon = () => w.navigator.sendBeacon(url, body) && !done(1);
+  const fetch = () =>
+    w.fetch(url, { method: 'POST', keepalive: true, credentials: 'include', body }).then(
+      (r) => done(r.status, r),
+      () => done(0),
+    );
+  for (const f of unloading ? [beacon, fetch] : [fetch, beacon]) {
     try {
-      return w
-        .fetch(url, {
-          method: 'POST',
-          keepalive: true,
-          credentials: 'include',
-          headers: { 'Content-Type': TYPE },
-          body,
-        })
-        .then(
-          (r) => done(r.status < 500 && r.status != 429),
-          () => done(false),
-        );
+      if (f()) return;
     } catch (e) {}
   }
-  let ok = false;
-  try {
-    ok = w.navigator.sendBeacon(url, new Blob([body], { type: TYPE }));
-  } catch (e) {}
-  done(ok);
+  done(0);
 }
