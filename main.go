@@ -1,8 +1,9 @@
 // Command tagway is a self-hosted, server-side tag gateway with a first-party
 // pixel. `tagway` (or `tagway serve`) runs the gateway; see README.md.
 //
-// This file only wires the packages together: it reads the environment and
-// flags, builds the registry of destination adapters, and handles signals.
+// This file handles signals and picks the command: serve is the gateway
+// (internal/app), every other command lives in internal/cli. The gateway's
+// settings are read from the environment by internal/app.
 package main
 
 import (
@@ -12,39 +13,43 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tagway/tagway/internal/app"
+	"github.com/tagway/tagway/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run dispatches a subcommand and returns the process exit code.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// run dispatches a command and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && (args[0][0] != '-' || isHelpFlag(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		return cmdServe(ctx, args, getenv, stderr)
+		return app.Main(ctx, args, getenv, stderr)
 	case "healthcheck":
-		return cmdHealthcheck(ctx, getenv, stderr)
+		return cli.Healthcheck(ctx, getenv, stderr)
 	case "bench":
-		return cmdBench(ctx, args, stdout, stderr)
+		return cli.Bench(ctx, args, getenv, app.IdentityStore, stdout, stderr)
 	case "deadletters":
-		return cmdDeadletters(ctx, args, getenv, stdout, stderr)
+		return cli.Deadletters(ctx, args, getenv, app.RedisClient, stdout, stderr)
 	case "tenants", "sites", "destinations", "routes", "keys", "apply", "export", "send-test", "test-results", "audit", "rotate-ingest-key":
-		return cmdAdmin(ctx, cmd, args, getenv, os.Stdin, stdout, stderr)
+		return cli.Admin(ctx, cmd, args, getenv, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tagway", version)
 		return 0
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, cli.Usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "tagway: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "tagway: unknown command %q\n\n%s", cmd, cli.Usage)
 		return 2
 	}
 }
@@ -54,18 +59,3 @@ func isHelpFlag(arg string) bool { return arg == "-h" || arg == "-help" || arg =
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-const usage = `Usage: tagway [command]
-
-Commands:
-  serve        run the gateway (the default when no command is given)
-  healthcheck  probe /healthz of the gateway on TAGWAY_ADDR (for container HEALTHCHECK)
-  bench        load-test a local gateway against a bare net/http handler (see BENCHMARKS.md)
-  deadletters  list, replay or drop dead letters straight in Redis, set up as for serve (tagway deadletters -h)
-  version      print the version
-  help         show this help
-
-` + adminUsage + `
-
-The gateway is configured from the environment; see README.md.
-`

@@ -37,7 +37,7 @@ type shopRow struct {
 
 func readShopData(t testing.TB) []shopRow {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/shopdata.json")
+	b, err := os.ReadFile("testdata/shopdata.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestEnqueueHandlerWritesEachBody(t *testing.T) {
 
 // AnswerHandler answers as the gateway answers a new visitor: 204, no
 // body, two cookies, CORS for the origin. TestBenchAnswerReferenceMatchesGateway
-// (package main) holds it to the real gateway's answer.
+// (internal/e2e) holds it to the real gateway's answer.
 func TestAnswerHandlerAnswersLikeTheGateway(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/collect", bytes.NewReader(Body{}.Append(nil, 1, 1)))
 	r.Header.Set("Origin", "http://127.0.0.1")
