@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -62,6 +64,33 @@ func TestHandler(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/missing.html", nil))
 	if rec.Code != 404 {
 		t.Errorf("GET /missing.html: %d", rec.Code)
+	}
+}
+
+// TestPagesShareTheirParts: the pixel stand-ins, the banner, the header
+// and the panel are written once, in parts.html; the pages' sources include
+// them instead of repeating them (TestHandler checks that every page shows
+// them).
+func TestPagesShareTheirParts(t *testing.T) {
+	pages, err := filepath.Glob("site/*.html")
+	if err != nil || len(pages) < 3 {
+		t.Fatalf("pages %v, %v", pages, err)
+	}
+	for _, page := range pages {
+		src, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range []string{`src="/vendors.js"`, `src="/shop.js"`, `id="consent-banner"`, `class="brand"`, `id="events"`} {
+			if strings.Contains(string(src), part) {
+				t.Errorf("%s repeats %s: include the part of parts.html", page, part)
+			}
+		}
+		for _, include := range []string{`{{template "head"`, `{{template "scripts"}}`, `{{template "banner"}}`, `{{template "events"}}`} {
+			if !strings.Contains(string(src), include) {
+				t.Errorf("%s lacks %s", page, include)
+			}
+		}
 	}
 }
 
