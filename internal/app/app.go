@@ -183,11 +183,7 @@ func New(ctx context.Context, s Settings, logger *slog.Logger) (*App, error) {
 		VisibilityTimeout: s.VisibilityTimeout,
 		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
 		DeadLetters:       s.Limits.DeadLetters,
-		// Identities are stored and read per delivery round
-		// (routing.IdentityStore), best effort: on the non-retrying client
-		// with a short bound, so a Redis hiccup delays a round by 250ms at
-		// most, and the round goes out unenriched.
-		Identity: identity,
+		Identity:          identity,
 	})
 	if err != nil {
 		a.Close()
@@ -379,9 +375,11 @@ func (a *App) Close() {
 	}
 }
 
-// IdentityStore is the identity store the dispatcher writes and reads on
-// rdb, capped at maxPerSite visitors per site (0: the default cap);
-// `tagway bench -delivery` measures with the same.
+// IdentityStore is the identity store the dispatcher writes and reads each
+// delivery round, on rdb (the gateway gives it the client that never
+// retries), capped at maxPerSite visitors per site (0: the default cap). It
+// is best effort: a Redis hiccup delays a round by 250ms at most, and the
+// round goes out unenriched. `tagway bench -delivery` measures with it.
 func IdentityStore(rdb redis.UniversalClient, maxPerSite int64) *routing.IdentityStore {
 	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
 }

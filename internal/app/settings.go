@@ -25,20 +25,27 @@ const (
 )
 
 // Settings is everything the gateway reads from its environment, decoded
-// and validated in one place: ReadSettings is the only reader of the
-// environment in this package.
+// and validated in one place: ReadSettings (and RedisClient, for the
+// commands) is the only reader of the environment.
 type Settings struct {
+	// Addr (TAGWAY_ADDR, default :8080) is the public listener.
 	Addr string
 	// MetricsAddr (TAGWAY_METRICS_ADDR, e.g. :9090) is the private
 	// listener of /metrics, /healthz and /readyz; empty: none.
 	MetricsAddr string
 	// MetricsToken (TAGWAY_METRICS_TOKEN) serves /metrics on the public
 	// port too, to Authorization: Bearer <token>; empty: not there.
-	MetricsToken   string
-	ConfigFile     string
-	Demo           bool
+	MetricsToken string
+	// ConfigFile (TAGWAY_CONFIG) holds the sites, destinations and routes;
+	// empty: the quick start below.
+	ConfigFile string
+	// Demo (TAGWAY_DEMO, default on) serves the demo shop at /.
+	Demo bool
+	// TrustedProxies (TAGWAY_TRUSTED_PROXIES) may say the client's address
+	// in X-Forwarded-For.
 	TrustedProxies []netip.Prefix
-	LogLevel       string
+	// LogLevel (TAGWAY_LOG_LEVEL): debug, info (default), warn or error.
+	LogLevel string
 	// MemoryLimit (TAGWAY_MEMORY_LIMIT, bytes or KiB/MiB/GiB) is the Go
 	// runtime's soft memory limit (debug.SetMemoryLimit, like GOMEMLIMIT):
 	// the garbage collector works harder as the heap nears it. 0: unset.
@@ -74,8 +81,8 @@ type Settings struct {
 	Admin AdminSettings
 	// Pixel holds the path prefix and the default-path secret.
 	Pixel PixelSettings
-	// Durability: Redis mode (single, cluster, sentinel), the local spool,
-	// delivery limits and the drain delay; see durability.go.
+	// Durability: Redis (URL and mode), the local spool, delivery limits
+	// and the drain delay; see durability.go.
 	Durability DurabilitySettings
 	// Limits: the caps of identities and dead letters; see limits.go.
 	Limits LimitSettings

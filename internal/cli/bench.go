@@ -313,9 +313,9 @@ func Bench(ctx context.Context, args []string, getenv func(string) string, ident
 			if other != nil {
 				// Two rounds, the loads started in one order and then the
 				// other: whichever starts second gets a little less of the
-				// load generator (an A/A pair read 100-106% one way), and
-				// the geometric mean of the two ratios cancels that.
-				// Redis serves both: its CPU is not either one's.
+				// load generator, and the geometric mean of the two ratios
+				// cancels that (BENCHMARKS.md). Redis serves both: its CPU
+				// is not either one's.
 				opts.CPU = nil
 				o := opts
 				o.URL, o.PID = other.url+f.path, other.pid
