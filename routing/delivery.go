@@ -53,17 +53,18 @@ func (o DispatcherOptions) limitsFor(destID string, maxBatch int) Limits {
 type limiter struct {
 	rate  float64
 	burst float64
+	now   func() time.Time
 
 	mu     sync.Mutex
 	tokens float64
 	last   time.Time
 }
 
-func newLimiter(l Limits) *limiter {
+func newLimiter(l Limits, now func() time.Time) *limiter {
 	if l.Rate <= 0 {
 		return nil
 	}
-	return &limiter{rate: l.Rate, burst: float64(l.Burst), tokens: float64(l.Burst), last: time.Now()}
+	return &limiter{rate: l.Rate, burst: float64(l.Burst), now: now, tokens: float64(l.Burst), last: now()}
 }
 
 // wait takes n tokens (at most the burst), waiting for them to accrue; it
@@ -75,7 +76,7 @@ func (l *limiter) wait(ctx context.Context, n int) error {
 	need := min(float64(n), l.burst)
 	for {
 		l.mu.Lock()
-		now := time.Now()
+		now := l.now()
 		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
 		l.last = now
 		if l.tokens >= need {
@@ -177,8 +178,8 @@ func (w *worker) holding(ctx context.Context) (time.Time, bool) {
 	if c.probing {
 		return time.Time{}, false
 	}
-	if time.Since(c.checked) >= w.d.opts.Block || (c.known && !now.Before(c.until)) {
-		c.checked = time.Now()
+	if now.Sub(c.checked) >= w.d.opts.Block || (c.known && !now.Before(c.until)) {
+		c.checked = now
 		ms, err := w.d.rdb.HGet(ctx, CircuitKey(w.site, w.id), "until").Int64()
 		switch {
 		case err == redis.Nil:
@@ -250,7 +251,7 @@ func (w *worker) recordCircuit(ctx context.Context, errs []error) {
 			w.log.Warn("cannot open the circuit", "err", err)
 			return
 		}
-		c.failures, c.probing, c.known, c.until, c.checked = 0, false, true, time.UnixMilli(ms), time.Now()
+		c.failures, c.probing, c.known, c.until, c.checked = 0, false, true, time.UnixMilli(ms), now
 		w.d.engine.circuitOpen.WithLabelValues(w.id).Set(1)
 		w.d.engine.circuitOpened.WithLabelValues(w.id).Inc()
 		w.log.Warn("circuit open: the destination keeps failing; every replica holds its events", "until", c.until)
@@ -304,8 +305,7 @@ func (w *worker) deliverAll(hard context.Context, send []*job, r *round) bool {
 	for len(queue) > 0 {
 		batch := queue[0]
 		queue = queue[1:]
-		if !r.leasedAt.IsZero() && time.Until(leaseEnd) < w.d.opts.DeliverTimeout {
-			at := time.Now()
+		if at := w.d.opts.Now(); !r.leasedAt.IsZero() && leaseEnd.Sub(at) < w.d.opts.DeliverTimeout {
 			if err := w.renew(hard, r); err != nil {
 				w.reschedule(append(queue, batch))
 				w.log.Warn("could not renew a long round's lease; the rest is scheduled again", "events", len(batch), "err", err)
@@ -354,7 +354,7 @@ func (w *worker) leaseEnd(leasedAt time.Time) time.Time {
 // this consumer, which resets their idle time) and retries (their lease
 // moved to VisibilityTimeout from now), in one pipeline.
 func (w *worker) renew(ctx context.Context, r *round) error {
-	until := time.Now().Add(w.d.opts.VisibilityTimeout)
+	until := w.d.opts.Now().Add(w.d.opts.VisibilityTimeout)
 	pipe := w.d.rdb.Pipeline()
 	if len(r.entries) > 0 {
 		pipe.XClaimJustID(ctx, &redis.XClaimArgs{Stream: StreamKey(w.site), Group: w.id, Consumer: w.d.opts.Consumer,

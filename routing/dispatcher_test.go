@@ -114,9 +114,24 @@ func TestRetryableThenDelivered(t *testing.T) {
 		}
 		return make([]error, len(batch))
 	})
-	h.run(fakes(map[string]destinations.Destination{"meta": flaky}), h.fastOptions())
+	// Retries an hour apart (no jitter), on a clock the test moves.
+	clk := &clock{}
+	opts := h.fastOptions()
+	opts.Now, opts.Rand = clk.Now, func() float64 { return 0.999999 }
+	opts.Retry = RetryPolicy{Base: time.Hour, Max: time.Hour}
+	h.run(fakes(map[string]destinations.Destination{"meta": flaky}), opts)
 
 	h.enqueue(event("e1", "Purchase"))
+	for attempt := 1; attempt <= 2; attempt++ {
+		waitFor(t, "the failed attempt to be scheduled", func() bool {
+			return p.callCount() == attempt && h.retryCount("meta") == 1 && h.metric("meta", outcomeRetry) == float64(attempt)
+		})
+		time.Sleep(10 * opts.Block) // the worker looks for due retries every Block
+		if p.callCount() != attempt {
+			t.Fatalf("attempt %d came before its due time", attempt+1)
+		}
+		clk.Advance(time.Hour)
+	}
 	waitFor(t, "the third attempt to succeed", func() bool {
 		return h.metric("meta", outcomeDelivered) == 1 && h.retryCount("meta") == 0
 	})
@@ -677,5 +692,79 @@ func TestLongRoundRenewsItsLease(t *testing.T) {
 	}
 	if dls := h.deadLetters("meta"); len(dls) != 1 {
 		t.Errorf("%d dead letters; want the bad event once", len(dls))
+	}
+}
+
+// The lease of a round's retries is renewed on the dispatcher's clock, the
+// clock their due times and leases are scored on: renewed on another, a
+// lease would end at once (or hours late) and the retry go out twice.
+func TestRenewLeasesRetriesOnTheClock(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	ctx := context.Background()
+	clk := &clock{}
+	clk.Advance(24 * time.Hour)
+	opts := h.fastOptions()
+	opts.Now = clk.Now
+	d, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := h.store.Snapshot().Destination("meta")
+	w := newWorker(d, *spec, newPlatform().accept(), d.log)
+	key := RetryKey(testSite, "meta")
+	member, err := retryItem{Ref: "1-0/0", Event: event("e1", "Purchase"), Attempts: 1}.member()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.rdb.ZAdd(ctx, key, redis.Z{Score: float64(clk.Now().UnixMilli()), Member: member}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if leased, err := lease(ctx, h.rdb, d.lease, key, clk.Now(), clk.Now().Add(time.Second), 10); err != nil || len(leased) != 1 {
+		t.Fatalf("lease: %v, %v", leased, err)
+	}
+	r := round{jobs: []*job{{ref: "1-0/0", member: member}}, leasedAt: clk.Now()}
+	if err := w.renew(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	score, err := h.rdb.ZScore(ctx, key, member).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := clk.Now().Add(d.opts.VisibilityTimeout)
+	if got := time.UnixMilli(int64(score)); got.Before(want.Add(-time.Second)) || got.After(want.Add(time.Second)) {
+		t.Errorf("renewed lease ends at %v; want VisibilityTimeout after the dispatcher's now, %v", got, want)
+	}
+}
+
+// tagway_delivery_seconds measures a Deliver call on the dispatcher's
+// clock.
+func TestDeliverySecondsOnTheClock(t *testing.T) {
+	h := newHarness(t, testConfig(dest{id: "meta"}))
+	clk := &clock{}
+	p := newPlatform()
+	slow := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		clk.Advance(3 * time.Second) // the platform takes three seconds, by the clock
+		p.record(batch)
+		return make([]error, len(batch))
+	})
+	opts := h.fastOptions()
+	opts.Now = clk.Now
+	h.run(fakes(map[string]destinations.Destination{"meta": slow}), opts)
+	h.enqueue(event("e1", "Purchase"))
+	waitFor(t, "the delivery", func() bool { return h.metric("meta", outcomeDelivered) == 1 })
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == "tagway_delivery_seconds" {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	if sum < 3 || sum > 4 {
+		t.Errorf("tagway_delivery_seconds sums %.3fs; want the 3s the clock moved", sum)
 	}
 }

@@ -51,7 +51,7 @@ func TestConcurrencyKeepsSeveralBatchesInFlight(t *testing.T) {
 
 func TestLimiterHoldsTheRate(t *testing.T) {
 	// 20 events/s with a burst of 5: 25 events need at least a second.
-	l := newLimiter(Limits{Rate: 20, Burst: 5})
+	l := newLimiter(Limits{Rate: 20, Burst: 5}, time.Now)
 	start := time.Now()
 	for range 5 {
 		if err := l.wait(context.Background(), 5); err != nil {
@@ -66,12 +66,42 @@ func TestLimiterHoldsTheRate(t *testing.T) {
 	if err := l.wait(ctx, 5); err == nil {
 		t.Error("wait with an empty bucket and a cancelled context returned nil")
 	}
-	if newLimiter(Limits{}) != nil {
+	if newLimiter(Limits{}, time.Now) != nil {
 		t.Error("no rate built a limiter")
 	}
 	var none *limiter
 	if err := none.wait(ctx, 1000); err != nil {
 		t.Errorf("nil limiter: %v", err)
+	}
+}
+
+// The limiter's tokens accrue on the dispatcher's clock: with the clock
+// standing still none do, however long the wait, and moving it forward
+// releases the waiter.
+func TestLimiterTakesTimeFromItsClock(t *testing.T) {
+	frozen := time.Now()
+	var step atomic.Int64
+	now := func() time.Time { return frozen.Add(time.Duration(step.Load())) }
+	// 1,000 events/s: on the wall clock a token comes back every millisecond.
+	l := newLimiter(Limits{Rate: 1000, Burst: 1}, now)
+	if err := l.wait(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.wait(context.Background(), 1) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a token came back while the clock stood still (err %v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	step.Store(int64(time.Millisecond))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the clock moved a token's worth and the waiter stayed blocked")
 	}
 }
 

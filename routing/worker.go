@@ -62,7 +62,7 @@ func newWorker(d *Dispatcher, spec model.Destination, dest destinations.Destinat
 	if dest == nil {
 		l = Limits{Concurrency: 1}
 	}
-	w.limiter = newLimiter(l)
+	w.limiter = newLimiter(l, d.opts.Now)
 	w.slots = make(chan struct{}, l.Concurrency)
 	return w
 }
@@ -176,14 +176,13 @@ func (w *worker) dispatch(hard context.Context, r round) {
 // step does one unit of work: stale pending entries first, then due
 // retries, then new entries. It reports whether there was any.
 func (w *worker) step(ctx, hard context.Context) (bool, error) {
-	if time.Since(w.lastClaim) >= w.d.opts.VisibilityTimeout/2 {
-		claimedAt := time.Now()
+	if claimedAt := w.d.opts.Now(); claimedAt.Sub(w.lastClaim) >= w.d.opts.VisibilityTimeout/2 {
 		msgs, more, err := w.claim(hard)
 		if err != nil {
 			return false, err
 		}
 		if !more {
-			w.lastClaim = time.Now()
+			w.lastClaim = w.d.opts.Now()
 		}
 		if len(msgs) > 0 {
 			w.log.Info("claimed entries left pending by another consumer", "entries", len(msgs))
@@ -242,10 +241,10 @@ func (w *worker) read(ctx, hard context.Context) (round, error) {
 		return round{}, err
 	}
 	r := w.entryJobs(msgs)
-	r.leasedAt = time.Now()
-	deadline := time.Now().Add(w.d.opts.Linger)
+	r.leasedAt = w.d.opts.Now()
+	deadline := r.leasedAt.Add(w.d.opts.Linger)
 	for len(r.jobs) < w.maxBatch && ctx.Err() == nil {
-		left := time.Until(deadline)
+		left := deadline.Sub(w.d.opts.Now())
 		if left < time.Millisecond {
 			break
 		}
@@ -466,9 +465,9 @@ func (w *worker) deliver(ctx context.Context, batch []*job) (errs []error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, w.d.opts.DeliverTimeout)
 	defer cancel()
-	start := time.Now()
+	start := w.d.opts.Now()
 	defer func() {
-		w.d.metrics.seconds.WithLabelValues(w.id).Observe(time.Since(start).Seconds())
+		w.d.metrics.seconds.WithLabelValues(w.id).Observe(w.d.opts.Now().Sub(start).Seconds())
 		if p := recover(); p != nil {
 			w.log.Error("destination panicked while delivering", "panic", fmt.Sprint(p))
 			errs = destinations.All(len(batch), destinations.RetryableError(0, "destination panicked"))
