@@ -882,7 +882,7 @@ func auditEntry(m redis.XMessage) AuditEntry {
 // snapshot) so a deleted key stops working at once.
 func (s *Store) Key(ctx context.Context, id string) (model.APIKey, bool, error) {
 	raw, err := s.rdb.HGet(ctx, ConfigKey, field(KindKey, id)).Result()
-	if err == redis.Nil {
+	if errors.Is(err, redis.Nil) {
 		return model.APIKey{}, false, nil
 	}
 	if err != nil {

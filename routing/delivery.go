@@ -182,7 +182,7 @@ func (w *worker) holding(ctx context.Context) (time.Time, bool) {
 		c.checked = now
 		ms, err := w.d.rdb.HGet(ctx, CircuitKey(w.site, w.id), "until").Int64()
 		switch {
-		case err == redis.Nil:
+		case errors.Is(err, redis.Nil):
 			c.known, c.until = false, time.Time{}
 		case err == nil:
 			c.known, c.until = true, time.UnixMilli(ms)

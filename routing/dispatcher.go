@@ -381,12 +381,9 @@ func (d *Dispatcher) trimAll(ctx context.Context) {
 // destination needs any entry. It returns how many entries were removed.
 func (d *Dispatcher) trimSite(ctx context.Context, snap *model.Snapshot, siteID string) (int64, error) {
 	key := StreamKey(siteID)
-	groups, err := d.rdb.XInfoGroups(ctx, key).Result()
-	if err != nil {
-		if strings.Contains(err.Error(), "no such key") {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("xinfo groups: %w", err)
+	groups, exists, err := streamGroups(ctx, d.rdb, key)
+	if err != nil || !exists {
+		return 0, err
 	}
 	var minID streamID
 	have := false
@@ -439,6 +436,26 @@ func (d *Dispatcher) trimSite(ctx context.Context, snap *model.Snapshot, siteID 
 		d.metrics.depth.WithLabelValues(siteID).Set(float64(depth))
 	}
 	return n, nil
+}
+
+// streamGroups returns the consumer groups of the stream key, and whether
+// the stream exists: XINFO GROUPS fails on a missing key, so EXISTS asks
+// first, in the same MULTI/EXEC.
+func streamGroups(ctx context.Context, rdb redis.UniversalClient, key string) ([]redis.XInfoGroup, bool, error) {
+	var exists *redis.IntCmd
+	var groups *redis.XInfoGroupsCmd
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, key)
+		groups = p.XInfoGroups(ctx, key)
+		return nil
+	})
+	if exists.Err() == nil && exists.Val() == 0 {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("xinfo groups: %w", err)
+	}
+	return groups.Val(), true, nil
 }
 
 // streamID is a parsed stream entry id.

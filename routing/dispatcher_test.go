@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
@@ -550,6 +550,10 @@ func TestTrimKeepsUnfinishedEntries(t *testing.T) {
 		if _, err := d.trimSite(ctx, h.store.Snapshot(), testSite); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A site with no stream yet has nothing to trim, and that is no error.
+	if n, err := d.trimSite(ctx, h.store.Snapshot(), "nostream"); n != 0 || err != nil {
+		t.Fatalf("trim of a site without a stream: %d, %v", n, err)
 	}
 
 	// fast finished everything; slow read four entries, acked 0 and 2.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -402,13 +401,11 @@ func unreachable(err error) bool {
 	if !errors.As(err, &re) {
 		return true
 	}
-	msg := re.Error()
-	for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "OOM", "NOREPLICAS", "BUSY", "MOVED", "ASK"} {
-		if strings.HasPrefix(msg, p) {
-			return true
-		}
-	}
-	return false
+	_, moved := redis.IsMovedError(err)
+	_, ask := redis.IsAskError(err)
+	return moved || ask || redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsClusterDownError(err) ||
+		redis.IsTryAgainError(err) || redis.IsReadOnlyError(err) || redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
+		redis.HasErrorPrefix(err, "BUSY") // a script running past its time limit
 }
 
 // encodeEvents appends to b events as one JSON array, each with siteID

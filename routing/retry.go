@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,7 +66,7 @@ return n
 // leasing them until until.
 func lease(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, key string, dueBy, until time.Time, count int) ([]string, error) {
 	res, err := script.Run(ctx, rdb, []string{key}, dueBy.UnixMilli(), until.UnixMilli(), count).StringSlice()
-	if err != nil && err != redis.Nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("routing: lease retries from %s: %w", key, err)
 	}
 	return res, nil

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -151,7 +152,7 @@ func (s *Store) Apply(ctx context.Context, cfg model.Config) error {
 // current snapshot is kept.
 func (s *Store) Load(ctx context.Context) error {
 	v, err := s.rdb.HGet(ctx, ConfigKey, "version").Result()
-	if err != nil && err != redis.Nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("routing: load config: %w", err)
 	}
 	if v != "" && v == strconv.FormatInt(s.Version(), 10) {

@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -279,7 +280,7 @@ func (w *worker) readOnce(ctx context.Context, block time.Duration) ([]redis.XMe
 		Count: int64(w.readCount()), Block: max(block, time.Millisecond),
 	}).Result()
 	switch {
-	case err == redis.Nil:
+	case errors.Is(err, redis.Nil):
 		return nil, nil
 	case errNoGroup(err):
 		return nil, w.noGroup(ctx, err)
