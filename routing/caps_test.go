@@ -12,6 +12,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
 // TestDeadLetterStreamsAreCapped: a platform refusing everything fills its
@@ -21,31 +22,31 @@ func TestDeadLetterStreamsAreCapped(t *testing.T) {
 	// Small stream nodes, so that approximate trimming trims small streams.
 	rdb := redistest.Start(t, redistest.WithArgs("--stream-node-max-entries", "2")).Client()
 	h := &harness{t: t, rdb: rdb, store: NewStore(rdb, nil), queue: NewQueue(rdb, QueueOptions{}), reg: prometheus.NewRegistry()}
-	if err := h.store.Apply(context.Background(), testConfig(dest{id: "meta"})); err != nil {
+	if err := h.store.Apply(context.Background(), routingtest.Config(routingtest.Dest{ID: "meta"})); err != nil {
 		t.Fatal(err)
 	}
 	// Five letters from long ago.
 	for i := 1; i <= 5; i++ {
-		if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: DeadKey(testSite, "meta"), ID: itoa(i) + "-0",
+		if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: DeadKey(routingtest.Site, "meta"), ID: itoa(i) + "-0",
 			Values: []any{"event", "{}", "reason", ReasonPermanent}}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	opts := h.fastOptions()
 	opts.DeadLetters = DeadLetterCaps{MaxLen: 10, MaxAge: time.Hour}
-	refuse := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	refuse := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		return destinations.All(len(batch), destinations.PermanentError("refused"))
 	})
-	h.run(fakes(map[string]destinations.Destination{"meta": refuse}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": refuse}), opts)
 	trimmed := func(cap string) float64 {
 		return h.labelled("tagway_deadletters_trimmed_total", "destination", "meta", "cap", cap)
 	}
 
 	const sent = 40
 	for i := range sent {
-		h.enqueue(event("e"+itoa(i), "Purchase"))
+		h.enqueue(routingtest.Event("e"+itoa(i), "Purchase"))
 	}
-	waitFor(t, "all refused", func() bool { return h.metric("meta", outcomeDead) == sent })
+	routingtest.WaitFor(t, "all refused", func() bool { return h.metric("meta", outcomeDead) == sent })
 	left := h.deadLetters("meta")
 	if n := len(left); n < 10 || n > 12 {
 		t.Errorf("%d dead letters kept; want about 10", n)
@@ -136,7 +137,7 @@ func testIdentityCap(t *testing.T, rdb redis.UniversalClient) {
 		}
 		return 0
 	}
-	waitFor(t, "the evictions", func() bool { return evicted() == visitors-5 })
+	routingtest.WaitFor(t, "the evictions", func() bool { return evicted() == visitors-5 })
 	for i := range visitors {
 		n, err := rdb.Exists(ctx, IdentityKey("shop", "fb.1.1."+itoa(i))).Result()
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/spool"
 )
 
@@ -24,8 +25,8 @@ func TestRedisCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
 	rdb := c.Client()
 	ctx := context.Background()
-	sites := []string{testSite, "other", "third"}
-	cfg := testConfig(dest{id: "meta"})
+	sites := []string{routingtest.Site, "other", "third"}
+	cfg := routingtest.Config(routingtest.Dest{ID: "meta"})
 	for _, s := range sites[1:] {
 		cfg.Sites = append(cfg.Sites, cfg.Sites[0])
 		cfg.Sites[len(cfg.Sites)-1].ID = s
@@ -53,9 +54,9 @@ func TestRedisCluster(t *testing.T) {
 	if err := h.store.Apply(ctx, cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	p := newPlatform()
+	p := routingtest.NewPlatform()
 	var failures atomic.Int32
-	dst := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	dst := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		errs := make([]error, len(batch))
 		var ok []destinations.Event
 		for i, ev := range batch {
@@ -68,12 +69,12 @@ func TestRedisCluster(t *testing.T) {
 				ok = append(ok, ev)
 			}
 		}
-		p.record(ok)
+		p.Record(ok)
 		return errs
 	})
 	opts := h.fastOptions()
 	opts.TrimInterval = 50 * time.Millisecond
-	d, err := NewDispatcher(rdb, h.store, fakes(map[string]destinations.Destination{"meta": dst}), destinations.Deps{}, opts)
+	d, err := NewDispatcher(rdb, h.store, routingtest.Fakes(map[string]destinations.Destination{"meta": dst}), destinations.Deps{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,27 +86,27 @@ func TestRedisCluster(t *testing.T) {
 	want := 0
 	for _, s := range sites {
 		for i := range 5 {
-			if err := h.queue.Enqueue(ctx, s, []destinations.Event{event(s+"-ok-"+strconv.Itoa(i), "Purchase")}); err != nil {
+			if err := h.queue.Enqueue(ctx, s, []destinations.Event{routingtest.Event(s+"-ok-"+strconv.Itoa(i), "Purchase")}); err != nil {
 				t.Fatal(err)
 			}
 			want++
 		}
-		if err := h.queue.Enqueue(ctx, s, []destinations.Event{event(s+"-bad", "Bad"), event(s+"-flaky", "Flaky")}); err != nil {
+		if err := h.queue.Enqueue(ctx, s, []destinations.Event{routingtest.Event(s+"-bad", "Bad"), routingtest.Event(s+"-flaky", "Flaky")}); err != nil {
 			t.Fatal(err)
 		}
 		want++
 	}
-	waitFor(t, "delivery on every site", func() bool { return p.total() == want })
+	routingtest.WaitFor(t, "delivery on every site", func() bool { return p.Total() == want })
 	for _, s := range sites {
 		destID := "meta"
-		if s != testSite {
+		if s != routingtest.Site {
 			destID = "meta-" + s
 		}
-		waitFor(t, "the dead letter of "+s, func() bool {
+		routingtest.WaitFor(t, "the dead letter of "+s, func() bool {
 			dls, err := h.queue.ListDeadLetters(ctx, DeadLetterFilter{Site: s})
 			return err == nil && len(dls) == 1 && dls[0].Destination == destID && dls[0].Event.EventID == s+"-bad"
 		})
-		waitFor(t, "trimming of "+s, func() bool {
+		routingtest.WaitFor(t, "trimming of "+s, func() bool {
 			n, err := rdb.XLen(ctx, StreamKey(s)).Result()
 			return err == nil && n == 0
 		})
@@ -114,8 +115,8 @@ func TestRedisCluster(t *testing.T) {
 		}
 	}
 	for _, s := range sites {
-		if p.count(s+"-flaky") != 1 {
-			t.Errorf("%s-flaky delivered %d times", s, p.count(s+"-flaky"))
+		if p.Count(s+"-flaky") != 1 {
+			t.Errorf("%s-flaky delivered %d times", s, p.Count(s+"-flaky"))
 		}
 	}
 
@@ -130,7 +131,7 @@ func TestRedisCluster(t *testing.T) {
 	defer down.Close()
 	qDown := NewQueue(down, QueueOptions{Spool: sp, WriteTimeout: time.Second})
 	for _, s := range sites {
-		if err := qDown.Enqueue(ctx, s, []destinations.Event{event(s+"-spooled", "Purchase")}); err != nil {
+		if err := qDown.Enqueue(ctx, s, []destinations.Event{routingtest.Event(s+"-spooled", "Purchase")}); err != nil {
 			t.Fatalf("spooled enqueue: %v", err)
 		}
 	}
@@ -138,9 +139,9 @@ func TestRedisCluster(t *testing.T) {
 	if _, err := sp.Drain(func(recs [][]byte) error { return qUp.writeSpooled(ctx, recs) }); err != nil {
 		t.Fatalf("drain into the cluster: %v", err)
 	}
-	waitFor(t, "spooled events delivered", func() bool {
+	routingtest.WaitFor(t, "spooled events delivered", func() bool {
 		for _, s := range sites {
-			if p.count(s+"-spooled") != 1 {
+			if p.Count(s+"-spooled") != 1 {
 				return false
 			}
 		}

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
 // addDeadLetter writes a dead letter as the dispatcher does.
 func (h *harness) addDeadLetter(dest, eventID, reason string, failedAt time.Time) string {
 	h.t.Helper()
-	b, _ := json.Marshal(event(eventID, "Purchase"))
-	id, err := h.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: DeadKey(testSite, dest), Values: []any{
+	b, _ := json.Marshal(routingtest.Event(eventID, "Purchase"))
+	id, err := h.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: DeadKey(routingtest.Site, dest), Values: []any{
 		"event", string(b), "reason", reason, "message", "m", "attempts", 3, "failed_at", failedAt.UnixMilli(),
 	}}).Result()
 	if err != nil {
@@ -33,7 +35,7 @@ func eventIDs(dls []DeadLetter) []string {
 }
 
 func TestDeadLetterFilters(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "tiktok"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}, routingtest.Dest{ID: "tiktok"}))
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	h.addDeadLetter("meta", "m1", ReasonPermanent, t0)
@@ -47,16 +49,16 @@ func TestDeadLetterFilters(t *testing.T) {
 		f    DeadLetterFilter
 		want []string
 	}{
-		{"whole site", DeadLetterFilter{Site: testSite}, []string{"meta:m1", "meta:m2", "meta:m3", "tiktok:t1", "tiktok:t2"}},
-		{"one destination", DeadLetterFilter{Site: testSite, Destination: "tiktok"}, []string{"tiktok:t1", "tiktok:t2"}},
-		{"reason", DeadLetterFilter{Site: testSite, Reason: ReasonPermanent}, []string{"meta:m1", "meta:m3", "tiktok:t1"}},
-		{"time range", DeadLetterFilter{Site: testSite, Since: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour)}, []string{"meta:m2", "meta:m3", "tiktok:t1"}},
-		{"ids", DeadLetterFilter{Site: testSite, Destination: "meta", IDs: []string{idM2, "1-1"}}, []string{"meta:m2"}},
-		{"limit", DeadLetterFilter{Site: testSite, Destination: "meta", Limit: 2}, []string{"meta:m1", "meta:m2"}},
-		{"nothing", DeadLetterFilter{Site: testSite, Destination: "ga4"}, nil},
-		{"after", DeadLetterFilter{Site: testSite, AfterDestination: "meta", AfterID: idM2}, []string{"meta:m3", "tiktok:t1", "tiktok:t2"}},
-		{"after a destination", DeadLetterFilter{Site: testSite, AfterDestination: "nzz"}, []string{"tiktok:t1", "tiktok:t2"}},
-		{"after, with ids", DeadLetterFilter{Site: testSite, Destination: "meta", IDs: []string{idM2}, AfterDestination: "meta", AfterID: idM2}, nil},
+		{"whole site", DeadLetterFilter{Site: routingtest.Site}, []string{"meta:m1", "meta:m2", "meta:m3", "tiktok:t1", "tiktok:t2"}},
+		{"one destination", DeadLetterFilter{Site: routingtest.Site, Destination: "tiktok"}, []string{"tiktok:t1", "tiktok:t2"}},
+		{"reason", DeadLetterFilter{Site: routingtest.Site, Reason: ReasonPermanent}, []string{"meta:m1", "meta:m3", "tiktok:t1"}},
+		{"time range", DeadLetterFilter{Site: routingtest.Site, Since: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour)}, []string{"meta:m2", "meta:m3", "tiktok:t1"}},
+		{"ids", DeadLetterFilter{Site: routingtest.Site, Destination: "meta", IDs: []string{idM2, "1-1"}}, []string{"meta:m2"}},
+		{"limit", DeadLetterFilter{Site: routingtest.Site, Destination: "meta", Limit: 2}, []string{"meta:m1", "meta:m2"}},
+		{"nothing", DeadLetterFilter{Site: routingtest.Site, Destination: "ga4"}, nil},
+		{"after", DeadLetterFilter{Site: routingtest.Site, AfterDestination: "meta", AfterID: idM2}, []string{"meta:m3", "tiktok:t1", "tiktok:t2"}},
+		{"after a destination", DeadLetterFilter{Site: routingtest.Site, AfterDestination: "nzz"}, []string{"tiktok:t1", "tiktok:t2"}},
+		{"after, with ids", DeadLetterFilter{Site: routingtest.Site, Destination: "meta", IDs: []string{idM2}, AfterDestination: "meta", AfterID: idM2}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := h.queue.ListDeadLetters(ctx, tc.f)
@@ -74,7 +76,7 @@ func TestDeadLetterFilters(t *testing.T) {
 
 	// Replay the permanent ones: they leave the dead letters for the retry
 	// schedules, due now.
-	n, err := h.queue.ReplayDeadLetters(ctx, DeadLetterFilter{Site: testSite, Reason: ReasonPermanent})
+	n, err := h.queue.ReplayDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site, Reason: ReasonPermanent})
 	if err != nil || n != 3 {
 		t.Fatalf("replay = %d, %v; want 3", n, err)
 	}
@@ -82,11 +84,11 @@ func TestDeadLetterFilters(t *testing.T) {
 		t.Errorf("retry schedules hold %d and %d; want 2 and 1", h.retryCount("meta"), h.retryCount("tiktok"))
 	}
 	// Drop what is left of meta before t0+90m.
-	n, err = h.queue.DropDeadLetters(ctx, DeadLetterFilter{Site: testSite, Destination: "meta", Until: t0.Add(90 * time.Minute)})
+	n, err = h.queue.DropDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site, Destination: "meta", Until: t0.Add(90 * time.Minute)})
 	if err != nil || n != 1 {
 		t.Fatalf("drop = %d, %v; want 1 (m2)", n, err)
 	}
-	left, err := h.queue.ListDeadLetters(ctx, DeadLetterFilter{Site: testSite})
+	left, err := h.queue.ListDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,38 +15,39 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
 func TestEnqueueDeliversEndToEnd(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	p := newPlatform()
-	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), h.fastOptions())
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	p := routingtest.NewPlatform()
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), h.fastOptions())
 
 	var ids []string
 	for i := range 3 {
-		batch := []destinations.Event{event(fmt.Sprint("a", i), "PageView"), event(fmt.Sprint("b", i), "Purchase")}
+		batch := []destinations.Event{routingtest.Event(fmt.Sprint("a", i), "PageView"), routingtest.Event(fmt.Sprint("b", i), "Purchase")}
 		batch[0].Context.SiteID = "forged" // Enqueue sets the site
 		h.enqueue(batch...)
 		ids = append(ids, batch[0].EventID, batch[1].EventID)
 	}
-	waitFor(t, "all events delivered and acknowledged", func() bool { return p.total() == 6 && h.groupDone("meta") })
+	routingtest.WaitFor(t, "all events delivered and acknowledged", func() bool { return p.Total() == 6 && h.groupDone("meta") })
 	for _, id := range ids {
-		if n := p.count(id); n != 1 {
+		if n := p.Count(id); n != 1 {
 			t.Errorf("event %s delivered %d times", id, n)
 		}
 	}
-	if len(p.sites) != 1 || !p.sites[testSite] {
-		t.Errorf("events carried sites %v; want only %q", p.sites, testSite)
+	if len(p.Sites()) != 1 || !p.Sites()[routingtest.Site] {
+		t.Errorf("events carried sites %v; want only %q", p.Sites(), routingtest.Site)
 	}
 	// Metrics count outcomes once recorded, just after the acknowledgement.
-	waitFor(t, "the delivered metric", func() bool { return h.metric("meta", outcomeDelivered) == 6 })
+	routingtest.WaitFor(t, "the delivered metric", func() bool { return h.metric("meta", outcomeDelivered) == 6 })
 }
 
 func TestEnqueue(t *testing.T) {
-	h := newHarness(t, testConfig())
+	h := newHarness(t, routingtest.Config())
 	ctx := context.Background()
-	in := []destinations.Event{event("x", "Lead")}
-	if err := h.queue.Enqueue(ctx, testSite, in); err != nil {
+	in := []destinations.Event{routingtest.Event("x", "Lead")}
+	if err := h.queue.Enqueue(ctx, routingtest.Site, in); err != nil {
 		t.Fatal(err)
 	}
 	if in[0].Context.SiteID != "" {
@@ -55,10 +56,10 @@ func TestEnqueue(t *testing.T) {
 	if err := h.queue.Enqueue(ctx, "Bad Site", in); err == nil {
 		t.Error("an invalid site id was accepted")
 	}
-	if err := h.queue.Enqueue(ctx, testSite, nil); err != nil {
+	if err := h.queue.Enqueue(ctx, routingtest.Site, nil); err != nil {
 		t.Errorf("empty enqueue: %v", err)
 	}
-	msgs, err := h.rdb.XRange(ctx, StreamKey(testSite), "-", "+").Result()
+	msgs, err := h.rdb.XRange(ctx, StreamKey(routingtest.Site), "-", "+").Result()
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("stream holds %d entries (%v); want 1", len(msgs), err)
 	}
@@ -66,50 +67,50 @@ func TestEnqueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 1 || evs[0].Context.SiteID != testSite || evs[0].Context.ReceivedAt == 0 {
+	if len(evs) != 1 || evs[0].Context.SiteID != routingtest.Site || evs[0].Context.ReceivedAt == 0 {
 		t.Errorf("stored events = %+v", evs)
 	}
 }
 
 func TestRouteFilters(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta", events: []string{"Purchase", "PageView"}, exclude: []string{"PageView"}}))
-	p := newPlatform()
-	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), h.fastOptions())
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta", Events: []string{"Purchase", "PageView"}, Exclude: []string{"PageView"}}))
+	p := routingtest.NewPlatform()
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), h.fastOptions())
 
-	h.enqueue(event("pv", "PageView"), event("atc", "AddToCart"), event("buy", "Purchase"))
-	waitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
-	if p.count("buy") != 1 || p.total() != 1 {
-		t.Errorf("platform got %v; want only the Purchase", p.got)
+	h.enqueue(routingtest.Event("pv", "PageView"), routingtest.Event("atc", "AddToCart"), routingtest.Event("buy", "Purchase"))
+	routingtest.WaitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
+	if p.Count("buy") != 1 || p.Total() != 1 {
+		t.Errorf("platform got %v; want only the Purchase", p.Got())
 	}
-	waitFor(t, "the filtered metric", func() bool { return h.metric("meta", outcomeFiltered) == 2 })
+	routingtest.WaitFor(t, "the filtered metric", func() bool { return h.metric("meta", outcomeFiltered) == 2 })
 }
 
 func TestConsentWithholdsFromAdPlatforms(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "stats"}))
-	ads, stats := newPlatform(), newPlatform()
-	h.run(fakes(map[string]destinations.Destination{"meta": ads.accept(), "stats": analytics{stats.accept()}}), h.fastOptions())
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}, routingtest.Dest{ID: "stats"}))
+	ads, stats := routingtest.NewPlatform(), routingtest.NewPlatform()
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": ads.Accept(), "stats": analytics{stats.Accept()}}), h.fastOptions())
 
-	denied := event("denied", "Purchase")
+	denied := routingtest.Event("denied", "Purchase")
 	denied.Context.Consent = destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Denied}
-	unstated := event("unstated", "Purchase")
+	unstated := routingtest.Event("unstated", "Purchase")
 	unstated.Context.Consent = destinations.Consent{}
-	h.enqueue(denied, unstated, event("granted", "Purchase"))
+	h.enqueue(denied, unstated, routingtest.Event("granted", "Purchase"))
 
-	waitFor(t, "both groups to finish", func() bool { return h.groupDone("meta") && h.groupDone("stats") })
-	if ads.total() != 1 || ads.count("granted") != 1 {
-		t.Errorf("the ad platform got %v; want only the consented event", ads.got)
+	routingtest.WaitFor(t, "both groups to finish", func() bool { return h.groupDone("meta") && h.groupDone("stats") })
+	if ads.Total() != 1 || ads.Count("granted") != 1 {
+		t.Errorf("the ad platform got %v; want only the consented event", ads.Got())
 	}
-	if stats.total() != 3 {
-		t.Errorf("the analytics destination got %v; want all three", stats.got)
+	if stats.Total() != 3 {
+		t.Errorf("the analytics destination got %v; want all three", stats.Got())
 	}
-	waitFor(t, "the withheld metric", func() bool { return h.metric("meta", outcomeWithheld) == 2 })
+	routingtest.WaitFor(t, "the withheld metric", func() bool { return h.metric("meta", outcomeWithheld) == 2 })
 }
 
 func TestRetryableThenDelivered(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	p := newPlatform()
-	flaky := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
-		if p.record(batch) <= 2 {
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	p := routingtest.NewPlatform()
+	flaky := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		if p.Record(batch) <= 2 {
 			return destinations.All(len(batch), destinations.RetryableError(0, "rate limited"))
 		}
 		return make([]error, len(batch))
@@ -119,24 +120,24 @@ func TestRetryableThenDelivered(t *testing.T) {
 	opts := h.fastOptions()
 	opts.Now, opts.Rand = clk.Now, func() float64 { return 0.999999 }
 	opts.Retry = RetryPolicy{Base: time.Hour, Max: time.Hour}
-	h.run(fakes(map[string]destinations.Destination{"meta": flaky}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": flaky}), opts)
 
-	h.enqueue(event("e1", "Purchase"))
+	h.enqueue(routingtest.Event("e1", "Purchase"))
 	for attempt := 1; attempt <= 2; attempt++ {
-		waitFor(t, "the failed attempt to be scheduled", func() bool {
-			return p.callCount() == attempt && h.retryCount("meta") == 1 && h.metric("meta", outcomeRetry) == float64(attempt)
+		routingtest.WaitFor(t, "the failed attempt to be scheduled", func() bool {
+			return p.Calls() == attempt && h.retryCount("meta") == 1 && h.metric("meta", outcomeRetry) == float64(attempt)
 		})
 		time.Sleep(10 * opts.Block) // the worker looks for due retries every Block
-		if p.callCount() != attempt {
+		if p.Calls() != attempt {
 			t.Fatalf("attempt %d came before its due time", attempt+1)
 		}
 		clk.Advance(time.Hour)
 	}
-	waitFor(t, "the third attempt to succeed", func() bool {
+	routingtest.WaitFor(t, "the third attempt to succeed", func() bool {
 		return h.metric("meta", outcomeDelivered) == 1 && h.retryCount("meta") == 0
 	})
-	if p.callCount() != 3 || p.count("e1") != 3 {
-		t.Errorf("calls = %d, deliveries of e1 = %d; want 3 and 3", p.callCount(), p.count("e1"))
+	if p.Calls() != 3 || p.Count("e1") != 3 {
+		t.Errorf("calls = %d, deliveries of e1 = %d; want 3 and 3", p.Calls(), p.Count("e1"))
 	}
 	if got := h.metric("meta", outcomeRetry); got != 2 {
 		t.Errorf("retry metric = %v; want 2", got)
@@ -150,20 +151,20 @@ func TestRetryableThenDelivered(t *testing.T) {
 }
 
 func TestRetryScheduleHoldsAttemptsAndError(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	var calls atomic.Int32
-	failing := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	failing := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		calls.Add(1)
 		return destinations.All(len(batch), &destinations.Error{Kind: destinations.Retryable, Status: 503, RetryAfter: time.Hour, Message: "busy"})
 	})
 	clk := &clock{}
 	opts := h.fastOptions()
 	opts.Now = clk.Now
-	h.run(fakes(map[string]destinations.Destination{"meta": failing}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": failing}), opts)
 
-	h.enqueue(event("e1", "Purchase"))
-	waitFor(t, "the event to be scheduled", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
-	zs, err := h.rdb.ZRangeWithScores(context.Background(), RetryKey(testSite, "meta"), 0, -1).Result()
+	h.enqueue(routingtest.Event("e1", "Purchase"))
+	routingtest.WaitFor(t, "the event to be scheduled", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
+	zs, err := h.rdb.ZRangeWithScores(context.Background(), RetryKey(routingtest.Site, "meta"), 0, -1).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,8 +185,8 @@ func TestRetryScheduleHoldsAttemptsAndError(t *testing.T) {
 }
 
 func TestPermanentFailureDeadLetters(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	refusing := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	refusing := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		errs := make([]error, len(batch))
 		for i, ev := range batch {
 			if ev.EventID == "bad" {
@@ -194,10 +195,10 @@ func TestPermanentFailureDeadLetters(t *testing.T) {
 		}
 		return errs
 	})
-	h.run(fakes(map[string]destinations.Destination{"meta": refusing}), h.fastOptions())
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": refusing}), h.fastOptions())
 
-	h.enqueue(event("good", "Purchase"), event("bad", "Purchase"))
-	waitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
+	h.enqueue(routingtest.Event("good", "Purchase"), routingtest.Event("bad", "Purchase"))
+	routingtest.WaitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
 	dls := h.deadLetters("meta")
 	if len(dls) != 1 {
 		t.Fatalf("dead letters = %+v; want one", dls)
@@ -206,30 +207,30 @@ func TestPermanentFailureDeadLetters(t *testing.T) {
 	if dl.Event.EventID != "bad" || dl.Reason != ReasonPermanent || dl.Message != "Invalid parameter" || dl.Attempts != 1 || dl.FailedAt.IsZero() {
 		t.Errorf("dead letter = %+v", dl)
 	}
-	waitFor(t, "metrics of one delivered and one dead", func() bool {
+	routingtest.WaitFor(t, "metrics of one delivered and one dead", func() bool {
 		return h.metric("meta", outcomeDelivered) == 1 && h.metric("meta", outcomeDead) == 1
 	})
 }
 
 func TestMaxAttemptsDeadLetters(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	p := newPlatform()
-	failing := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
-		p.record(batch)
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	p := routingtest.NewPlatform()
+	failing := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		p.Record(batch)
 		return destinations.All(len(batch), fmt.Errorf("connection reset"))
 	})
 	opts := h.fastOptions()
 	opts.Retry.MaxAttempts = 3
-	h.run(fakes(map[string]destinations.Destination{"meta": failing}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": failing}), opts)
 
-	h.enqueue(event("e1", "Purchase"))
-	waitFor(t, "the dead letter", func() bool { return len(h.deadLetters("meta")) == 1 })
+	h.enqueue(routingtest.Event("e1", "Purchase"))
+	routingtest.WaitFor(t, "the dead letter", func() bool { return len(h.deadLetters("meta")) == 1 })
 	dl := h.deadLetters("meta")[0]
 	if dl.Reason != ReasonMaxAttempts || dl.Attempts != 3 || !strings.Contains(dl.Message, "connection reset") {
 		t.Errorf("dead letter = %+v", dl)
 	}
-	if p.callCount() != 3 {
-		t.Errorf("calls = %d; want 3", p.callCount())
+	if p.Calls() != 3 {
+		t.Errorf("calls = %d; want 3", p.Calls())
 	}
 	if h.retryCount("meta") != 0 {
 		t.Error("the event is still scheduled")
@@ -237,32 +238,32 @@ func TestMaxAttemptsDeadLetters(t *testing.T) {
 }
 
 func TestTooOldDeadLetters(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	p := newPlatform()
-	h.run(fakes(map[string]destinations.Destination{"meta": ageLimited{p.accept(), 7 * 24 * time.Hour}}), h.fastOptions())
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	p := routingtest.NewPlatform()
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": ageLimited{p.Accept(), 7 * 24 * time.Hour}}), h.fastOptions())
 
-	old := event("old", "Purchase")
+	old := routingtest.Event("old", "Purchase")
 	old.EventTime = time.Now().Add(-8 * 24 * time.Hour).Unix()
-	h.enqueue(old, event("fresh", "Purchase"))
-	waitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
+	h.enqueue(old, routingtest.Event("fresh", "Purchase"))
+	routingtest.WaitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
 	dls := h.deadLetters("meta")
 	if len(dls) != 1 || dls[0].Event.EventID != "old" || dls[0].Reason != ReasonTooOld {
 		t.Errorf("dead letters = %+v; want the old event with reason too_old", dls)
 	}
-	if p.count("old") != 0 || p.count("fresh") != 1 {
-		t.Errorf("platform got %v; want only the fresh event", p.got)
+	if p.Count("old") != 0 || p.Count("fresh") != 1 {
+		t.Errorf("platform got %v; want only the fresh event", p.Got())
 	}
 }
 
 func TestRetryPastAgeLimitDeadLetters(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	failing := ageLimited{deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	failing := ageLimited{routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		return destinations.All(len(batch), destinations.RetryableError(2*time.Hour, "throttled"))
 	}), time.Hour}
-	h.run(fakes(map[string]destinations.Destination{"meta": failing}), h.fastOptions())
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": failing}), h.fastOptions())
 
-	h.enqueue(event("e1", "Purchase"))
-	waitFor(t, "the dead letter", func() bool { return len(h.deadLetters("meta")) == 1 })
+	h.enqueue(routingtest.Event("e1", "Purchase"))
+	routingtest.WaitFor(t, "the dead letter", func() bool { return len(h.deadLetters("meta")) == 1 })
 	if dl := h.deadLetters("meta")[0]; dl.Reason != ReasonTooOld || dl.Message != "throttled" {
 		t.Errorf("dead letter = %+v; want too_old with the platform's message", dl)
 	}
@@ -270,13 +271,13 @@ func TestRetryPastAgeLimitDeadLetters(t *testing.T) {
 
 func TestPausedDestination(t *testing.T) {
 	const token = "EAAB-secret-token-value"
-	cfg := testConfig(dest{id: "meta", settings: `{"name":"meta","token":"` + token + `"}`})
+	cfg := routingtest.Config(routingtest.Dest{ID: "meta", Settings: `{"name":"meta","token":"` + token + `"}`})
 	h := newHarness(t, cfg)
-	p := newPlatform()
+	p := routingtest.NewPlatform()
 	var revoked atomic.Bool
 	revoked.Store(true)
-	dst := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
-		p.record(batch)
+	dst := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+		p.Record(batch)
 		if revoked.Load() {
 			return destinations.All(len(batch), &destinations.Error{Kind: destinations.Paused, Status: 401, Code: "190",
 				Message: "Error validating access token: Session has expired"})
@@ -288,11 +289,11 @@ func TestPausedDestination(t *testing.T) {
 	opts := h.fastOptions()
 	opts.Now, opts.Logger = clk.Now, logs.logger()
 	opts.Retry.PauseFor = time.Hour
-	h.run(fakes(map[string]destinations.Destination{"meta": dst}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": dst}), opts)
 
-	h.enqueue(event("e1", "Purchase"))
-	waitFor(t, "the event to be kept in the schedule", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
-	zs, _ := h.rdb.ZRangeWithScores(context.Background(), RetryKey(testSite, "meta"), 0, -1).Result()
+	h.enqueue(routingtest.Event("e1", "Purchase"))
+	routingtest.WaitFor(t, "the event to be kept in the schedule", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
+	zs, _ := h.rdb.ZRangeWithScores(context.Background(), RetryKey(routingtest.Site, "meta"), 0, -1).Result()
 	if due := time.UnixMilli(int64(zs[0].Score)); due.Before(clk.Now().Add(59 * time.Minute)) {
 		t.Errorf("kept until %v; want the pause's end, an hour away", due)
 	}
@@ -311,20 +312,20 @@ func TestPausedDestination(t *testing.T) {
 	}
 
 	// Paused: a new entry stays unread until the pause ends.
-	h.enqueue(event("e2", "Purchase"))
+	h.enqueue(routingtest.Event("e2", "Purchase"))
 	revoked.Store(false)
 	clk.Advance(time.Hour + time.Minute)
-	waitFor(t, "both events after the pause", func() bool { return p.count("e1") == 2 && p.count("e2") == 1 })
-	waitFor(t, "the schedule to empty", func() bool { return h.retryCount("meta") == 0 })
-	if p.callCount() > 3 {
-		t.Errorf("calls = %d; the paused destination was called during its pause", p.callCount())
+	routingtest.WaitFor(t, "both events after the pause", func() bool { return p.Count("e1") == 2 && p.Count("e2") == 1 })
+	routingtest.WaitFor(t, "the schedule to empty", func() bool { return h.retryCount("meta") == 0 })
+	if p.Calls() > 3 {
+		t.Errorf("calls = %d; the paused destination was called during its pause", p.Calls())
 	}
 }
 
 func TestFailingOrHangingDestinationDoesNotDelayOthers(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "hang"}, dest{id: "broken"}, dest{id: "good"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "hang"}, routingtest.Dest{ID: "broken"}, routingtest.Dest{ID: "good"}))
 	hung := make(chan struct{}, 1)
-	hang := deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+	hang := routingtest.DeliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
 		select {
 		case hung <- struct{}{}:
 		default:
@@ -332,31 +333,31 @@ func TestFailingOrHangingDestinationDoesNotDelayOthers(t *testing.T) {
 		<-ctx.Done()
 		return destinations.All(len(batch), ctx.Err())
 	})
-	broken := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	broken := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		return destinations.All(len(batch), destinations.RetryableError(0, "HTTP 500"))
 	})
-	good := newPlatform()
+	good := routingtest.NewPlatform()
 	opts := h.fastOptions()
 	opts.ShutdownTimeout = 50 * time.Millisecond
-	h.run(fakes(map[string]destinations.Destination{"hang": hang, "broken": broken, "good": good.accept()}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"hang": hang, "broken": broken, "good": good.Accept()}), opts)
 
-	h.enqueue(event("first", "Purchase"))
+	h.enqueue(routingtest.Event("first", "Purchase"))
 	<-hung // the hanging destination now holds its first batch
 	for i := range 20 {
-		h.enqueue(event(strconv.Itoa(i), "Purchase"))
+		h.enqueue(routingtest.Event(strconv.Itoa(i), "Purchase"))
 	}
-	waitFor(t, "the good destination to get everything", func() bool { return good.total() == 21 && h.groupDone("good") })
+	routingtest.WaitFor(t, "the good destination to get everything", func() bool { return good.Total() == 21 && h.groupDone("good") })
 	if h.groupDone("hang") {
 		t.Error("the hanging destination finished; the test proves nothing")
 	}
 }
 
 func TestCrashRecoveryByAnotherConsumer(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	held := make(chan int, 1)
-	crashed := newPlatform()
-	stuck := smallBatch{deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
-		crashed.record(batch)
+	crashed := routingtest.NewPlatform()
+	stuck := smallBatch{routingtest.DeliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+		crashed.Record(batch)
 		select {
 		case held <- len(batch):
 		default:
@@ -366,21 +367,21 @@ func TestCrashRecoveryByAnotherConsumer(t *testing.T) {
 	}), 5}
 	optsA := h.fastOptions()
 	optsA.Consumer, optsA.ShutdownTimeout, optsA.Linger = "replica-a", 20*time.Millisecond, 100*time.Millisecond
-	_, stopA := h.run(fakes(map[string]destinations.Destination{"meta": stuck}), optsA)
+	_, stopA := h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": stuck}), optsA)
 
 	var ids []string
 	for i := range 12 {
 		ids = append(ids, "e"+strconv.Itoa(i))
 	}
 	for _, id := range ids {
-		h.enqueue(event(id, "Purchase"))
+		h.enqueue(routingtest.Event(id, "Purchase"))
 	}
 	inFlight := <-held
 	stopA() // the replica dies mid-delivery, without acknowledging anything
 
 	// Handed back: the entries read stay pending (one event per entry, so
 	// at least the in-flight ones), nothing was recorded.
-	pend, err := h.rdb.XPending(context.Background(), StreamKey(testSite), "meta").Result()
+	pend, err := h.rdb.XPending(context.Background(), StreamKey(routingtest.Site), "meta").Result()
 	if err != nil || pend.Count < int64(inFlight) {
 		t.Fatalf("%d entries pending after the crash (%v); want at least the %d in flight", pend.Count, err, inFlight)
 	}
@@ -388,93 +389,93 @@ func TestCrashRecoveryByAnotherConsumer(t *testing.T) {
 		t.Fatalf("the dying replica scheduled %d retries; in-flight work must be handed back untouched", n)
 	}
 
-	survivor := newPlatform()
+	survivor := routingtest.NewPlatform()
 	optsB := h.fastOptions()
 	optsB.Consumer, optsB.VisibilityTimeout, optsB.DeliverTimeout = "replica-b", 200*time.Millisecond, 100*time.Millisecond
 	optsB.Registerer = nil
-	h.run(fakes(map[string]destinations.Destination{"meta": survivor.accept()}), optsB)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": survivor.Accept()}), optsB)
 
-	waitFor(t, "the survivor to deliver everything", func() bool { return survivor.total() >= len(ids) && h.groupDone("meta") })
+	routingtest.WaitFor(t, "the survivor to deliver everything", func() bool { return survivor.Total() >= len(ids) && h.groupDone("meta") })
 	for _, id := range ids {
-		if n := survivor.count(id); n != 1 {
+		if n := survivor.Count(id); n != 1 {
 			t.Errorf("event %s delivered %d times by the survivor; want exactly once", id, n)
 		}
 	}
-	if crashed.total() != inFlight {
-		t.Errorf("the crashed replica saw %d events; want only the %d in flight", crashed.total(), inFlight)
+	if crashed.Total() != inFlight {
+		t.Errorf("the crashed replica saw %d events; want only the %d in flight", crashed.Total(), inFlight)
 	}
 }
 
 func TestReplayDeadLetters(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	p := newPlatform()
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	p := routingtest.NewPlatform()
 	var fixed atomic.Bool
-	dst := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	dst := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		if !fixed.Load() {
 			return destinations.All(len(batch), destinations.PermanentError("Invalid parameter"))
 		}
-		p.record(batch)
+		p.Record(batch)
 		return make([]error, len(batch))
 	})
-	h.run(fakes(map[string]destinations.Destination{"meta": dst}), h.fastOptions())
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": dst}), h.fastOptions())
 
-	h.enqueue(event("e1", "Purchase"), event("e2", "Purchase"), event("e3", "Purchase"))
-	waitFor(t, "three dead letters", func() bool { return len(h.deadLetters("meta")) == 3 })
+	h.enqueue(routingtest.Event("e1", "Purchase"), routingtest.Event("e2", "Purchase"), routingtest.Event("e3", "Purchase"))
+	routingtest.WaitFor(t, "three dead letters", func() bool { return len(h.deadLetters("meta")) == 3 })
 	dls := h.deadLetters("meta")
 	fixed.Store(true)
 
 	ctx := context.Background()
-	n, err := h.queue.Replay(ctx, testSite, "meta", []string{dls[0].ID, dls[1].ID, "1-1"})
+	n, err := h.queue.Replay(ctx, routingtest.Site, "meta", []string{dls[0].ID, dls[1].ID, "1-1"})
 	if err != nil || n != 2 {
 		t.Fatalf("Replay = %d, %v; want 2", n, err)
 	}
-	if n, _ := h.queue.Replay(ctx, testSite, "meta", []string{dls[0].ID}); n != 0 {
+	if n, _ := h.queue.Replay(ctx, routingtest.Site, "meta", []string{dls[0].ID}); n != 0 {
 		t.Errorf("a second replay of the same letter moved %d", n)
 	}
-	waitFor(t, "the replayed events", func() bool { return p.count("e1") == 1 && p.count("e2") == 1 && h.retryCount("meta") == 0 })
+	routingtest.WaitFor(t, "the replayed events", func() bool { return p.Count("e1") == 1 && p.Count("e2") == 1 && h.retryCount("meta") == 0 })
 	if rest := h.deadLetters("meta"); len(rest) != 1 || rest[0].Event.EventID != "e3" {
 		t.Errorf("dead letters left = %+v; want only e3", rest)
 	}
-	if p.count("e3") != 0 {
+	if p.Count("e3") != 0 {
 		t.Error("a letter that was not replayed was delivered")
 	}
 }
 
 func TestIdleDestinationKeepsEventsUntilFixed(t *testing.T) {
 	const secret = "tok-very-secret-1234"
-	h := newHarness(t, testConfig(dest{id: "meta", typ: "nope", settings: `{"name":"meta","token":"` + secret + `"}`}))
-	p := newPlatform()
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta", Type: "nope", Settings: `{"name":"meta","token":"` + secret + `"}`}))
+	p := routingtest.NewPlatform()
 	logs := &logBuffer{}
 	opts := h.fastOptions()
 	opts.Logger = logs.logger()
-	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), opts)
 
-	h.enqueue(event("e1", "Purchase"))
-	waitFor(t, "the unknown type to be logged", func() bool { return strings.Contains(logs.String(), "unknown type") })
+	h.enqueue(routingtest.Event("e1", "Purchase"))
+	routingtest.WaitFor(t, "the unknown type to be logged", func() bool { return strings.Contains(logs.String(), "unknown type") })
 
 	// Settings the factory refuses: logged without the secret.
-	bad := testConfig(dest{id: "meta", settings: `{"name":"` + secret + `","token":"` + secret + `"}`})
+	bad := routingtest.Config(routingtest.Dest{ID: "meta", Settings: `{"name":"` + secret + `","token":"` + secret + `"}`})
 	if err := h.store.Apply(context.Background(), bad); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the refused settings to be logged", func() bool { return strings.Contains(logs.String(), "settings refused") })
+	routingtest.WaitFor(t, "the refused settings to be logged", func() bool { return strings.Contains(logs.String(), "settings refused") })
 	if strings.Contains(logs.String(), secret) {
 		t.Errorf("a secret reached the log:\n%s", logs.String())
 	}
 
-	if err := h.store.Apply(context.Background(), testConfig(dest{id: "meta"})); err != nil {
+	if err := h.store.Apply(context.Background(), routingtest.Config(routingtest.Dest{ID: "meta"})); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the waiting event to be delivered once fixed", func() bool { return p.count("e1") == 1 && h.groupDone("meta") })
+	routingtest.WaitFor(t, "the waiting event to be delivered once fixed", func() bool { return p.Count("e1") == 1 && h.groupDone("meta") })
 }
 
 func TestRemovedDestinationIsDrainedToDeadLetters(t *testing.T) {
 	ctx := context.Background()
-	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "keep"}))
-	throttled := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}, routingtest.Dest{ID: "keep"}))
+	throttled := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		return destinations.All(len(batch), destinations.RetryableError(time.Hour, "throttled"))
 	})
-	kept := newPlatform()
+	kept := routingtest.NewPlatform()
 	opts := h.fastOptions()
 	opts.TrimInterval = 10 * time.Millisecond
 	logs := &logBuffer{}
@@ -484,16 +485,16 @@ func TestRemovedDestinationIsDrainedToDeadLetters(t *testing.T) {
 			t.Log(logs.String())
 		}
 	}()
-	h.run(fakes(map[string]destinations.Destination{"meta": throttled, "keep": kept.accept()}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": throttled, "keep": kept.Accept()}), opts)
 
-	h.enqueue(event("e1", "Purchase"))
-	waitFor(t, "e1 to be scheduled for a retry", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
-	h.enqueue(event("e2", "Purchase"))
-	if err := h.store.Apply(ctx, testConfig(dest{id: "keep"})); err != nil {
+	h.enqueue(routingtest.Event("e1", "Purchase"))
+	routingtest.WaitFor(t, "e1 to be scheduled for a retry", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
+	h.enqueue(routingtest.Event("e2", "Purchase"))
+	if err := h.store.Apply(ctx, routingtest.Config(routingtest.Dest{ID: "keep"})); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the removed destination's group to go", func() bool {
-		groups, _ := h.rdb.XInfoGroups(ctx, StreamKey(testSite)).Result()
+	routingtest.WaitFor(t, "the removed destination's group to go", func() bool {
+		groups, _ := h.rdb.XInfoGroups(ctx, StreamKey(routingtest.Site)).Result()
 		return len(groups) == 1 && groups[0].Name == "keep"
 	})
 	dls := h.deadLetters("meta")
@@ -507,23 +508,23 @@ func TestRemovedDestinationIsDrainedToDeadLetters(t *testing.T) {
 	if h.retryCount("meta") != 0 {
 		t.Error("the removed destination still has scheduled retries")
 	}
-	waitFor(t, "the stream to be trimmed", func() bool {
-		n, _ := h.rdb.XLen(ctx, StreamKey(testSite)).Result()
-		return n == 0 && kept.total() == 2
+	routingtest.WaitFor(t, "the stream to be trimmed", func() bool {
+		n, _ := h.rdb.XLen(ctx, StreamKey(routingtest.Site)).Result()
+		return n == 0 && kept.Total() == 2
 	})
 }
 
 func TestTrimKeepsUnfinishedEntries(t *testing.T) {
 	ctx := context.Background()
-	h := newHarness(t, testConfig(dest{id: "fast"}, dest{id: "slow"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "fast"}, routingtest.Dest{ID: "slow"}))
 	d, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := StreamKey(testSite)
+	key := StreamKey(routingtest.Site)
 	var ids []string
 	for i := range 6 {
-		h.enqueue(event(strconv.Itoa(i), "Purchase"))
+		h.enqueue(routingtest.Event(strconv.Itoa(i), "Purchase"))
 		msgs, _ := h.rdb.XRevRangeN(ctx, key, "+", "-", 1).Result()
 		ids = append(ids, msgs[0].ID)
 	}
@@ -547,7 +548,7 @@ func TestTrimKeepsUnfinishedEntries(t *testing.T) {
 		return out
 	}
 	trim := func() {
-		if _, err := d.trimSite(ctx, h.store.Snapshot(), testSite); err != nil {
+		if _, err := d.trimSite(ctx, h.store.Snapshot(), routingtest.Site); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -583,17 +584,17 @@ func TestTrimKeepsUnfinishedEntries(t *testing.T) {
 }
 
 func TestTrimAfterDelivery(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	p := newPlatform()
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	p := routingtest.NewPlatform()
 	opts := h.fastOptions()
 	opts.TrimInterval = 10 * time.Millisecond
-	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), opts)
 	for i := range 10 {
-		h.enqueue(event(strconv.Itoa(i), "Purchase"))
+		h.enqueue(routingtest.Event(strconv.Itoa(i), "Purchase"))
 	}
-	waitFor(t, "delivery and trimming", func() bool {
-		n, _ := h.rdb.XLen(context.Background(), StreamKey(testSite)).Result()
-		return p.total() == 10 && n == 0
+	routingtest.WaitFor(t, "delivery and trimming", func() bool {
+		n, _ := h.rdb.XLen(context.Background(), StreamKey(routingtest.Site)).Result()
+		return p.Total() == 10 && n == 0
 	})
 }
 
@@ -621,7 +622,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestDispatcherOptions(t *testing.T) {
-	h := newHarness(t, testConfig())
+	h := newHarness(t, routingtest.Config())
 	_, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{VisibilityTimeout: time.Second, DeliverTimeout: time.Second})
 	if err == nil {
 		t.Error("a DeliverTimeout as long as the VisibilityTimeout was accepted")
@@ -642,10 +643,10 @@ func TestDispatcherOptions(t *testing.T) {
 // lease, every good event is delivered exactly once, and the bad one is
 // dead-lettered once.
 func TestLongRoundRenewsItsLease(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	var mu sync.Mutex
 	delivered := map[string]int{}
-	slow := deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+	slow := routingtest.DeliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
 		select {
 		case <-time.After(250 * time.Millisecond):
 		case <-ctx.Done():
@@ -672,16 +673,16 @@ func TestLongRoundRenewsItsLease(t *testing.T) {
 		if i == 21 {
 			id = "bad"
 		}
-		evs = append(evs, event(id, "Lead"))
+		evs = append(evs, routingtest.Event(id, "Lead"))
 	}
 	h.enqueue(evs...)
 	a := opts
 	a.Consumer = "a"
 	b := opts
 	b.Consumer, b.Registerer = "b", prometheus.NewRegistry()
-	h.run(fakes(map[string]destinations.Destination{"meta": slow}), a)
-	h.run(fakes(map[string]destinations.Destination{"meta": slow}), b)
-	waitFor(t, "every event resolved", func() bool {
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": slow}), a)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": slow}), b)
+	routingtest.WaitFor(t, "every event resolved", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(delivered) == 31 && len(h.deadLetters("meta")) == 1 && h.retryCount("meta") == 0 && h.groupDone("meta")
@@ -703,7 +704,7 @@ func TestLongRoundRenewsItsLease(t *testing.T) {
 // clock their due times and leases are scored on: renewed on another, a
 // lease would end at once (or hours late) and the retry go out twice.
 func TestRenewLeasesRetriesOnTheClock(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	ctx := context.Background()
 	clk := &clock{}
 	clk.Advance(24 * time.Hour)
@@ -714,9 +715,9 @@ func TestRenewLeasesRetriesOnTheClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec, _ := h.store.Snapshot().Destination("meta")
-	w := newWorker(d, *spec, newPlatform().accept(), d.log)
-	key := RetryKey(testSite, "meta")
-	member, err := retryItem{Ref: "1-0/0", Event: event("e1", "Purchase"), Attempts: 1}.member()
+	w := newWorker(d, *spec, routingtest.NewPlatform().Accept(), d.log)
+	key := RetryKey(routingtest.Site, "meta")
+	member, err := retryItem{Ref: "1-0/0", Event: routingtest.Event("e1", "Purchase"), Attempts: 1}.member()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -743,19 +744,19 @@ func TestRenewLeasesRetriesOnTheClock(t *testing.T) {
 // tagway_delivery_seconds measures a Deliver call on the dispatcher's
 // clock.
 func TestDeliverySecondsOnTheClock(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	clk := &clock{}
-	p := newPlatform()
-	slow := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	p := routingtest.NewPlatform()
+	slow := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		clk.Advance(3 * time.Second) // the platform takes three seconds, by the clock
-		p.record(batch)
+		p.Record(batch)
 		return make([]error, len(batch))
 	})
 	opts := h.fastOptions()
 	opts.Now = clk.Now
-	h.run(fakes(map[string]destinations.Destination{"meta": slow}), opts)
-	h.enqueue(event("e1", "Purchase"))
-	waitFor(t, "the delivery", func() bool { return h.metric("meta", outcomeDelivered) == 1 })
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": slow}), opts)
+	h.enqueue(routingtest.Event("e1", "Purchase"))
+	routingtest.WaitFor(t, "the delivery", func() bool { return h.metric("meta", outcomeDelivered) == 1 })
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)

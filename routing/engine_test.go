@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
 func TestConcurrencyKeepsSeveralBatchesInFlight(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	p := newPlatform()
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	p := routingtest.NewPlatform()
 	var cur, peak atomic.Int32
 	release := make(chan struct{})
-	slow := smallBatch{deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+	slow := smallBatch{routingtest.DeliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
 		n := cur.Add(1)
 		for {
 			old := peak.Load()
@@ -26,24 +27,24 @@ func TestConcurrencyKeepsSeveralBatchesInFlight(t *testing.T) {
 		}
 		<-release
 		cur.Add(-1)
-		p.record(batch)
+		p.Record(batch)
 		return make([]error, len(batch))
 	}), 2}
 	opts := h.fastOptions()
 	opts.DestinationLimits = map[string]Limits{"meta": {Concurrency: 3}}
-	h.run(fakes(map[string]destinations.Destination{"meta": slow}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": slow}), opts)
 
 	for i := range 12 {
-		h.enqueue(event("c"+strconv.Itoa(i), "Purchase"))
+		h.enqueue(routingtest.Event("c"+strconv.Itoa(i), "Purchase"))
 	}
-	waitFor(t, "three batches in flight at once", func() bool { return peak.Load() == 3 })
+	routingtest.WaitFor(t, "three batches in flight at once", func() bool { return peak.Load() == 3 })
 	close(release)
-	waitFor(t, "everything delivered", func() bool { return p.total() == 12 && h.groupDone("meta") })
+	routingtest.WaitFor(t, "everything delivered", func() bool { return p.Total() == 12 && h.groupDone("meta") })
 	if got := peak.Load(); got != 3 {
 		t.Errorf("peak in-flight batches = %d; want the limit, 3", got)
 	}
 	for i := range 12 {
-		if n := p.count("c" + strconv.Itoa(i)); n != 1 {
+		if n := p.Count("c" + strconv.Itoa(i)); n != 1 {
 			t.Errorf("event c%d delivered %d times", i, n)
 		}
 	}
@@ -120,7 +121,7 @@ func TestLimitsFor(t *testing.T) {
 
 // rejectsPoison is a platform that refuses any batch holding a poisoned
 // event as a whole, as Meta does, naming no event.
-func rejectsPoison(p *platform, calls *atomic.Int32) deliverFunc {
+func rejectsPoison(p *routingtest.Platform, calls *atomic.Int32) routingtest.DeliverFunc {
 	return func(_ context.Context, batch []destinations.Event) []error {
 		calls.Add(1)
 		for _, ev := range batch {
@@ -129,16 +130,16 @@ func rejectsPoison(p *platform, calls *atomic.Int32) deliverFunc {
 					Message: "Invalid parameter", WholeBatch: true})
 			}
 		}
-		p.record(batch)
+		p.Record(batch)
 		return make([]error, len(batch))
 	}
 }
 
 func TestWholeBatchRejectionIsSplitToIsolateBadEvents(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
-	p := newPlatform()
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	p := routingtest.NewPlatform()
 	var calls atomic.Int32
-	h.run(fakes(map[string]destinations.Destination{"meta": rejectsPoison(p, &calls)}), h.fastOptions())
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": rejectsPoison(p, &calls)}), h.fastOptions())
 
 	var evs []destinations.Event
 	for i := range 40 {
@@ -146,20 +147,20 @@ func TestWholeBatchRejectionIsSplitToIsolateBadEvents(t *testing.T) {
 		if i == 7 || i == 30 {
 			id = "poison-" + strconv.Itoa(i)
 		}
-		evs = append(evs, event(id, "Purchase"))
+		evs = append(evs, routingtest.Event(id, "Purchase"))
 	}
 	h.enqueue(evs...) // one entry of 40 events: one batch (MaxBatch 50)
 
-	waitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
-	if p.total() != 38 {
-		t.Errorf("platform got %d events; want the 38 good ones", p.total())
+	routingtest.WaitFor(t, "the entry to be finished", func() bool { return h.groupDone("meta") })
+	if p.Total() != 38 {
+		t.Errorf("platform got %d events; want the 38 good ones", p.Total())
 	}
 	for _, ev := range evs {
 		want := 1
 		if strings.HasPrefix(ev.EventID, "poison") {
 			want = 0
 		}
-		if n := p.count(ev.EventID); n != want {
+		if n := p.Count(ev.EventID); n != want {
 			t.Errorf("event %s delivered %d times; want %d", ev.EventID, n, want)
 		}
 	}
@@ -185,20 +186,20 @@ func TestWholeBatchRejectionIsSplitToIsolateBadEvents(t *testing.T) {
 }
 
 func TestCircuitOpensForEveryReplicaAndProbeClosesIt(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	clk := &clock{}
-	p := newPlatform()
+	p := routingtest.NewPlatform()
 	var healthy atomic.Bool
 	var calls atomic.Int32
-	dst := smallBatch{deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	dst := smallBatch{routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		calls.Add(1)
 		if !healthy.Load() {
 			return destinations.All(len(batch), destinations.RetryableError(0, "HTTP 503"))
 		}
-		p.record(batch)
+		p.Record(batch)
 		return make([]error, len(batch))
 	}), 1}
-	reg := fakes(map[string]destinations.Destination{"meta": dst})
+	reg := routingtest.Fakes(map[string]destinations.Destination{"meta": dst})
 	opts := func(name string) DispatcherOptions {
 		o := h.fastOptions()
 		o.Consumer, o.Now = name, clk.Now
@@ -212,18 +213,18 @@ func TestCircuitOpensForEveryReplicaAndProbeClosesIt(t *testing.T) {
 	h.run(reg, opts("b"))
 
 	for i := range 6 {
-		h.enqueue(event("e"+strconv.Itoa(i), "Purchase"))
+		h.enqueue(routingtest.Event("e"+strconv.Itoa(i), "Purchase"))
 	}
 	ctx := context.Background()
-	waitFor(t, "the circuit to open", func() bool {
-		return h.rdb.Exists(ctx, CircuitKey(testSite, "meta")).Val() == 1
+	routingtest.WaitFor(t, "the circuit to open", func() bool {
+		return h.rdb.Exists(ctx, CircuitKey(routingtest.Site, "meta")).Val() == 1
 	})
 	// Open: once both replicas have read the key (every Block), neither
 	// sends anything, however long we look.
 	time.Sleep(200 * time.Millisecond)
 	before := calls.Load()
 	for i := range 6 {
-		h.enqueue(event("late"+strconv.Itoa(i), "Purchase"))
+		h.enqueue(routingtest.Event("late"+strconv.Itoa(i), "Purchase"))
 	}
 	time.Sleep(300 * time.Millisecond)
 	if after := calls.Load(); after != before {
@@ -233,37 +234,37 @@ func TestCircuitOpensForEveryReplicaAndProbeClosesIt(t *testing.T) {
 	// closes and everything queued is delivered.
 	healthy.Store(true)
 	clk.Advance(2 * time.Hour)
-	waitFor(t, "everything delivered after the probe", func() bool {
-		return p.total() == 12 && h.groupDone("meta") && h.retryCount("meta") == 0
+	routingtest.WaitFor(t, "everything delivered after the probe", func() bool {
+		return p.Total() == 12 && h.groupDone("meta") && h.retryCount("meta") == 0
 	})
-	if n := h.rdb.Exists(ctx, CircuitKey(testSite, "meta"), circuitProbeKey(testSite, "meta")).Val(); n != 0 {
+	if n := h.rdb.Exists(ctx, CircuitKey(routingtest.Site, "meta"), circuitProbeKey(routingtest.Site, "meta")).Val(); n != 0 {
 		t.Errorf("circuit keys left after it closed: %d", n)
 	}
-	waitFor(t, "the opened metric", func() bool { return h.gauge("tagway_circuit_opened_total", "meta") >= 1 })
+	routingtest.WaitFor(t, "the opened metric", func() bool { return h.gauge("tagway_circuit_opened_total", "meta") >= 1 })
 	if dls := h.deadLetters("meta"); len(dls) != 0 {
 		t.Errorf("dead letters: %+v", dls)
 	}
 }
 
 func TestStopKeepsWhatThePlatformAcknowledged(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	started := make(chan struct{}, 1)
-	p := newPlatform()
+	p := routingtest.NewPlatform()
 	// The platform accepts the batch just as the shutdown bound cuts the
 	// call: the outcome must be recorded, never sent again.
-	acksLate := deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+	acksLate := routingtest.DeliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
 		select {
 		case started <- struct{}{}:
 		default:
 		}
 		<-ctx.Done()
-		p.record(batch)
+		p.Record(batch)
 		return make([]error, len(batch))
 	})
 	opts := h.fastOptions()
 	opts.ShutdownTimeout = 20 * time.Millisecond
-	_, stop := h.run(fakes(map[string]destinations.Destination{"meta": acksLate}), opts)
-	h.enqueue(event("a", "Purchase"), event("b", "Purchase"))
+	_, stop := h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": acksLate}), opts)
+	h.enqueue(routingtest.Event("a", "Purchase"), routingtest.Event("b", "Purchase"))
 	<-started
 	stop()
 	if !h.groupDone("meta") {
@@ -272,16 +273,16 @@ func TestStopKeepsWhatThePlatformAcknowledged(t *testing.T) {
 	if n := h.retryCount("meta"); n != 0 {
 		t.Fatalf("%d retries scheduled for acknowledged events", n)
 	}
-	if p.total() != 2 {
-		t.Fatalf("platform got %d events; want 2", p.total())
+	if p.Total() != 2 {
+		t.Fatalf("platform got %d events; want 2", p.Total())
 	}
 }
 
 func TestPoisonEntryGoesToDeadLetters(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	held := make(chan struct{}, 1)
 	// Every consumer stops while holding the entry (as a crash would).
-	hangs := deliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
+	hangs := routingtest.DeliverFunc(func(ctx context.Context, batch []destinations.Event) []error {
 		select {
 		case held <- struct{}{}:
 		default:
@@ -289,7 +290,7 @@ func TestPoisonEntryGoesToDeadLetters(t *testing.T) {
 		<-ctx.Done()
 		return destinations.All(len(batch), ctx.Err())
 	})
-	h.enqueue(event("poison", "Purchase"))
+	h.enqueue(routingtest.Event("poison", "Purchase"))
 	opts := func(name string) DispatcherOptions {
 		o := h.fastOptions()
 		o.Consumer, o.ShutdownTimeout, o.PoisonClaims = name, 10*time.Millisecond, 1
@@ -297,22 +298,22 @@ func TestPoisonEntryGoesToDeadLetters(t *testing.T) {
 		o.Registerer = nil
 		return o
 	}
-	reg := fakes(map[string]destinations.Destination{"meta": hangs})
+	reg := routingtest.Fakes(map[string]destinations.Destination{"meta": hangs})
 	for _, name := range []string{"first", "second"} { // read, then claimed once
 		_, stop := h.run(reg, opts(name))
 		<-held
 		stop()
 	}
 	// The third consumer claims it a second time: more than PoisonClaims.
-	p := newPlatform()
-	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), opts("third"))
-	waitFor(t, "the poison entry to be dead-lettered", func() bool { return len(h.deadLetters("meta")) == 1 })
+	p := routingtest.NewPlatform()
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), opts("third"))
+	routingtest.WaitFor(t, "the poison entry to be dead-lettered", func() bool { return len(h.deadLetters("meta")) == 1 })
 	dl := h.deadLetters("meta")[0]
 	if dl.Reason != ReasonPoison || dl.Event.EventID != "poison" {
 		t.Fatalf("dead letter = %+v; want the event, reason poison", dl)
 	}
-	waitFor(t, "the entry to be acknowledged", func() bool { return h.groupDone("meta") })
-	if p.total() != 0 {
+	routingtest.WaitFor(t, "the entry to be acknowledged", func() bool { return h.groupDone("meta") })
+	if p.Total() != 0 {
 		t.Errorf("the poison entry was delivered")
 	}
 }

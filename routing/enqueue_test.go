@@ -20,6 +20,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/spool"
 )
 
@@ -53,7 +54,7 @@ func realisticEvent(i int) destinations.Event {
 }
 
 func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
-	h := newHarness(t, testConfig())
+	h := newHarness(t, routingtest.Config())
 	ctx := context.Background()
 	const callers = 200
 	var wg sync.WaitGroup
@@ -61,11 +62,11 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			site := testSite
+			site := routingtest.Site
 			if i%2 == 1 {
 				site = "other"
 			}
-			if err := h.queue.Enqueue(ctx, site, []destinations.Event{event("c"+strconv.Itoa(i), "Lead"), event("d"+strconv.Itoa(i), "Lead")}); err != nil {
+			if err := h.queue.Enqueue(ctx, site, []destinations.Event{routingtest.Event("c"+strconv.Itoa(i), "Lead"), routingtest.Event("d"+strconv.Itoa(i), "Lead")}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -75,7 +76,7 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 	// calls were merged into fewer entries than calls.
 	entries := 0
 	seen := map[string]int{}
-	for _, site := range []string{testSite, "other"} {
+	for _, site := range []string{routingtest.Site, "other"} {
 		msgs, err := h.rdb.XRange(ctx, StreamKey(site), "-", "+").Result()
 		if err != nil {
 			t.Fatal(err)
@@ -141,7 +142,7 @@ func trickle(t *testing.T, opts QueueOptions, calls int) (*redis.Client, []time.
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			if err := q.Enqueue(context.Background(), testSite, []destinations.Event{event("c"+strconv.Itoa(i), "Lead")}); err != nil {
+			if err := q.Enqueue(context.Background(), routingtest.Site, []destinations.Event{routingtest.Event("c"+strconv.Itoa(i), "Lead")}); err != nil {
 				t.Error(err)
 			}
 			took[i] = time.Since(start)
@@ -160,7 +161,7 @@ func trickle(t *testing.T, opts QueueOptions, calls int) (*redis.Client, []time.
 func TestBusyQueueGathersCalls(t *testing.T) {
 	const calls = 60
 	rdb, _ := trickle(t, QueueOptions{BusyLinger: 30 * time.Millisecond, BusyBatch: 1000}, calls)
-	entries, err := rdb.XLen(context.Background(), StreamKey(testSite)).Result()
+	entries, err := rdb.XLen(context.Background(), StreamKey(routingtest.Site)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestBusyQueueGoesOnceBatchWaits(t *testing.T) {
 // and to the callers' own goroutines are all written exactly once, and
 // every flusher gives its slot back (the queue does not stall).
 func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
-	h := newHarness(t, testConfig())
+	h := newHarness(t, routingtest.Config())
 	ctx := context.Background()
 	pauses := []time.Duration{0, time.Millisecond, flusherLinger / 2, flusherLinger, flusherLinger + 5*time.Millisecond, 2 * flusherLinger}
 	want := 0
@@ -204,7 +205,7 @@ func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
 					defer wg.Done()
 					ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 					defer cancel()
-					if err := h.queue.Enqueue(ctx, testSite, []destinations.Event{event(id, "Lead")}); err != nil {
+					if err := h.queue.Enqueue(ctx, routingtest.Site, []destinations.Event{routingtest.Event(id, "Lead")}); err != nil {
 						t.Error(err)
 					}
 				}()
@@ -213,7 +214,7 @@ func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
 			time.Sleep(pause)
 		}
 	}
-	msgs, err := h.rdb.XRange(ctx, StreamKey(testSite), "-", "+").Result()
+	msgs, err := h.rdb.XRange(ctx, StreamKey(routingtest.Site), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestEnqueueFailsWithoutRedis(t *testing.T) {
 	defer rdb.Close()
 	q := NewQueue(rdb, QueueOptions{WriteTimeout: time.Second})
 	rs.Stop()
-	if err := q.Enqueue(context.Background(), testSite, []destinations.Event{event("x", "Lead")}); err == nil {
+	if err := q.Enqueue(context.Background(), routingtest.Site, []destinations.Event{routingtest.Event("x", "Lead")}); err == nil {
 		t.Fatal("Enqueue returned nil with Redis down and no spool")
 	}
 }
@@ -292,7 +293,7 @@ func TestRedisMemoryPerQueuedEvent(t *testing.T) {
 			rdb := rs.Client()
 			q := NewQueue(rdb, QueueOptions{})
 			ctx := context.Background()
-			size, _ := encodeEvents(nil, testSite, []destinations.Event{tc.event(0)}, time.Now().UnixMilli())
+			size, _ := encodeEvents(nil, routingtest.Site, []destinations.Event{tc.event(0)}, time.Now().UnixMilli())
 			before := usedMemory(t, rdb)
 			const n = 20000
 			for i := 0; i < n; i += tc.perEntry {
@@ -300,7 +301,7 @@ func TestRedisMemoryPerQueuedEvent(t *testing.T) {
 				for j := range evs {
 					evs[j] = tc.event(i + j)
 				}
-				if err := q.Enqueue(ctx, testSite, evs); err != nil {
+				if err := q.Enqueue(ctx, routingtest.Site, evs); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -367,7 +368,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	for _, impl := range impls {
 		b.Run(impl.name+"/serial", func(b *testing.B) {
 			for b.Loop() {
-				if err := impl.enqueue(ctx, testSite, evs); err != nil {
+				if err := impl.enqueue(ctx, routingtest.Site, evs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -377,7 +378,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				b.SetParallelism(max(callers/max(1, runtimeProcs()), 1))
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if err := impl.enqueue(ctx, testSite, evs); err != nil {
+						if err := impl.enqueue(ctx, routingtest.Site, evs); err != nil {
 							b.Error(err)
 							return
 						}
@@ -385,7 +386,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				})
 			})
 		}
-		if err := rdb.Del(ctx, StreamKey(testSite)).Err(); err != nil {
+		if err := rdb.Del(ctx, StreamKey(routingtest.Site)).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -474,25 +475,25 @@ func TestEnqueueContextEndsFirst(t *testing.T) {
 	q := NewQueue(rdb, QueueOptions{})
 	first := make(chan error, 1)
 	go func() {
-		first <- q.Enqueue(context.Background(), testSite, []destinations.Event{event("first", "Lead")})
+		first <- q.Enqueue(context.Background(), routingtest.Site, []destinations.Event{routingtest.Event("first", "Lead")})
 	}()
 	time.Sleep(20 * time.Millisecond) // the first call's write is in flight: the next ones wait
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := q.Enqueue(ctx, testSite, []destinations.Event{event("early", "Lead")})
+	err := q.Enqueue(ctx, routingtest.Site, []destinations.Event{routingtest.Event("early", "Lead")})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) >= 150*time.Millisecond {
 		t.Fatalf("Enqueue with a 20ms context: %v after %s; want the deadline, before the write ends", err, time.Since(start))
 	}
 	ended, cancelEnded := context.WithCancel(context.Background())
 	cancelEnded()
-	if err := q.Enqueue(context.WithoutCancel(ended), testSite, []destinations.Event{event("late", "Lead")}); err != nil {
+	if err := q.Enqueue(context.WithoutCancel(ended), routingtest.Site, []destinations.Event{routingtest.Event("late", "Lead")}); err != nil {
 		t.Fatalf("Enqueue with a context that never ends: %v", err)
 	}
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := rdb.XRange(context.Background(), StreamKey(testSite), "-", "+").Result()
+	msgs, err := rdb.XRange(context.Background(), StreamKey(routingtest.Site), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

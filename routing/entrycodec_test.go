@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
 func TestEntryCodecRoundTrip(t *testing.T) {
@@ -152,33 +153,33 @@ func flipLast(b []byte) []byte {
 // delivered, next to compressed ones; an entry of an unknown version is
 // dead-lettered with a reason instead of blocking the stream.
 func TestDispatcherReadsEveryEntryVersion(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	ctx := context.Background()
 	old, _ := json.Marshal([]destinations.Event{func() destinations.Event {
-		ev := event("old-1", "Lead")
-		ev.Context.SiteID = testSite
+		ev := routingtest.Event("old-1", "Lead")
+		ev.Context.SiteID = routingtest.Site
 		return ev
 	}()})
-	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(testSite), Values: []any{"e", old}}).Err(); err != nil {
+	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(routingtest.Site), Values: []any{"e", old}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(testSite), Values: []any{"v", "9", "e", "?"}}).Err(); err != nil {
+	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(routingtest.Site), Values: []any{"v", "9", "e", "?"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	var batch []destinations.Event
 	for i := range 20 {
-		batch = append(batch, event(fmt.Sprint("new-", i), "Purchase"))
+		batch = append(batch, routingtest.Event(fmt.Sprint("new-", i), "Purchase"))
 	}
 	h.enqueue(batch...)
-	msgs, _ := h.rdb.XRange(ctx, StreamKey(testSite), "-", "+").Result()
+	msgs, _ := h.rdb.XRange(ctx, StreamKey(routingtest.Site), "-", "+").Result()
 	if last := msgs[len(msgs)-1]; last.Values["v"] != entryVersionS2 {
 		t.Fatalf("a 20-event entry was stored as %v", last.Values["v"])
 	}
-	p := newPlatform()
-	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), h.fastOptions())
-	waitFor(t, "old and new entries delivered", func() bool { return p.total() == 21 && h.groupDone("meta") })
-	if p.count("old-1") != 1 || p.count("new-19") != 1 {
-		t.Errorf("deliveries: %v", p.got)
+	p := routingtest.NewPlatform()
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), h.fastOptions())
+	routingtest.WaitFor(t, "old and new entries delivered", func() bool { return p.Total() == 21 && h.groupDone("meta") })
+	if p.Count("old-1") != 1 || p.Count("new-19") != 1 {
+		t.Errorf("deliveries: %v", p.Got())
 	}
 	dls := h.deadLetters("meta")
 	if len(dls) != 1 || !strings.Contains(dls[0].Message, `unknown version "9"`) {

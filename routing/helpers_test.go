@@ -3,8 +3,6 @@ package routing
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -16,22 +14,13 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
 
-const testSite = "shop"
-
-// deliverFunc is a fake destination: the function is its Deliver.
-type deliverFunc func(ctx context.Context, batch []destinations.Event) []error
-
-func (f deliverFunc) MaxBatch() int { return 50 }
-func (f deliverFunc) Deliver(ctx context.Context, batch []destinations.Event) []error {
-	return f(ctx, batch)
-}
-
 // smallBatch is a fake destination taking at most n events per call.
 type smallBatch struct {
-	deliverFunc
+	routingtest.DeliverFunc
 	n int
 }
 
@@ -39,74 +28,21 @@ func (s smallBatch) MaxBatch() int { return s.n }
 
 // ageLimited is a fake destination refusing events older than limit.
 type ageLimited struct {
-	deliverFunc
+	routingtest.DeliverFunc
 	limit time.Duration
 }
 
 func (a ageLimited) MaxEventAge(destinations.Event) time.Duration { return a.limit }
 
 // analytics is a fake destination that is not an advertising platform.
-type analytics struct{ deliverFunc }
+type analytics struct{ routingtest.DeliverFunc }
 
 func (analytics) AdPlatform() bool { return false }
 
 var (
-	_ destinations.Destination = deliverFunc(nil)
-	_ destinations.AgeLimiter  = ageLimited{}
-	_ AdPlatform               = analytics{}
+	_ destinations.AgeLimiter = ageLimited{}
+	_ AdPlatform              = analytics{}
 )
-
-// platform records what a fake destination received.
-type platform struct {
-	mu    sync.Mutex
-	got   map[string]int // event_id → deliveries
-	sites map[string]bool
-	calls int
-}
-
-func newPlatform() *platform { return &platform{got: map[string]int{}, sites: map[string]bool{}} }
-
-// record notes the batch and answers with outcome(call number).
-func (p *platform) record(batch []destinations.Event) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls++
-	for _, ev := range batch {
-		p.got[ev.EventID]++
-		p.sites[ev.Context.SiteID] = true
-	}
-	return p.calls
-}
-
-// accept is a destination that accepts everything.
-func (p *platform) accept() deliverFunc {
-	return func(_ context.Context, batch []destinations.Event) []error {
-		p.record(batch)
-		return make([]error, len(batch))
-	}
-}
-
-func (p *platform) count(id string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.got[id]
-}
-
-func (p *platform) total() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, c := range p.got {
-		n += c
-	}
-	return n
-}
-
-func (p *platform) callCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.calls
-}
 
 // clock is a controllable clock: real time plus an offset.
 type clock struct{ off atomic.Int64 }
@@ -133,50 +69,6 @@ func (l *logBuffer) String() string {
 }
 
 func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
-
-// dest describes a destination of the test config.
-type dest struct {
-	id       string
-	typ      string // default "fake"
-	settings string // default {"name":"<id>"}
-	events   []string
-	exclude  []string
-}
-
-func testConfig(dests ...dest) model.Config {
-	cfg := model.Config{Sites: []model.Site{{ID: testSite, Domains: []string{"shop.example"}}}}
-	for _, d := range dests {
-		typ, settings := d.typ, d.settings
-		if typ == "" {
-			typ = "fake"
-		}
-		if settings == "" {
-			settings = fmt.Sprintf(`{"name":%q}`, d.id)
-		}
-		cfg.Destinations = append(cfg.Destinations, model.Destination{ID: d.id, SiteID: testSite, Type: typ, Settings: json.RawMessage(settings)})
-		cfg.Routes = append(cfg.Routes, model.Route{ID: "to-" + d.id, SiteID: testSite, DestinationID: d.id, Events: d.events, ExcludeEvents: d.exclude})
-	}
-	return cfg
-}
-
-// fakes builds a registry whose "fake" type returns the destination named
-// by the settings' name.
-func fakes(byName map[string]destinations.Destination) destinations.Registry {
-	return destinations.Registry{"fake": func(settings json.RawMessage, _ destinations.Deps) (destinations.Destination, error) {
-		var s struct {
-			Name  string `json:"name"`
-			Token string `json:"token"`
-		}
-		if err := json.Unmarshal(settings, &s); err != nil {
-			return nil, err
-		}
-		d, ok := byName[s.Name]
-		if !ok {
-			return nil, fmt.Errorf("no fake named %q", s.Name)
-		}
-		return d, nil
-	}}
-}
 
 // harness is a Redis, a store with a config, and a queue.
 type harness struct {
@@ -230,37 +122,17 @@ func (h *harness) run(registry destinations.Registry, opts DispatcherOptions) (*
 	return d, stop
 }
 
-func event(id, name string) destinations.Event {
-	return destinations.Event{
-		EventName: name, EventID: id, EventTime: time.Now().Unix(), ActionSource: "website",
-		Context: destinations.Context{Consent: destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted}},
-	}
-}
-
 func (h *harness) enqueue(evs ...destinations.Event) {
 	h.t.Helper()
-	if err := h.queue.Enqueue(context.Background(), testSite, evs); err != nil {
+	if err := h.queue.Enqueue(context.Background(), routingtest.Site, evs); err != nil {
 		h.t.Fatalf("enqueue: %v", err)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after a generous
-// deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
 // groupDone reports whether the destination's group has read and
 // acknowledged every entry of the site stream.
 func (h *harness) groupDone(group string) bool {
-	groups, err := h.rdb.XInfoGroups(context.Background(), StreamKey(testSite)).Result()
+	groups, err := h.rdb.XInfoGroups(context.Background(), StreamKey(routingtest.Site)).Result()
 	if err != nil {
 		h.t.Fatalf("xinfo groups: %v", err)
 	}
@@ -274,7 +146,7 @@ func (h *harness) groupDone(group string) bool {
 }
 
 func (h *harness) retryCount(destID string) int64 {
-	n, err := h.rdb.ZCard(context.Background(), RetryKey(testSite, destID)).Result()
+	n, err := h.rdb.ZCard(context.Background(), RetryKey(routingtest.Site, destID)).Result()
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -283,7 +155,7 @@ func (h *harness) retryCount(destID string) int64 {
 
 func (h *harness) deadLetters(destID string) []DeadLetter {
 	h.t.Helper()
-	dls, err := h.queue.DeadLetters(context.Background(), testSite, destID, 0)
+	dls, err := h.queue.DeadLetters(context.Background(), routingtest.Site, destID, 0)
 	if err != nil {
 		h.t.Fatal(err)
 	}

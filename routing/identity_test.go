@@ -17,6 +17,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -27,7 +28,7 @@ func digest(s string) string {
 
 // seen is an event of visitor fbp with marketing consent, received at ms.
 func seen(fbp string, ms int64, ud destinations.UserData) *destinations.Event {
-	ev := event("", "PageView")
+	ev := routingtest.Event("", "PageView")
 	ud.Fbp = fbp
 	ev.UserData = ud
 	ev.Context.ReceivedAt = ms
@@ -146,7 +147,7 @@ func TestIdentityStoreTakesPart(t *testing.T) {
 	store := NewIdentityStore(rdb, IdentityOptions{})
 	em := digest("jane@example.com")
 	enrich(t, store, "shop", seen("fbp", 1, destinations.UserData{Em: []string{em}}))
-	vid := event("", "Lead")
+	vid := routingtest.Event("", "Lead")
 	vid.Context.VisitorID, vid.UserData.Em = "vid", []string{em}
 	enrich(t, store, "shop", &vid)
 
@@ -377,7 +378,7 @@ type received struct {
 
 func newReceived() *received { return &received{evs: map[string]destinations.Event{}} }
 
-func (r *received) destination() deliverFunc {
+func (r *received) destination() routingtest.DeliverFunc {
 	return func(_ context.Context, batch []destinations.Event) []error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -403,7 +404,7 @@ func (r *received) get(id string) (destinations.Event, bool) {
 
 // visit is an event of visitor fbp with marketing consent.
 func visit(id, name, fbp string, ud destinations.UserData) destinations.Event {
-	ev := event(id, name)
+	ev := routingtest.Event(id, name)
 	ud.Fbp = fbp
 	ev.UserData = ud
 	return ev
@@ -414,21 +415,21 @@ func visit(id, name, fbp string, ud destinations.UserData) destinations.Event {
 // and an event of the same round gets it too, whatever its place in the
 // round, for every destination.
 func TestDispatcherEnrichesIdentity(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "tiktok"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}, routingtest.Dest{ID: "tiktok"}))
 	meta, tiktok := newReceived(), newReceived()
 	opts := h.fastOptions()
 	opts.Identity = NewIdentityStore(h.rdb, IdentityOptions{})
-	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination(), "tiktok": tiktok.destination()}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": meta.destination(), "tiktok": tiktok.destination()}), opts)
 	em, ext := digest("jane@example.com"), digest("cust-9")
 
 	h.enqueue(visit("lead", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{em}, ExternalID: []string{ext}}))
-	waitFor(t, "the Lead", func() bool { _, ok := tiktok.get("lead"); return ok })
+	routingtest.WaitFor(t, "the Lead", func() bool { _, ok := tiktok.get("lead"); return ok })
 	h.enqueue(visit("cart", "AddToCart", "fb.1.1.1", destinations.UserData{ClientUserAgent: "UA"}))
 	// One entry: one round. The cart comes first in it.
 	h.enqueue(visit("view", "PageView", "fb.1.1.2", destinations.UserData{}),
 		visit("login", "Lead", "fb.1.1.2", destinations.UserData{Em: []string{digest("joe@example.com")}}),
 		visit("stranger", "PageView", "fb.1.1.3", destinations.UserData{}))
-	waitFor(t, "every delivery", func() bool { return h.groupDone("meta") && h.groupDone("tiktok") })
+	routingtest.WaitFor(t, "every delivery", func() bool { return h.groupDone("meta") && h.groupDone("tiktok") })
 
 	for _, p := range []*received{meta, tiktok} {
 		cart, _ := p.get("cart")
@@ -460,11 +461,11 @@ func TestEnrichSeesItsRoundWhileItsWriteIsInFlight(t *testing.T) {
 		}
 	}
 	// The other destination's round: begun, not yet run.
-	if w := store.writes(roundVisitors(testSite, round(100, joe))); len(w) != 1 || w[0].kind != writeSet {
+	if w := store.writes(roundVisitors(routingtest.Site, round(100, joe))); len(w) != 1 || w[0].kind != writeSet {
 		t.Fatalf("the first round's writes: %+v", w)
 	}
 	evs := round(100, joe)
-	if err := store.Enrich(ctx, testSite, evs); err != nil {
+	if err := store.Enrich(ctx, routingtest.Site, evs); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(evs[0].UserData.Em, []string{joe}) {
@@ -473,12 +474,12 @@ func TestEnrichSeesItsRoundWhileItsWriteIsInFlight(t *testing.T) {
 
 	// An older round is a fill: Redis's value wins where it has one, the
 	// round's fills what it lacks.
-	if err := rdb.HSet(ctx, IdentityKey(testSite, "fb.1.1.2"), "external_id", ext).Err(); err != nil {
+	if err := rdb.HSet(ctx, IdentityKey(routingtest.Site, "fb.1.1.2"), "external_id", ext).Err(); err != nil {
 		t.Fatal(err)
 	}
 	evs = round(50, jim)
 	evs[1].UserData.ExternalID = []string{digest("cust-2")}
-	if err := store.Enrich(ctx, testSite, evs); err != nil {
+	if err := store.Enrich(ctx, routingtest.Site, evs); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(evs[0].UserData.Em, []string{jim}) || !slices.Equal(evs[0].UserData.ExternalID, []string{ext}) {
@@ -490,7 +491,7 @@ func TestEnrichSeesItsRoundWhileItsWriteIsInFlight(t *testing.T) {
 // have dropped identifiers: it is not enriched again, so what a region rule
 // dropped stays dropped.
 func TestDispatcherRetryNotEnrichedAgain(t *testing.T) {
-	cfg := testConfig(dest{id: "meta"})
+	cfg := routingtest.Config(routingtest.Dest{ID: "meta"})
 	cfg.Routes[0].RegionRules = []model.RegionRule{{Name: "no-em", Regions: []string{"DE"}, Drop: []string{"em"}}}
 	h := newHarness(t, cfg)
 	meta := newReceived()
@@ -502,12 +503,12 @@ func TestDispatcherRetryNotEnrichedAgain(t *testing.T) {
 	}
 	opts := h.fastOptions()
 	opts.Identity = NewIdentityStore(h.rdb, IdentityOptions{})
-	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination()}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": meta.destination()}), opts)
 
 	ev := visit("lead", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}})
 	ev.Context.Country = "DE"
 	h.enqueue(ev)
-	waitFor(t, "the retry delivered", func() bool { _, ok := meta.get("lead"); return ok && h.retryCount("meta") == 0 })
+	routingtest.WaitFor(t, "the retry delivered", func() bool { _, ok := meta.get("lead"); return ok && h.retryCount("meta") == 0 })
 	if got, _ := meta.get("lead"); len(got.UserData.Em) != 0 {
 		t.Errorf("the retry went out with em %v, which the region rule drops", got.UserData.Em)
 	}
@@ -516,7 +517,7 @@ func TestDispatcherRetryNotEnrichedAgain(t *testing.T) {
 // Enrichment is best effort: when its Redis does not answer, the round is
 // delivered as it is, once the store's timeout passes.
 func TestDispatcherDeliversWhenEnrichmentFails(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
 	meta := newReceived()
 	var logs logBuffer
 	opts := h.fastOptions()
@@ -524,11 +525,11 @@ func TestDispatcherDeliversWhenEnrichmentFails(t *testing.T) {
 	down := redis.NewClient(&redis.Options{Addr: silentRedis(t)})
 	defer down.Close()
 	opts.Identity = NewIdentityStore(down, IdentityOptions{Timeout: 100 * time.Millisecond})
-	h.run(fakes(map[string]destinations.Destination{"meta": meta.destination()}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": meta.destination()}), opts)
 
 	h.enqueue(visit("lead", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}}),
 		visit("cart", "AddToCart", "fb.1.1.1", destinations.UserData{}))
-	waitFor(t, "the round delivered", func() bool { return h.groupDone("meta") })
+	routingtest.WaitFor(t, "the round delivered", func() bool { return h.groupDone("meta") })
 	if _, ok := meta.get("lead"); !ok {
 		t.Error("the Lead was not delivered")
 	}
@@ -538,7 +539,7 @@ func TestDispatcherDeliversWhenEnrichmentFails(t *testing.T) {
 	if !strings.Contains(logs.String(), "identity enrichment failed") {
 		t.Errorf("no warning logged:\n%s", logs.String())
 	}
-	waitFor(t, "the delivered metric", func() bool { return h.metric("meta", outcomeDelivered) == 2 })
+	routingtest.WaitFor(t, "the delivered metric", func() bool { return h.metric("meta", outcomeDelivered) == 2 })
 }
 
 // Ingest writes the entry and nothing else: a visitor's identifiers are
@@ -549,12 +550,12 @@ func TestEnqueueWritesOnlyTheEntry(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
 	q := NewQueue(rdb, QueueOptions{})
-	if err := q.Enqueue(ctx, testSite, []destinations.Event{
+	if err := q.Enqueue(ctx, routingtest.Site, []destinations.Event{
 		visit("a", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}}),
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := rdb.Keys(ctx, "*").Result(); !slices.Equal(keys, []string{StreamKey(testSite)}) {
+	if keys, _ := rdb.Keys(ctx, "*").Result(); !slices.Equal(keys, []string{StreamKey(routingtest.Site)}) {
 		t.Errorf("Enqueue wrote keys %v; want the stream only", keys)
 	}
 }
@@ -568,12 +569,12 @@ func TestEnrichSkipsUnchangedIdentities(t *testing.T) {
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)
 	store := NewIdentityStore(rdb, IdentityOptions{Rewrite: time.Minute, Now: func() time.Time { return now }})
-	key := IdentityKey(testSite, "fb.1.1.1")
+	key := IdentityKey(routingtest.Site, "fb.1.1.1")
 	a, b := digest("a@example.com"), digest("b@example.com")
 	var received int64
 	round := func(visitor, em string) error {
 		received++
-		return store.Enrich(ctx, testSite, []*destinations.Event{seen(visitor, received, destinations.UserData{Em: []string{em}})})
+		return store.Enrich(ctx, routingtest.Site, []*destinations.Event{seen(visitor, received, destinations.UserData{Em: []string{em}})})
 	}
 	send := func(em string) {
 		t.Helper()
@@ -623,7 +624,7 @@ func TestEnrichSkipsUnchangedIdentities(t *testing.T) {
 	// A write Redis refuses is not remembered: once Redis takes writes
 	// again, the same value is written.
 	now = now.Add(2 * time.Minute)
-	other := IdentityKey(testSite, "fb.1.1.2")
+	other := IdentityKey(routingtest.Site, "fb.1.1.2")
 	if err := rdb.Set(ctx, other, "a string, so HSET fails", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -647,14 +648,14 @@ func TestEnrichOlderEventsOnlyFill(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{})
-	key := IdentityKey(testSite, "v")
+	key := IdentityKey(routingtest.Site, "v")
 	a, b, ph, fn := digest("a@example.com"), digest("b@example.com"), digest("16505551212"), digest("jane")
 
-	enrich(t, store, testSite, seen("v", 100, destinations.UserData{Em: []string{a}}), seen("v", 200, destinations.UserData{Em: []string{b}, Ph: []string{ph}}))
+	enrich(t, store, routingtest.Site, seen("v", 100, destinations.UserData{Em: []string{a}}), seen("v", 200, destinations.UserData{Em: []string{b}, Ph: []string{ph}}))
 	// The lagging destination's round holds the older event, with a first
 	// name no newer event had.
 	late := seen("v", 100, destinations.UserData{Em: []string{a}, Fn: []string{fn}})
-	enrich(t, store, testSite, late)
+	enrich(t, store, routingtest.Site, late)
 	got, _ := rdb.HGetAll(ctx, key).Result()
 	if got["em"] != b || got["ph"] != ph || got["fn"] != fn {
 		t.Errorf("stored %v after a lagging round; want the newest em, and the older event's fn filled in", got)
@@ -663,15 +664,15 @@ func TestEnrichOlderEventsOnlyFill(t *testing.T) {
 		t.Errorf("the lagging event became %+v; want its own em and the stored ph", late.UserData)
 	}
 	// A newer event is stored as usual.
-	enrich(t, store, testSite, seen("v", 300, destinations.UserData{Em: []string{a}}))
+	enrich(t, store, routingtest.Site, seen("v", 300, destinations.UserData{Em: []string{a}}))
 	if v, _ := rdb.HGet(ctx, key, "em").Result(); v != a {
 		t.Errorf("em %q after a newer event; want its own", v)
 	}
 	// Events spooled while Redis was down reach the stream after newer
 	// ones: their fields are filled in, the newer values kept.
-	other := IdentityKey(testSite, "w")
-	enrich(t, store, testSite, seen("w", 500, destinations.UserData{Em: []string{a}}))
-	enrich(t, store, testSite, seen("w", 400, destinations.UserData{Em: []string{b}, Ph: []string{ph}}), seen("w", 450, destinations.UserData{Em: []string{fn}}))
+	other := IdentityKey(routingtest.Site, "w")
+	enrich(t, store, routingtest.Site, seen("w", 500, destinations.UserData{Em: []string{a}}))
+	enrich(t, store, routingtest.Site, seen("w", 400, destinations.UserData{Em: []string{b}, Ph: []string{ph}}), seen("w", 450, destinations.UserData{Em: []string{fn}}))
 	if got, _ := rdb.HGetAll(ctx, other).Result(); got["em"] != a || got["ph"] != ph {
 		t.Errorf("stored %v; want em of the newest event and the spooled ph", got)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -60,7 +61,7 @@ func TestApplyPolicyIncomplete(t *testing.T) {
 
 // incompleteRefuser is a fake destination whose platform refuses
 // incomplete events.
-type incompleteRefuser struct{ deliverFunc }
+type incompleteRefuser struct{ routingtest.DeliverFunc }
 
 func (incompleteRefuser) AcceptsIncomplete() bool { return false }
 
@@ -68,10 +69,10 @@ func (incompleteRefuser) AcceptsIncomplete() bool { return false }
 // whether it takes incomplete events, withholds them from one that does not
 // (counted with the missing field as the reason) and delivers the rest.
 func TestDispatcherWithholdsIncomplete(t *testing.T) {
-	h := newHarness(t, testConfig(dest{id: "meta"}, dest{id: "hook"}))
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}, routingtest.Dest{ID: "hook"}))
 	var mu sync.Mutex
 	got := map[string][]string{}
-	record := func(name string) deliverFunc {
+	record := func(name string) routingtest.DeliverFunc {
 		return func(_ context.Context, batch []destinations.Event) []error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -81,12 +82,12 @@ func TestDispatcherWithholdsIncomplete(t *testing.T) {
 			return make([]error, len(batch))
 		}
 	}
-	h.run(fakes(map[string]destinations.Destination{"meta": incompleteRefuser{record("meta")}, "hook": record("hook")}), h.fastOptions())
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": incompleteRefuser{record("meta")}, "hook": record("hook")}), h.fastOptions())
 
-	short := event("e-short", "Purchase")
+	short := routingtest.Event("e-short", "Purchase")
 	short.Context.Incomplete = destinations.IncompleteCurrency
-	h.enqueue(short, event("e-ok", "PageView"))
-	waitFor(t, "both destinations done", func() bool { return h.groupDone("meta") && h.groupDone("hook") })
+	h.enqueue(short, routingtest.Event("e-ok", "PageView"))
+	routingtest.WaitFor(t, "both destinations done", func() bool { return h.groupDone("meta") && h.groupDone("hook") })
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -129,7 +130,7 @@ func TestApplyPolicyRewrites(t *testing.T) {
 // reason as a metric label, sends the rewritten event, records test-mode
 // outcomes, and does not apply a route twice to a retried event.
 func TestDispatcherAppliesPolicy(t *testing.T) {
-	cfg := testConfig(dest{id: "meta"})
+	cfg := routingtest.Config(routingtest.Dest{ID: "meta"})
 	cfg.Sites[0].RegionRules = []model.RegionRule{{Name: "eea-no-ip", Regions: []string{"EEA"}, Drop: []string{"client_ip_address"}}}
 	cfg.Routes[0].EventMap = map[string]string{"Purchase": "CompletePayment"}
 	cfg.Routes[0].Events = []string{"Purchase"}
@@ -139,7 +140,7 @@ func TestDispatcherAppliesPolicy(t *testing.T) {
 	var mu sync.Mutex
 	var got []destinations.Event
 	calls := 0
-	fake := deliverFunc(func(_ context.Context, batch []destinations.Event) []error {
+	fake := routingtest.DeliverFunc(func(_ context.Context, batch []destinations.Event) []error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
@@ -149,15 +150,15 @@ func TestDispatcherAppliesPolicy(t *testing.T) {
 		}
 		return make([]error, len(batch))
 	})
-	h.run(fakes(map[string]destinations.Destination{"meta": fake}), h.fastOptions())
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": fake}), h.fastOptions())
 
-	denied := event("e-denied", "Purchase")
+	denied := routingtest.Event("e-denied", "Purchase")
 	denied.Context.Consent.AdUserData = destinations.Denied
-	de := event("e-de", "Purchase")
+	de := routingtest.Event("e-de", "Purchase")
 	de.Context.Country = "DE"
 	de.UserData.ClientIPAddress = "192.0.2.1"
 	h.enqueue(de, denied)
-	waitFor(t, "delivery after one retry", func() bool {
+	routingtest.WaitFor(t, "delivery after one retry", func() bool {
 		return h.groupDone("meta") && h.retryCount("meta") == 0 && h.metric("meta", "delivered") == 1
 	})
 
@@ -174,7 +175,7 @@ func TestDispatcherAppliesPolicy(t *testing.T) {
 	if n := h.withheld("meta", "consent:ad_user_data"); n != 1 {
 		t.Errorf("withheld{reason=consent:ad_user_data} = %v; want 1", n)
 	}
-	results, err := ReadTestResults(context.Background(), h.rdb, testSite, "to-meta")
+	results, err := ReadTestResults(context.Background(), h.rdb, routingtest.Site, "to-meta")
 	if err != nil {
 		t.Fatal(err)
 	}

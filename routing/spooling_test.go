@@ -15,6 +15,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/spool"
 )
 
@@ -54,7 +55,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 	}
 	rdb := noRetryClient(t, rs)
 	h := &harness{t: t, rdb: rdb, store: NewStore(rdb, nil), reg: prometheus.NewRegistry()}
-	if err := h.store.Apply(context.Background(), testConfig(dest{id: "meta"})); err != nil {
+	if err := h.store.Apply(context.Background(), routingtest.Config(routingtest.Dest{ID: "meta"})); err != nil {
 		t.Fatal(err)
 	}
 	sp := openSpool(t, t.TempDir(), spool.Options{})
@@ -64,12 +65,12 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	runQueue(t, h.queue)
-	p := newPlatform()
+	p := routingtest.NewPlatform()
 	opts := h.fastOptions()
 	// An XREADGROUP whose answer the crash lost leaves entries pending with
 	// no one working on them: they are claimed after the visibility timeout.
 	opts.VisibilityTimeout, opts.DeliverTimeout = time.Second, 500*time.Millisecond
-	h.run(fakes(map[string]destinations.Destination{"meta": p.accept()}), opts)
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), opts)
 
 	var (
 		mu    sync.Mutex
@@ -84,7 +85,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 			defer wg.Done()
 			for !stop.Load() {
 				id := fmt.Sprintf("ev-%d", seq.Add(1))
-				if err := h.queue.Enqueue(context.Background(), testSite, []destinations.Event{event(id, "Purchase")}); err != nil {
+				if err := h.queue.Enqueue(context.Background(), routingtest.Site, []destinations.Event{routingtest.Event(id, "Purchase")}); err != nil {
 					continue // not acknowledged: the sender retries
 				}
 				mu.Lock()
@@ -94,19 +95,19 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 		}()
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	waitFor(t, "events acknowledged before the crash", func() bool { return count() >= 300 })
+	routingtest.WaitFor(t, "events acknowledged before the crash", func() bool { return count() >= 300 })
 	rs.Kill()
-	waitFor(t, "events spooled while Redis is down", func() bool { return sp.Bytes() > 0 && count() >= 600 })
+	routingtest.WaitFor(t, "events spooled while Redis is down", func() bool { return sp.Bytes() > 0 && count() >= 600 })
 	rs.Restart()
-	waitFor(t, "more events after the restart", func() bool { return count() >= 1200 })
+	routingtest.WaitFor(t, "more events after the restart", func() bool { return count() >= 1200 })
 	stop.Store(true)
 	wg.Wait()
 
-	waitFor(t, "the spool to drain", func() bool { return sp.Empty() })
+	routingtest.WaitFor(t, "the spool to drain", func() bool { return sp.Empty() })
 	missing := func() []string {
 		var out []string
 		for _, id := range acked {
-			if p.count(id) == 0 {
+			if p.Count(id) == 0 {
 				out = append(out, id)
 			}
 		}
@@ -116,7 +117,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 	for len(missing()) > 0 {
 		if time.Now().After(deadline) {
 			m := missing()
-			groups, _ := rdb.XInfoGroups(context.Background(), StreamKey(testSite)).Result()
+			groups, _ := rdb.XInfoGroups(context.Background(), StreamKey(routingtest.Site)).Result()
 			t.Fatalf("%d acknowledged events never delivered (first %s); spool empty %v; groups %+v; retries %d",
 				len(m), m[0], sp.Empty(), groups, h.retryCount("meta"))
 		}
@@ -124,7 +125,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 	}
 	delivered := 0
 	for _, id := range acked {
-		if n := p.count(id); n > 1 {
+		if n := p.Count(id); n > 1 {
 			delivered++
 			t.Logf("event %s delivered %d times", id, n)
 		}
@@ -132,7 +133,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 	// Where a duplicate comes from: twice in the stream is an ambiguous
 	// write (applied by Redis, reply lost in the crash, then spooled).
 	inStream := map[string]int{}
-	msgs, _ := rdb.XRange(context.Background(), StreamKey(testSite), "-", "+").Result()
+	msgs, _ := rdb.XRange(context.Background(), StreamKey(routingtest.Site), "-", "+").Result()
 	for _, m := range msgs {
 		evs, _ := newEntryCodec().decode(m.Values)
 		for _, ev := range evs {
@@ -151,7 +152,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 		case inStream[id] > 1:
 			streamDups++
 			t.Logf("event %s: %d times in the stream", id, inStream[id])
-		case p.count(id) > 1:
+		case p.Count(id) > 1:
 			window++
 		}
 	}
@@ -200,7 +201,7 @@ func TestSpoolFullRefusesAndSpoolSurvivesRestart(t *testing.T) {
 	accepted := 0
 	var full error
 	for i := range 50 {
-		err := q.Enqueue(ctx, testSite, []destinations.Event{event(fmt.Sprint("s", i), "Lead")})
+		err := q.Enqueue(ctx, routingtest.Site, []destinations.Event{routingtest.Event(fmt.Sprint("s", i), "Lead")})
 		if err != nil {
 			full = err
 			break
@@ -219,8 +220,8 @@ func TestSpoolFullRefusesAndSpoolSurvivesRestart(t *testing.T) {
 	sp2 := openSpool(t, dir, spool.Options{})
 	q2 := NewQueue(rdb, QueueOptions{Spool: sp2, ProbeInterval: 20 * time.Millisecond})
 	runQueue(t, q2)
-	waitFor(t, "the restarted process to drain its spool", func() bool { return sp2.Empty() })
-	n, err := rdb.XLen(ctx, StreamKey(testSite)).Result()
+	routingtest.WaitFor(t, "the restarted process to drain its spool", func() bool { return sp2.Empty() })
+	n, err := rdb.XLen(ctx, StreamKey(routingtest.Site)).Result()
 	if err != nil || int(n) != accepted {
 		t.Fatalf("stream holds %d entries (%v); want the %d spooled", n, err, accepted)
 	}

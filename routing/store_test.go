@@ -11,6 +11,7 @@ import (
 
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/internal/secrets"
+	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -39,28 +40,28 @@ func TestStoreApplyLoadAndLiveReload(t *testing.T) {
 	}()
 	// Let the subscription become active, so the change below arrives over
 	// pub/sub and not through Run's initial reload.
-	waitFor(t, "subscription", func() bool {
+	routingtest.WaitFor(t, "subscription", func() bool {
 		n, _ := rdb.PubSubNumSub(ctx, ConfigChannel).Result()
 		return n[ConfigChannel] == 1
 	})
 
-	cfg := testConfig(dest{id: "meta"})
+	cfg := routingtest.Config(routingtest.Dest{ID: "meta"})
 	cfg.Sites[0].IngestKeys = []string{"ingest-key-0123456789"}
 	cfg.Sites[0].Domains = []string{"Shop.Example"}
 	if err := writer.Apply(ctx, cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	if _, ok := writer.Snapshot().Site(testSite); !ok {
+	if _, ok := writer.Snapshot().Site(routingtest.Site); !ok {
 		t.Fatal("the applying store's snapshot was not swapped")
 	}
-	waitFor(t, "the second store to see the change", func() bool {
+	routingtest.WaitFor(t, "the second store to see the change", func() bool {
 		_, ok := reader.Snapshot().Destination("meta")
 		return ok
 	})
 	if reader.Version() != 1 || writer.Version() != 1 {
 		t.Errorf("versions = %d, %d; want 1, 1", reader.Version(), writer.Version())
 	}
-	site, _ := reader.Snapshot().Site(testSite)
+	site, _ := reader.Snapshot().Site(routingtest.Site)
 	if site.Domains[0] != "shop.example" || len(site.IngestKeys) != 0 || len(site.IngestKeyHashes) != 1 {
 		t.Errorf("stored site is not normalized: %+v", site)
 	}
@@ -68,7 +69,7 @@ func TestStoreApplyLoadAndLiveReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"site:" + testSite, "destination:meta", "route:to-meta", "version"} {
+	for _, f := range []string{"site:" + routingtest.Site, "destination:meta", "route:to-meta", "version"} {
 		if _, ok := all[f]; !ok {
 			t.Errorf("field %q missing from %s: resources are stored one per field", f, ConfigKey)
 		}
@@ -76,7 +77,7 @@ func TestStoreApplyLoadAndLiveReload(t *testing.T) {
 	if strings.Contains(fmt.Sprint(all), "ingest-key-0123456789") {
 		t.Error("the clear ingest key reached Redis")
 	}
-	groups, err := rdb.XInfoGroups(ctx, StreamKey(testSite)).Result()
+	groups, err := rdb.XInfoGroups(ctx, StreamKey(routingtest.Site)).Result()
 	if err != nil || len(groups) != 1 || groups[0].Name != "meta" {
 		t.Errorf("consumer groups = %+v, %v; want the group of meta", groups, err)
 	}
@@ -95,10 +96,10 @@ func TestStoreApplyLoadAndLiveReload(t *testing.T) {
 	}
 
 	// A second change, with the destination removed, reaches the reader too.
-	if err := writer.Apply(ctx, testConfig()); err != nil {
+	if err := writer.Apply(ctx, routingtest.Config()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the second change", func() bool { return reader.Version() == 2 })
+	routingtest.WaitFor(t, "the second change", func() bool { return reader.Version() == 2 })
 	if _, ok := reader.Snapshot().Destination("meta"); ok {
 		t.Error("the removed destination is still in the reader's snapshot")
 	}
@@ -111,14 +112,14 @@ func TestStoreRefusesInvalidConfig(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Start(t).Client()
 	s := NewStore(rdb, nil)
-	good := testConfig(dest{id: "meta"})
+	good := routingtest.Config(routingtest.Dest{ID: "meta"})
 	if err := s.Apply(ctx, good); err != nil {
 		t.Fatal(err)
 	}
 	changed := s.Changed()
 
-	bad := testConfig(dest{id: "meta"}, dest{id: "tiktok"})
-	bad.Routes = append(bad.Routes, model.Route{ID: "r-x", SiteID: testSite, DestinationID: "missing"})
+	bad := routingtest.Config(routingtest.Dest{ID: "meta"}, routingtest.Dest{ID: "tiktok"})
+	bad.Routes = append(bad.Routes, model.Route{ID: "r-x", SiteID: routingtest.Site, DestinationID: "missing"})
 	bad.Destinations[1].Type = ""
 	err := s.Apply(ctx, bad)
 	if err == nil {
@@ -147,7 +148,7 @@ func TestStoreRefusesInvalidConfig(t *testing.T) {
 	if n, _ := rdb.XLen(ctx, AuditKey).Result(); n != 3 {
 		t.Errorf("audit entries = %d; want 3 (the first apply only)", n)
 	}
-	groups, _ := rdb.XInfoGroups(ctx, StreamKey(testSite)).Result()
+	groups, _ := rdb.XInfoGroups(ctx, StreamKey(routingtest.Site)).Result()
 	if len(groups) != 1 {
 		t.Errorf("groups = %+v; the invalid config created some", groups)
 	}
@@ -205,7 +206,7 @@ func TestStoreLegacyConfig(t *testing.T) {
 func TestStoreConcurrentUpdatesLoseNothing(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Start(t).Client()
-	if err := NewStore(rdb, nil).Apply(ctx, testConfig()); err != nil {
+	if err := NewStore(rdb, nil).Apply(ctx, routingtest.Config()); err != nil {
 		t.Fatal(err)
 	}
 	const writers = 6
@@ -249,7 +250,7 @@ func TestStoreSecretsEncryptedAtRestAndRotated(t *testing.T) {
 	oldRing, _ := secrets.NewKeyring(oldKey)
 	fields := model.SecretFields{"fake": {"token"}}
 	s := NewStore(rdb, nil, WithKeyring(oldRing), WithSecretFields(fields))
-	cfg := testConfig(dest{id: "meta", settings: `{"name":"meta","token":"` + token + `"}`})
+	cfg := routingtest.Config(routingtest.Dest{ID: "meta", Settings: `{"name":"meta","token":"` + token + `"}`})
 	if _, err := s.Update(ctx, Actor{ID: "k1"}, UpdateOptions{}, func(st *State) error { st.Config = cfg; return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,7 @@ func TestStoreLocalSecrets(t *testing.T) {
 	const token = "EAAlocalTOKEN-1234"
 	fields := model.SecretFields{"fake": {"token"}}
 	s := NewStore(rdb, nil, WithSecretFields(fields))
-	cfg := testConfig(dest{id: "meta", settings: `{"name":"meta","token":"` + token + `"}`})
+	cfg := routingtest.Config(routingtest.Dest{ID: "meta", Settings: `{"name":"meta","token":"` + token + `"}`})
 	if err := s.Apply(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func TestStoreLocalSecrets(t *testing.T) {
 func TestStoreRetiringIngestKeyExpires(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clk := func() time.Time { return now }
-	cfg := testConfig()
+	cfg := routingtest.Config()
 	cfg.Sites[0].IngestKeys = []string{"new-key-0123456789"}
 	cfg.Sites[0].RetiringIngestKeys = []model.RetiringKey{{Hash: model.HashKey("old-key-0123456789"), Until: now.Add(time.Hour)}}
 	snap, err := model.NewSnapshotAt(cfg, clk)
