@@ -139,8 +139,7 @@ func applyStartupConfig(ctx context.Context, store *routing.Store, s settings, c
 // newAdminHandler returns the admin API, which the gateway mounts at
 // admin.Prefix under its path prefix (so /tw/admin/v1 works behind the
 // store's web server too).
-func newAdminHandler(s settings, store *routing.Store, queue admin.Enqueuer, limiter admin.AuthLimiter, logger *slog.Logger) (http.Handler, error) {
-	deadLetters, _ := queue.(admin.DeadLetters) // routing.Queue: /sites/{id}/deadletters
+func newAdminHandler(s settings, store *routing.Store, queue admin.Enqueuer, deadLetters admin.DeadLetters, limiter admin.AuthLimiter, logger *slog.Logger) (http.Handler, error) {
 	api, err := admin.New(admin.Options{Store: store, Enqueuer: queue, DeadLetters: deadLetters, RootToken: s.Admin.Token, Logger: logger, Now: time.Now,
 		AuthLimiter: limiter, ClientAddr: gateway.ClientAddrFunc(s.TrustedProxies)})
 	if err != nil {

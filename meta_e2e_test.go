@@ -23,6 +23,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta/metatest"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 )
 
 // canon re-encodes a JSON value so that two encodings compare equal.
@@ -277,7 +278,7 @@ func TestStaleEventDeadLetteredAtSendTime(t *testing.T) {
 			for _, d := range dead {
 				var ev destinations.Event
 				_ = json.Unmarshal([]byte(fmt.Sprint(d.Values["event"])), &ev)
-				if d.Values["reason"] != routing.ReasonTooOld || (ev.EventID != "stale" && ev.EventID != "store-63d") {
+				if d.Values["reason"] != dispatch.ReasonTooOld || (ev.EventID != "stale" && ev.EventID != "store-63d") {
 					t.Errorf("dead letter %v", d.Values)
 				}
 			}

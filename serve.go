@@ -25,6 +25,7 @@ import (
 	"github.com/tagway/tagway/internal/gctune"
 	"github.com/tagway/tagway/pixeljs"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/spool"
 	"github.com/tagway/tagway/static"
 )
@@ -107,7 +108,7 @@ type app struct {
 	rdb        redis.UniversalClient
 	embedded   *miniredis.Miniredis
 	store      *routing.Store
-	dispatcher *routing.Dispatcher
+	dispatcher *dispatch.Dispatcher
 	handler    http.Handler
 	// ops serves /metrics, /healthz and /readyz on opsListener, the
 	// operator's private listener (TAGWAY_METRICS_ADDR), when set.
@@ -183,7 +184,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Now:    time.Now,
 		Record: a.dryRuns.Record,
 	}
-	var identity *routing.IdentityStore
+	var identity *dispatch.IdentityStore
 	if s.Identity {
 		identity = identityStore(a.queueRdb, s.Limits.IdentityMaxPerSite)
 		if err := identity.Register(reg); err != nil {
@@ -191,15 +192,15 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 			return nil, err
 		}
 	}
-	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(s), deps, routing.DispatcherOptions{
+	a.dispatcher, err = dispatch.New(a.rdb, a.store, registry(s), deps, dispatch.Options{
 		Registerer:        reg,
 		Logger:            logger,
-		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
+		Retry:             dispatch.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
-		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
+		Limits:            dispatch.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
 		DeadLetters:       s.Limits.DeadLetters,
 		// Identities are stored and read per delivery round
-		// (routing.IdentityStore), best effort: on the non-retrying client
+		// (dispatch.IdentityStore), best effort: on the non-retrying client
 		// with a short bound, so a Redis hiccup delays a round by 250ms at
 		// most, and the round goes out unenriched.
 		Identity: identity,
@@ -221,7 +222,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	// One back-off for every credential a client may guess: admin tokens,
 	// ingest keys, the drop-in endpoint's access token.
 	limiter := authlimit.New(authlimit.Options{})
-	adminAPI, err := newAdminHandler(s, a.store, a.queue, limiter, logger)
+	adminAPI, err := newAdminHandler(s, a.store, a.queue, dispatch.NewDeadLetterStore(a.queueRdb, nil), limiter, logger)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -348,6 +349,6 @@ func (a *app) Close() {
 
 // identityStore is the identity store the dispatcher writes and reads
 // (`tagway bench -delivery` measures with the same).
-func identityStore(rdb redis.UniversalClient, maxPerSite int64) *routing.IdentityStore {
-	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
+func identityStore(rdb redis.UniversalClient, maxPerSite int64) *dispatch.IdentityStore {
+	return dispatch.NewIdentityStore(rdb, dispatch.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
 }

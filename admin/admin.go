@@ -56,7 +56,7 @@ type Enqueuer interface {
 type Options struct {
 	Store    *routing.Store
 	Enqueuer Enqueuer
-	// DeadLetters serves /sites/{id}/deadletters (routing.Queue); nil
+	// DeadLetters serves /sites/{id}/deadletters (dispatch.DeadLetterStore); nil
 	// answers 503 there.
 	DeadLetters DeadLetters
 	RootToken   string

@@ -22,6 +22,7 @@ import (
 	"github.com/tagway/tagway/internal/secrets"
 	"github.com/tagway/tagway/internal/testlog"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -49,7 +50,8 @@ type env struct {
 	url     string
 	rdb     *redis.Client
 	store   *routing.Store
-	queue   *routing.Queue // the real queue behind the dead-letter endpoints
+	queue   *routing.Queue // the real queue that fills the dead-letter streams
+	dead    *dispatch.DeadLetterStore
 	logs    *syncBuffer
 	mu      sync.Mutex
 	answers bytes.Buffer
@@ -83,7 +85,8 @@ func newEnv(t *testing.T, keyring bool, root string) *env {
 	}
 	e.store = routing.NewStore(e.rdb, logger, opts...)
 	e.queue = routing.NewQueue(e.rdb, routing.QueueOptions{Now: e.clock, Logger: logger})
-	api, err := New(Options{Store: e.store, RootToken: root, Logger: logger, Now: e.clock, DeadLetters: e.queue,
+	e.dead = dispatch.NewDeadLetterStore(e.rdb, e.clock)
+	api, err := New(Options{Store: e.store, RootToken: root, Logger: logger, Now: e.clock, DeadLetters: e.dead,
 		Enqueuer: queueFunc(func(_ context.Context, _ string, evs []destinations.Event) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -650,7 +653,7 @@ func TestTestEventEnqueuesSyntheticEvent(t *testing.T) {
 		t.Fatalf("queued %d", len(e.queued))
 	}
 	ev := e.queued[0]
-	if ev.EventName != "Purchase" || ev.Context.SiteID != "a-shop" || ev.Context.Source != routing.SourceTest ||
+	if ev.EventName != "Purchase" || ev.Context.SiteID != "a-shop" || ev.Context.Source != dispatch.SourceTest ||
 		ev.Context.TestEventCode != "TEST9" || r.body["event_id"] != ev.EventID {
 		t.Errorf("queued %+v; answer %s", ev, r.raw)
 	}

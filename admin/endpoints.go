@@ -12,6 +12,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -431,7 +432,7 @@ func (a *API) testEvent(w http.ResponseWriter, r *http.Request, p principal, sit
 		EventSourceURL: "https://" + site.Domains[0] + "/tagway-test",
 		UserData:       destinations.UserData{ClientUserAgent: "tagway send-test", ExternalID: []string{hashHex("tagway-test-visitor")}},
 		CustomData:     &destinations.CustomData{Value: &value, Currency: "USD"},
-		Context: destinations.Context{SiteID: siteID, ReceivedAt: now.UnixMilli(), Source: routing.SourceTest,
+		Context: destinations.Context{SiteID: siteID, ReceivedAt: now.UnixMilli(), Source: dispatch.SourceTest,
 			TestEventCode: req.TestEventCode,
 			Consent: destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted,
 				AdPersonalization: destinations.Granted, AnalyticsStorage: destinations.Granted}},

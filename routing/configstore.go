@@ -219,7 +219,7 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 			for _, c := range changes {
 				if c.Kind == KindDestination && c.Op == "create" {
 					d := findDest(next.Config, c.ID)
-					if err := ensureGroup(ctx, s.rdb, d.SiteID, d.ID); err != nil {
+					if err := EnsureGroup(ctx, s.rdb, d.SiteID, d.ID); err != nil {
 						return err
 					}
 				}
@@ -311,7 +311,7 @@ func (s *Store) validateDestinations(cfg model.Config, changes []Change) error {
 		for i, d := range cfg.Destinations {
 			if d.ID == c.ID {
 				if err := s.validateDest(d); err != nil {
-					errs = append(errs, fmt.Errorf("destinations[%d].settings: %s", i, redactSettings(err.Error(), d.Settings)))
+					errs = append(errs, fmt.Errorf("destinations[%d].settings: %s", i, RedactSettings(err.Error(), d.Settings)))
 				}
 			}
 		}
@@ -922,4 +922,37 @@ func (s *Store) RememberLocalSecrets(cfg model.Config) {
 		}
 	}
 	s.setLocal(m)
+}
+
+// RedactSettings removes every string value of settings (tokens, keys) from
+// msg, in case an adapter quoted one in a validation error.
+func RedactSettings(msg string, settings json.RawMessage) string {
+	var v any
+	if json.Unmarshal(settings, &v) != nil {
+		return msg
+	}
+	var secrets []string
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			if len(v) >= 4 {
+				secrets = append(secrets, v)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, s := range secrets {
+		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	return msg
 }

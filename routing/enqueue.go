@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -346,7 +345,7 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 		switch {
 		case err == nil:
 			e.answer(nil)
-		case !unreachable(err):
+		case !Unreachable(err):
 			e.answer(fmt.Errorf("routing: enqueue to site %q: %w", e.site, err))
 		default:
 			failed, failErr = append(failed, e), err
@@ -391,21 +390,6 @@ func (e *entry) answer(err error) {
 	for _, r := range e.reqs {
 		r.done <- err
 	}
-}
-
-// unreachable reports whether a failed write means Redis cannot take writes
-// now (network errors, timeouts, a server loading, failing over or out of
-// memory), as opposed to a refusal that would fail again the same way.
-func unreachable(err error) bool {
-	var re redis.Error
-	if !errors.As(err, &re) {
-		return true
-	}
-	_, moved := redis.IsMovedError(err)
-	_, ask := redis.IsAskError(err)
-	return moved || ask || redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsClusterDownError(err) ||
-		redis.IsTryAgainError(err) || redis.IsReadOnlyError(err) || redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
-		redis.HasErrorPrefix(err, "BUSY") // a script running past its time limit
 }
 
 // encodeEvents appends to b events as one JSON array, each with siteID

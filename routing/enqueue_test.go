@@ -54,7 +54,8 @@ func realisticEvent(i int) destinations.Event {
 }
 
 func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
-	h := newHarness(t, routingtest.Config())
+	rdb := redistest.Start(t).Client()
+	q := NewQueue(rdb, QueueOptions{})
 	ctx := context.Background()
 	const callers = 200
 	var wg sync.WaitGroup
@@ -66,7 +67,7 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 			if i%2 == 1 {
 				site = "other"
 			}
-			if err := h.queue.Enqueue(ctx, site, []destinations.Event{routingtest.Event("c"+strconv.Itoa(i), "Lead"), routingtest.Event("d"+strconv.Itoa(i), "Lead")}); err != nil {
+			if err := q.Enqueue(ctx, site, []destinations.Event{routingtest.Event("c"+strconv.Itoa(i), "Lead"), routingtest.Event("d"+strconv.Itoa(i), "Lead")}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -77,13 +78,13 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 	entries := 0
 	seen := map[string]int{}
 	for _, site := range []string{routingtest.Site, "other"} {
-		msgs, err := h.rdb.XRange(ctx, StreamKey(site), "-", "+").Result()
+		msgs, err := rdb.XRange(ctx, StreamKey(site), "-", "+").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		entries += len(msgs)
 		for _, m := range msgs {
-			evs, err := newEntryCodec().decode(m.Values)
+			evs, err := NewCodec().Decode(m.Values)
 			if err != nil {
 				t.Fatalf("entry %s does not decode: %v", m.ID, err)
 			}
@@ -190,7 +191,8 @@ func TestBusyQueueGoesOnceBatchWaits(t *testing.T) {
 // and to the callers' own goroutines are all written exactly once, and
 // every flusher gives its slot back (the queue does not stall).
 func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
-	h := newHarness(t, routingtest.Config())
+	rdb := redistest.Start(t).Client()
+	q := NewQueue(rdb, QueueOptions{})
 	ctx := context.Background()
 	pauses := []time.Duration{0, time.Millisecond, flusherLinger / 2, flusherLinger, flusherLinger + 5*time.Millisecond, 2 * flusherLinger}
 	want := 0
@@ -205,7 +207,7 @@ func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
 					defer wg.Done()
 					ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 					defer cancel()
-					if err := h.queue.Enqueue(ctx, routingtest.Site, []destinations.Event{routingtest.Event(id, "Lead")}); err != nil {
+					if err := q.Enqueue(ctx, routingtest.Site, []destinations.Event{routingtest.Event(id, "Lead")}); err != nil {
 						t.Error(err)
 					}
 				}()
@@ -214,13 +216,13 @@ func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
 			time.Sleep(pause)
 		}
 	}
-	msgs, err := h.rdb.XRange(ctx, StreamKey(routingtest.Site), "-", "+").Result()
+	msgs, err := rdb.XRange(ctx, StreamKey(routingtest.Site), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
 	for _, m := range msgs {
-		evs, err := newEntryCodec().decode(m.Values)
+		evs, err := NewCodec().Decode(m.Values)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,10 +241,10 @@ func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
 	// Once idle, every flusher ends and gives back its slot.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		h.queue.commit.mu.Lock()
-		inFlight, idle, free := h.queue.commit.inFlight, h.queue.commit.idle, len(h.queue.commit.slots)
-		h.queue.commit.mu.Unlock()
-		if inFlight == 0 && idle == 0 && free == h.queue.opts.MaxInFlight {
+		q.commit.mu.Lock()
+		inFlight, idle, free := q.commit.inFlight, q.commit.idle, len(q.commit.slots)
+		q.commit.mu.Unlock()
+		if inFlight == 0 && idle == 0 && free == q.opts.MaxInFlight {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -499,7 +501,7 @@ func TestEnqueueContextEndsFirst(t *testing.T) {
 	}
 	var ids []string
 	for _, m := range msgs {
-		evs, err := newEntryCodec().decode(m.Values)
+		evs, err := NewCodec().Decode(m.Values)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -545,8 +547,8 @@ func TestUnreachable(t *testing.T) {
 		if tc.err == nil {
 			t.Fatalf("%s: Redis took the command", tc.name)
 		}
-		if got := unreachable(fmt.Errorf("wrapped: %w", tc.err)); got != tc.want {
-			t.Errorf("%s (%v): unreachable = %v; want %v", tc.name, tc.err, got, tc.want)
+		if got := Unreachable(fmt.Errorf("wrapped: %w", tc.err)); got != tc.want {
+			t.Errorf("%s (%v): Unreachable = %v; want %v", tc.name, tc.err, got, tc.want)
 		}
 	}
 }

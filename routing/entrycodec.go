@@ -83,22 +83,23 @@ const entryDictV2 = `[{"event_name":"ViewContent","event_time":1790000000,"event
 	`"consent":{"ad_storage":"granted","ad_user_data":"granted","ad_personalization":"granted","analytics_storage":"granted"},` +
 	`"vid":"1790000000000.123456789012"}}]`
 
-// entryCodec writes and reads stored entries. It is safe for concurrent
-// use; build it with newEntryCodec.
-type entryCodec struct {
+// Codec writes and reads stored entries. It is safe for concurrent use;
+// build it with NewCodec.
+type Codec struct {
 	dict    *s2.Dict
 	readers sync.Pool // io.ReadCloser from zlib.NewReader (version 1)
 }
 
-func newEntryCodec() *entryCodec {
-	return &entryCodec{dict: s2.MakeDict([]byte(entryDictV2), []byte(`{"event_name":"Purchase"`))}
+// NewCodec returns a Codec.
+func NewCodec() *Codec {
+	return &Codec{dict: s2.MakeDict([]byte(entryDictV2), []byte(`{"event_name":"Purchase"`))}
 }
 
 // compress returns the stored form of an entry's JSON array: an S2 block
 // (version 2) when the payload is large enough to gain from it, else the
 // JSON as is. The block is written into dst's capacity when it has
 // s2.MaxEncodedLen(len(payload)) bytes (dst may be nil).
-func (c *entryCodec) compress(dst, payload []byte) []byte {
+func (c *Codec) compress(dst, payload []byte) []byte {
 	if len(payload) < compressMinBytes {
 		return payload
 	}
@@ -128,8 +129,8 @@ func entryValues(payload []byte) []any {
 	return []any{"e", payload}
 }
 
-// decode reads the events of a stream entry's fields.
-func (c *entryCodec) decode(values map[string]any) ([]destinations.Event, error) {
+// Decode reads the events of a stream entry's fields.
+func (c *Codec) Decode(values map[string]any) ([]destinations.Event, error) {
 	raw, _ := values["e"].(string)
 	v, _ := values["v"].(string)
 	data := []byte(raw)
@@ -160,7 +161,7 @@ func (c *entryCodec) decode(values map[string]any) ([]destinations.Event, error)
 }
 
 // inflate decompresses a zlib payload.
-func (c *entryCodec) inflate(data []byte) ([]byte, error) {
+func (c *Codec) inflate(data []byte) ([]byte, error) {
 	var r io.ReadCloser
 	if pooled, ok := c.readers.Get().(io.ReadCloser); ok {
 		if err := pooled.(zlib.Resetter).Reset(bytes.NewReader(data), nil); err != nil {

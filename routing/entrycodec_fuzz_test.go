@@ -13,7 +13,7 @@ import (
 // panics and stays within its bounds; a payload that reads as events reads
 // as the same events once stored again by the writer's codec.
 func FuzzEntryCodec(f *testing.F) {
-	c := newEntryCodec()
+	c := NewCodec()
 	one, _ := json.Marshal([]destinations.Event{realisticEvent(1)})
 	many, _ := json.Marshal([]destinations.Event{realisticEvent(1), realisticEvent(2), realisticEvent(3)})
 	for _, p := range [][]byte{one, many} {
@@ -29,7 +29,7 @@ func FuzzEntryCodec(f *testing.F) {
 		if version != "" {
 			values["v"] = version
 		}
-		evs, err := c.decode(values)
+		evs, err := c.Decode(values)
 		if err != nil {
 			return
 		}
@@ -47,7 +47,7 @@ func FuzzEntryCodec(f *testing.F) {
 				again[kv[i].(string)] = string(v)
 			}
 		}
-		got, err := c.decode(again)
+		got, err := c.Decode(again)
 		if err != nil {
 			t.Fatalf("re-stored events do not decode: %v", err)
 		}

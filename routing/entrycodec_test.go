@@ -3,24 +3,19 @@ package routing
 import (
 	"bytes"
 	"compress/zlib"
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tagway/tagway/destinations"
-	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
 func TestEntryCodecRoundTrip(t *testing.T) {
-	c := newEntryCodec()
+	c := NewCodec()
 	for _, n := range []int{1, 2, 40} {
 		evs := make([]destinations.Event, n)
 		for i := range evs {
@@ -48,7 +43,7 @@ func TestEntryCodecRoundTrip(t *testing.T) {
 			t.Errorf("%d events: stored %d bytes of %d", n, len(stored), len(payload))
 		}
 		t.Logf("%d events: %d bytes of JSON per event, %d stored", n, len(payload)/n, len(stored)/n)
-		got, err := c.decode(values)
+		got, err := c.Decode(values)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +61,7 @@ func TestEntryCodecRoundTrip(t *testing.T) {
 }
 
 func TestEntryCodecRefuses(t *testing.T) {
-	c := newEntryCodec()
+	c := NewCodec()
 	big := []byte("[" + strings.Repeat(`{"event_name":"A"},`, 40) + `{}]`)
 	huge := binary.AppendUvarint(nil, maxInflatedEntry+1)
 	for name, values := range map[string]map[string]any{
@@ -78,7 +73,7 @@ func TestEntryCodecRefuses(t *testing.T) {
 		"s2 over the size": {"v": "2", "e": string(append(huge, 0))},
 		"not JSON":         {"e": "{"},
 	} {
-		if _, err := c.decode(values); err == nil {
+		if _, err := c.Decode(values); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
 	}
@@ -88,7 +83,7 @@ func TestEntryCodecRefuses(t *testing.T) {
 // streams and spools after an upgrade, are read; the first byte of a
 // stored payload tells its version.
 func TestEntryCodecReadsZlibEntries(t *testing.T) {
-	c := newEntryCodec()
+	c := NewCodec()
 	evs := []destinations.Event{realisticEvent(1), realisticEvent(2)}
 	payload, _ := json.Marshal(evs)
 	old := zlibBytes(t, payload)
@@ -101,7 +96,7 @@ func TestEntryCodecReadsZlibEntries(t *testing.T) {
 	if v := entryVersion(payload); v != "" {
 		t.Fatalf("JSON payload read as version %q", v)
 	}
-	got, err := c.decode(map[string]any{"v": entryVersionZlib, "e": string(old)})
+	got, err := c.Decode(map[string]any{"v": entryVersionZlib, "e": string(old)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +119,8 @@ func TestEntryDictV2Frozen(t *testing.T) {
 	// Entries stay readable by a codec built anew (another process).
 	evs := []destinations.Event{realisticEvent(7)}
 	payload, _ := json.Marshal(evs)
-	stored := newEntryCodec().compress(nil, payload)
-	if _, err := newEntryCodec().decode(map[string]any{"v": entryVersionS2, "e": string(stored)}); err != nil {
+	stored := NewCodec().compress(nil, payload)
+	if _, err := NewCodec().Decode(map[string]any{"v": entryVersionS2, "e": string(stored)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -149,44 +144,6 @@ func flipLast(b []byte) []byte {
 	return b
 }
 
-// Entries written before versions existed (JSON, no v) are still
-// delivered, next to compressed ones; an entry of an unknown version is
-// dead-lettered with a reason instead of blocking the stream.
-func TestDispatcherReadsEveryEntryVersion(t *testing.T) {
-	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
-	ctx := context.Background()
-	old, _ := json.Marshal([]destinations.Event{func() destinations.Event {
-		ev := routingtest.Event("old-1", "Lead")
-		ev.Context.SiteID = routingtest.Site
-		return ev
-	}()})
-	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(routingtest.Site), Values: []any{"e", old}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(routingtest.Site), Values: []any{"v", "9", "e", "?"}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	var batch []destinations.Event
-	for i := range 20 {
-		batch = append(batch, routingtest.Event(fmt.Sprint("new-", i), "Purchase"))
-	}
-	h.enqueue(batch...)
-	msgs, _ := h.rdb.XRange(ctx, StreamKey(routingtest.Site), "-", "+").Result()
-	if last := msgs[len(msgs)-1]; last.Values["v"] != entryVersionS2 {
-		t.Fatalf("a 20-event entry was stored as %v", last.Values["v"])
-	}
-	p := routingtest.NewPlatform()
-	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), h.fastOptions())
-	routingtest.WaitFor(t, "old and new entries delivered", func() bool { return p.Total() == 21 && h.groupDone("meta") })
-	if p.Count("old-1") != 1 || p.Count("new-19") != 1 {
-		t.Errorf("deliveries: %v", p.Got())
-	}
-	dls := h.deadLetters("meta")
-	if len(dls) != 1 || !strings.Contains(dls[0].Message, `unknown version "9"`) {
-		t.Errorf("dead letters %+v; want the entry of version 9", dls)
-	}
-}
-
 // BenchmarkEntryCodec measures storing and reading back one entry of 32
 // events as the group commit forms them under load (S2 with the
 // dictionary), against plain JSON and zlib (version 1), and compressing a
@@ -197,7 +154,7 @@ func BenchmarkEntryCodec(b *testing.B) {
 		evs[i] = realisticEvent(i)
 	}
 	payload, _ := json.Marshal(evs)
-	c := newEntryCodec()
+	c := NewCodec()
 	stored := c.compress(nil, payload)
 	old := zlibBytes(b, payload)
 	b.Run("compress", func(b *testing.B) {
@@ -250,7 +207,7 @@ func BenchmarkEntryCodec(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := c.decode(tc.values); err != nil {
+				if _, err := c.Decode(tc.values); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -261,7 +218,7 @@ func BenchmarkEntryCodec(b *testing.B) {
 // Entries as the queue writes them (Event.AppendJSON, through
 // encodeEvents) decode to what json.Unmarshal makes of their JSON.
 func TestEntryCodecDecodesQueuedEvents(t *testing.T) {
-	c := newEntryCodec()
+	c := NewCodec()
 	evs := make([]destinations.Event, 32)
 	for i := range evs {
 		evs[i] = realisticEvent(i)
@@ -280,7 +237,7 @@ func TestEntryCodecDecodesQueuedEvents(t *testing.T) {
 		if v := entryVersion(stored); v != "" {
 			values["v"] = v
 		}
-		got, err := c.decode(values)
+		got, err := c.Decode(values)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,9 +35,6 @@ const DefaultSiteReuseDelay = 2 * time.Minute
 // tombstone before another may take the work over.
 const purgeLease = 5 * time.Minute
 
-// purgeScanCount is the COUNT of each SCAN step of a purge.
-const purgeScanCount = 1000
-
 const purgeFieldPrefix = "purge:"
 
 func purgeField(siteID string) string { return purgeFieldPrefix + siteID }
@@ -82,44 +79,11 @@ func WithSiteReuseDelay(d time.Duration) StoreOption {
 	}
 }
 
-// SiteKeyPattern matches every Redis key of a site (a SCAN MATCH pattern).
-func SiteKeyPattern(siteID string) string { return "tw:{" + siteID + "}:*" }
-
-// scanSite calls fn with each page of the keys matching pattern, all of
-// which carry siteID's hash tag: on a Cluster, only the node holding the
-// site's slot is scanned.
-func scanSite(ctx context.Context, rdb redis.UniversalClient, siteID, pattern string, fn func(keys []string) error) error {
-	var scanner redis.Cmdable = rdb
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		node, err := cc.MasterForKey(ctx, StreamKey(siteID))
-		if err != nil {
-			return fmt.Errorf("routing: find the node of site %q: %w", siteID, err)
-		}
-		scanner = node
-	}
-	var cursor uint64
-	for {
-		keys, next, err := scanner.Scan(ctx, cursor, pattern, purgeScanCount).Result()
-		if err != nil {
-			return fmt.Errorf("routing: scan the keys of site %q: %w", siteID, err)
-		}
-		if len(keys) > 0 {
-			if err := fn(keys); err != nil {
-				return err
-			}
-		}
-		if next == 0 {
-			return nil
-		}
-		cursor = next
-	}
-}
-
 // PurgeSite erases every key of a site (SiteKeyPattern) and returns how
 // many there were.
 func PurgeSite(ctx context.Context, rdb redis.UniversalClient, siteID string) (int, error) {
 	n := 0
-	err := scanSite(ctx, rdb, siteID, SiteKeyPattern(siteID), func(keys []string) error {
+	err := ScanSite(ctx, rdb, siteID, SiteKeyPattern(siteID), func(keys []string) error {
 		// One slot: a single UNLINK also works on a Cluster.
 		d, err := rdb.Unlink(ctx, keys...).Result()
 		n += int(d)

@@ -38,7 +38,7 @@ func siteKeys(t *testing.T, rdb redis.UniversalClient, site string) []string {
 func keysOf(t *testing.T, rdb redis.UniversalClient, site string) []string {
 	t.Helper()
 	var out []string
-	if err := scanSite(context.Background(), rdb, site, SiteKeyPattern(site), func(keys []string) error {
+	if err := ScanSite(context.Background(), rdb, site, SiteKeyPattern(site), func(keys []string) error {
 		out = append(out, keys...)
 		return nil
 	}); err != nil {

@@ -2,12 +2,9 @@ package routing
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,8 +100,7 @@ func (o QueueOptions) withDefaults() QueueOptions {
 var ErrSpoolFull = spool.ErrFull
 
 // Queue is the durable intake: the gateway hands it accepted events and
-// answers the sender only once Enqueue has returned nil. It also serves the
-// dead-letter operations of the admin API and CLI.
+// answers the sender only once Enqueue has returned nil.
 //
 // Concurrent Enqueue calls are group-committed: the calls that arrive while
 // a write is in flight go to Redis together in one pipeline, the calls for
@@ -120,10 +116,9 @@ type Queue struct {
 	now       func() time.Time
 	log       *slog.Logger
 	spool     *spool.Spool
-	replay    *redis.Script
 	commit    committer
-	codec     *entryCodec // writes stream entries
-	bufs      bufPool     // buffers of the write path
+	codec     *Codec  // writes stream entries
+	bufs      bufPool // buffers of the write path
 	metrics   *queueMetrics
 	redisDown atomic.Bool // set by a failed write, cleared by Run
 
@@ -145,8 +140,7 @@ func NewQueue(rdb redis.UniversalClient, opts QueueOptions) *Queue {
 	opts = opts.withDefaults()
 	q := &Queue{
 		rdb: rdb, opts: opts, now: opts.Now, log: opts.Logger, spool: opts.Spool,
-		replay:  redis.NewScript(replayScript),
-		metrics: newQueueMetrics(), writer: randomHex(8), codec: newEntryCodec(),
+		metrics: newQueueMetrics(), writer: randomHex(8), codec: NewCodec(),
 		enqueueScript: redis.NewScript(enqueueScript), drainScript: redis.NewScript(drainScript),
 	}
 	q.commit.q = q
@@ -189,110 +183,4 @@ func (q *Queue) Enqueue(ctx context.Context, siteID string, events []destination
 	case <-done:
 		return fmt.Errorf("routing: enqueue to site %q: %w", siteID, ctx.Err())
 	}
-}
-
-// Dead-letter reasons.
-const (
-	// ReasonPermanent: the platform refused the event for good.
-	ReasonPermanent = "permanent"
-	// ReasonTooOld: the event aged past the platform's limit before it could
-	// be delivered.
-	ReasonTooOld = "too_old"
-	// ReasonMaxAttempts: every allowed attempt failed.
-	ReasonMaxAttempts = "max_attempts"
-	// ReasonUnknownDestination: the event was queued for a destination that
-	// no longer exists.
-	ReasonUnknownDestination = "unknown_destination"
-	// ReasonPoison: the queue entry was taken over from stopped consumers
-	// more often than DispatcherOptions.PoisonClaims allows.
-	ReasonPoison = "poison"
-)
-
-// DeadLetter is an event a destination gave up on.
-type DeadLetter struct {
-	// ID is the dead-letter stream entry id, used by Replay.
-	ID string
-	// Site and Destination name the stream it is in (set by
-	// ListDeadLetters).
-	Site, Destination string
-	Event             destinations.Event
-	// Raw is the stored event JSON, kept as is when it does not decode.
-	Raw      json.RawMessage
-	Reason   string
-	Message  string
-	Attempts int
-	FailedAt time.Time
-}
-
-// DeadLetters returns up to count of the oldest dead letters of a
-// destination (all of them when count <= 0).
-func (q *Queue) DeadLetters(ctx context.Context, siteID, destID string, count int) ([]DeadLetter, error) {
-	key := DeadKey(siteID, destID)
-	var msgs []redis.XMessage
-	var err error
-	if count > 0 {
-		msgs, err = q.rdb.XRangeN(ctx, key, "-", "+", int64(count)).Result()
-	} else {
-		msgs, err = q.rdb.XRange(ctx, key, "-", "+").Result()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("routing: read dead letters of %q: %w", destID, err)
-	}
-	out := make([]DeadLetter, 0, len(msgs))
-	for _, m := range msgs {
-		out = append(out, decodeDeadLetter(m))
-	}
-	return out, nil
-}
-
-func decodeDeadLetter(m redis.XMessage) DeadLetter {
-	str := func(k string) string { s, _ := m.Values[k].(string); return s }
-	dl := DeadLetter{ID: m.ID, Raw: json.RawMessage(str("event")), Reason: str("reason"), Message: str("message")}
-	dl.Attempts, _ = strconv.Atoi(str("attempts"))
-	if ms, err := strconv.ParseInt(str("failed_at"), 10, 64); err == nil {
-		dl.FailedAt = time.UnixMilli(ms)
-	}
-	_ = json.Unmarshal(dl.Raw, &dl.Event)
-	return dl
-}
-
-// Replay moves the dead letters with these ids back into the destination's
-// retry schedule, due now with the attempt count reset, deleting them from
-// the dead-letter stream in the same atomic step. Unknown ids and letters
-// whose event does not decode are skipped. It returns how many were moved.
-func (q *Queue) Replay(ctx context.Context, siteID, destID string, ids []string) (int, error) {
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	key := DeadKey(siteID, destID)
-	args := []any{q.now().UnixMilli()}
-	var errs []error
-	for _, id := range ids {
-		msgs, err := q.rdb.XRange(ctx, key, id, id).Result()
-		if err != nil {
-			return 0, fmt.Errorf("routing: read dead letter %s: %w", id, err)
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		dl := decodeDeadLetter(msgs[0])
-		var ev destinations.Event
-		if err := json.Unmarshal(dl.Raw, &ev); err != nil {
-			errs = append(errs, fmt.Errorf("dead letter %s: event does not decode: %w", id, err))
-			continue
-		}
-		member, err := retryItem{Ref: "dead/" + id, Event: ev}.member()
-		if err != nil {
-			return 0, err
-		}
-		args = append(args, id, member)
-	}
-	if len(args) == 1 {
-		return 0, errors.Join(errs...)
-	}
-	n, err := q.replay.Run(ctx, q.rdb, []string{key, RetryKey(siteID, destID)}, args...).Int()
-	if err != nil {
-		return 0, fmt.Errorf("routing: replay dead letters of %q: %w", destID, err)
-	}
-	return n, errors.Join(errs...)
 }

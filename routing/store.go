@@ -236,17 +236,3 @@ func (s *Store) reload(ctx context.Context) {
 		s.log.Warn("config reload failed; keeping the current config", "version", s.Version(), "err", err)
 	}
 }
-
-// ensureGroup creates the consumer group of destination destID on the stream
-// of siteID, starting at the stream's end; an existing group is left alone.
-func ensureGroup(ctx context.Context, rdb redis.UniversalClient, siteID, destID string) error {
-	err := rdb.XGroupCreateMkStream(ctx, StreamKey(siteID), destID, "$").Err()
-	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
-		return fmt.Errorf("routing: create consumer group %q on site %q: %w", destID, siteID, err)
-	}
-	return nil
-}
-
-// errNoGroup reports whether err is Redis's NOGROUP (the stream or group is
-// missing).
-func errNoGroup(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOGROUP") }

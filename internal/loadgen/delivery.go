@@ -23,6 +23,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -49,10 +50,10 @@ type DeliveryOptions struct {
 	Timeout time.Duration
 	// Dispatcher are the dispatcher's options; zero values are the
 	// defaults `tagway serve` runs with.
-	Dispatcher routing.DispatcherOptions
+	Dispatcher dispatch.Options
 	// Identity, when set, is the identity store the dispatcher writes and
 	// reads each round, as in `tagway serve`.
-	Identity *routing.IdentityStore
+	Identity *dispatch.IdentityStore
 	// Logger receives the dispatcher's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -253,7 +254,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 	if dopts.Logger == nil {
 		dopts.Logger = logger
 	}
-	d, err := routing.NewDispatcher(rdb, store, destinations.Registry{"meta": meta.New}, deps, dopts)
+	d, err := dispatch.New(rdb, store, destinations.Registry{"meta": meta.New}, deps, dopts)
 	if err != nil {
 		return res, err
 	}

@@ -1,6 +1,6 @@
 // Package routingtest holds what the tests of routing's packages share: a
 // one-site configuration, events, fake destinations that record what they
-// receive, and polling.
+// receive, the queue's Redis client and spool, and polling.
 package routingtest
 
 import (
@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/spool"
 )
 
 // Site is the id of the site of Config.
@@ -169,4 +172,33 @@ func (p *Platform) Sites() map[string]bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return maps.Clone(p.sites)
+}
+
+// NoRetryClient is a client to addr as the gateway's queue has one: it
+// never retries a command on its own (a retried XADD can add the events
+// twice). It is closed at the end of the test.
+func NoRetryClient(t testing.TB, addr string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, PoolSize: 64})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// OpenSpool opens the spool in dir, closed at the end of the test.
+func OpenSpool(t testing.TB, dir string, opts spool.Options) *spool.Spool {
+	t.Helper()
+	s, err := spool.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Run calls run (a Run method) on its own goroutine until the end of the
+// test, then cancels its context and waits for it.
+func Run(t testing.TB, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

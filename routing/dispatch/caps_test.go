@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
@@ -21,13 +22,13 @@ import (
 func TestDeadLetterStreamsAreCapped(t *testing.T) {
 	// Small stream nodes, so that approximate trimming trims small streams.
 	rdb := redistest.Start(t, redistest.WithArgs("--stream-node-max-entries", "2")).Client()
-	h := &harness{t: t, rdb: rdb, store: NewStore(rdb, nil), queue: NewQueue(rdb, QueueOptions{}), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, rdb: rdb, store: routing.NewStore(rdb, nil), queue: routing.NewQueue(rdb, routing.QueueOptions{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(context.Background(), routingtest.Config(routingtest.Dest{ID: "meta"})); err != nil {
 		t.Fatal(err)
 	}
 	// Five letters from long ago.
 	for i := 1; i <= 5; i++ {
-		if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: DeadKey(routingtest.Site, "meta"), ID: itoa(i) + "-0",
+		if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: routing.DeadKey(routingtest.Site, "meta"), ID: itoa(i) + "-0",
 			Values: []any{"event", "{}", "reason", ReasonPermanent}}).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +140,7 @@ func testIdentityCap(t *testing.T, rdb redis.UniversalClient) {
 	}
 	routingtest.WaitFor(t, "the evictions", func() bool { return evicted() == visitors-5 })
 	for i := range visitors {
-		n, err := rdb.Exists(ctx, IdentityKey("shop", "fb.1.1."+itoa(i))).Result()
+		n, err := rdb.Exists(ctx, routing.IdentityKey("shop", "fb.1.1."+itoa(i))).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,10 +153,10 @@ func testIdentityCap(t *testing.T, rdb redis.UniversalClient) {
 			t.Errorf("visitor %d (among the oldest) kept its identity", i)
 		}
 	}
-	if n, _ := rdb.ZCard(ctx, IdentityIndexKey("shop")).Result(); n != 5 {
+	if n, _ := rdb.ZCard(ctx, routing.IdentityIndexKey("shop")).Result(); n != 5 {
 		t.Errorf("index holds %d", n)
 	}
-	if n, _ := rdb.Exists(ctx, IdentityKey("other", "fb.1.1.0")).Result(); n != 1 {
+	if n, _ := rdb.Exists(ctx, routing.IdentityKey("other", "fb.1.1.0")).Result(); n != 1 {
 		t.Error("another site's visitor was evicted")
 	}
 }

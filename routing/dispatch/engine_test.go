@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
@@ -107,14 +108,14 @@ func TestLimiterTakesTimeFromItsClock(t *testing.T) {
 }
 
 func TestLimitsFor(t *testing.T) {
-	o := DispatcherOptions{Limits: Limits{Concurrency: 2, Rate: 100}, DestinationLimits: map[string]Limits{"tt": {Rate: 10}}}
+	o := Options{Limits: Limits{Concurrency: 2, Rate: 100}, DestinationLimits: map[string]Limits{"tt": {Rate: 10}}}
 	if got := o.limitsFor("meta", 1000); got != (Limits{Concurrency: 2, Rate: 100, Burst: 1000}) {
 		t.Errorf("meta limits = %+v", got)
 	}
 	if got := o.limitsFor("tt", 50); got != (Limits{Concurrency: 2, Rate: 10, Burst: 50}) {
 		t.Errorf("tt limits = %+v", got)
 	}
-	if got := (DispatcherOptions{}).limitsFor("x", 10); got != (Limits{Concurrency: 1}) {
+	if got := (Options{}).limitsFor("x", 10); got != (Limits{Concurrency: 1}) {
 		t.Errorf("default limits = %+v", got)
 	}
 }
@@ -200,7 +201,7 @@ func TestCircuitOpensForEveryReplicaAndProbeClosesIt(t *testing.T) {
 		return make([]error, len(batch))
 	}), 1}
 	reg := routingtest.Fakes(map[string]destinations.Destination{"meta": dst})
-	opts := func(name string) DispatcherOptions {
+	opts := func(name string) Options {
 		o := h.fastOptions()
 		o.Consumer, o.Now = name, clk.Now
 		o.Circuit = CircuitPolicy{Failures: 3, Delay: time.Hour}
@@ -217,7 +218,7 @@ func TestCircuitOpensForEveryReplicaAndProbeClosesIt(t *testing.T) {
 	}
 	ctx := context.Background()
 	routingtest.WaitFor(t, "the circuit to open", func() bool {
-		return h.rdb.Exists(ctx, CircuitKey(routingtest.Site, "meta")).Val() == 1
+		return h.rdb.Exists(ctx, routing.CircuitKey(routingtest.Site, "meta")).Val() == 1
 	})
 	// Open: once both replicas have read the key (every Block), neither
 	// sends anything, however long we look.
@@ -237,7 +238,7 @@ func TestCircuitOpensForEveryReplicaAndProbeClosesIt(t *testing.T) {
 	routingtest.WaitFor(t, "everything delivered after the probe", func() bool {
 		return p.Total() == 12 && h.groupDone("meta") && h.retryCount("meta") == 0
 	})
-	if n := h.rdb.Exists(ctx, CircuitKey(routingtest.Site, "meta"), circuitProbeKey(routingtest.Site, "meta")).Val(); n != 0 {
+	if n := h.rdb.Exists(ctx, routing.CircuitKey(routingtest.Site, "meta"), routing.CircuitProbeKey(routingtest.Site, "meta")).Val(); n != 0 {
 		t.Errorf("circuit keys left after it closed: %d", n)
 	}
 	routingtest.WaitFor(t, "the opened metric", func() bool { return h.gauge("tagway_circuit_opened_total", "meta") >= 1 })
@@ -291,7 +292,7 @@ func TestPoisonEntryGoesToDeadLetters(t *testing.T) {
 		return destinations.All(len(batch), ctx.Err())
 	})
 	h.enqueue(routingtest.Event("poison", "Purchase"))
-	opts := func(name string) DispatcherOptions {
+	opts := func(name string) Options {
 		o := h.fastOptions()
 		o.Consumer, o.ShutdownTimeout, o.PoisonClaims = name, 10*time.Millisecond, 1
 		o.VisibilityTimeout, o.DeliverTimeout = time.Second, 500*time.Millisecond

@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/spool"
 )
@@ -42,7 +43,7 @@ func TestRedisCluster(t *testing.T) {
 	// anything.
 	slots := map[string]bool{}
 	for _, s := range sites {
-		m, err := rdb.MasterForKey(ctx, StreamKey(s))
+		m, err := rdb.MasterForKey(ctx, routing.StreamKey(s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +51,7 @@ func TestRedisCluster(t *testing.T) {
 	}
 	t.Logf("%d sites on %d masters", len(sites), len(slots))
 
-	h := &harness{t: t, store: NewStore(rdb, nil), queue: NewQueue(rdb, QueueOptions{}), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, store: routing.NewStore(rdb, nil), queue: routing.NewQueue(rdb, routing.QueueOptions{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(ctx, cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -74,7 +75,7 @@ func TestRedisCluster(t *testing.T) {
 	})
 	opts := h.fastOptions()
 	opts.TrimInterval = 50 * time.Millisecond
-	d, err := NewDispatcher(rdb, h.store, routingtest.Fakes(map[string]destinations.Destination{"meta": dst}), destinations.Deps{}, opts)
+	d, err := New(rdb, h.store, routingtest.Fakes(map[string]destinations.Destination{"meta": dst}), destinations.Deps{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +104,14 @@ func TestRedisCluster(t *testing.T) {
 			destID = "meta-" + s
 		}
 		routingtest.WaitFor(t, "the dead letter of "+s, func() bool {
-			dls, err := h.queue.ListDeadLetters(ctx, DeadLetterFilter{Site: s})
+			dls, err := h.dead.ListDeadLetters(ctx, DeadLetterFilter{Site: s})
 			return err == nil && len(dls) == 1 && dls[0].Destination == destID && dls[0].Event.EventID == s+"-bad"
 		})
 		routingtest.WaitFor(t, "trimming of "+s, func() bool {
-			n, err := rdb.XLen(ctx, StreamKey(s)).Result()
+			n, err := rdb.XLen(ctx, routing.StreamKey(s)).Result()
 			return err == nil && n == 0
 		})
-		if n, err := h.queue.ReplayDeadLetters(ctx, DeadLetterFilter{Site: s}); err != nil || n != 1 {
+		if n, err := h.dead.ReplayDeadLetters(ctx, DeadLetterFilter{Site: s}); err != nil || n != 1 {
 			t.Fatalf("replay on %s: %d, %v", s, n, err)
 		}
 	}
@@ -129,15 +130,20 @@ func TestRedisCluster(t *testing.T) {
 	defer sp.Close()
 	down := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	defer down.Close()
-	qDown := NewQueue(down, QueueOptions{Spool: sp, WriteTimeout: time.Second})
+	qDown := routing.NewQueue(down, routing.QueueOptions{Spool: sp, WriteTimeout: time.Second})
 	for _, s := range sites {
 		if err := qDown.Enqueue(ctx, s, []destinations.Event{routingtest.Event(s+"-spooled", "Purchase")}); err != nil {
 			t.Fatalf("spooled enqueue: %v", err)
 		}
 	}
-	qUp := NewQueue(rdb, QueueOptions{Spool: sp})
-	if _, err := sp.Drain(func(recs [][]byte) error { return qUp.writeSpooled(ctx, recs) }); err != nil {
-		t.Fatalf("drain into the cluster: %v", err)
+	qUp := routing.NewQueue(rdb, routing.QueueOptions{Spool: sp, ProbeInterval: 10 * time.Millisecond})
+	drainCtx, stopDrain := context.WithCancel(ctx)
+	drained := make(chan error, 1)
+	go func() { drained <- qUp.Run(drainCtx) }()
+	routingtest.WaitFor(t, "the spool drained into the cluster", sp.Empty)
+	stopDrain()
+	if err := <-drained; err != nil {
+		t.Fatal(err)
 	}
 	routingtest.WaitFor(t, "spooled events delivered", func() bool {
 		for _, s := range sites {

@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 )
 
 // Limits bound how hard the dispatcher drives one destination, per
@@ -29,7 +30,7 @@ type Limits struct {
 
 // limitsFor returns the limits of a destination: its entry in
 // DestinationLimits over the dispatcher-wide Limits, field by field.
-func (o DispatcherOptions) limitsFor(destID string, maxBatch int) Limits {
+func (o Options) limitsFor(destID string, maxBatch int) Limits {
 	l := o.Limits
 	if d, ok := o.DestinationLimits[destID]; ok {
 		if d.Concurrency > 0 {
@@ -124,13 +125,6 @@ func (p CircuitPolicy) withDefaults() CircuitPolicy {
 	return p
 }
 
-// CircuitKey is the hash holding a destination's open circuit (fields
-// until and delay, Unix ms and ms); no key means closed.
-func CircuitKey(siteID, destID string) string { return "tw:{" + siteID + "}:circuit:" + destID }
-
-// circuitProbeKey is held by the replica sending the half-open probe.
-func circuitProbeKey(siteID, destID string) string { return CircuitKey(siteID, destID) + ":probe" }
-
 // circuitOpenScript opens (or, after a failed probe, re-opens with twice the
 // delay) the circuit KEYS[1] at ARGV[1] (Unix ms) with first delay ARGV[2]
 // and cap ARGV[3], and releases the probe KEYS[2]. A circuit already open
@@ -180,7 +174,7 @@ func (w *worker) holding(ctx context.Context) (time.Time, bool) {
 	}
 	if now.Sub(c.checked) >= w.d.opts.Block || (c.known && !now.Before(c.until)) {
 		c.checked = now
-		ms, err := w.d.rdb.HGet(ctx, CircuitKey(w.site, w.id), "until").Int64()
+		ms, err := w.d.rdb.HGet(ctx, routing.CircuitKey(w.site, w.id), "until").Int64()
 		switch {
 		case errors.Is(err, redis.Nil):
 			c.known, c.until = false, time.Time{}
@@ -196,7 +190,7 @@ func (w *worker) holding(ctx context.Context) (time.Time, bool) {
 		return c.until, true
 	}
 	// Half-open: one replica sends a probe.
-	ok, err := w.d.rdb.SetNX(ctx, circuitProbeKey(w.site, w.id), w.d.opts.Consumer, 2*w.d.opts.VisibilityTimeout).Result()
+	ok, err := w.d.rdb.SetNX(ctx, routing.CircuitProbeKey(w.site, w.id), w.d.opts.Consumer, 2*w.d.opts.VisibilityTimeout).Result()
 	if err == nil && ok {
 		c.probing = true
 		w.log.Info("circuit half-open: sending a probe batch")
@@ -233,7 +227,7 @@ func (w *worker) recordCircuit(ctx context.Context, errs []error) {
 	case delivered:
 		c.failures = 0
 		if c.known || c.probing {
-			if err := w.d.rdb.Del(ctx, CircuitKey(w.site, w.id), circuitProbeKey(w.site, w.id)).Err(); err == nil {
+			if err := w.d.rdb.Del(ctx, routing.CircuitKey(w.site, w.id), routing.CircuitProbeKey(w.site, w.id)).Err(); err == nil {
 				w.log.Info("circuit closed: the destination delivers again")
 				c.known, c.until, c.probing = false, time.Time{}, false
 				w.d.engine.circuitOpen.WithLabelValues(w.id).Set(0)
@@ -245,7 +239,7 @@ func (w *worker) recordCircuit(ctx context.Context, errs []error) {
 			return
 		}
 		now := w.d.opts.Now()
-		ms, err := w.d.circuitOpen.Run(ctx, w.d.rdb, []string{CircuitKey(w.site, w.id), circuitProbeKey(w.site, w.id)},
+		ms, err := w.d.circuitOpen.Run(ctx, w.d.rdb, []string{routing.CircuitKey(w.site, w.id), routing.CircuitProbeKey(w.site, w.id)},
 			now.UnixMilli(), pol.Delay.Milliseconds(), pol.MaxDelay.Milliseconds()).Int64()
 		if err != nil {
 			w.log.Warn("cannot open the circuit", "err", err)
@@ -357,10 +351,10 @@ func (w *worker) renew(ctx context.Context, r *round) error {
 	until := w.d.opts.Now().Add(w.d.opts.VisibilityTimeout)
 	pipe := w.d.rdb.Pipeline()
 	if len(r.entries) > 0 {
-		pipe.XClaimJustID(ctx, &redis.XClaimArgs{Stream: StreamKey(w.site), Group: w.id, Consumer: w.d.opts.Consumer,
+		pipe.XClaimJustID(ctx, &redis.XClaimArgs{Stream: routing.StreamKey(w.site), Group: w.id, Consumer: w.d.opts.Consumer,
 			MinIdle: 0, Messages: r.entries})
 	}
-	key := RetryKey(w.site, w.id)
+	key := routing.RetryKey(w.site, w.id)
 	for _, j := range r.jobs {
 		if j.member != "" {
 			pipe.ZAddXX(ctx, key, redis.Z{Score: float64(until.UnixMilli()), Member: j.member})
@@ -415,7 +409,7 @@ func (w *worker) markPoison(ctx context.Context, msgs []redis.XMessage, r round)
 	}
 	first, last := msgs[0].ID, msgs[len(msgs)-1].ID
 	pend, err := w.d.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: StreamKey(w.site), Group: w.id, Start: first, End: last,
+		Stream: routing.StreamKey(w.site), Group: w.id, Start: first, End: last,
 		Count: int64(len(msgs)) * 2, Consumer: w.d.opts.Consumer,
 	}).Result()
 	if err != nil {
@@ -463,7 +457,7 @@ func (w *worker) commitRetrying(hard context.Context, r round) bool {
 		if err == nil {
 			return true
 		}
-		if hard.Err() != nil || !unreachable(err) {
+		if hard.Err() != nil || !routing.Unreachable(err) {
 			w.log.Error("recording delivery outcomes failed; the events will be delivered again", "err", err, "events", len(r.jobs))
 			return false
 		}

@@ -1,33 +1,15 @@
-package routing
+package dispatch
 
 import (
 	"context"
 	"encoding/json"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
-
-// TestResultsKept is how many test-mode outcomes are kept per route.
-const TestResultsKept = 50
-
-// TestResultsKey is the capped list of the last test-mode delivery outcomes
-// of a route (newest first), fed by the dispatcher.
-func TestResultsKey(siteID, routeID string) string { return "tw:{" + siteID + "}:test:" + routeID }
-
-// TestResult is one outcome of a test-mode delivery.
-type TestResult struct {
-	At            time.Time `json:"at"`
-	EventName     string    `json:"event_name"`
-	EventID       string    `json:"event_id"`
-	TestEventCode string    `json:"test_event_code,omitempty"`
-	// Outcome is delivered, retry or dead.
-	Outcome string `json:"outcome"`
-	Message string `json:"message,omitempty"`
-}
 
 // admit is the dispatcher's call into ApplyPolicy for one job: it picks the
 // first route of the destination accepting the event, applies the policy and
@@ -91,7 +73,7 @@ func (w *worker) recordTestResults(r round) {
 		if !ok || !route.TestMode {
 			continue
 		}
-		res := TestResult{At: w.d.opts.Now().UTC(), EventName: j.event.EventName, EventID: j.event.EventID,
+		res := routing.TestResult{At: w.d.opts.Now().UTC(), EventName: j.event.EventName, EventID: j.event.EventID,
 			TestEventCode: j.event.Context.TestEventCode}
 		switch j.out.kind {
 		case outDelivered:
@@ -107,7 +89,7 @@ func (w *worker) recordTestResults(r round) {
 		if err != nil {
 			continue
 		}
-		key := TestResultsKey(w.site, route.ID)
+		key := routing.TestResultsKey(w.site, route.ID)
 		lists[key] = append(lists[key], string(b))
 	}
 	if len(lists) == 0 {
@@ -118,28 +100,11 @@ func (w *worker) recordTestResults(r round) {
 	_, err := w.d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for key, items := range lists {
 			p.LPush(ctx, key, items...)
-			p.LTrim(ctx, key, 0, TestResultsKept-1)
+			p.LTrim(ctx, key, 0, routing.TestResultsKept-1)
 		}
 		return nil
 	})
 	if err != nil {
 		w.log.Warn("recording test-mode results failed", "err", err)
 	}
-}
-
-// ReadTestResults returns the last test-mode outcomes of a route, newest
-// first.
-func ReadTestResults(ctx context.Context, rdb redis.UniversalClient, siteID, routeID string) ([]TestResult, error) {
-	raw, err := rdb.LRange(ctx, TestResultsKey(siteID, routeID), 0, TestResultsKept-1).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]TestResult, 0, len(raw))
-	for _, s := range raw {
-		var r TestResult
-		if json.Unmarshal([]byte(s), &r) == nil {
-			out = append(out, r)
-		}
-	}
-	return out, nil
 }

@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
@@ -74,15 +75,16 @@ func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(
 type harness struct {
 	t     *testing.T
 	rdb   *redis.Client
-	store *Store
-	queue *Queue
+	store *routing.Store
+	queue *routing.Queue
+	dead  *DeadLetterStore
 	reg   *prometheus.Registry
 }
 
 func newHarness(t *testing.T, cfg model.Config) *harness {
 	t.Helper()
 	rdb := redistest.Start(t).Client()
-	h := &harness{t: t, rdb: rdb, store: NewStore(rdb, nil), queue: NewQueue(rdb, QueueOptions{}), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, rdb: rdb, store: routing.NewStore(rdb, nil), queue: routing.NewQueue(rdb, routing.QueueOptions{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(context.Background(), cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -90,8 +92,8 @@ func newHarness(t *testing.T, cfg model.Config) *harness {
 }
 
 // fastOptions are dispatcher options for quick tests.
-func (h *harness) fastOptions() DispatcherOptions {
-	return DispatcherOptions{
+func (h *harness) fastOptions() Options {
+	return Options{
 		Block: 20 * time.Millisecond, Linger: 5 * time.Millisecond, TrimInterval: time.Hour,
 		Retry:      RetryPolicy{Base: time.Millisecond, Max: 5 * time.Millisecond},
 		Registerer: h.reg,
@@ -100,11 +102,11 @@ func (h *harness) fastOptions() DispatcherOptions {
 
 // run starts a dispatcher and returns its stop function (also called at
 // cleanup); stop waits for Run to return.
-func (h *harness) run(registry destinations.Registry, opts DispatcherOptions) (*Dispatcher, func()) {
+func (h *harness) run(registry destinations.Registry, opts Options) (*Dispatcher, func()) {
 	h.t.Helper()
-	d, err := NewDispatcher(h.rdb, h.store, registry, destinations.Deps{}, opts)
+	d, err := New(h.rdb, h.store, registry, destinations.Deps{}, opts)
 	if err != nil {
-		h.t.Fatalf("NewDispatcher: %v", err)
+		h.t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -132,7 +134,7 @@ func (h *harness) enqueue(evs ...destinations.Event) {
 // groupDone reports whether the destination's group has read and
 // acknowledged every entry of the site stream.
 func (h *harness) groupDone(group string) bool {
-	groups, err := h.rdb.XInfoGroups(context.Background(), StreamKey(routingtest.Site)).Result()
+	groups, err := h.rdb.XInfoGroups(context.Background(), routing.StreamKey(routingtest.Site)).Result()
 	if err != nil {
 		h.t.Fatalf("xinfo groups: %v", err)
 	}
@@ -146,7 +148,7 @@ func (h *harness) groupDone(group string) bool {
 }
 
 func (h *harness) retryCount(destID string) int64 {
-	n, err := h.rdb.ZCard(context.Background(), RetryKey(routingtest.Site, destID)).Result()
+	n, err := h.rdb.ZCard(context.Background(), routing.RetryKey(routingtest.Site, destID)).Result()
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func (h *harness) retryCount(destID string) int64 {
 
 func (h *harness) deadLetters(destID string) []DeadLetter {
 	h.t.Helper()
-	dls, err := h.queue.DeadLetters(context.Background(), routingtest.Site, destID, 0)
+	dls, err := h.dead.DeadLetters(context.Background(), routingtest.Site, destID, 0)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
-package routing
+package dispatch
 
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 )
 
 // DefaultIdentityTTL is how long a visitor's hashed identifiers are kept
@@ -39,32 +38,6 @@ var identityFieldArgs = func() []any {
 // identityMaxValues is the most digests kept per field (user_data fields
 // are lists; the first ones are kept).
 const identityMaxValues = 16
-
-// IdentityKey is the Redis hash holding the hashed identifiers of one
-// visitor of a site. The visitor key (an _fbp value, a visitor seed) is
-// itself SHA-256 hashed, so no first-party id appears in Redis either.
-func IdentityKey(siteID, visitorKey string) string {
-	sum := sha256.Sum256([]byte(visitorKey))
-	var digest [2 * sha256.Size]byte
-	hex.Encode(digest[:], sum[:])
-	var b strings.Builder
-	b.Grow(len("tw:{}:id:") + len(siteID) + len(digest))
-	b.WriteString("tw:{")
-	b.WriteString(siteID)
-	b.WriteString("}:id:")
-	b.Write(digest[:])
-	return b.String()
-}
-
-// IdentityKeyPattern matches every IdentityKey of a site (a SCAN MATCH
-// pattern).
-func IdentityKeyPattern(siteID string) string { return "tw:{" + siteID + "}:id:*" }
-
-// IdentityIndexKey is the sorted set of a site's visitors with stored
-// identifiers (the digest part of their IdentityKey), scored by the time
-// of their last write: what IdentityOptions.MaxPerSite counts and evicts
-// from.
-func IdentityIndexKey(siteID string) string { return "tw:{" + siteID + "}:ids" }
 
 // DefaultIdentityMaxPerSite caps the visitors a site keeps identifiers
 // for. Anyone can post /collect, each time as a new visitor: without a cap
@@ -120,7 +93,7 @@ type IdentityOptions struct {
 // or written (a repeated write within IdentityOptions.Rewrite is left out).
 //
 // Both happen at delivery, in each destination's worker
-// (DispatcherOptions.Identity), without a script: each round, before
+// (Options.Identity), without a script: each round, before
 // policy, one pipeline holds an HSET per visitor whose events carry
 // identifiers (its events' fields in stream order, so a field's newest
 // value wins), then an HGETALL and an EXPIRE per visitor, so a round reads
@@ -239,7 +212,7 @@ func roundVisitors(siteID string, events []*destinations.Event) []roundVisitor {
 		if !ok {
 			i = len(out)
 			index[key] = i
-			out = append(out, roundVisitor{key: IdentityKey(siteID, key)})
+			out = append(out, roundVisitor{key: routing.IdentityKey(siteID, key)})
 		}
 		out[i].events = append(out[i].events, ev)
 	}
@@ -425,7 +398,7 @@ func (s *IdentityStore) index(ctx context.Context, pipe redis.Pipeliner, siteID 
 	for i, w := range writes {
 		members[i] = redis.Z{Score: now, Member: w.key[strings.LastIndexByte(w.key, ':')+1:]}
 	}
-	idx := IdentityIndexKey(siteID)
+	idx := routing.IdentityIndexKey(siteID)
 	pipe.ZAdd(ctx, idx, members...)
 	return pipe.ZCard(ctx, idx)
 }
@@ -448,8 +421,8 @@ return #oldest / 2
 // evict brings a site over its cap back to it (evictScript) and counts
 // the visitors it deleted.
 func (s *IdentityStore) evict(ctx context.Context, siteID string) (int, error) {
-	n, err := s.evictCmd.Run(ctx, s.rdb, []string{IdentityIndexKey(siteID)},
-		s.now().Add(-s.ttl).UnixMilli(), s.max, identityEvictMax, strings.TrimSuffix(IdentityKeyPattern(siteID), "*")).Int()
+	n, err := s.evictCmd.Run(ctx, s.rdb, []string{routing.IdentityIndexKey(siteID)},
+		s.now().Add(-s.ttl).UnixMilli(), s.max, identityEvictMax, strings.TrimSuffix(routing.IdentityKeyPattern(siteID), "*")).Int()
 	if err != nil {
 		return 0, fmt.Errorf("identity: cap: %w", err)
 	}

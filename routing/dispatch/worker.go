@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -87,7 +88,7 @@ func (w *worker) run(ctx context.Context) {
 	defer stop()
 
 	if !w.draining() {
-		if err := ensureGroup(hard, w.d.rdb, w.site, w.id); err != nil {
+		if err := routing.EnsureGroup(hard, w.d.rdb, w.site, w.id); err != nil {
 			w.log.Warn("cannot create consumer group; retrying", "err", err)
 		}
 	}
@@ -130,7 +131,7 @@ func (w *worker) run(ctx context.Context) {
 // deletes its consumer group. Nothing pending with any consumer and nothing
 // unread means no replica is still working on it.
 func (w *worker) drained(ctx context.Context) bool {
-	groups, err := w.d.rdb.XInfoGroups(ctx, StreamKey(w.site)).Result()
+	groups, err := w.d.rdb.XInfoGroups(ctx, routing.StreamKey(w.site)).Result()
 	if err != nil {
 		return false
 	}
@@ -141,10 +142,10 @@ func (w *worker) drained(ctx context.Context) bool {
 		if g.Pending != 0 || g.Lag != 0 {
 			return false
 		}
-		if n, err := w.d.rdb.ZCard(ctx, RetryKey(w.site, w.id)).Result(); err != nil || n != 0 {
+		if n, err := w.d.rdb.ZCard(ctx, routing.RetryKey(w.site, w.id)).Result(); err != nil || n != 0 {
 			return false
 		}
-		return w.d.rdb.XGroupDestroy(ctx, StreamKey(w.site), w.id).Err() == nil
+		return w.d.rdb.XGroupDestroy(ctx, routing.StreamKey(w.site), w.id).Err() == nil
 	}
 	return true
 }
@@ -197,7 +198,7 @@ func (w *worker) step(ctx, hard context.Context) (bool, error) {
 	if w.draining() {
 		dueBy = time.UnixMilli(1 << 53) // everything, due or not
 	}
-	members, err := lease(hard, w.d.rdb, w.d.lease, RetryKey(w.site, w.id), dueBy, now.Add(w.d.opts.VisibilityTimeout), w.readCount())
+	members, err := lease(hard, w.d.rdb, w.d.lease, routing.RetryKey(w.site, w.id), dueBy, now.Add(w.d.opts.VisibilityTimeout), w.readCount())
 	if err != nil {
 		return false, err
 	}
@@ -222,7 +223,7 @@ func (w *worker) step(ctx, hard context.Context) (bool, error) {
 // consumer for longer than VisibilityTimeout.
 func (w *worker) claim(ctx context.Context) ([]redis.XMessage, bool, error) {
 	msgs, next, err := w.d.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: StreamKey(w.site), Group: w.id, Consumer: w.d.opts.Consumer,
+		Stream: routing.StreamKey(w.site), Group: w.id, Consumer: w.d.opts.Consumer,
 		MinIdle: w.d.opts.VisibilityTimeout, Start: "0-0", Count: int64(w.readCount()),
 	}).Result()
 	if errNoGroup(err) {
@@ -271,12 +272,12 @@ func (w *worker) noGroup(ctx context.Context, err error) error {
 	if w.draining() {
 		return err
 	}
-	return ensureGroup(ctx, w.d.rdb, w.site, w.id)
+	return routing.EnsureGroup(ctx, w.d.rdb, w.site, w.id)
 }
 
 func (w *worker) readOnce(ctx context.Context, block time.Duration) ([]redis.XMessage, error) {
 	res, err := w.d.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: w.id, Consumer: w.d.opts.Consumer, Streams: []string{StreamKey(w.site), ">"},
+		Group: w.id, Consumer: w.d.opts.Consumer, Streams: []string{routing.StreamKey(w.site), ">"},
 		Count: int64(w.readCount()), Block: max(block, time.Millisecond),
 	}).Result()
 	switch {
@@ -341,7 +342,7 @@ func (w *worker) entryJobs(msgs []redis.XMessage) round {
 	var r round
 	for _, m := range msgs {
 		r.entries = append(r.entries, m.ID)
-		evs, err := w.d.codec.decode(m.Values)
+		evs, err := w.d.codec.Decode(m.Values)
 		if err != nil {
 			raw, _ := m.Values["e"].(string)
 			r.jobs = append(r.jobs, &job{ref: m.ID + "/0", raw: raw,
@@ -532,7 +533,7 @@ func (w *worker) resolve(j *job, err error, now time.Time) {
 func (w *worker) commit(r round) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	retryKey, deadKey := RetryKey(w.site, w.id), DeadKey(w.site, w.id)
+	retryKey, deadKey := routing.RetryKey(w.site, w.id), routing.DeadKey(w.site, w.id)
 	now := w.d.opts.Now()
 	failedAt := strconv.FormatInt(now.UnixMilli(), 10)
 	var trims []*redis.IntCmd
@@ -572,7 +573,7 @@ func (w *worker) commit(r round) error {
 			}
 		}
 		if len(r.entries) > 0 {
-			p.XAck(ctx, StreamKey(w.site), w.id, r.entries...)
+			p.XAck(ctx, routing.StreamKey(w.site), w.id, r.entries...)
 		}
 		if r.dead() {
 			trims = w.d.opts.DeadLetters.trim(ctx, p, deadKey, now)
@@ -594,3 +595,7 @@ func (r round) dead() bool {
 	}
 	return false
 }
+
+// errNoGroup reports whether err is Redis's NOGROUP (the stream or group is
+// missing).
+func errNoGroup(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOGROUP") }

@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
@@ -16,7 +17,7 @@ import (
 func (h *harness) addDeadLetter(dest, eventID, reason string, failedAt time.Time) string {
 	h.t.Helper()
 	b, _ := json.Marshal(routingtest.Event(eventID, "Purchase"))
-	id, err := h.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: DeadKey(routingtest.Site, dest), Values: []any{
+	id, err := h.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: routing.DeadKey(routingtest.Site, dest), Values: []any{
 		"event", string(b), "reason", reason, "message", "m", "attempts", 3, "failed_at", failedAt.UnixMilli(),
 	}}).Result()
 	if err != nil {
@@ -61,7 +62,7 @@ func TestDeadLetterFilters(t *testing.T) {
 		{"after, with ids", DeadLetterFilter{Site: routingtest.Site, Destination: "meta", IDs: []string{idM2}, AfterDestination: "meta", AfterID: idM2}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := h.queue.ListDeadLetters(ctx, tc.f)
+			got, err := h.dead.ListDeadLetters(ctx, tc.f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,13 +71,13 @@ func TestDeadLetterFilters(t *testing.T) {
 			}
 		})
 	}
-	if _, err := h.queue.ListDeadLetters(ctx, DeadLetterFilter{}); err == nil {
+	if _, err := h.dead.ListDeadLetters(ctx, DeadLetterFilter{}); err == nil {
 		t.Error("a filter without a site was accepted")
 	}
 
 	// Replay the permanent ones: they leave the dead letters for the retry
 	// schedules, due now.
-	n, err := h.queue.ReplayDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site, Reason: ReasonPermanent})
+	n, err := h.dead.ReplayDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site, Reason: ReasonPermanent})
 	if err != nil || n != 3 {
 		t.Fatalf("replay = %d, %v; want 3", n, err)
 	}
@@ -84,11 +85,11 @@ func TestDeadLetterFilters(t *testing.T) {
 		t.Errorf("retry schedules hold %d and %d; want 2 and 1", h.retryCount("meta"), h.retryCount("tiktok"))
 	}
 	// Drop what is left of meta before t0+90m.
-	n, err = h.queue.DropDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site, Destination: "meta", Until: t0.Add(90 * time.Minute)})
+	n, err = h.dead.DropDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site, Destination: "meta", Until: t0.Add(90 * time.Minute)})
 	if err != nil || n != 1 {
 		t.Fatalf("drop = %d, %v; want 1 (m2)", n, err)
 	}
-	left, err := h.queue.ListDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site})
+	left, err := h.dead.ListDeadLetters(ctx, DeadLetterFilter{Site: routingtest.Site})
 	if err != nil {
 		t.Fatal(err)
 	}

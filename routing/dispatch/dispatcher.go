@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	randv2 "math/rand/v2"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,12 +21,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
 
-// DispatcherOptions configure a Dispatcher. Zero values take the defaults
+// Options configure a Dispatcher. Zero values take the defaults
 // named on each field.
-type DispatcherOptions struct {
+type Options struct {
 	// Consumer names this process in every consumer group; it must be
 	// unique per process (default hostname-pid-random).
 	Consumer string
@@ -81,7 +81,7 @@ type DispatcherOptions struct {
 	Rand func() float64
 }
 
-func (o DispatcherOptions) withDefaults() (DispatcherOptions, error) {
+func (o Options) withDefaults() (Options, error) {
 	if o.Consumer == "" {
 		o.Consumer = consumerName()
 	}
@@ -143,25 +143,25 @@ func consumerName() string {
 // another.
 type Dispatcher struct {
 	rdb      redis.UniversalClient
-	store    *Store
+	store    *routing.Store
 	registry destinations.Registry
 	deps     destinations.Deps
-	opts     DispatcherOptions
+	opts     Options
 	log      *slog.Logger
 	metrics  *metrics
 	engine   *engineMetrics
 	lease    *redis.Script
 
 	circuitOpen *redis.Script
-	codec       *entryCodec // reads stream entries
+	codec       *routing.Codec // reads stream entries
 
 	warnedOrphans map[string]bool // trim loop only
 }
 
-// NewDispatcher returns a Dispatcher delivering the destinations of store's
+// New returns a Dispatcher delivering the destinations of store's
 // configuration with adapters built from registry. It fails on invalid
 // options or when the metrics cannot be registered.
-func NewDispatcher(rdb redis.UniversalClient, store *Store, registry destinations.Registry, deps destinations.Deps, opts DispatcherOptions) (*Dispatcher, error) {
+func New(rdb redis.UniversalClient, store *routing.Store, registry destinations.Registry, deps destinations.Deps, opts Options) (*Dispatcher, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func NewDispatcher(rdb redis.UniversalClient, store *Store, registry destination
 		log: log.With("consumer", opts.Consumer), metrics: m, engine: em,
 		lease:         redis.NewScript(leaseScript),
 		circuitOpen:   redis.NewScript(circuitOpenScript),
-		warnedOrphans: map[string]bool{}, codec: newEntryCodec(),
+		warnedOrphans: map[string]bool{}, codec: routing.NewCodec(),
 	}, nil
 }
 
@@ -272,7 +272,7 @@ func (d *Dispatcher) start(ctx context.Context, spec model.Destination, wg *sync
 	dest, err := factory(spec.Settings, d.deps)
 	if err != nil {
 		log.Error("destination settings refused; it stays idle and its events wait until the config is fixed",
-			"err", redactSettings(err.Error(), spec.Settings))
+			"err", routing.RedactSettings(err.Error(), spec.Settings))
 		return h
 	}
 	h.cancel = d.launch(ctx, newWorker(d, spec, dest, log), wg)
@@ -311,39 +311,6 @@ func sameDestination(a, b model.Destination) bool {
 	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
-// redactSettings removes every string value of settings (tokens, keys) from
-// msg, in case an adapter quoted one in a validation error.
-func redactSettings(msg string, settings json.RawMessage) string {
-	var v any
-	if json.Unmarshal(settings, &v) != nil {
-		return msg
-	}
-	var secrets []string
-	var walk func(any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case string:
-			if len(v) >= 4 {
-				secrets = append(secrets, v)
-			}
-		case []any:
-			for _, e := range v {
-				walk(e)
-			}
-		case map[string]any:
-			for _, e := range v {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
-	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
-	for _, s := range secrets {
-		msg = strings.ReplaceAll(msg, s, "[redacted]")
-	}
-	return msg
-}
-
 // trimLoop trims site streams and refreshes the depth gauges every
 // TrimInterval until ctx is done.
 func (d *Dispatcher) trimLoop(ctx context.Context) {
@@ -367,7 +334,7 @@ func (d *Dispatcher) trimAll(ctx context.Context) {
 		}
 	}
 	for _, dest := range snap.Config().Destinations {
-		if n, err := d.rdb.ZCard(ctx, RetryKey(dest.SiteID, dest.ID)).Result(); err == nil {
+		if n, err := d.rdb.ZCard(ctx, routing.RetryKey(dest.SiteID, dest.ID)).Result(); err == nil {
 			d.metrics.retries.WithLabelValues(dest.ID).Set(float64(n))
 		}
 	}
@@ -380,7 +347,7 @@ func (d *Dispatcher) trimAll(ctx context.Context) {
 // that bound can never be needed again. With no group at all, no
 // destination needs any entry. It returns how many entries were removed.
 func (d *Dispatcher) trimSite(ctx context.Context, snap *model.Snapshot, siteID string) (int64, error) {
-	key := StreamKey(siteID)
+	key := routing.StreamKey(siteID)
 	groups, exists, err := streamGroups(ctx, d.rdb, key)
 	if err != nil || !exists {
 		return 0, err

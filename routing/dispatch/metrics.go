@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"fmt"
@@ -63,6 +63,45 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.deliveries, m.seconds, m.depth, m.retries, m.withheld, m.deadTrimmed} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("routing: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// engineMetrics are the dispatcher's collectors for circuits, batch
+// splits and lease renewals.
+type engineMetrics struct {
+	circuitOpen   *prometheus.GaugeVec
+	circuitOpened *prometheus.CounterVec
+	splits        *prometheus.CounterVec
+	renewals      *prometheus.CounterVec
+}
+
+func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
+	m := &engineMetrics{
+		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagway_circuit_open",
+			Help: "1 while a destination's circuit is open (nothing is sent to it), as this replica last saw it.",
+		}, []string{"destination"}),
+		circuitOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_circuit_opened_total",
+			Help: "Times this replica opened a destination's circuit after consecutive failed batches.",
+		}, []string{"destination"}),
+		splits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_batch_splits_total",
+			Help: "Batches split in halves after the platform refused them as a whole, to isolate the bad events.",
+		}, []string{"destination"}),
+		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagway_lease_renewals_total",
+			Help: "Rounds whose lease was renewed because they ran long (batch splits against a slow platform).",
+		}, []string{"destination"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.circuitOpen, m.circuitOpened, m.splits, m.renewals} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("routing: register metrics: %w", err)
 		}

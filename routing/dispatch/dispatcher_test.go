@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 )
 
@@ -59,16 +60,54 @@ func TestEnqueue(t *testing.T) {
 	if err := h.queue.Enqueue(ctx, routingtest.Site, nil); err != nil {
 		t.Errorf("empty enqueue: %v", err)
 	}
-	msgs, err := h.rdb.XRange(ctx, StreamKey(routingtest.Site), "-", "+").Result()
+	msgs, err := h.rdb.XRange(ctx, routing.StreamKey(routingtest.Site), "-", "+").Result()
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("stream holds %d entries (%v); want 1", len(msgs), err)
 	}
-	evs, err := newEntryCodec().decode(msgs[0].Values)
+	evs, err := routing.NewCodec().Decode(msgs[0].Values)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(evs) != 1 || evs[0].Context.SiteID != routingtest.Site || evs[0].Context.ReceivedAt == 0 {
 		t.Errorf("stored events = %+v", evs)
+	}
+}
+
+// Entries written before versions existed (JSON, no v) are still
+// delivered, next to compressed ones; an entry of an unknown version is
+// dead-lettered with a reason instead of blocking the stream.
+func TestDispatcherReadsEveryEntryVersion(t *testing.T) {
+	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "meta"}))
+	ctx := context.Background()
+	old, _ := json.Marshal([]destinations.Event{func() destinations.Event {
+		ev := routingtest.Event("old-1", "Lead")
+		ev.Context.SiteID = routingtest.Site
+		return ev
+	}()})
+	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: routing.StreamKey(routingtest.Site), Values: []any{"e", old}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: routing.StreamKey(routingtest.Site), Values: []any{"v", "9", "e", "?"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var batch []destinations.Event
+	for i := range 20 {
+		batch = append(batch, routingtest.Event(fmt.Sprint("new-", i), "Purchase"))
+	}
+	h.enqueue(batch...)
+	msgs, _ := h.rdb.XRange(ctx, routing.StreamKey(routingtest.Site), "-", "+").Result()
+	if last := msgs[len(msgs)-1]; last.Values["v"] != "2" {
+		t.Fatalf("a 20-event entry was stored as %v", last.Values["v"])
+	}
+	p := routingtest.NewPlatform()
+	h.run(routingtest.Fakes(map[string]destinations.Destination{"meta": p.Accept()}), h.fastOptions())
+	routingtest.WaitFor(t, "old and new entries delivered", func() bool { return p.Total() == 21 && h.groupDone("meta") })
+	if p.Count("old-1") != 1 || p.Count("new-19") != 1 {
+		t.Errorf("deliveries: %v", p.Got())
+	}
+	dls := h.deadLetters("meta")
+	if len(dls) != 1 || !strings.Contains(dls[0].Message, `unknown version "9"`) {
+		t.Errorf("dead letters %+v; want the entry of version 9", dls)
 	}
 }
 
@@ -164,7 +203,7 @@ func TestRetryScheduleHoldsAttemptsAndError(t *testing.T) {
 
 	h.enqueue(routingtest.Event("e1", "Purchase"))
 	routingtest.WaitFor(t, "the event to be scheduled", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
-	zs, err := h.rdb.ZRangeWithScores(context.Background(), RetryKey(routingtest.Site, "meta"), 0, -1).Result()
+	zs, err := h.rdb.ZRangeWithScores(context.Background(), routing.RetryKey(routingtest.Site, "meta"), 0, -1).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +332,7 @@ func TestPausedDestination(t *testing.T) {
 
 	h.enqueue(routingtest.Event("e1", "Purchase"))
 	routingtest.WaitFor(t, "the event to be kept in the schedule", func() bool { return h.retryCount("meta") == 1 && h.groupDone("meta") })
-	zs, _ := h.rdb.ZRangeWithScores(context.Background(), RetryKey(routingtest.Site, "meta"), 0, -1).Result()
+	zs, _ := h.rdb.ZRangeWithScores(context.Background(), routing.RetryKey(routingtest.Site, "meta"), 0, -1).Result()
 	if due := time.UnixMilli(int64(zs[0].Score)); due.Before(clk.Now().Add(59 * time.Minute)) {
 		t.Errorf("kept until %v; want the pause's end, an hour away", due)
 	}
@@ -381,7 +420,7 @@ func TestCrashRecoveryByAnotherConsumer(t *testing.T) {
 
 	// Handed back: the entries read stay pending (one event per entry, so
 	// at least the in-flight ones), nothing was recorded.
-	pend, err := h.rdb.XPending(context.Background(), StreamKey(routingtest.Site), "meta").Result()
+	pend, err := h.rdb.XPending(context.Background(), routing.StreamKey(routingtest.Site), "meta").Result()
 	if err != nil || pend.Count < int64(inFlight) {
 		t.Fatalf("%d entries pending after the crash (%v); want at least the %d in flight", pend.Count, err, inFlight)
 	}
@@ -425,11 +464,11 @@ func TestReplayDeadLetters(t *testing.T) {
 	fixed.Store(true)
 
 	ctx := context.Background()
-	n, err := h.queue.Replay(ctx, routingtest.Site, "meta", []string{dls[0].ID, dls[1].ID, "1-1"})
+	n, err := h.dead.Replay(ctx, routingtest.Site, "meta", []string{dls[0].ID, dls[1].ID, "1-1"})
 	if err != nil || n != 2 {
 		t.Fatalf("Replay = %d, %v; want 2", n, err)
 	}
-	if n, _ := h.queue.Replay(ctx, routingtest.Site, "meta", []string{dls[0].ID}); n != 0 {
+	if n, _ := h.dead.Replay(ctx, routingtest.Site, "meta", []string{dls[0].ID}); n != 0 {
 		t.Errorf("a second replay of the same letter moved %d", n)
 	}
 	routingtest.WaitFor(t, "the replayed events", func() bool { return p.Count("e1") == 1 && p.Count("e2") == 1 && h.retryCount("meta") == 0 })
@@ -494,7 +533,7 @@ func TestRemovedDestinationIsDrainedToDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	routingtest.WaitFor(t, "the removed destination's group to go", func() bool {
-		groups, _ := h.rdb.XInfoGroups(ctx, StreamKey(routingtest.Site)).Result()
+		groups, _ := h.rdb.XInfoGroups(ctx, routing.StreamKey(routingtest.Site)).Result()
 		return len(groups) == 1 && groups[0].Name == "keep"
 	})
 	dls := h.deadLetters("meta")
@@ -509,7 +548,7 @@ func TestRemovedDestinationIsDrainedToDeadLetters(t *testing.T) {
 		t.Error("the removed destination still has scheduled retries")
 	}
 	routingtest.WaitFor(t, "the stream to be trimmed", func() bool {
-		n, _ := h.rdb.XLen(ctx, StreamKey(routingtest.Site)).Result()
+		n, _ := h.rdb.XLen(ctx, routing.StreamKey(routingtest.Site)).Result()
 		return n == 0 && kept.Total() == 2
 	})
 }
@@ -517,11 +556,11 @@ func TestRemovedDestinationIsDrainedToDeadLetters(t *testing.T) {
 func TestTrimKeepsUnfinishedEntries(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, routingtest.Config(routingtest.Dest{ID: "fast"}, routingtest.Dest{ID: "slow"}))
-	d, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg})
+	d, err := New(h.rdb, h.store, nil, destinations.Deps{}, Options{Registerer: h.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := StreamKey(routingtest.Site)
+	key := routing.StreamKey(routingtest.Site)
 	var ids []string
 	for i := range 6 {
 		h.enqueue(routingtest.Event(strconv.Itoa(i), "Purchase"))
@@ -593,7 +632,7 @@ func TestTrimAfterDelivery(t *testing.T) {
 		h.enqueue(routingtest.Event(strconv.Itoa(i), "Purchase"))
 	}
 	routingtest.WaitFor(t, "delivery and trimming", func() bool {
-		n, _ := h.rdb.XLen(context.Background(), StreamKey(routingtest.Site)).Result()
+		n, _ := h.rdb.XLen(context.Background(), routing.StreamKey(routingtest.Site)).Result()
 		return p.Total() == 10 && n == 0
 	})
 }
@@ -623,14 +662,14 @@ func TestBackoff(t *testing.T) {
 
 func TestDispatcherOptions(t *testing.T) {
 	h := newHarness(t, routingtest.Config())
-	_, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{VisibilityTimeout: time.Second, DeliverTimeout: time.Second})
+	_, err := New(h.rdb, h.store, nil, destinations.Deps{}, Options{VisibilityTimeout: time.Second, DeliverTimeout: time.Second})
 	if err == nil {
 		t.Error("a DeliverTimeout as long as the VisibilityTimeout was accepted")
 	}
-	if _, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg}); err != nil {
+	if _, err := New(h.rdb, h.store, nil, destinations.Deps{}, Options{Registerer: h.reg}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, DispatcherOptions{Registerer: h.reg}); err == nil {
+	if _, err := New(h.rdb, h.store, nil, destinations.Deps{}, Options{Registerer: h.reg}); err == nil {
 		t.Error("registering the metrics twice on one registry did not fail")
 	}
 }
@@ -710,13 +749,13 @@ func TestRenewLeasesRetriesOnTheClock(t *testing.T) {
 	clk.Advance(24 * time.Hour)
 	opts := h.fastOptions()
 	opts.Now = clk.Now
-	d, err := NewDispatcher(h.rdb, h.store, nil, destinations.Deps{}, opts)
+	d, err := New(h.rdb, h.store, nil, destinations.Deps{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec, _ := h.store.Snapshot().Destination("meta")
 	w := newWorker(d, *spec, routingtest.NewPlatform().Accept(), d.log)
-	key := RetryKey(routingtest.Site, "meta")
+	key := routing.RetryKey(routingtest.Site, "meta")
 	member, err := retryItem{Ref: "1-0/0", Event: routingtest.Event("e1", "Purchase"), Attempts: 1}.member()
 	if err != nil {
 		t.Fatal(err)

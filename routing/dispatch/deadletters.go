@@ -1,7 +1,8 @@
-package routing
+package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -12,8 +13,133 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
+
+// Dead-letter reasons.
+const (
+	// ReasonPermanent: the platform refused the event for good.
+	ReasonPermanent = "permanent"
+	// ReasonTooOld: the event aged past the platform's limit before it could
+	// be delivered.
+	ReasonTooOld = "too_old"
+	// ReasonMaxAttempts: every allowed attempt failed.
+	ReasonMaxAttempts = "max_attempts"
+	// ReasonUnknownDestination: the event was queued for a destination that
+	// no longer exists.
+	ReasonUnknownDestination = "unknown_destination"
+	// ReasonPoison: the queue entry was taken over from stopped consumers
+	// more often than Options.PoisonClaims allows.
+	ReasonPoison = "poison"
+)
+
+// DeadLetter is an event a destination gave up on.
+type DeadLetter struct {
+	// ID is the dead-letter stream entry id, used by Replay.
+	ID string
+	// Site and Destination name the stream it is in (set by
+	// ListDeadLetters).
+	Site, Destination string
+	Event             destinations.Event
+	// Raw is the stored event JSON, kept as is when it does not decode.
+	Raw      json.RawMessage
+	Reason   string
+	Message  string
+	Attempts int
+	FailedAt time.Time
+}
+
+// DeadLetters returns up to count of the oldest dead letters of a
+// destination (all of them when count <= 0).
+func (s *DeadLetterStore) DeadLetters(ctx context.Context, siteID, destID string, count int) ([]DeadLetter, error) {
+	key := routing.DeadKey(siteID, destID)
+	var msgs []redis.XMessage
+	var err error
+	if count > 0 {
+		msgs, err = s.rdb.XRangeN(ctx, key, "-", "+", int64(count)).Result()
+	} else {
+		msgs, err = s.rdb.XRange(ctx, key, "-", "+").Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("routing: read dead letters of %q: %w", destID, err)
+	}
+	out := make([]DeadLetter, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, decodeDeadLetter(m))
+	}
+	return out, nil
+}
+
+func decodeDeadLetter(m redis.XMessage) DeadLetter {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	dl := DeadLetter{ID: m.ID, Raw: json.RawMessage(str("event")), Reason: str("reason"), Message: str("message")}
+	dl.Attempts, _ = strconv.Atoi(str("attempts"))
+	if ms, err := strconv.ParseInt(str("failed_at"), 10, 64); err == nil {
+		dl.FailedAt = time.UnixMilli(ms)
+	}
+	_ = json.Unmarshal(dl.Raw, &dl.Event)
+	return dl
+}
+
+// Replay moves the dead letters with these ids back into the destination's
+// retry schedule, due now with the attempt count reset, deleting them from
+// the dead-letter stream in the same atomic step. Unknown ids and letters
+// whose event does not decode are skipped. It returns how many were moved.
+func (s *DeadLetterStore) Replay(ctx context.Context, siteID, destID string, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	key := routing.DeadKey(siteID, destID)
+	args := []any{s.now().UnixMilli()}
+	var errs []error
+	for _, id := range ids {
+		msgs, err := s.rdb.XRange(ctx, key, id, id).Result()
+		if err != nil {
+			return 0, fmt.Errorf("routing: read dead letter %s: %w", id, err)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		dl := decodeDeadLetter(msgs[0])
+		var ev destinations.Event
+		if err := json.Unmarshal(dl.Raw, &ev); err != nil {
+			errs = append(errs, fmt.Errorf("dead letter %s: event does not decode: %w", id, err))
+			continue
+		}
+		member, err := retryItem{Ref: "dead/" + id, Event: ev}.member()
+		if err != nil {
+			return 0, err
+		}
+		args = append(args, id, member)
+	}
+	if len(args) == 1 {
+		return 0, errors.Join(errs...)
+	}
+	n, err := s.replay.Run(ctx, s.rdb, []string{key, routing.RetryKey(siteID, destID)}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("routing: replay dead letters of %q: %w", destID, err)
+	}
+	return n, errors.Join(errs...)
+}
+
+// DeadLetterStore reads, replays and drops the dead letters of every
+// destination, for the admin API and the CLI.
+type DeadLetterStore struct {
+	rdb    redis.UniversalClient
+	now    func() time.Time
+	replay *redis.Script
+}
+
+// NewDeadLetterStore returns a DeadLetterStore on rdb; now dates replays
+// (nil: time.Now).
+func NewDeadLetterStore(rdb redis.UniversalClient, now func() time.Time) *DeadLetterStore {
+	if now == nil {
+		now = time.Now
+	}
+	return &DeadLetterStore{rdb: rdb, now: now, replay: redis.NewScript(replayScript)}
+}
 
 // DeadLetterFilter selects dead letters. Site is required; every other
 // empty field matches everything.
@@ -55,14 +181,14 @@ const deadPage = 500
 
 // ListDeadLetters returns the dead letters f selects, by destination id,
 // then oldest first. Each carries its Site and Destination.
-func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
+func (s *DeadLetterStore) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error) {
 	if !model.ValidID(f.Site) {
 		return nil, fmt.Errorf("routing: dead letters: invalid site id %q", f.Site)
 	}
 	dests := []string{f.Destination}
 	if f.Destination == "" {
 		var err error
-		if dests, err = q.deadDestinations(ctx, f.Site); err != nil {
+		if dests, err = s.deadDestinations(ctx, f.Site); err != nil {
 			return nil, err
 		}
 	}
@@ -79,7 +205,7 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 			continue
 		}
 		resume := dest == f.AfterDestination && f.AfterID != ""
-		key := DeadKey(f.Site, dest)
+		key := routing.DeadKey(f.Site, dest)
 		add := func(m redis.XMessage) bool {
 			dl := decodeDeadLetter(m)
 			dl.Site, dl.Destination = f.Site, dest
@@ -93,7 +219,7 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 				if sid, err := parseStreamID(id); resume && (err != nil || !after.less(sid)) {
 					continue
 				}
-				msgs, err := q.rdb.XRange(ctx, key, id, id).Result()
+				msgs, err := s.rdb.XRange(ctx, key, id, id).Result()
 				if err != nil {
 					return nil, fmt.Errorf("routing: read dead letter %s of %q: %w", id, dest, err)
 				}
@@ -110,7 +236,7 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 			start = "(" + after.String()
 		}
 		for {
-			msgs, err := q.rdb.XRangeN(ctx, key, start, "+", deadPage).Result()
+			msgs, err := s.rdb.XRangeN(ctx, key, start, "+", deadPage).Result()
 			if err != nil {
 				return nil, fmt.Errorf("routing: read dead letters of %q: %w", dest, err)
 			}
@@ -130,10 +256,10 @@ func (q *Queue) ListDeadLetters(ctx context.Context, f DeadLetterFilter) ([]Dead
 
 // deadDestinations lists the destinations of a site that have a
 // dead-letter stream, scanning the node that holds the site's slot.
-func (q *Queue) deadDestinations(ctx context.Context, siteID string) ([]string, error) {
-	prefix := DeadKey(siteID, "")
+func (s *DeadLetterStore) deadDestinations(ctx context.Context, siteID string) ([]string, error) {
+	prefix := routing.DeadKey(siteID, "")
 	seen := map[string]bool{}
-	err := scanSite(ctx, q.rdb, siteID, prefix+"*", func(keys []string) error {
+	err := routing.ScanSite(ctx, s.rdb, siteID, prefix+"*", func(keys []string) error {
 		for _, k := range keys {
 			if dest := strings.TrimPrefix(k, prefix); model.ValidID(dest) {
 				seen[dest] = true
@@ -155,8 +281,8 @@ func (q *Queue) deadDestinations(ctx context.Context, siteID string) ([]string, 
 // ReplayDeadLetters moves the dead letters f selects back into their
 // destinations' retry schedules, due now with the attempt count reset (see
 // Replay), and returns how many were moved.
-func (q *Queue) ReplayDeadLetters(ctx context.Context, f DeadLetterFilter) (int, error) {
-	dls, err := q.ListDeadLetters(ctx, f)
+func (s *DeadLetterStore) ReplayDeadLetters(ctx context.Context, f DeadLetterFilter) (int, error) {
+	dls, err := s.ListDeadLetters(ctx, f)
 	if err != nil {
 		return 0, err
 	}
@@ -166,7 +292,7 @@ func (q *Queue) ReplayDeadLetters(ctx context.Context, f DeadLetterFilter) (int,
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), deadPage)]
 			ids = ids[len(chunk):]
-			n, err := q.Replay(ctx, f.Site, dest, chunk)
+			n, err := s.Replay(ctx, f.Site, dest, chunk)
 			total += n
 			if err != nil {
 				errs = append(errs, err)
@@ -178,8 +304,8 @@ func (q *Queue) ReplayDeadLetters(ctx context.Context, f DeadLetterFilter) (int,
 
 // DropDeadLetters deletes the dead letters f selects for good and returns
 // how many were deleted.
-func (q *Queue) DropDeadLetters(ctx context.Context, f DeadLetterFilter) (int, error) {
-	dls, err := q.ListDeadLetters(ctx, f)
+func (s *DeadLetterStore) DropDeadLetters(ctx context.Context, f DeadLetterFilter) (int, error) {
+	dls, err := s.ListDeadLetters(ctx, f)
 	if err != nil {
 		return 0, err
 	}
@@ -188,7 +314,7 @@ func (q *Queue) DropDeadLetters(ctx context.Context, f DeadLetterFilter) (int, e
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), deadPage)]
 			ids = ids[len(chunk):]
-			n, err := q.rdb.XDel(ctx, DeadKey(f.Site, dest), chunk...).Result()
+			n, err := s.rdb.XDel(ctx, routing.DeadKey(f.Site, dest), chunk...).Result()
 			total += int(n)
 			if err != nil {
 				return total, fmt.Errorf("routing: drop dead letters of %q: %w", dest, err)

@@ -1,4 +1,4 @@
-package routing
+package dispatch
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
@@ -93,12 +94,12 @@ func TestIdentityStoreEnrich(t *testing.T) {
 			t.Errorf("key %q holds the raw visitor id", k)
 		}
 	}
-	key := IdentityKey("shop", fbp)
+	key := routing.IdentityKey("shop", fbp)
 	if !strings.HasPrefix(key, "tw:{shop}:id:") {
 		t.Errorf("key %q lacks the site hash tag", key)
 	}
-	if matched, _ := rdb.Keys(ctx, IdentityKeyPattern("shop")).Result(); !slices.Equal(matched, []string{key}) {
-		t.Errorf("IdentityKeyPattern matched %v; want [%s]", matched, key)
+	if matched, _ := rdb.Keys(ctx, routing.IdentityKeyPattern("shop")).Result(); !slices.Equal(matched, []string{key}) {
+		t.Errorf("routing.IdentityKeyPattern matched %v; want [%s]", matched, key)
 	}
 	stored, _ := rdb.HGetAll(ctx, key).Result()
 	for f, v := range stored {
@@ -133,7 +134,7 @@ func TestIdentityStoreNewestWins(t *testing.T) {
 	ph := digest("16505551212")
 	enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: []string{a}, Ph: []string{ph}}))
 	enrich(t, store, "shop", seen("v", 2, destinations.UserData{Em: []string{b}}), seen("v", 3, destinations.UserData{Em: []string{c}}))
-	got, _ := rdb.HGetAll(ctx, IdentityKey("shop", "v")).Result()
+	got, _ := rdb.HGetAll(ctx, routing.IdentityKey("shop", "v")).Result()
 	if len(got) != 2 || got["em"] != c || got["ph"] != ph {
 		t.Errorf("stored %v; want em of the last event and the first call's ph", got)
 	}
@@ -183,7 +184,7 @@ func TestIdentityStoreTakesPart(t *testing.T) {
 				ev.Context.VisitorID = visitor
 			}
 			enrich(t, store, "shop", ev)
-			n, _ := rdb.Exists(ctx, IdentityKey("shop", visitor)).Result()
+			n, _ := rdb.Exists(ctx, routing.IdentityKey("shop", visitor)).Result()
 			if (n == 1) != r.takes {
 				t.Errorf("stored %v; want %v", n == 1, r.takes)
 			}
@@ -196,12 +197,12 @@ func TestIdentityStoreTTL(t *testing.T) {
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{TTL: time.Hour})
 	enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: []string{digest("a@b.co")}}))
-	if ttl, _ := rdb.TTL(ctx, IdentityKey("shop", "v")).Result(); ttl <= 0 || ttl > time.Hour {
+	if ttl, _ := rdb.TTL(ctx, routing.IdentityKey("shop", "v")).Result(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("TTL %s; want at most 1h", ttl)
 	}
 	// Nothing known and nothing to remember: no key is created.
 	enrich(t, store, "shop", seen("w", 1, destinations.UserData{ClientUserAgent: "UA", Em: []string{"not a digest"}}))
-	if n, _ := rdb.Exists(ctx, IdentityKey("shop", "w")).Result(); n != 0 {
+	if n, _ := rdb.Exists(ctx, routing.IdentityKey("shop", "w")).Result(); n != 0 {
 		t.Error("an empty identity was stored")
 	}
 }
@@ -474,7 +475,7 @@ func TestEnrichSeesItsRoundWhileItsWriteIsInFlight(t *testing.T) {
 
 	// An older round is a fill: Redis's value wins where it has one, the
 	// round's fills what it lacks.
-	if err := rdb.HSet(ctx, IdentityKey(routingtest.Site, "fb.1.1.2"), "external_id", ext).Err(); err != nil {
+	if err := rdb.HSet(ctx, routing.IdentityKey(routingtest.Site, "fb.1.1.2"), "external_id", ext).Err(); err != nil {
 		t.Fatal(err)
 	}
 	evs = round(50, jim)
@@ -549,13 +550,13 @@ func TestDispatcherDeliversWhenEnrichmentFails(t *testing.T) {
 func TestEnqueueWritesOnlyTheEntry(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	q := NewQueue(rdb, QueueOptions{})
+	q := routing.NewQueue(rdb, routing.QueueOptions{})
 	if err := q.Enqueue(ctx, routingtest.Site, []destinations.Event{
 		visit("a", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}}),
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := rdb.Keys(ctx, "*").Result(); !slices.Equal(keys, []string{StreamKey(routingtest.Site)}) {
+	if keys, _ := rdb.Keys(ctx, "*").Result(); !slices.Equal(keys, []string{routing.StreamKey(routingtest.Site)}) {
 		t.Errorf("Enqueue wrote keys %v; want the stream only", keys)
 	}
 }
@@ -569,7 +570,7 @@ func TestEnrichSkipsUnchangedIdentities(t *testing.T) {
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)
 	store := NewIdentityStore(rdb, IdentityOptions{Rewrite: time.Minute, Now: func() time.Time { return now }})
-	key := IdentityKey(routingtest.Site, "fb.1.1.1")
+	key := routing.IdentityKey(routingtest.Site, "fb.1.1.1")
 	a, b := digest("a@example.com"), digest("b@example.com")
 	var received int64
 	round := func(visitor, em string) error {
@@ -624,7 +625,7 @@ func TestEnrichSkipsUnchangedIdentities(t *testing.T) {
 	// A write Redis refuses is not remembered: once Redis takes writes
 	// again, the same value is written.
 	now = now.Add(2 * time.Minute)
-	other := IdentityKey(routingtest.Site, "fb.1.1.2")
+	other := routing.IdentityKey(routingtest.Site, "fb.1.1.2")
 	if err := rdb.Set(ctx, other, "a string, so HSET fails", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -648,7 +649,7 @@ func TestEnrichOlderEventsOnlyFill(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{})
-	key := IdentityKey(routingtest.Site, "v")
+	key := routing.IdentityKey(routingtest.Site, "v")
 	a, b, ph, fn := digest("a@example.com"), digest("b@example.com"), digest("16505551212"), digest("jane")
 
 	enrich(t, store, routingtest.Site, seen("v", 100, destinations.UserData{Em: []string{a}}), seen("v", 200, destinations.UserData{Em: []string{b}, Ph: []string{ph}}))
@@ -670,7 +671,7 @@ func TestEnrichOlderEventsOnlyFill(t *testing.T) {
 	}
 	// Events spooled while Redis was down reach the stream after newer
 	// ones: their fields are filled in, the newer values kept.
-	other := IdentityKey(routingtest.Site, "w")
+	other := routing.IdentityKey(routingtest.Site, "w")
 	enrich(t, store, routingtest.Site, seen("w", 500, destinations.UserData{Em: []string{a}}))
 	enrich(t, store, routingtest.Site, seen("w", 400, destinations.UserData{Em: []string{b}, Ph: []string{ph}}), seen("w", 450, destinations.UserData{Em: []string{fn}}))
 	if got, _ := rdb.HGetAll(ctx, other).Result(); got["em"] != a || got["ph"] != ph {
@@ -684,9 +685,9 @@ func TestIdentityRewriteOff(t *testing.T) {
 	ctx := context.Background()
 	store := NewIdentityStore(rdb, IdentityOptions{Rewrite: -1})
 	for range 2 {
-		rdb.Del(ctx, IdentityKey("shop", "v"))
+		rdb.Del(ctx, routing.IdentityKey("shop", "v"))
 		enrich(t, store, "shop", seen("v", 1, destinations.UserData{Em: []string{digest("a@example.com")}}))
-		if n, _ := rdb.Exists(ctx, IdentityKey("shop", "v")).Result(); n != 1 {
+		if n, _ := rdb.Exists(ctx, routing.IdentityKey("shop", "v")).Result(); n != 1 {
 			t.Fatal("a repeat was skipped with Rewrite < 0")
 		}
 	}
