@@ -34,20 +34,21 @@ func TestPackageDependencies(t *testing.T) {
 			forbidden: []string{"github.com/redis/"}},
 		{pkg: module + "/routing/model", allowed: []string{}},
 		{pkg: module + "/routing", forbidden: []string{module + "/gateway", module + "/destinations/meta", "net/http/httptest"}},
+		{pkg: module + "/routing/queue", forbidden: []string{module + "/routing/dispatch", module + "/gateway", module + "/admin"}},
 		{pkg: module + "/routing/dispatch", forbidden: []string{module + "/gateway", module + "/destinations/meta", "net/http/httptest"}},
 		{pkg: module + "/gateway", forbidden: []string{"github.com/redis/", module + "/routing", module + "/destinations/meta"},
 			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model", module + "/internal/jsonscan"}},
 		// The control plane speaks to the store and the contract only: it
-		// never reaches into HTTP intake or a platform (routing/spool comes
-		// in through routing).
+		// never reaches into HTTP intake or a platform (routing/queue and its
+		// spool come in through routing/dispatch).
 		{pkg: module + "/admin", forbidden: []string{module + "/gateway", module + "/destinations/"},
-			allowed: []string{module + "/routing", module + "/routing/dispatch", module + "/routing/model", module + "/routing/spool",
+			allowed: []string{module + "/routing", module + "/routing/dispatch", module + "/routing/model", module + "/routing/queue", module + "/routing/queue/spool",
 				module + "/destinations", module + "/internal/secrets", module + "/internal/jsonscan"}},
 		{pkg: module + "/internal/secrets", allowed: []string{}},
 		{pkg: module + "/internal/gctune", allowed: []string{}},
 		{pkg: module + "/internal/authlimit", allowed: []string{}},
 		{pkg: module + "/internal/jsonscan", allowed: []string{}},
-		{pkg: module + "/routing/spool", allowed: []string{}},
+		{pkg: module + "/routing/queue/spool", allowed: []string{}},
 		{pkg: module + "/pixeljs", allowed: []string{}},
 		{pkg: module + "/static", allowed: []string{}},
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tagway/tagway/destinations/meta/metatest"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/dispatch"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 // canon re-encodes a JSON value so that two encodings compare equal.
@@ -257,7 +258,7 @@ func TestStaleEventDeadLetteredAtSendTime(t *testing.T) {
 		event("store-30d", now.Add(-30*24*time.Hour), "physical_store"),
 		event("store-63d", now.Add(-63*24*time.Hour), "physical_store"),
 	}
-	if err := routing.NewQueue(rdb, routing.QueueOptions{}).Enqueue(ctx, "default", batch); err != nil {
+	if err := queue.New(rdb, queue.Options{}).Enqueue(ctx, "default", batch); err != nil {
 		t.Fatal(err)
 	}
 	got := g.Graph.WaitEvents(testPixel, 2, 10*time.Second)

@@ -26,7 +26,8 @@ import (
 	"github.com/tagway/tagway/pixeljs"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/dispatch"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/queue"
+	"github.com/tagway/tagway/routing/queue/spool"
 	"github.com/tagway/tagway/static"
 )
 
@@ -117,7 +118,7 @@ type app struct {
 	draining    atomic.Bool
 	// queue is the intake, on its own client that never retries a write
 	// (queueRdb), with the local spool when TAGWAY_DATA_DIR is set.
-	queue      *routing.Queue
+	queue      *queue.Queue
 	queueRdb   redis.UniversalClient
 	spool      *spool.Spool
 	drainDelay time.Duration
@@ -164,7 +165,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, err
 	}
-	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger})
+	a.queue = queue.New(a.queueRdb, queue.Options{Spool: a.spool, Logger: logger})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

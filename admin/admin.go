@@ -46,7 +46,7 @@ const (
 	maxOverlap     = 30 * 24 * time.Hour
 )
 
-// Enqueuer queues events like the gateway does (routing.Queue).
+// Enqueuer queues events like the gateway does (queue.Queue).
 type Enqueuer interface {
 	Enqueue(ctx context.Context, siteID string, events []destinations.Event) error
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 const (
@@ -50,7 +51,7 @@ type env struct {
 	url     string
 	rdb     *redis.Client
 	store   *routing.Store
-	queue   *routing.Queue // the real queue that fills the dead-letter streams
+	queue   *queue.Queue // the real queue that fills the dead-letter streams
 	dead    *dispatch.DeadLetterStore
 	logs    *syncBuffer
 	mu      sync.Mutex
@@ -84,7 +85,7 @@ func newEnv(t *testing.T, keyring bool, root string) *env {
 		opts = append(opts, routing.WithKeyring(k))
 	}
 	e.store = routing.NewStore(e.rdb, logger, opts...)
-	e.queue = routing.NewQueue(e.rdb, routing.QueueOptions{Now: e.clock, Logger: logger})
+	e.queue = queue.New(e.rdb, queue.Options{Now: e.clock, Logger: logger})
 	e.dead = dispatch.NewDeadLetterStore(e.rdb, e.clock)
 	api, err := New(Options{Store: e.store, RootToken: root, Logger: logger, Now: e.clock, DeadLetters: e.dead,
 		Enqueuer: queueFunc(func(_ context.Context, _ string, evs []destinations.Event) error {

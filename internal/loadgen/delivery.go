@@ -25,6 +25,7 @@ import (
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 // Bounds of the delivery benchmark.
@@ -235,7 +236,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 	if err != nil {
 		return res, err
 	}
-	q := routing.NewQueue(rdb, routing.QueueOptions{})
+	q := queue.New(rdb, queue.Options{})
 	start := time.Now()
 	if err := fill(ctx, q, opts.Events, now); err != nil {
 		return res, err
@@ -316,7 +317,7 @@ func identityMemory(ctx context.Context, rdb redis.UniversalClient, before int64
 }
 
 // fill queues n events, one per Enqueue, from 64 goroutines.
-func fill(ctx context.Context, q *routing.Queue, n int, now time.Time) error {
+func fill(ctx context.Context, q *queue.Queue, n int, now time.Time) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)

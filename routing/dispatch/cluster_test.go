@@ -14,7 +14,8 @@ import (
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/queue"
+	"github.com/tagway/tagway/routing/queue/spool"
 )
 
 // TestRedisCluster runs the engine against a real 3-master Redis Cluster:
@@ -51,7 +52,7 @@ func TestRedisCluster(t *testing.T) {
 	}
 	t.Logf("%d sites on %d masters", len(sites), len(slots))
 
-	h := &harness{t: t, store: routing.NewStore(rdb, nil), queue: routing.NewQueue(rdb, routing.QueueOptions{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, store: routing.NewStore(rdb, nil), queue: queue.New(rdb, queue.Options{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(ctx, cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -130,13 +131,13 @@ func TestRedisCluster(t *testing.T) {
 	defer sp.Close()
 	down := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	defer down.Close()
-	qDown := routing.NewQueue(down, routing.QueueOptions{Spool: sp, WriteTimeout: time.Second})
+	qDown := queue.New(down, queue.Options{Spool: sp, WriteTimeout: time.Second})
 	for _, s := range sites {
 		if err := qDown.Enqueue(ctx, s, []destinations.Event{routingtest.Event(s+"-spooled", "Purchase")}); err != nil {
 			t.Fatalf("spooled enqueue: %v", err)
 		}
 	}
-	qUp := routing.NewQueue(rdb, routing.QueueOptions{Spool: sp, ProbeInterval: 10 * time.Millisecond})
+	qUp := queue.New(rdb, queue.Options{Spool: sp, ProbeInterval: 10 * time.Millisecond})
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	drained := make(chan error, 1)
 	go func() { drained <- qUp.Run(drainCtx) }()

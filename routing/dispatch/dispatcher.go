@@ -23,6 +23,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 // Options configure a Dispatcher. Zero values take the defaults
@@ -153,7 +154,7 @@ type Dispatcher struct {
 	lease    *redis.Script
 
 	circuitOpen *redis.Script
-	codec       *routing.Codec // reads stream entries
+	codec       *queue.Codec // reads stream entries
 
 	warnedOrphans map[string]bool // trim loop only
 }
@@ -192,7 +193,7 @@ func New(rdb redis.UniversalClient, store *routing.Store, registry destinations.
 		log: log.With("consumer", opts.Consumer), metrics: m, engine: em,
 		lease:         redis.NewScript(leaseScript),
 		circuitOpen:   redis.NewScript(circuitOpenScript),
-		warnedOrphans: map[string]bool{}, codec: routing.NewCodec(),
+		warnedOrphans: map[string]bool{}, codec: queue.NewCodec(),
 	}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 func TestEnqueueDeliversEndToEnd(t *testing.T) {
@@ -64,7 +65,7 @@ func TestEnqueue(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("stream holds %d entries (%v); want 1", len(msgs), err)
 	}
-	evs, err := routing.NewCodec().Decode(msgs[0].Values)
+	evs, err := queue.NewCodec().Decode(msgs[0].Values)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 // smallBatch is a fake destination taking at most n events per call.
@@ -76,7 +77,7 @@ type harness struct {
 	t     *testing.T
 	rdb   *redis.Client
 	store *routing.Store
-	queue *routing.Queue
+	queue *queue.Queue
 	dead  *DeadLetterStore
 	reg   *prometheus.Registry
 }
@@ -84,7 +85,7 @@ type harness struct {
 func newHarness(t *testing.T, cfg model.Config) *harness {
 	t.Helper()
 	rdb := redistest.Start(t).Client()
-	h := &harness{t: t, rdb: rdb, store: routing.NewStore(rdb, nil), queue: routing.NewQueue(rdb, routing.QueueOptions{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, rdb: rdb, store: routing.NewStore(rdb, nil), queue: queue.New(rdb, queue.Options{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(context.Background(), cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 func digest(s string) string {
@@ -550,7 +551,7 @@ func TestDispatcherDeliversWhenEnrichmentFails(t *testing.T) {
 func TestEnqueueWritesOnlyTheEntry(t *testing.T) {
 	rdb := redistest.Start(t).Client()
 	ctx := context.Background()
-	q := routing.NewQueue(rdb, routing.QueueOptions{})
+	q := queue.New(rdb, queue.Options{})
 	if err := q.Enqueue(ctx, routingtest.Site, []destinations.Event{
 		visit("a", "Lead", "fb.1.1.1", destinations.UserData{Em: []string{digest("jane@example.com")}}),
 	}); err != nil {

@@ -15,7 +15,8 @@ import (
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/queue"
+	"github.com/tagway/tagway/routing/queue/spool"
 )
 
 // TestNoAcknowledgedEventLostAcrossRedisRestart enqueues under load while
@@ -33,7 +34,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp := routingtest.OpenSpool(t, t.TempDir(), spool.Options{})
-	h.queue = routing.NewQueue(rdb, routing.QueueOptions{Spool: sp, ProbeInterval: 50 * time.Millisecond, WriteTimeout: time.Second})
+	h.queue = queue.New(rdb, queue.Options{Spool: sp, ProbeInterval: 50 * time.Millisecond, WriteTimeout: time.Second})
 	qreg := prometheus.NewRegistry()
 	if err := h.queue.Register(qreg); err != nil {
 		t.Fatal(err)
@@ -109,7 +110,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 	inStream := map[string]int{}
 	msgs, _ := rdb.XRange(context.Background(), routing.StreamKey(routingtest.Site), "-", "+").Result()
 	for _, m := range msgs {
-		evs, _ := routing.NewCodec().Decode(m.Values)
+		evs, _ := queue.NewCodec().Decode(m.Values)
 		for _, ev := range evs {
 			inStream[ev.EventID]++
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing/model"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/queue/spool"
 )
 
 // Site is the id of the site of Config.

@@ -1,4 +1,4 @@
-package routing
+package queue
 
 import (
 	"context"
@@ -20,8 +20,9 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/queue/spool"
 )
 
 func hash(s string) string {
@@ -55,7 +56,7 @@ func realisticEvent(i int) destinations.Event {
 
 func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 	rdb := redistest.Start(t).Client()
-	q := NewQueue(rdb, QueueOptions{})
+	q := New(rdb, Options{})
 	ctx := context.Background()
 	const callers = 200
 	var wg sync.WaitGroup
@@ -78,7 +79,7 @@ func TestConcurrentEnqueueIsGroupCommitted(t *testing.T) {
 	entries := 0
 	seen := map[string]int{}
 	for _, site := range []string{routingtest.Site, "other"} {
-		msgs, err := rdb.XRange(ctx, StreamKey(site), "-", "+").Result()
+		msgs, err := rdb.XRange(ctx, routing.StreamKey(site), "-", "+").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,11 +132,11 @@ func (s slowRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // trickle makes calls one-event Enqueue calls to a new queue with opts, one
 // started per millisecond on its own goroutine, against a Redis answering
 // in 3ms; it returns that Redis and how long each call took, sorted.
-func trickle(t *testing.T, opts QueueOptions, calls int) (*redis.Client, []time.Duration) {
+func trickle(t *testing.T, opts Options, calls int) (*redis.Client, []time.Duration) {
 	t.Helper()
 	rdb := redistest.Start(t).Client()
 	rdb.AddHook(slowRedis{3 * time.Millisecond})
-	q := NewQueue(rdb, opts)
+	q := New(rdb, opts)
 	took := make([]time.Duration, calls)
 	var wg sync.WaitGroup
 	for i := range calls {
@@ -161,8 +162,8 @@ func trickle(t *testing.T, opts QueueOptions, calls int) (*redis.Client, []time.
 // or four calls that arrive during one write.
 func TestBusyQueueGathersCalls(t *testing.T) {
 	const calls = 60
-	rdb, _ := trickle(t, QueueOptions{BusyLinger: 30 * time.Millisecond, BusyBatch: 1000}, calls)
-	entries, err := rdb.XLen(context.Background(), StreamKey(routingtest.Site)).Result()
+	rdb, _ := trickle(t, Options{BusyLinger: 30 * time.Millisecond, BusyBatch: 1000}, calls)
+	entries, err := rdb.XLen(context.Background(), routing.StreamKey(routingtest.Site)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestBusyQueueGathersCalls(t *testing.T) {
 // last calls, with no fourth to come, wait BusyLinger out.
 func TestBusyQueueGoesOnceBatchWaits(t *testing.T) {
 	const calls = 60
-	_, took := trickle(t, QueueOptions{BusyLinger: 2 * time.Second, BusyBatch: 4}, calls)
+	_, took := trickle(t, Options{BusyLinger: 2 * time.Second, BusyBatch: 4}, calls)
 	if median := took[calls/2]; median > 500*time.Millisecond {
 		t.Errorf("median call took %s; want far below BusyLinger (2s): the gathering did not end once 4 calls waited", median)
 	}
@@ -192,7 +193,7 @@ func TestBusyQueueGoesOnceBatchWaits(t *testing.T) {
 // every flusher gives its slot back (the queue does not stall).
 func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
 	rdb := redistest.Start(t).Client()
-	q := NewQueue(rdb, QueueOptions{})
+	q := New(rdb, Options{})
 	ctx := context.Background()
 	pauses := []time.Duration{0, time.Millisecond, flusherLinger / 2, flusherLinger, flusherLinger + 5*time.Millisecond, 2 * flusherLinger}
 	want := 0
@@ -216,7 +217,7 @@ func TestEnqueueBurstsAcrossFlusherLifetimes(t *testing.T) {
 			time.Sleep(pause)
 		}
 	}
-	msgs, err := rdb.XRange(ctx, StreamKey(routingtest.Site), "-", "+").Result()
+	msgs, err := rdb.XRange(ctx, routing.StreamKey(routingtest.Site), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestEnqueueFailsWithoutRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1})
 	defer rdb.Close()
-	q := NewQueue(rdb, QueueOptions{WriteTimeout: time.Second})
+	q := New(rdb, Options{WriteTimeout: time.Second})
 	rs.Stop()
 	if err := q.Enqueue(context.Background(), routingtest.Site, []destinations.Event{routingtest.Event("x", "Lead")}); err == nil {
 		t.Fatal("Enqueue returned nil with Redis down and no spool")
@@ -293,7 +294,7 @@ func TestRedisMemoryPerQueuedEvent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := redistest.Start(t)
 			rdb := rs.Client()
-			q := NewQueue(rdb, QueueOptions{})
+			q := New(rdb, Options{})
 			ctx := context.Background()
 			size, _ := encodeEvents(nil, routingtest.Site, []destinations.Event{tc.event(0)}, time.Now().UnixMilli())
 			before := usedMemory(t, rdb)
@@ -344,20 +345,20 @@ func BenchmarkEnqueue(b *testing.B) {
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1, PoolSize: 256})
 	defer rdb.Close()
 	ctx := context.Background()
-	q := NewQueue(rdb, QueueOptions{})
+	q := New(rdb, Options{})
 	naive := func(ctx context.Context, site string, evs []destinations.Event) error {
 		payload, err := json.Marshal(evs)
 		if err != nil {
 			return err
 		}
-		return rdb.XAdd(ctx, &redis.XAddArgs{Stream: StreamKey(site), Values: []any{"e", payload}}).Err()
+		return rdb.XAdd(ctx, &redis.XAddArgs{Stream: routing.StreamKey(site), Values: []any{"e", payload}}).Err()
 	}
 	sp, err := spool.Open(b.TempDir(), spool.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer sp.Close()
-	qs := NewQueue(rdb, QueueOptions{Spool: sp}) // marker script per entry
+	qs := New(rdb, Options{Spool: sp}) // marker script per entry
 	impls := []struct {
 		name    string
 		enqueue func(context.Context, string, []destinations.Event) error
@@ -388,7 +389,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				})
 			})
 		}
-		if err := rdb.Del(ctx, StreamKey(routingtest.Site)).Err(); err != nil {
+		if err := rdb.Del(ctx, routing.StreamKey(routingtest.Site)).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -443,7 +444,7 @@ func TestBufPoolKeepsLargeBuffersAcrossGC(t *testing.T) {
 // A flush merges each site's calls into entries of at most MaxEntryBytes
 // of payload, in arrival order; a call larger than that is an entry alone.
 func TestEntriesCapMergedSize(t *testing.T) {
-	q := NewQueue(nil, QueueOptions{MaxEntryBytes: 3000})
+	q := New(nil, Options{MaxEntryBytes: 3000})
 	call := func(site string, n int) *enqueueReq {
 		return &enqueueReq{site: site, events: 1, payload: []byte(`["` + strings.Repeat("x", n-4) + `"]`)}
 	}
@@ -474,7 +475,7 @@ func TestEnqueueContextEndsFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb.AddHook(slowRedis{200 * time.Millisecond})
-	q := NewQueue(rdb, QueueOptions{})
+	q := New(rdb, Options{})
 	first := make(chan error, 1)
 	go func() {
 		first <- q.Enqueue(context.Background(), routingtest.Site, []destinations.Event{routingtest.Event("first", "Lead")})
@@ -495,7 +496,7 @@ func TestEnqueueContextEndsFirst(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := rdb.XRange(context.Background(), StreamKey(routingtest.Site), "-", "+").Result()
+	msgs, err := rdb.XRange(context.Background(), routing.StreamKey(routingtest.Site), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,7 +548,7 @@ func TestUnreachable(t *testing.T) {
 		if tc.err == nil {
 			t.Fatalf("%s: Redis took the command", tc.name)
 		}
-		if got := Unreachable(fmt.Errorf("wrapped: %w", tc.err)); got != tc.want {
+		if got := routing.Unreachable(fmt.Errorf("wrapped: %w", tc.err)); got != tc.want {
 			t.Errorf("%s (%v): Unreachable = %v; want %v", tc.name, tc.err, got, tc.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package routing
+package queue
 
 import (
 	"context"
@@ -10,8 +10,9 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/queue/spool"
 )
 
 func TestSpoolFullRefusesAndSpoolSurvivesRestart(t *testing.T) {
@@ -25,7 +26,7 @@ func TestSpoolFullRefusesAndSpoolSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := NewQueue(rdb, QueueOptions{Spool: sp, WriteTimeout: time.Second})
+	q := New(rdb, Options{Spool: sp, WriteTimeout: time.Second})
 	rs.Kill()
 	ctx := context.Background()
 	accepted := 0
@@ -48,10 +49,10 @@ func TestSpoolFullRefusesAndSpoolSurvivesRestart(t *testing.T) {
 
 	rs.Restart()
 	sp2 := routingtest.OpenSpool(t, dir, spool.Options{})
-	q2 := NewQueue(rdb, QueueOptions{Spool: sp2, ProbeInterval: 20 * time.Millisecond})
+	q2 := New(rdb, Options{Spool: sp2, ProbeInterval: 20 * time.Millisecond})
 	routingtest.Run(t, q2.Run)
 	routingtest.WaitFor(t, "the restarted process to drain its spool", func() bool { return sp2.Empty() })
-	n, err := rdb.XLen(ctx, StreamKey(routingtest.Site)).Result()
+	n, err := rdb.XLen(ctx, routing.StreamKey(routingtest.Site)).Result()
 	if err != nil || int(n) != accepted {
 		t.Fatalf("stream holds %d entries (%v); want the %d spooled", n, err, accepted)
 	}

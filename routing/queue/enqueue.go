@@ -1,4 +1,4 @@
-package routing
+package queue
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/routing"
 )
 
 // enqueueReq is one Enqueue call waiting for its write.
@@ -324,7 +325,7 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.opts.WriteTimeout)
 	defer cancel()
 	run := func(p redis.Scripter, e *entry) *redis.Cmd {
-		return q.enqueueScript.EvalSha(ctx, p, []string{StreamKey(e.site), MarkerKey(e.site, q.writer)},
+		return q.enqueueScript.EvalSha(ctx, p, []string{routing.StreamKey(e.site), routing.MarkerKey(e.site, q.writer)},
 			e.payload, mark.slot, mark.seq, markerTTL.Milliseconds(), entryVersion(e.payload))
 	}
 	cmds := make([]*redis.Cmd, len(entries))
@@ -339,13 +340,13 @@ func (q *Queue) flush(batch []*enqueueReq, slot int) {
 		err := cmds[i].Err()
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			// Not run: the server lost its scripts (a restart); load and run.
-			err = q.enqueueScript.Run(ctx, q.rdb, []string{StreamKey(e.site), MarkerKey(e.site, q.writer)},
+			err = q.enqueueScript.Run(ctx, q.rdb, []string{routing.StreamKey(e.site), routing.MarkerKey(e.site, q.writer)},
 				e.payload, mark.slot, mark.seq, markerTTL.Milliseconds(), entryVersion(e.payload)).Err()
 		}
 		switch {
 		case err == nil:
 			e.answer(nil)
-		case !Unreachable(err):
+		case !routing.Unreachable(err):
 			e.answer(fmt.Errorf("routing: enqueue to site %q: %w", e.site, err))
 		default:
 			failed, failErr = append(failed, e), err
@@ -383,7 +384,7 @@ func (q *Queue) writeEntries(entries []*entry) {
 }
 
 func xaddArgs(e *entry) *redis.XAddArgs {
-	return &redis.XAddArgs{Stream: StreamKey(e.site), Values: entryValues(e.payload)}
+	return &redis.XAddArgs{Stream: routing.StreamKey(e.site), Values: entryValues(e.payload)}
 }
 
 func (e *entry) answer(err error) {

@@ -1,4 +1,4 @@
-package routing
+package queue
 
 import (
 	"context"
@@ -13,12 +13,12 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing/model"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/queue/spool"
 )
 
-// QueueOptions configure a Queue. Zero values take the defaults named on
+// Options configure a Queue. Zero values take the defaults named on
 // each field.
-type QueueOptions struct {
+type Options struct {
 	// Now stamps Context.ReceivedAt when it is zero and dates replays
 	// (default time.Now).
 	Now func() time.Time
@@ -64,7 +64,7 @@ type QueueOptions struct {
 	Logger *slog.Logger
 }
 
-func (o QueueOptions) withDefaults() QueueOptions {
+func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -112,7 +112,7 @@ var ErrSpoolFull = spool.ErrFull
 // done with them (see the package documentation).
 type Queue struct {
 	rdb       redis.UniversalClient
-	opts      QueueOptions
+	opts      Options
 	now       func() time.Time
 	log       *slog.Logger
 	spool     *spool.Spool
@@ -133,10 +133,10 @@ type Queue struct {
 	drainScript   *redis.Script
 }
 
-// NewQueue returns a Queue writing to rdb. The client should not retry
+// New returns a Queue writing to rdb. The client should not retry
 // failed commands on its own (MaxRetries -1): a retried XADD whose first try
 // reached Redis adds the events twice.
-func NewQueue(rdb redis.UniversalClient, opts QueueOptions) *Queue {
+func New(rdb redis.UniversalClient, opts Options) *Queue {
 	opts = opts.withDefaults()
 	q := &Queue{
 		rdb: rdb, opts: opts, now: opts.Now, log: opts.Logger, spool: opts.Spool,

@@ -1,4 +1,4 @@
-package routing
+package queue
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/routing"
 )
 
 // markerTTL is how long a writer's marker hash lives after its last write:
@@ -188,7 +190,7 @@ func (q *Queue) writeSpooled(ctx context.Context, recs [][]byte) error {
 			q.log.Error("skipping an unreadable spool record; it cannot be delivered", "bytes", len(raw))
 			continue
 		}
-		it := &item{keys: []string{StreamKey(r.site), MarkerKey(r.site, r.writer)},
+		it := &item{keys: []string{routing.StreamKey(r.site), routing.MarkerKey(r.site, r.writer)},
 			args: []any{r.payload, r.seq, r.slot, r.flushSeq, markerTTL.Milliseconds(), entryVersion(r.payload)}}
 		it.cmd = q.drainScript.EvalSha(wctx, pipe, it.keys, it.args...)
 		items = append(items, it)
