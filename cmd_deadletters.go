@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
@@ -200,7 +200,7 @@ func (a *deadLetterAdmin) sites(ctx context.Context, f dlFilter) ([]string, erro
 	if f.Site != "" {
 		return []string{f.Site}, nil
 	}
-	store := routing.NewStore(a.rdb, nil)
+	store := config.NewStore(a.rdb, nil)
 	if err := store.Load(ctx); err != nil {
 		return nil, err
 	}

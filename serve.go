@@ -24,7 +24,7 @@ import (
 	"github.com/tagway/tagway/internal/authlimit"
 	"github.com/tagway/tagway/internal/gctune"
 	"github.com/tagway/tagway/pixeljs"
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/queue"
 	"github.com/tagway/tagway/routing/queue/spool"
@@ -108,7 +108,7 @@ type app struct {
 	logger     *slog.Logger
 	rdb        redis.UniversalClient
 	embedded   *miniredis.Miniredis
-	store      *routing.Store
+	store      *config.Store
 	dispatcher *dispatch.Dispatcher
 	handler    http.Handler
 	// ops serves /metrics, /healthz and /readyz on opsListener, the
@@ -174,7 +174,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 
-	a.store = routing.NewStore(a.rdb, logger, storeOptions(s.Admin)...)
+	a.store = config.NewStore(a.rdb, logger, storeOptions(s.Admin)...)
 	if err := applyStartupConfig(ctx, a.store, s, cfg, logger); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("apply config: %w", err)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
@@ -163,7 +163,7 @@ func (a *API) changeDeadLetters(w http.ResponseWriter, r *http.Request, p princi
 	}
 	n, err := change(r.Context(), f)
 	if n > 0 {
-		entry := routing.AuditEntry{Op: action, Kind: kindDeadLetters, ResourceID: site.ID, Tenant: site.Tenant,
+		entry := config.AuditEntry{Op: action, Kind: kindDeadLetters, ResourceID: site.ID, Tenant: site.Tenant,
 			Fields: auditTerms(f), Count: n}
 		if aerr := a.store.AppendAudit(r.Context(), a.actor(p), entry); aerr != nil {
 			a.log.Error("dead letters: the audit entry could not be written", "site", site.ID, "op", action, "count", n, "err", aerr)

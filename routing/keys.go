@@ -15,6 +15,10 @@ const (
 	// ConfigChannel is the pub/sub channel announcing a new configuration
 	// version.
 	ConfigChannel = "tw:config:changed"
+	// AuditKey is the stream of configuration changes. Its hash tag is the
+	// whole of ConfigKey, so both live in one Cluster slot and one
+	// MULTI/EXEC writes the change and its audit entry.
+	AuditKey = "{" + ConfigKey + "}:audit"
 )
 
 // StreamKey is the stream of queued events of a site.

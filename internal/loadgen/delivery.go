@@ -23,6 +23,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 	"github.com/tagway/tagway/routing/queue"
@@ -224,7 +225,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 		Destinations: []model.Destination{{ID: deliveryDest, SiteID: deliverySite, Type: "meta", Settings: settings}},
 		Routes:       []model.Route{{ID: "bench-meta", SiteID: deliverySite, DestinationID: deliveryDest}},
 	}
-	store := routing.NewStore(rdb, logger)
+	store := config.NewStore(rdb, logger)
 	if err := store.Apply(ctx, cfg); err != nil {
 		return res, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/queue"
 )
@@ -23,7 +24,7 @@ import (
 func TestDeadLetterStreamsAreCapped(t *testing.T) {
 	// Small stream nodes, so that approximate trimming trims small streams.
 	rdb := redistest.Start(t, redistest.WithArgs("--stream-node-max-entries", "2")).Client()
-	h := &harness{t: t, rdb: rdb, store: routing.NewStore(rdb, nil), queue: queue.New(rdb, queue.Options{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, rdb: rdb, store: config.NewStore(rdb, nil), queue: queue.New(rdb, queue.Options{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(context.Background(), routingtest.Config(routingtest.Dest{ID: "meta"})); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/queue"
 	"github.com/tagway/tagway/routing/queue/spool"
@@ -52,7 +53,7 @@ func TestRedisCluster(t *testing.T) {
 	}
 	t.Logf("%d sites on %d masters", len(sites), len(slots))
 
-	h := &harness{t: t, store: routing.NewStore(rdb, nil), queue: queue.New(rdb, queue.Options{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, store: config.NewStore(rdb, nil), queue: queue.New(rdb, queue.Options{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(ctx, cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}

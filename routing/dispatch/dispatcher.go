@@ -22,6 +22,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/model"
 	"github.com/tagway/tagway/routing/queue"
 )
@@ -144,7 +145,7 @@ func consumerName() string {
 // another.
 type Dispatcher struct {
 	rdb      redis.UniversalClient
-	store    *routing.Store
+	store    *config.Store
 	registry destinations.Registry
 	deps     destinations.Deps
 	opts     Options
@@ -162,7 +163,7 @@ type Dispatcher struct {
 // New returns a Dispatcher delivering the destinations of store's
 // configuration with adapters built from registry. It fails on invalid
 // options or when the metrics cannot be registered.
-func New(rdb redis.UniversalClient, store *routing.Store, registry destinations.Registry, deps destinations.Deps, opts Options) (*Dispatcher, error) {
+func New(rdb redis.UniversalClient, store *config.Store, registry destinations.Registry, deps destinations.Deps, opts Options) (*Dispatcher, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -273,7 +274,7 @@ func (d *Dispatcher) start(ctx context.Context, spec model.Destination, wg *sync
 	dest, err := factory(spec.Settings, d.deps)
 	if err != nil {
 		log.Error("destination settings refused; it stays idle and its events wait until the config is fixed",
-			"err", routing.RedactSettings(err.Error(), spec.Settings))
+			"err", config.RedactSettings(err.Error(), spec.Settings))
 		return h
 	}
 	h.cancel = d.launch(ctx, newWorker(d, spec, dest, log), wg)

@@ -15,6 +15,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 	"github.com/tagway/tagway/routing/queue"
@@ -76,7 +77,7 @@ func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(
 type harness struct {
 	t     *testing.T
 	rdb   *redis.Client
-	store *routing.Store
+	store *config.Store
 	queue *queue.Queue
 	dead  *DeadLetterStore
 	reg   *prometheus.Registry
@@ -85,7 +86,7 @@ type harness struct {
 func newHarness(t *testing.T, cfg model.Config) *harness {
 	t.Helper()
 	rdb := redistest.Start(t).Client()
-	h := &harness{t: t, rdb: rdb, store: routing.NewStore(rdb, nil), queue: queue.New(rdb, queue.Options{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, rdb: rdb, store: config.NewStore(rdb, nil), queue: queue.New(rdb, queue.Options{}), dead: NewDeadLetterStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(context.Background(), cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}

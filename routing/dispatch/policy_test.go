@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tagway/tagway/destinations"
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
@@ -176,7 +176,7 @@ func TestDispatcherAppliesPolicy(t *testing.T) {
 	if n := h.withheld("meta", "consent:ad_user_data"); n != 1 {
 		t.Errorf("withheld{reason=consent:ad_user_data} = %v; want 1", n)
 	}
-	results, err := routing.ReadTestResults(context.Background(), h.rdb, routingtest.Site, "to-meta")
+	results, err := config.ReadTestResults(context.Background(), h.rdb, routingtest.Site, "to-meta")
 	if err != nil {
 		t.Fatal(err)
 	}

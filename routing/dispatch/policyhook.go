@@ -8,6 +8,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -73,7 +74,7 @@ func (w *worker) recordTestResults(r round) {
 		if !ok || !route.TestMode {
 			continue
 		}
-		res := routing.TestResult{At: w.d.opts.Now().UTC(), EventName: j.event.EventName, EventID: j.event.EventID,
+		res := config.TestResult{At: w.d.opts.Now().UTC(), EventName: j.event.EventName, EventID: j.event.EventID,
 			TestEventCode: j.event.Context.TestEventCode}
 		switch j.out.kind {
 		case outDelivered:
@@ -100,7 +101,7 @@ func (w *worker) recordTestResults(r round) {
 	_, err := w.d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for key, items := range lists {
 			p.LPush(ctx, key, items...)
-			p.LTrim(ctx, key, 0, routing.TestResultsKept-1)
+			p.LTrim(ctx, key, 0, config.TestResultsKept-1)
 		}
 		return nil
 	})

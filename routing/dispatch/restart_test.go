@@ -14,6 +14,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/queue"
 	"github.com/tagway/tagway/routing/queue/spool"
@@ -29,7 +30,7 @@ func TestNoAcknowledgedEventLostAcrossRedisRestart(t *testing.T) {
 		t.Skip("kills and restarts Redis: needs a redis-server of its own")
 	}
 	rdb := routingtest.NoRetryClient(t, rs.Addr)
-	h := &harness{t: t, rdb: rdb, store: routing.NewStore(rdb, nil), reg: prometheus.NewRegistry()}
+	h := &harness{t: t, rdb: rdb, store: config.NewStore(rdb, nil), reg: prometheus.NewRegistry()}
 	if err := h.store.Apply(context.Background(), routingtest.Config(routingtest.Dest{ID: "meta"})); err != nil {
 		t.Fatal(err)
 	}

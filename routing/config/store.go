@@ -1,4 +1,4 @@
-package routing
+package config
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/internal/secrets"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -133,7 +134,7 @@ func (s *Store) Changed() <-chan struct{} {
 // Update with the actor "config", so it validates the whole result, refuses
 // an invalid one whole, creates the consumer groups of new destinations
 // before storing them (a group created with "$" after events were accepted
-// would skip them), announces the new version on ConfigChannel and swaps the
+// would skip them), announces the new version on routing.ConfigChannel and swaps the
 // local snapshot. Secrets in cfg are kept in process memory when no keyring
 // is set.
 func (s *Store) Apply(ctx context.Context, cfg model.Config) error {
@@ -151,7 +152,7 @@ func (s *Store) Apply(ctx context.Context, cfg model.Config) error {
 // the empty one. A stored config that does not validate is an error and the
 // current snapshot is kept.
 func (s *Store) Load(ctx context.Context) error {
-	v, err := s.rdb.HGet(ctx, ConfigKey, "version").Result()
+	v, err := s.rdb.HGet(ctx, routing.ConfigKey, "version").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("routing: load config: %w", err)
 	}
@@ -199,11 +200,11 @@ func (s *Store) swap(next *storeState, replace func(cur *storeState) bool) bool 
 }
 
 // Run keeps the snapshot current until ctx is done: it reloads when
-// ConfigChannel announces a version and, as a safety net for messages lost
+// routing.ConfigChannel announces a version and, as a safety net for messages lost
 // while disconnected, every reload period. Reload failures are logged and the
 // current snapshot kept. It returns nil when ctx is done.
 func (s *Store) Run(ctx context.Context) error {
-	sub := s.rdb.Subscribe(ctx, ConfigChannel)
+	sub := s.rdb.Subscribe(ctx, routing.ConfigChannel)
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("config subscription not confirmed; relying on periodic reloads until it is", "err", err)

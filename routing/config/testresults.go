@@ -1,4 +1,4 @@
-package routing
+package config
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/routing"
 )
 
 // TestResultsKept is how many test-mode outcomes are kept per route.
@@ -25,7 +27,7 @@ type TestResult struct {
 // ReadTestResults returns the last test-mode outcomes of a route, newest
 // first.
 func ReadTestResults(ctx context.Context, rdb redis.UniversalClient, siteID, routeID string) ([]TestResult, error) {
-	raw, err := rdb.LRange(ctx, TestResultsKey(siteID, routeID), 0, TestResultsKept-1).Result()
+	raw, err := rdb.LRange(ctx, routing.TestResultsKey(siteID, routeID), 0, TestResultsKept-1).Result()
 	if err != nil {
 		return nil, err
 	}

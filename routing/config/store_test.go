@@ -1,4 +1,4 @@
-package routing
+package config
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/internal/secrets"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/internal/routingtest"
 	"github.com/tagway/tagway/routing/model"
 )
@@ -41,8 +42,8 @@ func TestStoreApplyLoadAndLiveReload(t *testing.T) {
 	// Let the subscription become active, so the change below arrives over
 	// pub/sub and not through Run's initial reload.
 	routingtest.WaitFor(t, "subscription", func() bool {
-		n, _ := rdb.PubSubNumSub(ctx, ConfigChannel).Result()
-		return n[ConfigChannel] == 1
+		n, _ := rdb.PubSubNumSub(ctx, routing.ConfigChannel).Result()
+		return n[routing.ConfigChannel] == 1
 	})
 
 	cfg := routingtest.Config(routingtest.Dest{ID: "meta"})
@@ -65,19 +66,19 @@ func TestStoreApplyLoadAndLiveReload(t *testing.T) {
 	if site.Domains[0] != "shop.example" || len(site.IngestKeys) != 0 || len(site.IngestKeyHashes) != 1 {
 		t.Errorf("stored site is not normalized: %+v", site)
 	}
-	all, err := rdb.HGetAll(ctx, ConfigKey).Result()
+	all, err := rdb.HGetAll(ctx, routing.ConfigKey).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"site:" + routingtest.Site, "destination:meta", "route:to-meta", "version"} {
 		if _, ok := all[f]; !ok {
-			t.Errorf("field %q missing from %s: resources are stored one per field", f, ConfigKey)
+			t.Errorf("field %q missing from %s: resources are stored one per field", f, routing.ConfigKey)
 		}
 	}
 	if strings.Contains(fmt.Sprint(all), "ingest-key-0123456789") {
 		t.Error("the clear ingest key reached Redis")
 	}
-	groups, err := rdb.XInfoGroups(ctx, StreamKey(routingtest.Site)).Result()
+	groups, err := rdb.XInfoGroups(ctx, routing.StreamKey(routingtest.Site)).Result()
 	if err != nil || len(groups) != 1 || groups[0].Name != "meta" {
 		t.Errorf("consumer groups = %+v, %v; want the group of meta", groups, err)
 	}
@@ -103,7 +104,7 @@ func TestStoreApplyLoadAndLiveReload(t *testing.T) {
 	if _, ok := reader.Snapshot().Destination("meta"); ok {
 		t.Error("the removed destination is still in the reader's snapshot")
 	}
-	if _, ok := rdb.HGet(ctx, ConfigKey, "destination:meta").Result(); ok == nil {
+	if _, ok := rdb.HGet(ctx, routing.ConfigKey, "destination:meta").Result(); ok == nil {
 		t.Error("the removed destination's field is still stored")
 	}
 }
@@ -142,13 +143,13 @@ func TestStoreRefusesInvalidConfig(t *testing.T) {
 	if _, ok := s.Snapshot().Destination("tiktok"); ok || s.Version() != 1 {
 		t.Error("the invalid config reached the snapshot")
 	}
-	if v, _ := rdb.HGet(ctx, ConfigKey, "version").Result(); v != "1" {
+	if v, _ := rdb.HGet(ctx, routing.ConfigKey, "version").Result(); v != "1" {
 		t.Errorf("stored version = %q; want 1 (unchanged)", v)
 	}
-	if n, _ := rdb.XLen(ctx, AuditKey).Result(); n != 3 {
+	if n, _ := rdb.XLen(ctx, routing.AuditKey).Result(); n != 3 {
 		t.Errorf("audit entries = %d; want 3 (the first apply only)", n)
 	}
-	groups, _ := rdb.XInfoGroups(ctx, StreamKey(routingtest.Site)).Result()
+	groups, _ := rdb.XInfoGroups(ctx, routing.StreamKey(routingtest.Site)).Result()
 	if len(groups) != 1 {
 		t.Errorf("groups = %+v; the invalid config created some", groups)
 	}
@@ -161,7 +162,7 @@ func TestStoreRefusesInvalidConfig(t *testing.T) {
 	}
 
 	// A corrupt stored resource is refused by Load; the snapshot stays.
-	if err := rdb.HSet(ctx, ConfigKey, "site:BAD", `{"id":"BAD"}`, "version", "7").Err(); err != nil {
+	if err := rdb.HSet(ctx, routing.ConfigKey, "site:BAD", `{"id":"BAD"}`, "version", "7").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := other.Load(ctx); err == nil {
@@ -178,7 +179,7 @@ func TestStoreLegacyConfig(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Start(t).Client()
 	legacy := `{"sites":[{"id":"shop","domains":["shop.example"]}],"destinations":[{"id":"m","site":"shop","type":"fake","settings":{}}]}`
-	if err := rdb.HSet(ctx, ConfigKey, "json", legacy, "version", "4").Err(); err != nil {
+	if err := rdb.HSet(ctx, routing.ConfigKey, "json", legacy, "version", "4").Err(); err != nil {
 		t.Fatal(err)
 	}
 	s := NewStore(rdb, nil)
@@ -195,7 +196,7 @@ func TestStoreLegacyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, _ := rdb.HGetAll(ctx, ConfigKey).Result()
+	all, _ := rdb.HGetAll(ctx, routing.ConfigKey).Result()
 	if _, ok := all["json"]; ok || all["destination:m"] == "" || all["tenant:agency"] == "" || all["version"] != "5" {
 		t.Errorf("after the first write: %v", all)
 	}
@@ -254,11 +255,11 @@ func TestStoreSecretsEncryptedAtRestAndRotated(t *testing.T) {
 	if _, err := s.Update(ctx, Actor{ID: "k1"}, UpdateOptions{}, func(st *State) error { st.Config = cfg; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	stored, _ := rdb.HGet(ctx, ConfigKey, "destination:meta").Result()
+	stored, _ := rdb.HGet(ctx, routing.ConfigKey, "destination:meta").Result()
 	if strings.Contains(stored, token) || !strings.Contains(stored, `"token":"tw1.`+oldRing.CurrentKeyID()+".") {
 		t.Fatalf("stored destination %s: the token is not sealed", stored)
 	}
-	audit, _ := rdb.XRange(ctx, AuditKey, "-", "+").Result()
+	audit, _ := rdb.XRange(ctx, routing.AuditKey, "-", "+").Result()
 	if strings.Contains(fmt.Sprint(audit), token) || !strings.Contains(fmt.Sprint(audit), "settings.token") {
 		t.Errorf("audit %v: want the field name and never the value", audit)
 	}
@@ -301,7 +302,7 @@ func TestStoreSecretsEncryptedAtRestAndRotated(t *testing.T) {
 	if _, err := r.Update(ctx, Actor{ID: "root"}, UpdateOptions{Reencrypt: true}, func(*State) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	stored, _ = rdb.HGet(ctx, ConfigKey, "destination:meta").Result()
+	stored, _ = rdb.HGet(ctx, routing.ConfigKey, "destination:meta").Result()
 	if !strings.Contains(stored, `"token":"tw1.`+rotated.CurrentKeyID()+".") {
 		t.Fatalf("not re-encrypted under the new key: %s", stored)
 	}
@@ -327,7 +328,7 @@ func TestStoreLocalSecrets(t *testing.T) {
 	if err := s.Apply(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := rdb.HGetAll(ctx, ConfigKey).Result()
+	all, _ := rdb.HGetAll(ctx, routing.ConfigKey).Result()
 	if strings.Contains(fmt.Sprint(all), token) || !strings.Contains(all["destination:meta"], localSecret) {
 		t.Fatalf("stored %v", all)
 	}

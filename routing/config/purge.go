@@ -1,4 +1,4 @@
-package routing
+package config
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tagway/tagway/routing"
 )
 
 // A deleted site leaves nothing behind: every key under its hash tag
@@ -19,7 +21,7 @@ import (
 // Work still in flight when the site is deleted (a round on another
 // replica, a replica that has not seen the change yet) may write a few keys
 // after the first erase, so the deleted site's id keeps a tombstone, the
-// field "purge:<site>" of ConfigKey: until DefaultSiteReuseDelay has passed
+// field "purge:<site>" of routing.ConfigKey: until DefaultSiteReuseDelay has passed
 // only the site's former tenant may take the id again, and then one replica
 // erases the keys a second time and removes the tombstone. A site created
 // while its id has a tombstone has the id's keys erased before it is
@@ -83,7 +85,7 @@ func WithSiteReuseDelay(d time.Duration) StoreOption {
 // many there were.
 func PurgeSite(ctx context.Context, rdb redis.UniversalClient, siteID string) (int, error) {
 	n := 0
-	err := ScanSite(ctx, rdb, siteID, SiteKeyPattern(siteID), func(keys []string) error {
+	err := routing.ScanSite(ctx, rdb, siteID, routing.SiteKeyPattern(siteID), func(keys []string) error {
 		// One slot: a single UNLINK also works on a Cluster.
 		d, err := rdb.Unlink(ctx, keys...).Result()
 		n += int(d)
@@ -157,7 +159,7 @@ return 1
 // purgeLease). It returns how many sites it finished.
 func (s *Store) FinishPurges(ctx context.Context) (int, error) {
 	fields := map[string]string{}
-	iter := s.rdb.HScan(ctx, ConfigKey, 0, purgeFieldPrefix+"*", 100).Iterator()
+	iter := s.rdb.HScan(ctx, routing.ConfigKey, 0, purgeFieldPrefix+"*", 100).Iterator()
 	for iter.Next(ctx) {
 		f := iter.Val()
 		if !iter.Next(ctx) {
@@ -181,12 +183,12 @@ func (s *Store) FinishPurges(ctx context.Context) (int, error) {
 		}
 		t.PurgingAt = now
 		mark := t.encode()
-		if won, err := s.tombstoneCAS.Run(ctx, s.rdb, []string{ConfigKey}, f, raw, mark).Int(); err != nil || won == 0 {
+		if won, err := s.tombstoneCAS.Run(ctx, s.rdb, []string{routing.ConfigKey}, f, raw, mark).Int(); err != nil || won == 0 {
 			continue
 		}
 		// A tombstone goes when its id is taken again; should a site hold
 		// the id anyway, its keys are its own.
-		if exists, err := s.rdb.HExists(ctx, ConfigKey, field(KindSite, id)).Result(); err == nil && !exists {
+		if exists, err := s.rdb.HExists(ctx, routing.ConfigKey, field(KindSite, id)).Result(); err == nil && !exists {
 			n, err := PurgeSite(ctx, s.rdb, id)
 			if err != nil {
 				s.log.Warn("deleted site: the final erase failed; it is tried again later", "site", id, "err", err)
@@ -194,7 +196,7 @@ func (s *Store) FinishPurges(ctx context.Context) (int, error) {
 			}
 			s.log.Info("deleted site: final erase done; its id is free", "site", id, "keys", n)
 		}
-		if err := s.tombstoneCAS.Run(ctx, s.rdb, []string{ConfigKey}, f, mark, "").Err(); err != nil {
+		if err := s.tombstoneCAS.Run(ctx, s.rdb, []string{routing.ConfigKey}, f, mark, "").Err(); err != nil {
 			return done, err
 		}
 		done++

@@ -1,4 +1,4 @@
-package routing
+package config
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/internal/redistest"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -19,17 +20,17 @@ import (
 func siteKeys(t *testing.T, rdb redis.UniversalClient, site string) []string {
 	t.Helper()
 	ctx := context.Background()
-	keys := []string{StreamKey(site), RetryKey(site, "d1"), DeadKey(site, "d1"), IdentityKey(site, "fb.1.1.1"),
-		TestResultsKey(site, "r1"), CircuitKey(site, "d1"), MarkerKey(site, "w1"), "tw:{" + site + "}:orders:1001"}
+	keys := []string{routing.StreamKey(site), routing.RetryKey(site, "d1"), routing.DeadKey(site, "d1"), routing.IdentityKey(site, "fb.1.1.1"),
+		routing.TestResultsKey(site, "r1"), routing.CircuitKey(site, "d1"), routing.MarkerKey(site, "w1"), "tw:{" + site + "}:orders:1001"}
 	for _, k := range keys {
 		if err := rdb.Set(ctx, k+"-probe", "x", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: DeadKey(site, "d1"), Values: []any{"event", `{"event_id":"old-owner"}`}}).Err(); err != nil {
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: routing.DeadKey(site, "d1"), Values: []any{"event", `{"event_id":"old-owner"}`}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.HSet(ctx, IdentityKey(site, "fb.1.1.1"), "em", "digest").Err(); err != nil {
+	if err := rdb.HSet(ctx, routing.IdentityKey(site, "fb.1.1.1"), "em", "digest").Err(); err != nil {
 		t.Fatal(err)
 	}
 	return keys
@@ -38,7 +39,7 @@ func siteKeys(t *testing.T, rdb redis.UniversalClient, site string) []string {
 func keysOf(t *testing.T, rdb redis.UniversalClient, site string) []string {
 	t.Helper()
 	var out []string
-	if err := ScanSite(context.Background(), rdb, site, SiteKeyPattern(site), func(keys []string) error {
+	if err := routing.ScanSite(context.Background(), rdb, site, routing.SiteKeyPattern(site), func(keys []string) error {
 		out = append(out, keys...)
 		return nil
 	}); err != nil {
@@ -133,7 +134,7 @@ func TestDeletedSiteLeavesNothing(t *testing.T) {
 			if left := keysOf(t, rdb, "sb"); len(left) != 0 {
 				t.Fatalf("the final erase left %v", left)
 			}
-			if n, _ := rdb.HExists(ctx, ConfigKey, purgeField("sb")).Result(); n {
+			if n, _ := rdb.HExists(ctx, routing.ConfigKey, purgeField("sb")).Result(); n {
 				t.Fatal("the tombstone stayed")
 			}
 			// Now ta takes the id, and starts with nothing.

@@ -1,4 +1,4 @@
-package routing
+package config
 
 import (
 	"bytes"
@@ -17,13 +17,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/internal/secrets"
+	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
 
 // Kind names a kind of stored resource.
 type Kind string
 
-// The stored kinds. Each resource is one field "<kind>:<id>" of ConfigKey.
+// The stored kinds. Each resource is one field "<kind>:<id>" of routing.ConfigKey.
 const (
 	KindTenant      Kind = "tenant"
 	KindSite        Kind = "site"
@@ -34,11 +35,6 @@ const (
 
 // kinds in dependency order.
 var kinds = []Kind{KindTenant, KindSite, KindDestination, KindRoute, KindKey}
-
-// AuditKey is the stream of configuration changes. Its hash tag is the
-// whole of ConfigKey, so both live in one Cluster slot and one MULTI/EXEC
-// writes the change and its audit entry.
-const AuditKey = "{" + ConfigKey + "}:audit"
 
 // auditMaxLen caps the audit stream (approximately).
 const auditMaxLen = 100000
@@ -150,7 +146,7 @@ func (r *UpdateResult) ETag(kind Kind, id string) string {
 // Read returns the stored configuration with secrets in clear. Callers must
 // never send those to a client.
 func (s *Store) Read(ctx context.Context) (*State, error) {
-	all, err := s.rdb.HGetAll(ctx, ConfigKey).Result()
+	all, err := s.rdb.HGetAll(ctx, routing.ConfigKey).Result()
 	if err != nil {
 		return nil, fmt.Errorf("routing: read config: %w", err)
 	}
@@ -169,7 +165,7 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 		var next *State
 		var local map[string]map[string]string
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			all, err := tx.HGetAll(ctx, ConfigKey).Result()
+			all, err := tx.HGetAll(ctx, routing.ConfigKey).Result()
 			if err != nil {
 				return fmt.Errorf("routing: read config: %w", err)
 			}
@@ -219,7 +215,7 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 			for _, c := range changes {
 				if c.Kind == KindDestination && c.Op == "create" {
 					d := findDest(next.Config, c.ID)
-					if err := EnsureGroup(ctx, s.rdb, d.SiteID, d.ID); err != nil {
+					if err := routing.EnsureGroup(ctx, s.rdb, d.SiteID, d.ID); err != nil {
 						return err
 					}
 				}
@@ -229,23 +225,23 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				for f, v := range encoded {
 					if v == nil {
-						p.HDel(ctx, ConfigKey, f)
+						p.HDel(ctx, routing.ConfigKey, f)
 					} else {
-						p.HSet(ctx, ConfigKey, f, *v)
+						p.HSet(ctx, routing.ConfigKey, f, *v)
 					}
 				}
-				p.HDel(ctx, ConfigKey, legacyField)
+				p.HDel(ctx, routing.ConfigKey, legacyField)
 				for _, id := range reused {
-					p.HDel(ctx, ConfigKey, purgeField(id))
+					p.HDel(ctx, routing.ConfigKey, purgeField(id))
 				}
 				for _, c := range changes {
 					if c.Kind == KindSite && c.Op == "delete" {
-						p.HSet(ctx, ConfigKey, purgeField(c.ID), tombstone{Tenant: c.Tenant, DeletedAt: s.now().UnixMilli()}.encode())
+						p.HSet(ctx, routing.ConfigKey, purgeField(c.ID), tombstone{Tenant: c.Tenant, DeletedAt: s.now().UnixMilli()}.encode())
 					}
 				}
-				incr = p.HIncrBy(ctx, ConfigKey, "version", 1)
+				incr = p.HIncrBy(ctx, routing.ConfigKey, "version", 1)
 				for _, c := range changes {
-					p.XAdd(ctx, &redis.XAddArgs{Stream: AuditKey, MaxLen: auditMaxLen, Approx: true, Values: []any{
+					p.XAdd(ctx, &redis.XAddArgs{Stream: routing.AuditKey, MaxLen: auditMaxLen, Approx: true, Values: []any{
 						"at", at, "actor", actor.ID, "actor_tenant", actor.Tenant, "op", c.Op, "kind", string(c.Kind),
 						"id", c.ID, "tenant", c.Tenant, "fields", strings.Join(c.Fields, ","),
 					}})
@@ -258,7 +254,7 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 			res.Version = incr.Val()
 			next.raw, next.version = mergeRaw(cur.raw, encoded), res.Version
 			return nil
-		}, ConfigKey)
+		}, routing.ConfigKey)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}
@@ -273,7 +269,7 @@ func (s *Store) Update(ctx context.Context, actor Actor, opts UpdateOptions, fn 
 			res.Changes[i].ETag = next.ETag(res.Changes[i].Kind, res.Changes[i].ID)
 		}
 		if len(res.Changes) > 0 {
-			if err := s.rdb.Publish(ctx, ConfigChannel, strconv.FormatInt(res.Version, 10)).Err(); err != nil {
+			if err := s.rdb.Publish(ctx, routing.ConfigChannel, strconv.FormatInt(res.Version, 10)).Err(); err != nil {
 				s.log.Warn("config stored but not announced; replicas pick it up on their next reload",
 					"version", res.Version, "err", err)
 			}
@@ -393,7 +389,7 @@ func (s *State) clone() *State {
 	return &State{Config: cfg, Keys: slices.Clone(s.Keys), raw: s.raw, version: s.version}
 }
 
-// decodeState reads the fields of ConfigKey into clear resources.
+// decodeState reads the fields of routing.ConfigKey into clear resources.
 func (s *Store) decodeState(all map[string]string) (*State, error) {
 	st := &State{raw: map[string]string{}}
 	if v, ok := all["version"]; ok {
@@ -830,7 +826,7 @@ func (s *Store) AppendAudit(ctx context.Context, actor Actor, e AuditEntry) erro
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	return s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: AuditKey, MaxLen: auditMaxLen, Approx: true, Values: []any{
+	return s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: routing.AuditKey, MaxLen: auditMaxLen, Approx: true, Values: []any{
 		"at", e.At.UTC().Format(time.RFC3339Nano), "actor", actor.ID, "actor_tenant", actor.Tenant, "op", e.Op, "kind", e.Kind,
 		"id", e.ResourceID, "tenant", e.Tenant, "fields", strings.Join(e.Fields, ","), "count", strconv.Itoa(e.Count),
 	}}).Err()
@@ -846,7 +842,7 @@ func (s *Store) ReadAudit(ctx context.Context, before string, limit int, keep fu
 	}
 	var out []AuditEntry
 	for {
-		msgs, err := s.rdb.XRevRangeN(ctx, AuditKey, end, "-", int64(max(limit, 100))).Result()
+		msgs, err := s.rdb.XRevRangeN(ctx, routing.AuditKey, end, "-", int64(max(limit, 100))).Result()
 		if err != nil {
 			return nil, "", err
 		}
@@ -881,7 +877,7 @@ func auditEntry(m redis.XMessage) AuditEntry {
 // Key returns the stored API key with this id, read from Redis (not the
 // snapshot) so a deleted key stops working at once.
 func (s *Store) Key(ctx context.Context, id string) (model.APIKey, bool, error) {
-	raw, err := s.rdb.HGet(ctx, ConfigKey, field(KindKey, id)).Result()
+	raw, err := s.rdb.HGet(ctx, routing.ConfigKey, field(KindKey, id)).Result()
 	if errors.Is(err, redis.Nil) {
 		return model.APIKey{}, false, nil
 	}
