@@ -237,3 +237,20 @@ func (s *Store) reload(ctx context.Context) {
 		s.log.Warn("config reload failed; keeping the current config", "version", s.Version(), "err", err)
 	}
 }
+
+// Key returns the stored API key with this id, read from Redis (not the
+// snapshot) so a deleted key stops working at once.
+func (s *Store) Key(ctx context.Context, id string) (model.APIKey, bool, error) {
+	raw, err := s.rdb.HGet(ctx, routing.ConfigKey, field(KindKey, id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return model.APIKey{}, false, nil
+	}
+	if err != nil {
+		return model.APIKey{}, false, err
+	}
+	var k model.APIKey
+	if err := strictJSON(raw, &k); err != nil {
+		return model.APIKey{}, false, fmt.Errorf("routing: stored key %q does not decode: %w", id, err)
+	}
+	return k, true, nil
+}

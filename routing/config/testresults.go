@@ -40,3 +40,8 @@ func ReadTestResults(ctx context.Context, rdb redis.UniversalClient, siteID, rou
 	}
 	return out, nil
 }
+
+// TestResults returns the last test-mode outcomes of a route, newest first.
+func (s *Store) TestResults(ctx context.Context, siteID, routeID string) ([]TestResult, error) {
+	return ReadTestResults(ctx, s.rdb, siteID, routeID)
+}

@@ -51,6 +51,23 @@ type DeadLetter struct {
 	FailedAt time.Time
 }
 
+// DeadLetterStore reads, replays and drops the dead letters of every
+// destination, for the admin API and the CLI.
+type DeadLetterStore struct {
+	rdb    redis.UniversalClient
+	now    func() time.Time
+	replay *redis.Script
+}
+
+// NewDeadLetterStore returns a DeadLetterStore on rdb; now dates replays
+// (nil: time.Now).
+func NewDeadLetterStore(rdb redis.UniversalClient, now func() time.Time) *DeadLetterStore {
+	if now == nil {
+		now = time.Now
+	}
+	return &DeadLetterStore{rdb: rdb, now: now, replay: redis.NewScript(replayScript)}
+}
+
 // DeadLetters returns up to count of the oldest dead letters of a
 // destination (all of them when count <= 0).
 func (s *DeadLetterStore) DeadLetters(ctx context.Context, siteID, destID string, count int) ([]DeadLetter, error) {
@@ -122,23 +139,6 @@ func (s *DeadLetterStore) Replay(ctx context.Context, siteID, destID string, ids
 		return 0, fmt.Errorf("routing: replay dead letters of %q: %w", destID, err)
 	}
 	return n, errors.Join(errs...)
-}
-
-// DeadLetterStore reads, replays and drops the dead letters of every
-// destination, for the admin API and the CLI.
-type DeadLetterStore struct {
-	rdb    redis.UniversalClient
-	now    func() time.Time
-	replay *redis.Script
-}
-
-// NewDeadLetterStore returns a DeadLetterStore on rdb; now dates replays
-// (nil: time.Now).
-func NewDeadLetterStore(rdb redis.UniversalClient, now func() time.Time) *DeadLetterStore {
-	if now == nil {
-		now = time.Now
-	}
-	return &DeadLetterStore{rdb: rdb, now: now, replay: redis.NewScript(replayScript)}
 }
 
 // DeadLetterFilter selects dead letters. Site is required; every other

@@ -2,9 +2,10 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,247 +13,6 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
 )
-
-// Limits bound how hard the dispatcher drives one destination, per
-// process: a gateway of three replicas with Rate 100 sends up to 300
-// events/s.
-type Limits struct {
-	// Concurrency is how many batches may be in flight to the destination
-	// at once (default 1).
-	Concurrency int
-	// Rate caps the events per second sent to the destination (token
-	// bucket; default 0: no cap).
-	Rate float64
-	// Burst is the bucket's size in events (default: the larger of Rate and
-	// the destination's batch size, so a full batch can always go).
-	Burst int
-}
-
-// limitsFor returns the limits of a destination: its entry in
-// DestinationLimits over the dispatcher-wide Limits, field by field.
-func (o Options) limitsFor(destID string, maxBatch int) Limits {
-	l := o.Limits
-	if d, ok := o.DestinationLimits[destID]; ok {
-		if d.Concurrency > 0 {
-			l.Concurrency = d.Concurrency
-		}
-		if d.Rate > 0 {
-			l.Rate = d.Rate
-		}
-		if d.Burst > 0 {
-			l.Burst = d.Burst
-		}
-	}
-	l.Concurrency = max(l.Concurrency, 1)
-	if l.Rate > 0 && l.Burst <= 0 {
-		l.Burst = max(int(l.Rate), maxBatch)
-	}
-	return l
-}
-
-// limiter is a token bucket of events; nil means no limit.
-type limiter struct {
-	rate  float64
-	burst float64
-	now   func() time.Time
-
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(l Limits, now func() time.Time) *limiter {
-	if l.Rate <= 0 {
-		return nil
-	}
-	return &limiter{rate: l.Rate, burst: float64(l.Burst), now: now, tokens: float64(l.Burst), last: now()}
-}
-
-// wait takes n tokens (at most the burst), waiting for them to accrue; it
-// returns ctx's error if ctx ends first, taking nothing.
-func (l *limiter) wait(ctx context.Context, n int) error {
-	if l == nil {
-		return nil
-	}
-	need := min(float64(n), l.burst)
-	for {
-		l.mu.Lock()
-		now := l.now()
-		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-		l.last = now
-		if l.tokens >= need {
-			l.tokens -= need
-			l.mu.Unlock()
-			return nil
-		}
-		wait := time.Duration((need - l.tokens) / l.rate * float64(time.Second))
-		l.mu.Unlock()
-		t := time.NewTimer(max(wait, time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// CircuitPolicy is the circuit breaker of every destination. After
-// Failures consecutive batches failed with retryable errors, the circuit
-// opens for every replica (the state lives in a small Redis key): nothing
-// is read or sent for Delay. Then one replica sends one batch as a probe
-// (half-open): if any event of it is delivered the circuit closes, else it
-// opens again for twice as long, up to MaxDelay.
-type CircuitPolicy struct {
-	// Failures opens the circuit (default 5; negative: never).
-	Failures int
-	// Delay is the first open period (default 30s).
-	Delay time.Duration
-	// MaxDelay caps the doubling open period (default 10m).
-	MaxDelay time.Duration
-}
-
-func (p CircuitPolicy) withDefaults() CircuitPolicy {
-	if p.Failures == 0 {
-		p.Failures = 5
-	}
-	if p.Delay <= 0 {
-		p.Delay = 30 * time.Second
-	}
-	if p.MaxDelay < p.Delay {
-		p.MaxDelay = max(10*time.Minute, p.Delay)
-	}
-	return p
-}
-
-// circuitOpenScript opens (or, after a failed probe, re-opens with twice the
-// delay) the circuit KEYS[1] at ARGV[1] (Unix ms) with first delay ARGV[2]
-// and cap ARGV[3], and releases the probe KEYS[2]. A circuit already open
-// stays as it is. It returns the time the circuit stays open until.
-const circuitOpenScript = `
-local now = tonumber(ARGV[1])
-local untilMs = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
-if untilMs > now then return untilMs end
-local delay = tonumber(redis.call('HGET', KEYS[1], 'delay') or '0')
-if delay == 0 then delay = tonumber(ARGV[2]) else delay = math.min(delay * 2, tonumber(ARGV[3])) end
-untilMs = now + delay
-redis.call('HSET', KEYS[1], 'until', untilMs, 'delay', delay)
-redis.call('PEXPIRE', KEYS[1], delay + 3600000)
-redis.call('DEL', KEYS[2])
-return untilMs
-`
-
-// circuit is one worker's view of its destination's circuit.
-type circuit struct {
-	mu       sync.Mutex
-	failures int       // consecutive failed batches seen by this worker
-	until    time.Time // open until (zero: closed), as last read from Redis
-	known    bool      // the key existed at the last read
-	checked  time.Time // last read of the key
-	probing  bool      // this worker holds the probe
-}
-
-// holding reports whether the worker must not send now, and until when:
-// the destination is paused, or its circuit is open (or half-open with
-// another replica probing).
-func (w *worker) holding(ctx context.Context) (time.Time, bool) {
-	now := w.d.opts.Now()
-	w.mu.Lock()
-	paused := w.pausedUntil
-	w.mu.Unlock()
-	if now.Before(paused) {
-		return paused, true
-	}
-	if w.d.opts.Circuit.Failures < 0 || w.draining() {
-		return time.Time{}, false
-	}
-	c := &w.circuit
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.probing {
-		return time.Time{}, false
-	}
-	if now.Sub(c.checked) >= w.d.opts.Block || (c.known && !now.Before(c.until)) {
-		c.checked = now
-		ms, err := w.d.rdb.HGet(ctx, routing.CircuitKey(w.site, w.id), "until").Int64()
-		switch {
-		case errors.Is(err, redis.Nil):
-			c.known, c.until = false, time.Time{}
-		case err == nil:
-			c.known, c.until = true, time.UnixMilli(ms)
-		}
-	}
-	w.d.engine.circuitOpen.WithLabelValues(w.id).Set(b2f(c.known))
-	if !c.known {
-		return time.Time{}, false
-	}
-	if now.Before(c.until) {
-		return c.until, true
-	}
-	// Half-open: one replica sends a probe.
-	ok, err := w.d.rdb.SetNX(ctx, routing.CircuitProbeKey(w.site, w.id), w.d.opts.Consumer, 2*w.d.opts.VisibilityTimeout).Result()
-	if err == nil && ok {
-		c.probing = true
-		w.log.Info("circuit half-open: sending a probe batch")
-		return time.Time{}, false
-	}
-	return now.Add(w.d.opts.Block), true
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// recordCircuit feeds one batch's outcome to the circuit: a batch with a
-// delivered event closes it; a batch that failed only with retryable
-// errors counts toward opening it.
-func (w *worker) recordCircuit(ctx context.Context, errs []error) {
-	pol := w.d.opts.Circuit
-	if pol.Failures < 0 {
-		return
-	}
-	delivered, retryable := false, true
-	for _, err := range errs {
-		kind, _ := destinations.Classify(err)
-		delivered = delivered || kind == 0
-		retryable = retryable && kind == destinations.Retryable
-	}
-	c := &w.circuit
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case delivered:
-		c.failures = 0
-		if c.known || c.probing {
-			if err := w.d.rdb.Del(ctx, routing.CircuitKey(w.site, w.id), routing.CircuitProbeKey(w.site, w.id)).Err(); err == nil {
-				w.log.Info("circuit closed: the destination delivers again")
-				c.known, c.until, c.probing = false, time.Time{}, false
-				w.d.engine.circuitOpen.WithLabelValues(w.id).Set(0)
-			}
-		}
-	case retryable:
-		c.failures++
-		if c.failures < pol.Failures && !c.probing {
-			return
-		}
-		now := w.d.opts.Now()
-		ms, err := w.d.circuitOpen.Run(ctx, w.d.rdb, []string{routing.CircuitKey(w.site, w.id), routing.CircuitProbeKey(w.site, w.id)},
-			now.UnixMilli(), pol.Delay.Milliseconds(), pol.MaxDelay.Milliseconds()).Int64()
-		if err != nil {
-			w.log.Warn("cannot open the circuit", "err", err)
-			return
-		}
-		c.failures, c.probing, c.known, c.until, c.checked = 0, false, true, time.UnixMilli(ms), now
-		w.d.engine.circuitOpen.WithLabelValues(w.id).Set(1)
-		w.d.engine.circuitOpened.WithLabelValues(w.id).Inc()
-		w.log.Warn("circuit open: the destination keeps failing; every replica holds its events", "until", c.until)
-	default:
-		// A permanent or paused answer says nothing about availability.
-	}
-}
 
 // wholeBatchRejected reports whether the platform refused a batch of
 // several events as a whole, without naming the bad event.
@@ -400,6 +160,75 @@ func (w *worker) stopped(batch []*job, errs []error, queue [][]*job, resolved bo
 	return true
 }
 
+// deliver sends one batch, turning a panic or a wrong number of outcomes
+// into retryable errors.
+func (w *worker) deliver(ctx context.Context, batch []*job) (errs []error) {
+	evs := make([]destinations.Event, len(batch))
+	for i, j := range batch {
+		evs[i] = j.event
+	}
+	dctx, cancel := context.WithTimeout(ctx, w.d.opts.DeliverTimeout)
+	defer cancel()
+	start := w.d.opts.Now()
+	defer func() {
+		w.d.metrics.seconds.WithLabelValues(w.id).Observe(w.d.opts.Now().Sub(start).Seconds())
+		if p := recover(); p != nil {
+			w.log.Error("destination panicked while delivering", "panic", fmt.Sprint(p))
+			errs = destinations.All(len(batch), destinations.RetryableError(0, "destination panicked"))
+		}
+	}()
+	errs = w.dest.Deliver(dctx, evs)
+	if len(errs) != len(batch) {
+		w.log.Error("destination returned the wrong number of outcomes", "events", len(batch), "outcomes", len(errs))
+		errs = destinations.All(len(batch), destinations.RetryableError(0, "destination returned %d outcomes for %d events", len(errs), len(batch)))
+	}
+	return errs
+}
+
+// resolve decides what happens to a delivered job.
+func (w *worker) resolve(j *job, err error, now time.Time) {
+	kind, de := destinations.Classify(err)
+	if kind == 0 {
+		j.out = outcome{kind: outDelivered}
+		return
+	}
+	msg := de.Message
+	if msg == "" {
+		msg = de.Error()
+	}
+	j.lastError = de.Error()
+	if j.firstFailure == 0 {
+		j.firstFailure = now.UnixMilli()
+	}
+	pol := w.d.opts.Retry
+	switch kind {
+	case destinations.Permanent:
+		j.attempts++
+		j.out = outcome{kind: outDead, reason: ReasonPermanent, message: msg}
+	case destinations.Paused:
+		// Not the event's fault: the attempt is not counted.
+		w.mu.Lock()
+		if !now.Before(w.pausedUntil) {
+			w.pausedUntil = now.Add(pol.PauseFor)
+			w.log.Error("ALERT destination paused: the platform refused its credentials or permissions; fix the destination's settings",
+				"pause", pol.PauseFor, "status", de.Status, "code", de.Code, "message", de.Message)
+		}
+		j.out = outcome{kind: outRetry, due: w.pausedUntil}
+		w.mu.Unlock()
+	default:
+		j.attempts++
+		due := now.Add(pol.backoff(j.attempts, de.RetryAfter, w.d.opts.Rand()))
+		switch {
+		case j.attempts >= pol.MaxAttempts:
+			j.out = outcome{kind: outDead, reason: ReasonMaxAttempts, message: msg}
+		case w.tooOld(j.event, due):
+			j.out = outcome{kind: outDead, reason: ReasonTooOld, message: msg}
+		default:
+			j.out = outcome{kind: outRetry, due: due}
+		}
+	}
+}
+
 // markPoison dead-letters the events of claimed entries that have been
 // taken over more than PoisonClaims times: an entry that every consumer
 // dies on must not stop the destination forever.
@@ -466,4 +295,76 @@ func (w *worker) commitRetrying(hard context.Context, r round) bool {
 		}
 		w.sleep(hard, min(20*time.Millisecond<<min(attempt, 7), 2*time.Second))
 	}
+}
+
+// commitTimeout bounds the MULTI/EXEC that records a round's outcomes.
+const commitTimeout = 10 * time.Second
+
+// commit records a round in one MULTI/EXEC: retries scheduled, dead letters
+// written, leased retries removed, and the entries acknowledged. A crash
+// before it leaves everything to be redone; after it, nothing is.
+func (w *worker) commit(r round) error {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	retryKey, deadKey := routing.RetryKey(w.site, w.id), routing.DeadKey(w.site, w.id)
+	now := w.d.opts.Now()
+	failedAt := strconv.FormatInt(now.UnixMilli(), 10)
+	var trims []*redis.IntCmd
+	_, err := w.d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, j := range r.jobs {
+			switch j.out.kind {
+			case outRetry:
+				member, err := retryItem{Ref: j.ref, Event: j.event, Attempts: j.attempts,
+					FirstFailure: j.firstFailure, LastError: j.lastError}.member()
+				if err != nil {
+					return err
+				}
+				if j.member != "" && j.member != member {
+					p.ZRem(ctx, retryKey, j.member)
+				}
+				p.ZAdd(ctx, retryKey, redis.Z{Score: float64(j.out.due.UnixMilli()), Member: member})
+			case outDead:
+				event := j.raw
+				if event == "" {
+					b, err := json.Marshal(j.event)
+					if err != nil {
+						return err
+					}
+					event = string(b)
+				}
+				p.XAdd(ctx, &redis.XAddArgs{Stream: deadKey, Values: []any{
+					"event", event, "reason", j.out.reason, "message", j.out.message,
+					"attempts", j.attempts, "failed_at", failedAt,
+				}})
+				if j.member != "" {
+					p.ZRem(ctx, retryKey, j.member)
+				}
+			default:
+				if j.member != "" {
+					p.ZRem(ctx, retryKey, j.member)
+				}
+			}
+		}
+		if len(r.entries) > 0 {
+			p.XAck(ctx, routing.StreamKey(w.site), w.id, r.entries...)
+		}
+		if r.dead() {
+			trims = w.d.opts.DeadLetters.trim(ctx, p, deadKey, now)
+		}
+		return nil
+	})
+	if err == nil && trims != nil {
+		w.d.opts.DeadLetters.count(w.d.metrics.deadTrimmed, w.id, trims)
+	}
+	return err
+}
+
+// dead reports whether the round writes a dead letter.
+func (r round) dead() bool {
+	for _, j := range r.jobs {
+		if j.out.kind == outDead {
+			return true
+		}
+	}
+	return false
 }

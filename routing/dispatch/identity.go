@@ -515,29 +515,3 @@ func identitySlot(u *destinations.UserData, f string) *[]string {
 	}
 	return nil
 }
-
-// enrich runs the dispatcher's identity store (if any) over the round's
-// jobs that are still to be decided and have not been through a route's
-// policy: stream events, and replayed dead letters that never reached a
-// route. A retry already went through its route's policy, which may have
-// dropped identifiers (a region rule): enriching it again would add them
-// back, so it goes as it is (it was enriched on its first attempt). A
-// failure is logged and the round goes out unenriched.
-func (w *worker) enrich(ctx context.Context, jobs []*job) {
-	id := w.d.opts.Identity
-	if id == nil {
-		return
-	}
-	var evs []*destinations.Event
-	for _, j := range jobs {
-		if j.out.kind == 0 && j.event.Context.Route == "" {
-			evs = append(evs, &j.event)
-		}
-	}
-	if len(evs) == 0 {
-		return
-	}
-	if err := id.Enrich(ctx, w.site, evs); err != nil {
-		w.log.Warn("identity enrichment failed; the events go out without it", "events", len(evs), "err", err)
-	}
-}

@@ -39,6 +39,13 @@ type Recipient struct {
 	RefusesIncomplete bool
 }
 
+// AdPlatform may be implemented by a Destination to say whether it is an
+// advertising platform. A destination that does not implement it is treated
+// as one, the safe default: it receives no event without marketing consent.
+type AdPlatform interface {
+	AdPlatform() bool
+}
+
 // SourceTest is the Context.Source of a synthetic event fired by
 // `tagway send-test`: it goes only to routes in test mode, or with a test
 // event code, never to a platform's live data.

@@ -14,18 +14,9 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/model"
 )
-
-// AdPlatform may be implemented by a Destination to say whether it is an
-// advertising platform. A destination that does not implement it is treated
-// as one, the safe default: it receives no event without marketing consent.
-type AdPlatform interface {
-	AdPlatform() bool
-}
-
-// commitTimeout bounds the MULTI/EXEC that records a round's outcomes.
-const commitTimeout = 10 * time.Second
 
 // worker delivers the events of one destination: it reads the destination's
 // consumer group, claims entries other consumers left stale, leases due
@@ -415,6 +406,130 @@ func (w *worker) process(hard context.Context, r round) {
 	w.recordTestResults(r)
 }
 
+// enrich runs the dispatcher's identity store (if any) over the round's
+// jobs that are still to be decided and have not been through a route's
+// policy: stream events, and replayed dead letters that never reached a
+// route. A retry already went through its route's policy, which may have
+// dropped identifiers (a region rule): enriching it again would add them
+// back, so it goes as it is (it was enriched on its first attempt). A
+// failure is logged and the round goes out unenriched.
+func (w *worker) enrich(ctx context.Context, jobs []*job) {
+	id := w.d.opts.Identity
+	if id == nil {
+		return
+	}
+	var evs []*destinations.Event
+	for _, j := range jobs {
+		if j.out.kind == 0 && j.event.Context.Route == "" {
+			evs = append(evs, &j.event)
+		}
+	}
+	if len(evs) == 0 {
+		return
+	}
+	if err := id.Enrich(ctx, w.site, evs); err != nil {
+		w.log.Warn("identity enrichment failed; the events go out without it", "events", len(evs), "err", err)
+	}
+}
+
+// admit is the dispatcher's call into ApplyPolicy for one job: it picks the
+// first route of the destination accepting the event, applies the policy and
+// resolves the job as filtered or withheld when it is not to be sent. An
+// event that already went through a route's policy (a retry) is only checked
+// to still have that route.
+func (w *worker) admit(snap *model.Snapshot, routes []model.Route, j *job) bool {
+	if id := j.event.Context.Route; id != "" {
+		for _, r := range routes {
+			if r.ID == id && !r.Disabled {
+				return true
+			}
+		}
+		j.out = outcome{kind: outFiltered}
+		return false
+	}
+	var route *model.Route
+	for i := range routes {
+		if routes[i].Accepts(j.event.EventName) {
+			route = &routes[i]
+			break
+		}
+	}
+	if route == nil {
+		j.out = outcome{kind: outFiltered}
+		return false
+	}
+	var site model.Site
+	if s, ok := snap.Site(w.site); ok {
+		site = *s
+	}
+	to := Recipient{AdPlatform: true}
+	if p, ok := w.dest.(AdPlatform); ok {
+		to.AdPlatform = p.AdPlatform()
+	}
+	if a, ok := w.dest.(destinations.AnonymousAcceptor); ok {
+		to.RefusesAnonymous = !a.AcceptsAnonymous()
+	}
+	if a, ok := w.dest.(destinations.IncompleteAcceptor); ok {
+		to.RefusesIncomplete = !a.AcceptsIncomplete()
+	}
+	ev := j.event
+	if send, reason := ApplyPolicy(*route, site, to, &ev); !send {
+		j.out = outcome{kind: outWithheld}
+		w.d.metrics.withheld.WithLabelValues(w.id, reason).Inc()
+		w.log.Debug("event withheld by policy", "route", route.ID, "event_id", j.event.EventID,
+			"event_name", j.event.EventName, "reason", reason)
+		return false
+	}
+	j.event = ev
+	return true
+}
+
+// recordTestResults keeps the outcomes of the round's test-mode deliveries
+// in each route's capped list. It is best effort: a failure is logged.
+func (w *worker) recordTestResults(r round) {
+	snap := w.d.store.Snapshot()
+	lists := map[string][]any{}
+	for _, j := range r.jobs {
+		route, ok := snap.Route(j.event.Context.Route)
+		if !ok || !route.TestMode {
+			continue
+		}
+		res := config.TestResult{At: w.d.opts.Now().UTC(), EventName: j.event.EventName, EventID: j.event.EventID,
+			TestEventCode: j.event.Context.TestEventCode}
+		switch j.out.kind {
+		case outDelivered:
+			res.Outcome = outcomeDelivered
+		case outRetry:
+			res.Outcome, res.Message = outcomeRetry, j.lastError
+		case outDead:
+			res.Outcome, res.Message = outcomeDead, j.out.message
+		default:
+			continue
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			continue
+		}
+		key := routing.TestResultsKey(w.site, route.ID)
+		lists[key] = append(lists[key], string(b))
+	}
+	if len(lists) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	_, err := w.d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for key, items := range lists {
+			p.LPush(ctx, key, items...)
+			p.LTrim(ctx, key, 0, config.TestResultsKept-1)
+		}
+		return nil
+	})
+	if err != nil {
+		w.log.Warn("recording test-mode results failed", "err", err)
+	}
+}
+
 func (k outcome) label() string {
 	switch k.kind {
 	case outDelivered:
@@ -456,144 +571,6 @@ func (w *worker) tooOld(ev destinations.Event, at time.Time) bool {
 	}
 	limit := lim.MaxEventAge(ev)
 	return limit > 0 && at.Sub(time.Unix(ev.EventTime, 0)) > limit
-}
-
-// deliver sends one batch, turning a panic or a wrong number of outcomes
-// into retryable errors.
-func (w *worker) deliver(ctx context.Context, batch []*job) (errs []error) {
-	evs := make([]destinations.Event, len(batch))
-	for i, j := range batch {
-		evs[i] = j.event
-	}
-	dctx, cancel := context.WithTimeout(ctx, w.d.opts.DeliverTimeout)
-	defer cancel()
-	start := w.d.opts.Now()
-	defer func() {
-		w.d.metrics.seconds.WithLabelValues(w.id).Observe(w.d.opts.Now().Sub(start).Seconds())
-		if p := recover(); p != nil {
-			w.log.Error("destination panicked while delivering", "panic", fmt.Sprint(p))
-			errs = destinations.All(len(batch), destinations.RetryableError(0, "destination panicked"))
-		}
-	}()
-	errs = w.dest.Deliver(dctx, evs)
-	if len(errs) != len(batch) {
-		w.log.Error("destination returned the wrong number of outcomes", "events", len(batch), "outcomes", len(errs))
-		errs = destinations.All(len(batch), destinations.RetryableError(0, "destination returned %d outcomes for %d events", len(errs), len(batch)))
-	}
-	return errs
-}
-
-// resolve decides what happens to a delivered job.
-func (w *worker) resolve(j *job, err error, now time.Time) {
-	kind, de := destinations.Classify(err)
-	if kind == 0 {
-		j.out = outcome{kind: outDelivered}
-		return
-	}
-	msg := de.Message
-	if msg == "" {
-		msg = de.Error()
-	}
-	j.lastError = de.Error()
-	if j.firstFailure == 0 {
-		j.firstFailure = now.UnixMilli()
-	}
-	pol := w.d.opts.Retry
-	switch kind {
-	case destinations.Permanent:
-		j.attempts++
-		j.out = outcome{kind: outDead, reason: ReasonPermanent, message: msg}
-	case destinations.Paused:
-		// Not the event's fault: the attempt is not counted.
-		w.mu.Lock()
-		if !now.Before(w.pausedUntil) {
-			w.pausedUntil = now.Add(pol.PauseFor)
-			w.log.Error("ALERT destination paused: the platform refused its credentials or permissions; fix the destination's settings",
-				"pause", pol.PauseFor, "status", de.Status, "code", de.Code, "message", de.Message)
-		}
-		j.out = outcome{kind: outRetry, due: w.pausedUntil}
-		w.mu.Unlock()
-	default:
-		j.attempts++
-		due := now.Add(pol.backoff(j.attempts, de.RetryAfter, w.d.opts.Rand()))
-		switch {
-		case j.attempts >= pol.MaxAttempts:
-			j.out = outcome{kind: outDead, reason: ReasonMaxAttempts, message: msg}
-		case w.tooOld(j.event, due):
-			j.out = outcome{kind: outDead, reason: ReasonTooOld, message: msg}
-		default:
-			j.out = outcome{kind: outRetry, due: due}
-		}
-	}
-}
-
-// commit records a round in one MULTI/EXEC: retries scheduled, dead letters
-// written, leased retries removed, and the entries acknowledged. A crash
-// before it leaves everything to be redone; after it, nothing is.
-func (w *worker) commit(r round) error {
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
-	retryKey, deadKey := routing.RetryKey(w.site, w.id), routing.DeadKey(w.site, w.id)
-	now := w.d.opts.Now()
-	failedAt := strconv.FormatInt(now.UnixMilli(), 10)
-	var trims []*redis.IntCmd
-	_, err := w.d.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, j := range r.jobs {
-			switch j.out.kind {
-			case outRetry:
-				member, err := retryItem{Ref: j.ref, Event: j.event, Attempts: j.attempts,
-					FirstFailure: j.firstFailure, LastError: j.lastError}.member()
-				if err != nil {
-					return err
-				}
-				if j.member != "" && j.member != member {
-					p.ZRem(ctx, retryKey, j.member)
-				}
-				p.ZAdd(ctx, retryKey, redis.Z{Score: float64(j.out.due.UnixMilli()), Member: member})
-			case outDead:
-				event := j.raw
-				if event == "" {
-					b, err := json.Marshal(j.event)
-					if err != nil {
-						return err
-					}
-					event = string(b)
-				}
-				p.XAdd(ctx, &redis.XAddArgs{Stream: deadKey, Values: []any{
-					"event", event, "reason", j.out.reason, "message", j.out.message,
-					"attempts", j.attempts, "failed_at", failedAt,
-				}})
-				if j.member != "" {
-					p.ZRem(ctx, retryKey, j.member)
-				}
-			default:
-				if j.member != "" {
-					p.ZRem(ctx, retryKey, j.member)
-				}
-			}
-		}
-		if len(r.entries) > 0 {
-			p.XAck(ctx, routing.StreamKey(w.site), w.id, r.entries...)
-		}
-		if r.dead() {
-			trims = w.d.opts.DeadLetters.trim(ctx, p, deadKey, now)
-		}
-		return nil
-	})
-	if err == nil && trims != nil {
-		w.d.opts.DeadLetters.count(w.d.metrics.deadTrimmed, w.id, trims)
-	}
-	return err
-}
-
-// dead reports whether the round writes a dead letter.
-func (r round) dead() bool {
-	for _, j := range r.jobs {
-		if j.out.kind == outDead {
-			return true
-		}
-	}
-	return false
 }
 
 // errNoGroup reports whether err is Redis's NOGROUP (the stream or group is

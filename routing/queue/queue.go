@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -183,4 +185,11 @@ func (q *Queue) Enqueue(ctx context.Context, siteID string, events []destination
 	case <-done:
 		return fmt.Errorf("routing: enqueue to site %q: %w", siteID, ctx.Err())
 	}
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

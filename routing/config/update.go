@@ -16,7 +16,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tagway/tagway/internal/secrets"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
@@ -35,20 +34,6 @@ const (
 
 // kinds in dependency order.
 var kinds = []Kind{KindTenant, KindSite, KindDestination, KindRoute, KindKey}
-
-// auditMaxLen caps the audit stream (approximately).
-const auditMaxLen = 100000
-
-// localSecret stands in Redis for a secret kept only in this process's
-// memory: one given by the operator's config file or environment while no
-// TAGWAY_SECRET_KEY is set. Every replica reads the same file.
-const localSecret = "tw-local-secret"
-
-// secretErrorField replaces the settings of a destination whose secret
-// cannot be decrypted here; adapters refuse the unknown field, so the
-// destination stays idle and its events wait instead of going out without
-// credentials.
-const secretErrorField = "tagway_secret_error"
 
 // maxUpdateAttempts bounds the optimistic retries of one Update.
 const maxUpdateAttempts = 8
@@ -456,58 +441,6 @@ func strictJSON(raw string, v any) error {
 	return dec.Decode(v)
 }
 
-// openSecrets returns d's settings with its secrets decrypted. A secret that
-// cannot be opened here makes the settings {"tagway_secret_error": why}, which
-// no adapter accepts: the destination stays idle rather than sending without
-// its credentials.
-func (s *Store) openSecrets(d model.Destination) json.RawMessage {
-	obj, ok := settingsObject(d.Settings)
-	if !ok {
-		return d.Settings
-	}
-	changed := false
-	for k, v := range obj {
-		var str string
-		if !s.secretFields.IsSecret(d.Type, k) || json.Unmarshal(v, &str) != nil {
-			continue
-		}
-		var plain string
-		switch {
-		case str == localSecret:
-			p, ok := s.local(d.ID, k)
-			if !ok {
-				return secretError(k + " was given in another gateway's config file and is not in this one's; set TAGWAY_SECRET_KEY to share secrets through Redis")
-			}
-			plain = p
-		case secrets.IsCiphertext(str):
-			if s.keyring == nil {
-				return secretError(k + " is encrypted and TAGWAY_SECRET_KEY is not set here")
-			}
-			p, err := s.keyring.Decrypt(str, secretAAD(d.ID, k))
-			if err != nil {
-				return secretError(k + ": " + err.Error())
-			}
-			plain = p
-		default:
-			continue // stored in clear by an older version
-		}
-		obj[k], _ = json.Marshal(plain)
-		changed = true
-	}
-	if !changed {
-		return d.Settings
-	}
-	b, _ := json.Marshal(obj)
-	return b
-}
-
-func secretError(msg string) json.RawMessage {
-	b, _ := json.Marshal(map[string]string{secretErrorField: msg})
-	return b
-}
-
-func secretAAD(destID, field string) string { return "destination/" + destID + "/" + field }
-
 func settingsObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
 	var obj map[string]json.RawMessage
 	if len(bytes.TrimSpace(raw)) == 0 || json.Unmarshal(raw, &obj) != nil || obj == nil {
@@ -751,28 +684,6 @@ func (s *Store) storedForm(kind Kind, v clearValue, oldRaw string, opts UpdateOp
 	return string(b), err
 }
 
-// seal returns the stored form of one secret.
-func (s *Store) seal(destID, name, plain, oldStored string, opts UpdateOptions, local map[string]map[string]string) (string, error) {
-	aad := secretAAD(destID, name)
-	if s.keyring != nil {
-		if secrets.IsCiphertext(oldStored) && s.keyring.IsCurrent(oldStored) && !opts.Reencrypt {
-			if p, err := s.keyring.Decrypt(oldStored, aad); err == nil && p == plain {
-				return oldStored, nil
-			}
-		}
-		return s.keyring.Encrypt(plain, aad)
-	}
-	if oldStored == localSecret {
-		if p, ok := s.local(destID, name); ok && p == plain {
-			return localSecret, nil
-		}
-	}
-	if opts.LocalSecrets {
-		return localSecret, nil
-	}
-	return "", fmt.Errorf("destination %q: settings.%s: %w", destID, name, ErrNoSecretKey)
-}
-
 // jsonFields turns the canonical field map back into an object.
 func jsonFields(fields map[string]string) map[string]json.RawMessage {
 	out := make(map[string]json.RawMessage, len(fields))
@@ -780,175 +691,4 @@ func jsonFields(fields map[string]string) map[string]json.RawMessage {
 		out[k] = json.RawMessage(v)
 	}
 	return out
-}
-
-func (s *Store) local(destID, name string) (string, bool) {
-	s.localMu.Lock()
-	defer s.localMu.Unlock()
-	v, ok := s.localSecrets[destID][name]
-	return v, ok
-}
-
-func (s *Store) setLocal(m map[string]map[string]string) {
-	if s.keyring != nil || m == nil {
-		return
-	}
-	s.localMu.Lock()
-	defer s.localMu.Unlock()
-	for id, fields := range m {
-		s.localSecrets[id] = fields
-	}
-}
-
-// AuditEntry is one recorded change.
-type AuditEntry struct {
-	ID    string    `json:"id"` // stream id, the pagination cursor
-	At    time.Time `json:"at"`
-	Actor string    `json:"actor"`
-	// ActorTenant is the tenant of the actor's key, always present: empty
-	// for the operator (the root token, the config file).
-	ActorTenant string   `json:"actor_tenant"`
-	Op          string   `json:"op"`
-	Kind        string   `json:"kind"`
-	ResourceID  string   `json:"resource_id"`
-	Tenant      string   `json:"tenant,omitempty"`
-	Fields      []string `json:"fields,omitempty"`
-	// Count is how many items an operation touched (AppendAudit).
-	Count int `json:"count,omitempty"`
-}
-
-// AppendAudit records an operation that is not a configuration change
-// (replaying or dropping dead letters) in the audit log: e's Op, Kind,
-// ResourceID and Tenant say what was done to what, Fields its parameters
-// (never secrets), Count how many items it touched. At defaults to now; ID
-// is ignored.
-func (s *Store) AppendAudit(ctx context.Context, actor Actor, e AuditEntry) error {
-	if e.At.IsZero() {
-		e.At = s.now()
-	}
-	return s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: routing.AuditKey, MaxLen: auditMaxLen, Approx: true, Values: []any{
-		"at", e.At.UTC().Format(time.RFC3339Nano), "actor", actor.ID, "actor_tenant", actor.Tenant, "op", e.Op, "kind", e.Kind,
-		"id", e.ResourceID, "tenant", e.Tenant, "fields", strings.Join(e.Fields, ","), "count", strconv.Itoa(e.Count),
-	}}).Err()
-}
-
-// ReadAudit returns up to limit audit entries older than before (a stream
-// id; "" for the newest), newest first, that keep returns true for, and the
-// cursor for the next page ("" at the end).
-func (s *Store) ReadAudit(ctx context.Context, before string, limit int, keep func(AuditEntry) bool) ([]AuditEntry, string, error) {
-	end := "+"
-	if before != "" {
-		end = "(" + before
-	}
-	var out []AuditEntry
-	for {
-		msgs, err := s.rdb.XRevRangeN(ctx, routing.AuditKey, end, "-", int64(max(limit, 100))).Result()
-		if err != nil {
-			return nil, "", err
-		}
-		for _, m := range msgs {
-			e := auditEntry(m)
-			if keep == nil || keep(e) {
-				out = append(out, e)
-				if len(out) == limit {
-					return out, e.ID, nil
-				}
-			}
-			end = "(" + m.ID
-		}
-		if len(msgs) == 0 {
-			return out, "", nil
-		}
-	}
-}
-
-func auditEntry(m redis.XMessage) AuditEntry {
-	str := func(k string) string { v, _ := m.Values[k].(string); return v }
-	e := AuditEntry{ID: m.ID, Actor: str("actor"), ActorTenant: str("actor_tenant"), Op: str("op"), Kind: str("kind"),
-		ResourceID: str("id"), Tenant: str("tenant")}
-	e.At, _ = time.Parse(time.RFC3339Nano, str("at"))
-	e.Count, _ = strconv.Atoi(str("count"))
-	if f := str("fields"); f != "" {
-		e.Fields = strings.Split(f, ",")
-	}
-	return e
-}
-
-// Key returns the stored API key with this id, read from Redis (not the
-// snapshot) so a deleted key stops working at once.
-func (s *Store) Key(ctx context.Context, id string) (model.APIKey, bool, error) {
-	raw, err := s.rdb.HGet(ctx, routing.ConfigKey, field(KindKey, id)).Result()
-	if errors.Is(err, redis.Nil) {
-		return model.APIKey{}, false, nil
-	}
-	if err != nil {
-		return model.APIKey{}, false, err
-	}
-	var k model.APIKey
-	if err := strictJSON(raw, &k); err != nil {
-		return model.APIKey{}, false, fmt.Errorf("routing: stored key %q does not decode: %w", id, err)
-	}
-	return k, true, nil
-}
-
-// TestResults returns the last test-mode outcomes of a route, newest first.
-func (s *Store) TestResults(ctx context.Context, siteID, routeID string) ([]TestResult, error) {
-	return ReadTestResults(ctx, s.rdb, siteID, routeID)
-}
-
-// RememberLocalSecrets keeps the secrets of cfg's destinations in process
-// memory without writing anything, for a replica that starts on a store
-// already seeded from the same config file while no keyring is set: Load
-// then finds the secrets the placeholders stand for.
-func (s *Store) RememberLocalSecrets(cfg model.Config) {
-	if s.keyring != nil {
-		return
-	}
-	m := map[string]map[string]string{}
-	for _, d := range cfg.Destinations {
-		obj, _ := settingsObject(d.Settings)
-		for k, v := range obj {
-			var str string
-			if s.secretFields.IsSecret(d.Type, k) && json.Unmarshal(v, &str) == nil && str != "" {
-				if m[d.ID] == nil {
-					m[d.ID] = map[string]string{}
-				}
-				m[d.ID][k] = str
-			}
-		}
-	}
-	s.setLocal(m)
-}
-
-// RedactSettings removes every string value of settings (tokens, keys) from
-// msg, in case an adapter quoted one in a validation error.
-func RedactSettings(msg string, settings json.RawMessage) string {
-	var v any
-	if json.Unmarshal(settings, &v) != nil {
-		return msg
-	}
-	var secrets []string
-	var walk func(any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case string:
-			if len(v) >= 4 {
-				secrets = append(secrets, v)
-			}
-		case []any:
-			for _, e := range v {
-				walk(e)
-			}
-		case map[string]any:
-			for _, e := range v {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
-	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
-	for _, s := range secrets {
-		msg = strings.ReplaceAll(msg, s, "[redacted]")
-	}
-	return msg
 }
