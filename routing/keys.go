@@ -6,11 +6,12 @@ import (
 	"strings"
 )
 
-// Redis key names. Every per-site key wraps the site id in braces, a Redis
-// Cluster hash tag, so all keys of one site live in one slot.
+// Redis key names (the table in the package documentation). Every per-site
+// key wraps the site id in braces, a Redis Cluster hash tag, so all keys of
+// one site live in one slot.
 const (
-	// ConfigKey is the hash holding the configuration (field json) and its
-	// version counter (field version).
+	// ConfigKey is the hash holding the configuration, one field per
+	// resource, and its version counter (field version).
 	ConfigKey = "tw:config"
 	// ConfigChannel is the pub/sub channel announcing a new configuration
 	// version.
@@ -68,8 +69,8 @@ func IdentityKeyPattern(siteID string) string { return "tw:{" + siteID + "}:id:*
 
 // IdentityIndexKey is the sorted set of a site's visitors with stored
 // identifiers (the digest part of their IdentityKey), scored by the time
-// of their last write: what IdentityOptions.MaxPerSite counts and evicts
-// from.
+// of their last write: what dispatch.IdentityOptions.MaxPerSite counts and
+// evicts from.
 func IdentityIndexKey(siteID string) string { return "tw:{" + siteID + "}:ids" }
 
 // SiteKeyPattern matches every Redis key of a site (a SCAN MATCH pattern).

@@ -12,21 +12,6 @@ import (
 	"github.com/tagway/tagway/routing"
 )
 
-// A deleted site leaves nothing behind: every key under its hash tag
-// (tw:{site}:*: its stream, retry schedules, dead letters, visitor
-// identities, test results, circuits, writer markers, and whatever a later
-// feature keys there) is erased. Erasing by the tag, not by a list of key
-// kinds, covers future features without a list to keep up to date.
-//
-// Work still in flight when the site is deleted (a round on another
-// replica, a replica that has not seen the change yet) may write a few keys
-// after the first erase, so the deleted site's id keeps a tombstone, the
-// field "purge:<site>" of routing.ConfigKey: until DefaultSiteReuseDelay has passed
-// only the site's former tenant may take the id again, and then one replica
-// erases the keys a second time and removes the tombstone. A site created
-// while its id has a tombstone has the id's keys erased before it is
-// stored.
-
 // DefaultSiteReuseDelay is how long a deleted site's id stays reserved for
 // its former tenant: longer than the config takes to reach every replica
 // (pub/sub, or the 30s reload) plus a delivery round in flight (bounded by
@@ -41,7 +26,11 @@ const purgeFieldPrefix = "purge:"
 
 func purgeField(siteID string) string { return purgeFieldPrefix + siteID }
 
-// tombstone is the stored mark of a deleted site.
+// tombstone is the stored mark of a deleted site, the field purge:<site>
+// of routing.ConfigKey: work in flight when the site was deleted may write
+// a few keys after the first erase, so until the reuse delay has passed
+// only the site's former tenant may take the id again; then one replica
+// erases the keys a second time (FinishPurges) and removes the tombstone.
 type tombstone struct {
 	Tenant    string `json:"tenant"`
 	DeletedAt int64  `json:"deleted_at"`           // Unix ms
@@ -81,8 +70,8 @@ func WithSiteReuseDelay(d time.Duration) StoreOption {
 	}
 }
 
-// PurgeSite erases every key of a site (SiteKeyPattern) and returns how
-// many there were.
+// PurgeSite erases every key of a site (routing.SiteKeyPattern), whatever
+// feature wrote it, and returns how many there were.
 func PurgeSite(ctx context.Context, rdb redis.UniversalClient, siteID string) (int, error) {
 	n := 0
 	err := routing.ScanSite(ctx, rdb, siteID, routing.SiteKeyPattern(siteID), func(keys []string) error {

@@ -130,13 +130,12 @@ func (s *Store) Changed() <-chan struct{} {
 }
 
 // Apply makes cfg the configuration of tenants, sites, destinations and
-// routes everywhere (API keys are kept): what is not in cfg is deleted. It is
-// Update with the actor "config", so it validates the whole result, refuses
-// an invalid one whole, creates the consumer groups of new destinations
-// before storing them (a group created with "$" after events were accepted
-// would skip them), announces the new version on routing.ConfigChannel and swaps the
-// local snapshot. Secrets in cfg are kept in process memory when no keyring
-// is set.
+// routes everywhere (API keys are kept): what is not in cfg is deleted. It
+// is Update with the actor "config": it refuses an invalid result whole,
+// creates the consumer groups of new destinations before storing them (a
+// group created with "$" after events were accepted would skip them), and
+// announces the new version. Secrets in cfg are kept in process memory when
+// no keyring is set.
 func (s *Store) Apply(ctx context.Context, cfg model.Config) error {
 	_, err := s.Update(ctx, Actor{ID: "config"}, UpdateOptions{LocalSecrets: true}, func(st *State) error {
 		st.Config = cfg
@@ -200,9 +199,10 @@ func (s *Store) swap(next *storeState, replace func(cur *storeState) bool) bool 
 }
 
 // Run keeps the snapshot current until ctx is done: it reloads when
-// routing.ConfigChannel announces a version and, as a safety net for messages lost
-// while disconnected, every reload period. Reload failures are logged and the
-// current snapshot kept. It returns nil when ctx is done.
+// routing.ConfigChannel announces a version and, as a safety net for
+// messages lost while disconnected, every reload period. Reload failures
+// are logged and the current snapshot kept. It returns nil when ctx is
+// done.
 func (s *Store) Run(ctx context.Context) error {
 	sub := s.rdb.Subscribe(ctx, routing.ConfigChannel)
 	defer sub.Close()

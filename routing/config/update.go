@@ -23,7 +23,8 @@ import (
 // Kind names a kind of stored resource.
 type Kind string
 
-// The stored kinds. Each resource is one field "<kind>:<id>" of routing.ConfigKey.
+// The stored kinds. Each resource is one field "<kind>:<id>" of
+// routing.ConfigKey.
 const (
 	KindTenant      Kind = "tenant"
 	KindSite        Kind = "site"

@@ -97,7 +97,11 @@ func (w *worker) holding(ctx context.Context) (time.Time, bool) {
 			c.known, c.until = true, time.UnixMilli(ms)
 		}
 	}
-	w.d.engine.circuitOpen.WithLabelValues(w.id).Set(b2f(c.known))
+	open := 0.0
+	if c.known {
+		open = 1
+	}
+	w.d.engine.circuitOpen.WithLabelValues(w.id).Set(open)
 	if !c.known {
 		return time.Time{}, false
 	}
@@ -112,13 +116,6 @@ func (w *worker) holding(ctx context.Context) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return now.Add(w.d.opts.Block), true
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // recordCircuit feeds one batch's outcome to the circuit: a batch with a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -256,8 +257,7 @@ func (w *worker) markPoison(ctx context.Context, msgs []redis.XMessage, r round)
 		return r
 	}
 	for _, j := range r.jobs {
-		id, _, _ := cutRef(j.ref)
-		if claims, ok := poisoned[id]; ok {
+		if claims, ok := poisoned[entryOf(j.ref)]; ok {
 			j.out = outcome{kind: outDead, reason: ReasonPoison,
 				message: "queue entry taken over " + strconv.FormatInt(claims, 10) + " times after consumers stopped while holding it"}
 		}
@@ -266,13 +266,12 @@ func (w *worker) markPoison(ctx context.Context, msgs []redis.XMessage, r round)
 	return r
 }
 
-func cutRef(ref string) (string, string, bool) {
-	for i := len(ref) - 1; i >= 0; i-- {
-		if ref[i] == '/' {
-			return ref[:i], ref[i+1:], true
-		}
+// entryOf returns the stream entry id of a job's ref ("<entry id>/<index>").
+func entryOf(ref string) string {
+	if i := strings.LastIndexByte(ref, '/'); i >= 0 {
+		return ref[:i]
 	}
-	return ref, "", false
+	return ref
 }
 
 // commitRetrying records a round, trying again while Redis is unreachable

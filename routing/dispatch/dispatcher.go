@@ -230,8 +230,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // reconcile makes the running workers match snap: new destinations start,
 // changed ones are rebuilt, removed ones stop and are drained into their
-// dead letters, unless their site was deleted too (its keys are erased:
-// routing/purge.go).
+// dead letters, unless their site was deleted too (config.Store erases its
+// keys).
 func (d *Dispatcher) reconcile(ctx context.Context, snap *model.Snapshot, workers map[string]*workerHandle, wg *sync.WaitGroup) {
 	want := map[string]model.Destination{}
 	for _, dest := range snap.Config().Destinations {

@@ -84,36 +84,14 @@ type IdentityOptions struct {
 }
 
 // IdentityStore keeps, per visitor, the hashed identifiers (em, ph,
-// external_id...) seen in any of the visitor's events, and adds them to
-// the visitor's events that lack them: an AddToCart on the page after a
-// login gets the e-mail the login identified, raising Meta's match quality
-// as Meta recommends. Only SHA-256 digests are stored (values that are not
-// digests are skipped), under a hashed visitor key (a hash of field →
-// comma-joined digests), with a TTL refreshed whenever the visitor is read
-// or written (a repeated write within IdentityOptions.Rewrite is left out).
-//
-// Both happen at delivery, in each destination's worker
-// (Options.Identity), without a script: each round, before
-// policy, one pipeline holds an HSET per visitor whose events carry
-// identifiers (its events' fields in stream order, so a field's newest
-// value wins), then an HGETALL and an EXPIRE per visitor, so a round reads
-// its own writes. Ingest does not touch identities: /collect pays nothing
-// for them, a site without destinations stores none, and events spooled
-// while Redis was down are stored when delivered. Every destination of a
-// site stores what it reads; the process leaves out a write that repeats
-// its last one for the visitor or the one in flight, so a visitor's
-// identifiers go to Redis about once per process, and sends a write of
-// events older than a write it began for the visitor (a destination
-// catching up behind another, a spool drained late) as one HSETNX per
-// field: it fills in what Redis lacks and overwrites nothing. Between
-// replicas, whose consumers share a destination's entries, an event read
-// at the same moment as its visitor's identifying event on another replica
-// may go out without what that event identified; receive times, which
-// decide what is older, come from the gateways' clocks.
-//
-// Only events with marketing consent that are not anonymous take part, in
-// either direction; the visitor key is the event's _fbp, else tagway's
-// visitor id. It is safe for concurrent use.
+// external_id...) seen in the visitor's events, and adds them to the
+// visitor's events that lack them: an AddToCart after a login gets the
+// login's e-mail. Only SHA-256 digests are stored, under the hash of the
+// event's _fbp, else tagway's visitor id (routing.IdentityKey), with a TTL
+// refreshed on every read. Only events with marketing consent that are not
+// anonymous take part, in either direction. The dispatcher calls Enrich
+// once per round, before policy (Options.Identity). It is safe for
+// concurrent use.
 type IdentityStore struct {
 	rdb      redis.UniversalClient
 	ttl      time.Duration
@@ -307,16 +285,12 @@ func (s *IdentityStore) stored(writes []identityWrite, cmds [][]*redis.Cmd) erro
 }
 
 // Enrich stores the identifiers events carry and fills in each event's
-// missing identifier fields from what is stored for its visitor; an
-// event's own fields win. events are one round of site siteID in stream
-// order. One pipelined round trip, bounded by the store's Timeout (and
-// ctx): an HSET per visitor with identifiers to store (left out when it
-// repeats the visitor's last write or the one in flight; HSETNX per field
-// when it holds older events than a write this process began), then an
-// HGETALL and an EXPIRE per visitor, so that a round reads its own writes.
-// On error (of a write or a read) the events of the visitors not answered
-// are left as they were. A round sees its own identifiers even where its
-// write was left out (withSkipped).
+// missing identifier fields from what is stored for its visitor (an
+// event's own fields win); events are one round of site siteID in stream
+// order. It is one pipelined round trip, bounded by the store's Timeout and
+// ctx, which reads the round's own writes (a write the store left out as a
+// repeat included). On error the events of the visitors not answered are
+// left as they were.
 func (s *IdentityStore) Enrich(ctx context.Context, siteID string, events []*destinations.Event) error {
 	visitors := roundVisitors(siteID, events)
 	if len(visitors) == 0 {

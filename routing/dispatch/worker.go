@@ -40,7 +40,7 @@ type worker struct {
 	pausedUntil time.Time
 
 	limiter  *limiter      // nil: no rate limit
-	circuit  circuit       // delivery.go
+	circuit  circuit       // circuit.go
 	slots    chan struct{} // one per batch allowed in flight
 	inFlight sync.WaitGroup
 	handed   bool // step passed its slot to a round (step only)
@@ -379,7 +379,7 @@ func (w *worker) process(hard context.Context, r round) {
 	// filtered, they lost their destination.
 	_, configured := snap.Destination(w.id)
 	if !w.draining() && configured {
-		w.enrich(hard, r.jobs) // identity.go: before policy, which may drop fields
+		w.enrich(hard, r.jobs) // before policy, which may drop fields
 	}
 	var send []*job
 	for _, j := range r.jobs {
@@ -387,14 +387,14 @@ func (w *worker) process(hard context.Context, r round) {
 		case j.out.kind != 0: // decided while decoding
 		case w.draining() || !configured:
 			j.out = outcome{kind: outDead, reason: ReasonUnknownDestination, message: "the destination was removed from the configuration"}
-		case !w.admit(snap, routes, j): // policy.go: route, consent, region, test mode
+		case !w.admit(snap, routes, j): // route, consent, region, test mode
 		case w.tooOld(j.event, now):
 			j.out = outcome{kind: outDead, reason: ReasonTooOld, message: orDefault(j.lastError, "event older than the platform accepts")}
 		default:
 			send = append(send, j)
 		}
 	}
-	if !w.deliverAll(hard, send, &r) { // delivery.go: limits, circuit, batch splitting, lease
+	if !w.deliverAll(hard, send, &r) { // limits, circuit, batch splitting, lease
 		return
 	}
 	if !w.commitRetrying(hard, r) {

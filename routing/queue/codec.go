@@ -22,13 +22,10 @@ import (
 //	v = 2   e is that JSON array as one S2 block (github.com/klauspost/
 //	        compress/s2, block format) compressed against entryDictV2
 //
-// Writers write v = 2. S2 costs a tenth of zlib's CPU on the ingest path
-// (a 1 KB event: ~3 µs against ~30 µs at zlib's fastest level), and the
-// dictionary, holding what every event repeats (field names, consent, the
-// common user agents and values), makes a lone event as small as zlib made
-// it: field names and repeated values become back-references, and only the
-// digests and ids stay literal. A dispatcher refuses (dead-letters) an
-// entry of a version it does not know.
+// Writers write v = 2: the dictionary holds what every event repeats
+// (field names, consent, the common user agents and values), so only the
+// digests and ids of an event stay literal. A dispatcher refuses
+// (dead-letters) an entry of a version it does not know.
 const (
 	entryVersionZlib = "1"
 	entryVersionS2   = "2"

@@ -24,7 +24,7 @@ type enqueueReq struct {
 
 // entry is one stream entry of a flush: the payloads of one or more calls
 // for the same site, merged into one JSON array, in its stored form
-// (entrycodec.go).
+// (Codec).
 type entry struct {
 	site    string
 	payload []byte
@@ -44,9 +44,7 @@ type entry struct {
 //
 // Under load the writes run on flusher goroutines that stay a moment
 // (flusherLinger) after their last write, so a busy queue hands calls to a
-// waiting flusher instead of writing on the callers' goroutines: request
-// goroutines keep small stacks (no Redis client and compressor frames to
-// grow them, and the garbage collector to shrink them again), and no
+// waiting flusher instead of writing on the callers' goroutines, and no
 // goroutine is started per burst.
 type committer struct {
 	q *Queue

@@ -21,8 +21,7 @@ import (
 // Options configure a Queue. Zero values take the defaults named on
 // each field.
 type Options struct {
-	// Now stamps Context.ReceivedAt when it is zero and dates replays
-	// (default time.Now).
+	// Now stamps Context.ReceivedAt when it is zero (default time.Now).
 	Now func() time.Time
 	// MaxBatch is the most Enqueue calls written in one pipeline (default
 	// 512).
@@ -34,20 +33,14 @@ type Options struct {
 	// BusyLinger is how long, at most, a busy queue's next pipeline waits
 	// for more calls when fewer than BusyBatch were waiting as the previous
 	// one returned; it goes as soon as BusyBatch wait (default 200µs,
-	// negative: never). At moderate concurrency it makes pipelines a few
-	// times larger, and Redis and the gateway pay per pipeline much more
-	// than per call: about 2.5 µs of Redis and 10% of all CPU per call at
-	// 64 connections (BENCHMARKS.md). An idle queue writes at once (see
-	// Linger); with MaxInFlight above 1, waiting calls may go in another
-	// pipeline meanwhile.
+	// negative: never). Redis and the gateway pay per pipeline far more
+	// than per call. An idle queue writes at once (see Linger).
 	BusyLinger time.Duration
 	// BusyBatch is the number of waiting calls under which BusyLinger
 	// applies (default 24).
 	BusyBatch int
 	// MaxInFlight is how many pipelines may be in flight at once (default
-	// 1: calls arriving meanwhile make the next pipeline larger, which under
-	// load costs Redis and the gateway less per call than two smaller ones;
-	// see BENCHMARKS.md).
+	// 1: calls arriving meanwhile make the next pipeline larger).
 	MaxInFlight int
 	// MaxEntryBytes caps the payload of one stream entry when calls for the
 	// same site are merged into one (default 64 KiB; one call is never
@@ -102,16 +95,8 @@ func (o Options) withDefaults() Options {
 var ErrSpoolFull = spool.ErrFull
 
 // Queue is the durable intake: the gateway hands it accepted events and
-// answers the sender only once Enqueue has returned nil.
-//
-// Concurrent Enqueue calls are group-committed: the calls that arrive while
-// a write is in flight go to Redis together in one pipeline, the calls for
-// one site merged into one stream entry, and each caller returns once the
-// entry holding its events is acknowledged.
-//
-// Streams have no length cap: a cap would drop events that a destination has
-// not delivered yet. The Dispatcher trims entries once every destination is
-// done with them (see the package documentation).
+// answers the sender only once Enqueue has returned nil. It is safe for
+// concurrent use; concurrent calls are group-committed.
 type Queue struct {
 	rdb       redis.UniversalClient
 	opts      Options

@@ -18,7 +18,7 @@ import (
 const markerTTL = 7 * 24 * time.Hour
 
 // enqueueScript adds one entry (KEYS[1] the stream, ARGV[1] the payload,
-// ARGV[5] its version, empty for none: entrycodec.go) and records ARGV[3],
+// ARGV[5] its version, empty for none: Codec) and records ARGV[3],
 // the flush sequence, under field f<ARGV[2]> (the flush slot) of the
 // writer's marker hash KEYS[2], which lives ARGV[4] ms.
 const enqueueScript = `
@@ -38,7 +38,7 @@ return id
 // writer's marker KEYS[2] holds its flush sequence ARGV[4]), or drained
 // before (field d, the writer's highest drained spool sequence, is at least
 // ARGV[2]). A writer's records are drained in spool-sequence order. ARGV[6]
-// is the payload's version (empty for none: entrycodec.go).
+// is the payload's version (empty for none: Codec).
 const drainScript = `
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[2], 'f' .. ARGV[3]) == ARGV[4] then return 0 end
 local done = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
