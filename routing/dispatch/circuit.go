@@ -101,7 +101,7 @@ func (w *worker) holding(ctx context.Context) (time.Time, bool) {
 	if c.known {
 		open = 1
 	}
-	w.d.engine.circuitOpen.WithLabelValues(w.id).Set(open)
+	w.d.metrics.circuitOpen.WithLabelValues(w.id).Set(open)
 	if !c.known {
 		return time.Time{}, false
 	}
@@ -142,7 +142,7 @@ func (w *worker) recordCircuit(ctx context.Context, errs []error) {
 			if err := w.d.rdb.Del(ctx, routing.CircuitKey(w.site, w.id), routing.CircuitProbeKey(w.site, w.id)).Err(); err == nil {
 				w.log.Info("circuit closed: the destination delivers again")
 				c.known, c.until, c.probing = false, time.Time{}, false
-				w.d.engine.circuitOpen.WithLabelValues(w.id).Set(0)
+				w.d.metrics.circuitOpen.WithLabelValues(w.id).Set(0)
 			}
 		}
 	case retryable:
@@ -158,8 +158,8 @@ func (w *worker) recordCircuit(ctx context.Context, errs []error) {
 			return
 		}
 		c.failures, c.probing, c.known, c.until, c.checked = 0, false, true, time.UnixMilli(ms), now
-		w.d.engine.circuitOpen.WithLabelValues(w.id).Set(1)
-		w.d.engine.circuitOpened.WithLabelValues(w.id).Inc()
+		w.d.metrics.circuitOpen.WithLabelValues(w.id).Set(1)
+		w.d.metrics.circuitOpened.WithLabelValues(w.id).Inc()
 		w.log.Warn("circuit open: the destination keeps failing; every replica holds its events", "until", c.until)
 	default:
 		// A permanent or paused answer says nothing about availability.

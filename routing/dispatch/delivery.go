@@ -85,7 +85,7 @@ func (w *worker) deliverAll(hard context.Context, send []*job, r *round) bool {
 		if wholeBatchRejected(errs) {
 			h := len(batch) / 2
 			queue = append([][]*job{batch[:h], batch[h:]}, queue...)
-			w.d.engine.splits.WithLabelValues(w.id).Inc()
+			w.d.metrics.splits.WithLabelValues(w.id).Inc()
 			continue
 		}
 		now := w.d.opts.Now()
@@ -126,7 +126,7 @@ func (w *worker) renew(ctx context.Context, r *round) error {
 	}
 	_, err := pipe.Exec(ctx)
 	if err == nil {
-		w.d.engine.renewals.WithLabelValues(w.id).Inc()
+		w.d.metrics.renewals.WithLabelValues(w.id).Inc()
 	}
 	return err
 }

@@ -73,7 +73,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger defaults to deps.Logger, then to a discarding logger.
 	Logger *slog.Logger
-	// Now is the clock for event ages and due times (default time.Now).
+	// Now is the dispatcher's one clock: event ages, due times, leases,
+	// circuits, rate limits (default time.Now). Adapters get it too
+	// (destinations.Deps.Now) unless deps set their own.
 	Now func() time.Time
 	// Rand returns a float in [0,1) for back-off jitter; it must be safe for
 	// concurrent use (default math/rand/v2.Float64).
@@ -148,7 +150,6 @@ type Dispatcher struct {
 	opts     Options
 	log      *slog.Logger
 	metrics  *metrics
-	engine   *engineMetrics
 	lease    *redis.Script
 
 	circuitOpen *redis.Script
@@ -182,13 +183,9 @@ func New(rdb redis.UniversalClient, store *config.Store, registry destinations.R
 	if err != nil {
 		return nil, err
 	}
-	em, err := newEngineMetrics(opts.Registerer)
-	if err != nil {
-		return nil, err
-	}
 	return &Dispatcher{
 		rdb: rdb, store: store, registry: registry, deps: deps, opts: opts,
-		log: log.With("consumer", opts.Consumer), metrics: m, engine: em,
+		log: log.With("consumer", opts.Consumer), metrics: m,
 		lease:         redis.NewScript(leaseScript),
 		circuitOpen:   redis.NewScript(circuitOpenScript),
 		warnedOrphans: map[string]bool{}, codec: queue.NewCodec(),

@@ -26,7 +26,11 @@ type metrics struct {
 	withheld   *prometheus.CounterVec
 	// deadTrimmed counts dead letters removed by the caps
 	// (DeadLetterCaps), by destination and cap (max_len, max_age).
-	deadTrimmed *prometheus.CounterVec
+	deadTrimmed   *prometheus.CounterVec
+	circuitOpen   *prometheus.GaugeVec
+	circuitOpened *prometheus.CounterVec
+	splits        *prometheus.CounterVec
+	renewals      *prometheus.CounterVec
 }
 
 // newMetrics builds the collectors and registers them on reg (none when reg
@@ -58,29 +62,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tagway_deadletters_trimmed_total",
 			Help: "Dead letters removed because their stream passed its cap, by destination and cap (max_len, max_age).",
 		}, []string{"destination", "cap"}),
-	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.seconds, m.depth, m.retries, m.withheld, m.deadTrimmed} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("routing: register metrics: %w", err)
-		}
-	}
-	return m, nil
-}
-
-// engineMetrics are the dispatcher's collectors for circuits, batch
-// splits and lease renewals.
-type engineMetrics struct {
-	circuitOpen   *prometheus.GaugeVec
-	circuitOpened *prometheus.CounterVec
-	splits        *prometheus.CounterVec
-	renewals      *prometheus.CounterVec
-}
-
-func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
-	m := &engineMetrics{
 		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tagway_circuit_open",
 			Help: "1 while a destination's circuit is open (nothing is sent to it), as this replica last saw it.",
@@ -101,7 +82,8 @@ func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.circuitOpen, m.circuitOpened, m.splits, m.renewals} {
+	for _, c := range []prometheus.Collector{m.deliveries, m.seconds, m.depth, m.retries, m.withheld, m.deadTrimmed,
+		m.circuitOpen, m.circuitOpened, m.splits, m.renewals} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("routing: register metrics: %w", err)
 		}
