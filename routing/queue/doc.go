@@ -5,8 +5,8 @@
 // together and go to Redis in one pipeline, the calls of one site merged
 // into one stream entry (up to Options.MaxEntryBytes); each caller returns
 // once the entry holding its events is acknowledged. One pipeline is in
-// flight at a time; a busy queue's next one waits up to Options.BusyLinger
-// for more calls.
+// flight at a time (Options.MaxInFlight); a busy queue's next one waits up
+// to Options.BusyLinger for more calls.
 //
 // With a spool, a write Redis cannot take goes to the local spool (fsync'd
 // before the caller returns) and Queue.Run drains it when Redis answers.
