@@ -33,20 +33,27 @@ func TestPackageDependencies(t *testing.T) {
 		{pkg: module + "/destinations/meta", allowed: []string{module + "/destinations", module + "/internal/jsonscan"},
 			forbidden: []string{"github.com/redis/"}},
 		{pkg: module + "/routing/model", allowed: []string{}},
-		{pkg: module + "/routing", forbidden: []string{module + "/gateway", module + "/destinations/meta", "net/http/httptest"}},
+		// routing's three jobs: the configuration store and the queue know
+		// nothing of each other or of dispatch, which reads both; all three
+		// share routing's key layout.
+		{pkg: module + "/routing", allowed: []string{}},
+		{pkg: module + "/routing/config", allowed: []string{module + "/routing", module + "/routing/model", module + "/internal/secrets"}},
+		{pkg: module + "/routing/queue", allowed: []string{module + "/routing", module + "/routing/model", module + "/routing/queue/spool",
+			module + "/destinations", module + "/internal/jsonscan"}},
+		{pkg: module + "/routing/dispatch", forbidden: []string{module + "/gateway", module + "/destinations/", "net/http/httptest"}},
 		{pkg: module + "/gateway", forbidden: []string{"github.com/redis/", module + "/routing", module + "/destinations/meta"},
 			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model", module + "/internal/jsonscan"}},
 		// The control plane speaks to the store and the contract only: it
-		// never reaches into HTTP intake or a platform (routing/spool comes
-		// in through routing).
+		// never reaches into HTTP intake or a platform (routing/queue and its
+		// spool come in through routing/dispatch).
 		{pkg: module + "/admin", forbidden: []string{module + "/gateway", module + "/destinations/"},
-			allowed: []string{module + "/routing", module + "/routing/model", module + "/routing/spool",
+			allowed: []string{module + "/routing", module + "/routing/config", module + "/routing/dispatch", module + "/routing/model", module + "/routing/queue", module + "/routing/queue/spool",
 				module + "/destinations", module + "/internal/secrets", module + "/internal/jsonscan"}},
 		{pkg: module + "/internal/secrets", allowed: []string{}},
 		{pkg: module + "/internal/gctune", allowed: []string{}},
 		{pkg: module + "/internal/authlimit", allowed: []string{}},
 		{pkg: module + "/internal/jsonscan", allowed: []string{}},
-		{pkg: module + "/routing/spool", allowed: []string{}},
+		{pkg: module + "/routing/queue/spool", allowed: []string{}},
 		{pkg: module + "/pixeljs", allowed: []string{}},
 		{pkg: module + "/static", allowed: []string{}},
 	}

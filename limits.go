@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 )
 
 // limitSettings bound what Redis keeps that outsiders can make grow.
@@ -17,12 +17,12 @@ import (
 //	TAGWAY_DEADLETTER_MAX_AGE     how long a dead letter is kept (default 2160h, 90 days; 0: no cap)
 type limitSettings struct {
 	IdentityMaxPerSite int64
-	DeadLetters        routing.DeadLetterCaps
+	DeadLetters        dispatch.DeadLetterCaps
 }
 
 func readLimitSettings(getenv func(string) string) (limitSettings, error) {
-	l := limitSettings{IdentityMaxPerSite: routing.DefaultIdentityMaxPerSite,
-		DeadLetters: routing.DeadLetterCaps{MaxLen: routing.DefaultDeadLetterMaxLen, MaxAge: routing.DefaultDeadLetterMaxAge}}
+	l := limitSettings{IdentityMaxPerSite: dispatch.DefaultIdentityMaxPerSite,
+		DeadLetters: dispatch.DeadLetterCaps{MaxLen: dispatch.DefaultDeadLetterMaxLen, MaxAge: dispatch.DefaultDeadLetterMaxAge}}
 	var errs []error
 	for _, c := range []struct {
 		key string

@@ -24,8 +24,10 @@ import (
 	"github.com/tagway/tagway/internal/authlimit"
 	"github.com/tagway/tagway/internal/gctune"
 	"github.com/tagway/tagway/pixeljs"
-	"github.com/tagway/tagway/routing"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/config"
+	"github.com/tagway/tagway/routing/dispatch"
+	"github.com/tagway/tagway/routing/queue"
+	"github.com/tagway/tagway/routing/queue/spool"
 	"github.com/tagway/tagway/static"
 )
 
@@ -106,8 +108,8 @@ type app struct {
 	logger     *slog.Logger
 	rdb        redis.UniversalClient
 	embedded   *miniredis.Miniredis
-	store      *routing.Store
-	dispatcher *routing.Dispatcher
+	store      *config.Store
+	dispatcher *dispatch.Dispatcher
 	handler    http.Handler
 	// ops serves /metrics, /healthz and /readyz on opsListener, the
 	// operator's private listener (TAGWAY_METRICS_ADDR), when set.
@@ -116,7 +118,7 @@ type app struct {
 	draining    atomic.Bool
 	// queue is the intake, on its own client that never retries a write
 	// (queueRdb), with the local spool when TAGWAY_DATA_DIR is set.
-	queue      *routing.Queue
+	queue      *queue.Queue
 	queueRdb   redis.UniversalClient
 	spool      *spool.Spool
 	drainDelay time.Duration
@@ -163,7 +165,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, err
 	}
-	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger})
+	a.queue = queue.New(a.queueRdb, queue.Options{Spool: a.spool, Logger: logger})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -172,7 +174,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 
-	a.store = routing.NewStore(a.rdb, logger, storeOptions(s.Admin)...)
+	a.store = config.NewStore(a.rdb, logger, storeOptions(s.Admin)...)
 	if err := applyStartupConfig(ctx, a.store, s, cfg, logger); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("apply config: %w", err)
@@ -183,7 +185,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 		Now:    time.Now,
 		Record: a.dryRuns.Record,
 	}
-	var identity *routing.IdentityStore
+	var identity *dispatch.IdentityStore
 	if s.Identity {
 		identity = identityStore(a.queueRdb, s.Limits.IdentityMaxPerSite)
 		if err := identity.Register(reg); err != nil {
@@ -191,15 +193,15 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 			return nil, err
 		}
 	}
-	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(s), deps, routing.DispatcherOptions{
+	a.dispatcher, err = dispatch.New(a.rdb, a.store, registry(s), deps, dispatch.Options{
 		Registerer:        reg,
 		Logger:            logger,
-		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
+		Retry:             dispatch.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
-		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
+		Limits:            dispatch.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
 		DeadLetters:       s.Limits.DeadLetters,
 		// Identities are stored and read per delivery round
-		// (routing.IdentityStore), best effort: on the non-retrying client
+		// (dispatch.IdentityStore), best effort: on the non-retrying client
 		// with a short bound, so a Redis hiccup delays a round by 250ms at
 		// most, and the round goes out unenriched.
 		Identity: identity,
@@ -221,7 +223,7 @@ func newApp(ctx context.Context, s settings, logger *slog.Logger) (*app, error) 
 	// One back-off for every credential a client may guess: admin tokens,
 	// ingest keys, the drop-in endpoint's access token.
 	limiter := authlimit.New(authlimit.Options{})
-	adminAPI, err := newAdminHandler(s, a.store, a.queue, limiter, logger)
+	adminAPI, err := newAdminHandler(s, a.store, a.queue, dispatch.NewDeadLetterStore(a.queueRdb, nil), limiter, logger)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -348,6 +350,6 @@ func (a *app) Close() {
 
 // identityStore is the identity store the dispatcher writes and reads
 // (`tagway bench -delivery` measures with the same).
-func identityStore(rdb redis.UniversalClient, maxPerSite int64) *routing.IdentityStore {
-	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
+func identityStore(rdb redis.UniversalClient, maxPerSite int64) *dispatch.IdentityStore {
+	return dispatch.NewIdentityStore(rdb, dispatch.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
 }
