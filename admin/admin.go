@@ -3,7 +3,7 @@
 // optimistic concurrency, pagination, an audit log, ingest-key rotation,
 // declarative apply/export, test tools and the dead letters of each site
 // (list, replay, drop). Every configuration change goes through
-// routing.Store.Update, so it is validated whole, committed atomically,
+// config.Store.Update, so it is validated whole, committed atomically,
 // audited and live on every replica at once.
 //
 // Authentication comes before anything else: any request under /admin/v1
@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -46,7 +46,7 @@ const (
 	maxOverlap     = 30 * 24 * time.Hour
 )
 
-// Enqueuer queues events like the gateway does (routing.Queue).
+// Enqueuer queues events like the gateway does (queue.Queue).
 type Enqueuer interface {
 	Enqueue(ctx context.Context, siteID string, events []destinations.Event) error
 }
@@ -54,9 +54,9 @@ type Enqueuer interface {
 // Options configure the API. Store is required; RootToken empty disables
 // the API (every request answers 503 admin_disabled).
 type Options struct {
-	Store    *routing.Store
+	Store    *config.Store
 	Enqueuer Enqueuer
-	// DeadLetters serves /sites/{id}/deadletters (routing.Queue); nil
+	// DeadLetters serves /sites/{id}/deadletters (dispatch.DeadLetterStore); nil
 	// answers 503 there.
 	DeadLetters DeadLetters
 	RootToken   string
@@ -81,7 +81,7 @@ type AuthLimiter interface {
 
 // API serves /admin/v1.
 type API struct {
-	store  *routing.Store
+	store  *config.Store
 	queue  Enqueuer
 	dead   DeadLetters
 	root   []byte

@@ -22,7 +22,10 @@ import (
 	"github.com/tagway/tagway/internal/secrets"
 	"github.com/tagway/tagway/internal/testlog"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 const (
@@ -48,8 +51,9 @@ type env struct {
 	t       *testing.T
 	url     string
 	rdb     *redis.Client
-	store   *routing.Store
-	queue   *routing.Queue // the real queue behind the dead-letter endpoints
+	store   *config.Store
+	queue   *queue.Queue // the real queue that fills the dead-letter streams
+	dead    *dispatch.DeadLetterStore
 	logs    *syncBuffer
 	mu      sync.Mutex
 	answers bytes.Buffer
@@ -63,27 +67,28 @@ func newEnv(t *testing.T, keyring bool, root string) *env {
 	e := &env{t: t, logs: &syncBuffer{}, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), tokens: map[string]string{}}
 	e.rdb = redistest.Start(t).Client()
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := []routing.StoreOption{
-		routing.WithSecretFields(model.SecretFields{"meta": {"access_token"}}),
-		routing.WithDestinationValidator(func(d model.Destination) error {
+	opts := []config.StoreOption{
+		config.WithSecretFields(model.SecretFields{"meta": {"access_token"}}),
+		config.WithDestinationValidator(func(d model.Destination) error {
 			if d.Type != "meta" {
 				return fmt.Errorf("type %q is not a destination type", d.Type)
 			}
 			_, err := meta.ParseSettings(d.Settings)
 			return err
 		}),
-		routing.WithClock(e.clock),
+		config.WithClock(e.clock),
 	}
 	if keyring {
 		k, err := secrets.NewKeyring(secretKey)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts = append(opts, routing.WithKeyring(k))
+		opts = append(opts, config.WithKeyring(k))
 	}
-	e.store = routing.NewStore(e.rdb, logger, opts...)
-	e.queue = routing.NewQueue(e.rdb, routing.QueueOptions{Now: e.clock, Logger: logger})
-	api, err := New(Options{Store: e.store, RootToken: root, Logger: logger, Now: e.clock, DeadLetters: e.queue,
+	e.store = config.NewStore(e.rdb, logger, opts...)
+	e.queue = queue.New(e.rdb, queue.Options{Now: e.clock, Logger: logger})
+	e.dead = dispatch.NewDeadLetterStore(e.rdb, e.clock)
+	api, err := New(Options{Store: e.store, RootToken: root, Logger: logger, Now: e.clock, DeadLetters: e.dead,
 		Enqueuer: queueFunc(func(_ context.Context, _ string, evs []destinations.Event) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -650,7 +655,7 @@ func TestTestEventEnqueuesSyntheticEvent(t *testing.T) {
 		t.Fatalf("queued %d", len(e.queued))
 	}
 	ev := e.queued[0]
-	if ev.EventName != "Purchase" || ev.Context.SiteID != "a-shop" || ev.Context.Source != routing.SourceTest ||
+	if ev.EventName != "Purchase" || ev.Context.SiteID != "a-shop" || ev.Context.Source != dispatch.SourceTest ||
 		ev.Context.TestEventCode != "TEST9" || r.body["event_id"] != ev.EventID {
 		t.Errorf("queued %+v; answer %s", ev, r.raw)
 	}

@@ -11,19 +11,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
 
 // DeadLetters reads and changes the dead letters of a site: the events a
-// destination gave up on. *routing.Queue implements it.
+// destination gave up on. *dispatch.DeadLetterStore implements it.
 type DeadLetters interface {
-	ListDeadLetters(ctx context.Context, f routing.DeadLetterFilter) ([]routing.DeadLetter, error)
-	ReplayDeadLetters(ctx context.Context, f routing.DeadLetterFilter) (int, error)
-	DropDeadLetters(ctx context.Context, f routing.DeadLetterFilter) (int, error)
+	ListDeadLetters(ctx context.Context, f dispatch.DeadLetterFilter) ([]dispatch.DeadLetter, error)
+	ReplayDeadLetters(ctx context.Context, f dispatch.DeadLetterFilter) (int, error)
+	DropDeadLetters(ctx context.Context, f dispatch.DeadLetterFilter) (int, error)
 }
 
-var _ DeadLetters = (*routing.Queue)(nil)
+var _ DeadLetters = (*dispatch.DeadLetterStore)(nil)
 
 // Limits of the dead-letter endpoints.
 const (
@@ -34,8 +35,8 @@ const (
 )
 
 // deadLetterReasons are the reasons a filter may name.
-var deadLetterReasons = []string{routing.ReasonPermanent, routing.ReasonTooOld, routing.ReasonMaxAttempts,
-	routing.ReasonUnknownDestination, routing.ReasonPoison}
+var deadLetterReasons = []string{dispatch.ReasonPermanent, dispatch.ReasonTooOld, dispatch.ReasonMaxAttempts,
+	dispatch.ReasonUnknownDestination, dispatch.ReasonPoison}
 
 var streamIDPattern = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 
@@ -62,7 +63,7 @@ type deadLetterView struct {
 	Event       json.RawMessage `json:"event"`
 }
 
-func viewDeadLetter(dl routing.DeadLetter) deadLetterView {
+func viewDeadLetter(dl dispatch.DeadLetter) deadLetterView {
 	v := deadLetterView{ID: dl.ID, Destination: dl.Destination, Reason: dl.Reason, Message: dl.Message,
 		Attempts: dl.Attempts, FailedAt: dl.FailedAt.UTC()}
 	if json.Valid(dl.Raw) {
@@ -162,7 +163,7 @@ func (a *API) changeDeadLetters(w http.ResponseWriter, r *http.Request, p princi
 	}
 	n, err := change(r.Context(), f)
 	if n > 0 {
-		entry := routing.AuditEntry{Op: action, Kind: kindDeadLetters, ResourceID: site.ID, Tenant: site.Tenant,
+		entry := config.AuditEntry{Op: action, Kind: kindDeadLetters, ResourceID: site.ID, Tenant: site.Tenant,
 			Fields: auditTerms(f), Count: n}
 		if aerr := a.store.AppendAudit(r.Context(), a.actor(p), entry); aerr != nil {
 			a.log.Error("dead letters: the audit entry could not be written", "site", site.ID, "op", action, "count", n, "err", aerr)
@@ -178,8 +179,8 @@ func (a *API) changeDeadLetters(w http.ResponseWriter, r *http.Request, p princi
 }
 
 // deadLetterFilter validates q; every problem is named by its field.
-func (a *API) deadLetterFilter(siteID string, q deadLetterQuery) (routing.DeadLetterFilter, *apiError) {
-	f := routing.DeadLetterFilter{Site: siteID, Destination: q.Destination, Reason: q.Reason}
+func (a *API) deadLetterFilter(siteID string, q deadLetterQuery) (dispatch.DeadLetterFilter, *apiError) {
+	f := dispatch.DeadLetterFilter{Site: siteID, Destination: q.Destination, Reason: q.Reason}
 	var ds []detail
 	if q.Destination != "" && !model.ValidID(q.Destination) {
 		ds = append(ds, detail{Field: "destination", Message: "must be a destination id"})
@@ -236,7 +237,7 @@ func parseWhen(v string, now time.Time) (time.Time, bool) {
 
 // auditTerms describes a filter for the audit log: the terms it used, with
 // their values (ids only counted).
-func auditTerms(f routing.DeadLetterFilter) []string {
+func auditTerms(f dispatch.DeadLetterFilter) []string {
 	var out []string
 	if f.Destination != "" {
 		out = append(out, "destination="+f.Destination)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 )
 
 // fakeMeta stands in for Meta in the dispatcher: it refuses every event for
@@ -53,9 +54,9 @@ func (e *env) dispatch(refuse bool, got *[]string, mu *sync.Mutex, until func() 
 	reg := destinations.Registry{"meta": func(json.RawMessage, destinations.Deps) (destinations.Destination, error) {
 		return fakeMeta{refuse: refuse, mu: mu, got: got}, nil
 	}}
-	d, err := routing.NewDispatcher(e.rdb, e.store, reg, destinations.Deps{}, routing.DispatcherOptions{
+	d, err := dispatch.New(e.rdb, e.store, reg, destinations.Deps{}, dispatch.Options{
 		Block: 20 * time.Millisecond, Linger: -1, TrimInterval: time.Hour, Now: e.clock,
-		Retry: routing.RetryPolicy{Base: time.Millisecond, Max: 5 * time.Millisecond},
+		Retry: dispatch.RetryPolicy{Base: time.Millisecond, Max: 5 * time.Millisecond},
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -219,7 +220,7 @@ func (a *API) keys(w http.ResponseWriter, r *http.Request, p principal) {
 			writeError(w, badField("id", "%q is reserved for the operator; choose another id", k.ID))
 			return
 		}
-		_, err = a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
+		_, err = a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
 			if !slices.ContainsFunc(st.Config.Tenants, func(t model.Tenant) bool { return t.ID == k.Tenant }) || !p.seesTenant(k.Tenant) {
 				return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "tenant", Message: "no tenant " + quote(k.Tenant)}
 			}
@@ -260,15 +261,15 @@ func (a *API) key(w http.ResponseWriter, r *http.Request, p principal, id string
 	}
 	switch r.Method {
 	case http.MethodGet:
-		w.Header().Set("ETag", st.ETag(routing.KindKey, id))
+		w.Header().Set("ETag", st.ETag(config.KindKey, id))
 		writeJSON(w, http.StatusOK, viewKey(st.Keys[i]))
 	case http.MethodDelete:
-		_, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
+		_, err := a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
 			j := slices.IndexFunc(st.Keys, func(k model.APIKey) bool { return k.ID == id })
 			if j < 0 {
 				return notFound("key", id)
 			}
-			if e := checkIfMatch(r, st.ETag(routing.KindKey, id), false); e != nil {
+			if e := checkIfMatch(r, st.ETag(config.KindKey, id), false); e != nil {
 				return e
 			}
 			st.Keys = slices.Delete(st.Keys, j, j+1)
@@ -290,7 +291,7 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, e)
 		return
 	}
-	entries, next, err := a.store.ReadAudit(r.Context(), cursor, limit, func(e routing.AuditEntry) bool {
+	entries, next, err := a.store.ReadAudit(r.Context(), cursor, limit, func(e config.AuditEntry) bool {
 		return p.seesTenant(e.Tenant)
 	})
 	if err != nil {
@@ -298,7 +299,7 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	if entries == nil {
-		entries = []routing.AuditEntry{}
+		entries = []config.AuditEntry{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": entries, "next_cursor": next})
 }
@@ -339,7 +340,7 @@ func (a *API) rotateIngestKey(w http.ResponseWriter, r *http.Request, p principa
 	digest := model.HashKey(key)
 	now := a.now().UTC()
 	until := now.Add(overlap)
-	_, err = a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
+	_, err = a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
 		i := slices.IndexFunc(st.Config.Sites, func(s model.Site) bool { return s.ID == siteID })
 		if i < 0 || !p.seesTenant(st.Config.Sites[i].Tenant) {
 			return notFound("site", siteID)
@@ -431,7 +432,7 @@ func (a *API) testEvent(w http.ResponseWriter, r *http.Request, p principal, sit
 		EventSourceURL: "https://" + site.Domains[0] + "/tagway-test",
 		UserData:       destinations.UserData{ClientUserAgent: "tagway send-test", ExternalID: []string{hashHex("tagway-test-visitor")}},
 		CustomData:     &destinations.CustomData{Value: &value, Currency: "USD"},
-		Context: destinations.Context{SiteID: siteID, ReceivedAt: now.UnixMilli(), Source: routing.SourceTest,
+		Context: destinations.Context{SiteID: siteID, ReceivedAt: now.UnixMilli(), Source: dispatch.SourceTest,
 			TestEventCode: req.TestEventCode,
 			Consent: destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted,
 				AdPersonalization: destinations.Granted, AnalyticsStorage: destinations.Granted}},
@@ -480,10 +481,10 @@ func (a *API) reencrypt(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	if !a.store.HasKeyring() {
-		writeError(w, storeError(routing.ErrNoSecretKey, ""))
+		writeError(w, storeError(config.ErrNoSecretKey, ""))
 		return
 	}
-	res, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{Reencrypt: true}, func(*routing.State) error { return nil })
+	res, err := a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{Reencrypt: true}, func(*config.State) error { return nil })
 	if err != nil {
 		writeError(w, storeError(err, ""))
 		return
@@ -493,9 +494,9 @@ func (a *API) reencrypt(w http.ResponseWriter, r *http.Request, p principal) {
 
 // applyResult is the answer of POST /apply.
 type applyResult struct {
-	DryRun  bool             `json:"dry_run"`
-	Version int64            `json:"version"`
-	Changes []routing.Change `json:"changes"`
+	DryRun  bool            `json:"dry_run"`
+	Version int64           `json:"version"`
+	Changes []config.Change `json:"changes"`
 }
 
 // apply makes the posted configuration true for what the caller can see:
@@ -516,7 +517,7 @@ func (a *API) apply(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	q := r.URL.Query()
 	dry, prune := q.Get("dry_run") == "true", q.Get("prune") == "true"
-	res, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{DryRun: dry}, func(st *routing.State) error {
+	res, err := a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{DryRun: dry}, func(st *config.State) error {
 		return a.merge(st, p, cfg, prune)
 	})
 	if err != nil {
@@ -524,13 +525,13 @@ func (a *API) apply(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	if res.Changes == nil {
-		res.Changes = []routing.Change{}
+		res.Changes = []config.Change{}
 	}
 	writeJSON(w, http.StatusOK, applyResult{DryRun: dry, Version: res.Version, Changes: res.Changes})
 }
 
 // merge applies cfg onto st as the principal p may.
-func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool) error {
+func (a *API) merge(st *config.State, p principal, cfg model.Config, prune bool) error {
 	for i, t := range cfg.Tenants {
 		if p.root() {
 			continue
@@ -543,8 +544,8 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 			return &apiError{Status: http.StatusForbidden, Code: "forbidden", Field: fmt.Sprintf("tenants[%d]", i), Message: "only the operator changes tenants"}
 		}
 	}
-	inFile := map[routing.Kind]map[string]bool{}
-	mark := func(k routing.Kind, id string) {
+	inFile := map[config.Kind]map[string]bool{}
+	mark := func(k config.Kind, id string) {
 		if inFile[k] == nil {
 			inFile[k] = map[string]bool{}
 		}
@@ -553,12 +554,12 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 	var nt, ns, nd, nr int
 	if p.root() {
 		for _, t := range cfg.Tenants {
-			mark(routing.KindTenant, t.ID)
+			mark(config.KindTenant, t.ID)
 			upsert(&st.Config.Tenants, t, func(x model.Tenant) string { return x.ID }, &nt)
 		}
 	}
 	for i, s := range cfg.Sites {
-		mark(routing.KindSite, s.ID)
+		mark(config.KindSite, s.ID)
 		if s.Tenant == "" && !p.root() {
 			s.Tenant = p.tenant
 		}
@@ -574,7 +575,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 		upsert(&st.Config.Sites, s, func(x model.Site) string { return x.ID }, &ns)
 	}
 	for i, d := range cfg.Destinations {
-		mark(routing.KindDestination, d.ID)
+		mark(config.KindDestination, d.ID)
 		if !siteVisible(st, p, d.SiteID) {
 			return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: fmt.Sprintf("destinations[%d].site", i), Message: "no site " + quote(d.SiteID)}
 		}
@@ -595,7 +596,7 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 		upsert(&st.Config.Destinations, d, func(x model.Destination) string { return x.ID }, &nd)
 	}
 	for i, rt := range cfg.Routes {
-		mark(routing.KindRoute, rt.ID)
+		mark(config.KindRoute, rt.ID)
 		if !siteVisible(st, p, rt.SiteID) {
 			return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: fmt.Sprintf("routes[%d].site", i), Message: "no site " + quote(rt.SiteID)}
 		}
@@ -613,17 +614,17 @@ func (a *API) merge(st *routing.State, p principal, cfg model.Config, prune bool
 		visibleSite[s.ID] = p.seesTenant(s.Tenant)
 	}
 	st.Config.Routes = slices.DeleteFunc(st.Config.Routes, func(x model.Route) bool {
-		return visibleSite[x.SiteID] && !inFile[routing.KindRoute][x.ID]
+		return visibleSite[x.SiteID] && !inFile[config.KindRoute][x.ID]
 	})
 	st.Config.Destinations = slices.DeleteFunc(st.Config.Destinations, func(x model.Destination) bool {
-		return visibleSite[x.SiteID] && !inFile[routing.KindDestination][x.ID]
+		return visibleSite[x.SiteID] && !inFile[config.KindDestination][x.ID]
 	})
 	st.Config.Sites = slices.DeleteFunc(st.Config.Sites, func(x model.Site) bool {
-		return visibleSite[x.ID] && !inFile[routing.KindSite][x.ID]
+		return visibleSite[x.ID] && !inFile[config.KindSite][x.ID]
 	})
 	if p.root() {
-		st.Config.Tenants = slices.DeleteFunc(st.Config.Tenants, func(x model.Tenant) bool { return !inFile[routing.KindTenant][x.ID] })
-		st.Keys = slices.DeleteFunc(st.Keys, func(k model.APIKey) bool { return !inFile[routing.KindTenant][k.Tenant] })
+		st.Config.Tenants = slices.DeleteFunc(st.Config.Tenants, func(x model.Tenant) bool { return !inFile[config.KindTenant][x.ID] })
+		st.Keys = slices.DeleteFunc(st.Keys, func(k model.APIKey) bool { return !inFile[config.KindTenant][k.Tenant] })
 	}
 	return nil
 }

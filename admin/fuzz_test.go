@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -44,7 +44,7 @@ func FuzzDecodeBodies(f *testing.F) {
 			}
 			if cfg, ok := v.(*model.Config); ok {
 				if _, err := model.NewSnapshot(*cfg); err != nil {
-					if se := storeError(&routing.InvalidError{Err: err}, ""); se.Status != http.StatusUnprocessableEntity || se.Message == "" {
+					if se := storeError(&config.InvalidError{Err: err}, ""); se.Status != http.StatusUnprocessableEntity || se.Message == "" {
 						t.Fatalf("invalid config answered %+v", se)
 					}
 				}
@@ -69,7 +69,7 @@ func FuzzRestoreSecrets(f *testing.F) {
 	f.Add(`{"pixel_id":"1","access_token":{"set":true},"graph_url":"http://x"}`, `{"pixel_id":"1","access_token":"EAAsecret-0123456789"}`, true)
 	f.Add(`{"url":"https://b","token":{"set":true}}`, `{"url":"https://a","token":"t-0123456789"}`, true)
 	f.Add(`[]`, `{"a":1}`, false)
-	a := &API{store: routing.NewStore(nil, nil, routing.WithSecretFields(model.SecretFields{"meta": {"access_token"}}))}
+	a := &API{store: config.NewStore(nil, nil, config.WithSecretFields(model.SecretFields{"meta": {"access_token"}}))}
 	f.Fuzz(func(t *testing.T, settings, old string, root bool) {
 		p := principal{id: "k", tenant: "a", role: model.RoleAdmin}
 		if root {

@@ -14,6 +14,7 @@ import (
 	"github.com/tagway/tagway/internal/authlimit"
 
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -183,7 +184,7 @@ func TestPlatformURLsAreTheOperators(t *testing.T) {
 		t.Errorf("tenant apply: %d %s", r.status, r.raw)
 	}
 	// The store refuses it too, whatever the endpoint.
-	_, err := e.store.Update(t.Context(), routing.Actor{ID: "b-admin", Tenant: "b"}, routing.UpdateOptions{}, func(st *routing.State) error {
+	_, err := e.store.Update(t.Context(), config.Actor{ID: "b-admin", Tenant: "b"}, config.UpdateOptions{}, func(st *config.State) error {
 		for i, d := range st.Config.Destinations {
 			if d.ID == "b-meta" {
 				st.Config.Destinations[i].Settings = []byte(`{"pixel_id":"222","access_token":"` + tokenB + `","graph_url":"` + capture + `"}`)
@@ -191,7 +192,7 @@ func TestPlatformURLsAreTheOperators(t *testing.T) {
 		}
 		return nil
 	})
-	var inv *routing.InvalidError
+	var inv *config.InvalidError
 	if !errors.As(err, &inv) || !strings.Contains(err.Error(), "settings.graph_url") {
 		t.Errorf("a tenant's Update setting graph_url: %v", err)
 	}
@@ -249,7 +250,7 @@ func TestReusedSiteIDInheritsNothing(t *testing.T) {
 	if r.status != 409 || r.errCode() != "id_unavailable" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("A taking the id at once: %d %v %s", r.status, r.header, r.raw)
 	}
-	e.advance(routing.DefaultSiteReuseDelay)
+	e.advance(config.DefaultSiteReuseDelay)
 	e.must(201, e.do("a-admin", "POST", "/admin/v1/sites", newSite))
 	e.must(201, e.do("a-admin", "POST", "/admin/v1/destinations", map[string]any{"id": "b-meta", "site": "b-shop", "type": "meta",
 		"settings": map[string]any{"pixel_id": "333", "access_token": tokenA}}))

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 )
 
 // apiError is an error answer:
@@ -114,7 +114,7 @@ func jsonKind(k string) string {
 	return "number"
 }
 
-// storeError turns an error of routing.Store.Update into an answer. An
+// storeError turns an error of config.Store.Update into an answer. An
 // invalid result lists every problem; those of the resource being written
 // (placed first in its list, so at index 0) name its own field path.
 func storeError(err error, prefix string) *apiError {
@@ -122,7 +122,7 @@ func storeError(err error, prefix string) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	var inv *routing.InvalidError
+	var inv *config.InvalidError
 	if errors.As(err, &inv) {
 		e := &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_config"}
 		for _, line := range strings.Split(inv.Err.Error(), "\n") {
@@ -143,7 +143,7 @@ func storeError(err error, prefix string) *apiError {
 		}
 		return e
 	}
-	if errors.Is(err, routing.ErrNoSecretKey) {
+	if errors.Is(err, config.ErrNoSecretKey) {
 		field := ""
 		if _, rest, ok := strings.Cut(err.Error(), ": settings."); ok {
 			name, _, _ := strings.Cut(rest, ":")
@@ -152,12 +152,12 @@ func storeError(err error, prefix string) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Code: "secrets_unavailable", Field: field,
 			Message: "this gateway cannot store secrets: set TAGWAY_SECRET_KEY (32 bytes, base64 or hex) to encrypt them at rest"}
 	}
-	var unavailable *routing.IDUnavailableError
+	var unavailable *config.IDUnavailableError
 	if errors.As(err, &unavailable) {
 		return &apiError{Status: http.StatusConflict, Code: "id_unavailable", Field: "id", Message: unavailable.Error(),
 			RetryAfter: max(1, int((unavailable.RetryAfter+time.Second-1)/time.Second))}
 	}
-	if errors.Is(err, routing.ErrContention) {
+	if errors.Is(err, config.ErrContention) {
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
 	}
 	return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the configuration store failed; retry later"}

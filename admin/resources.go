@@ -9,31 +9,31 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/model"
 )
 
 // spec describes one kind of configuration resource for the generic CRUD
 // handlers.
 type spec[T any] struct {
-	kind   routing.Kind
+	kind   config.Kind
 	plural string // the path segment and the config list name
 	items  func(c *model.Config) *[]T
 	id     func(T) string
 	setID  func(*T, string)
 	// visible reports whether p may see v.
-	visible func(st *routing.State, p principal, v T) bool
+	visible func(st *config.State, p principal, v T) bool
 	// prepare authorizes a write of v by p (old is the current value on an
 	// update) and fills defaults; it answers 404 for what p cannot see and
 	// 403 for what p's role may not do.
-	prepare func(a *API, st *routing.State, p principal, v *T, old *T) *apiError
+	prepare func(a *API, st *config.State, p principal, v *T, old *T) *apiError
 	// present is the client's view of v (secrets redacted).
 	present func(a *API, v T) any
 	// filter applies the list's query parameters.
 	filter func(r *http.Request, v T) bool
 }
 
-func siteVisible(st *routing.State, p principal, siteID string) bool {
+func siteVisible(st *config.State, p principal, siteID string) bool {
 	for _, s := range st.Config.Sites {
 		if s.ID == siteID {
 			return p.seesTenant(s.Tenant)
@@ -44,12 +44,12 @@ func siteVisible(st *routing.State, p principal, siteID string) bool {
 
 func (a *API) tenantSpec() spec[model.Tenant] {
 	return spec[model.Tenant]{
-		kind: routing.KindTenant, plural: "tenants",
+		kind: config.KindTenant, plural: "tenants",
 		items:   func(c *model.Config) *[]model.Tenant { return &c.Tenants },
 		id:      func(t model.Tenant) string { return t.ID },
 		setID:   func(t *model.Tenant, id string) { t.ID = id },
-		visible: func(_ *routing.State, p principal, t model.Tenant) bool { return p.seesTenant(t.ID) },
-		prepare: func(_ *API, _ *routing.State, p principal, _ *model.Tenant, _ *model.Tenant) *apiError {
+		visible: func(_ *config.State, p principal, t model.Tenant) bool { return p.seesTenant(t.ID) },
+		prepare: func(_ *API, _ *config.State, p principal, _ *model.Tenant, _ *model.Tenant) *apiError {
 			if p.root() {
 				return nil
 			}
@@ -62,12 +62,12 @@ func (a *API) tenantSpec() spec[model.Tenant] {
 
 func (a *API) siteSpec() spec[model.Site] {
 	return spec[model.Site]{
-		kind: routing.KindSite, plural: "sites",
+		kind: config.KindSite, plural: "sites",
 		items:   func(c *model.Config) *[]model.Site { return &c.Sites },
 		id:      func(s model.Site) string { return s.ID },
 		setID:   func(s *model.Site, id string) { s.ID = id },
-		visible: func(_ *routing.State, p principal, s model.Site) bool { return p.seesTenant(s.Tenant) },
-		prepare: func(_ *API, _ *routing.State, p principal, s *model.Site, old *model.Site) *apiError {
+		visible: func(_ *config.State, p principal, s model.Site) bool { return p.seesTenant(s.Tenant) },
+		prepare: func(_ *API, _ *config.State, p principal, s *model.Site, old *model.Site) *apiError {
 			switch {
 			case s.Tenant == "" && !p.root():
 				s.Tenant = p.tenant
@@ -93,14 +93,14 @@ func (a *API) siteSpec() spec[model.Site] {
 
 func (a *API) destinationSpec() spec[model.Destination] {
 	return spec[model.Destination]{
-		kind: routing.KindDestination, plural: "destinations",
+		kind: config.KindDestination, plural: "destinations",
 		items: func(c *model.Config) *[]model.Destination { return &c.Destinations },
 		id:    func(d model.Destination) string { return d.ID },
 		setID: func(d *model.Destination, id string) { d.ID = id },
-		visible: func(st *routing.State, p principal, d model.Destination) bool {
+		visible: func(st *config.State, p principal, d model.Destination) bool {
 			return siteVisible(st, p, d.SiteID)
 		},
-		prepare: func(a *API, st *routing.State, p principal, d *model.Destination, old *model.Destination) *apiError {
+		prepare: func(a *API, st *config.State, p principal, d *model.Destination, old *model.Destination) *apiError {
 			if !siteVisible(st, p, d.SiteID) {
 				return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "site", Message: "no site " + quote(d.SiteID)}
 			}
@@ -127,12 +127,12 @@ func (a *API) destinationSpec() spec[model.Destination] {
 
 func (a *API) routeSpec() spec[model.Route] {
 	return spec[model.Route]{
-		kind: routing.KindRoute, plural: "routes",
+		kind: config.KindRoute, plural: "routes",
 		items:   func(c *model.Config) *[]model.Route { return &c.Routes },
 		id:      func(r model.Route) string { return r.ID },
 		setID:   func(r *model.Route, id string) { r.ID = id },
-		visible: func(st *routing.State, p principal, r model.Route) bool { return siteVisible(st, p, r.SiteID) },
-		prepare: func(_ *API, st *routing.State, p principal, r *model.Route, _ *model.Route) *apiError {
+		visible: func(st *config.State, p principal, r model.Route) bool { return siteVisible(st, p, r.SiteID) },
+		prepare: func(_ *API, st *config.State, p principal, r *model.Route, _ *model.Route) *apiError {
 			if !siteVisible(st, p, r.SiteID) {
 				return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "site", Message: "no site " + quote(r.SiteID)}
 			}
@@ -170,7 +170,7 @@ func presentSite(s model.Site) model.Site {
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
-func find[T any](s spec[T], st *routing.State, id string) (T, int, bool) {
+func find[T any](s spec[T], st *config.State, id string) (T, int, bool) {
 	for i, v := range *s.items(&st.Config) {
 		if s.id(v) == id {
 			return v, i, true
@@ -214,7 +214,7 @@ func serveCollection[T any](a *API, s spec[T], w http.ResponseWriter, r *http.Re
 			return
 		}
 		id := s.id(v)
-		_, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
+		_, err := a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
 			// Authorization first: a key that may not create this at all
 			// learns nothing of which ids exist.
 			if e := s.prepare(a, st, p, &v, nil); e != nil {
@@ -255,7 +255,7 @@ func serveItem[T any](a *API, s spec[T], w http.ResponseWriter, r *http.Request,
 			writeError(w, badField("id", "%q does not match the id in the path", s.id(v)))
 			return
 		}
-		_, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
+		_, err := a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
 			old, i, ok := find(s, st, id)
 			if !ok || !s.visible(st, p, old) {
 				return notFound(string(s.kind), id)
@@ -276,7 +276,7 @@ func serveItem[T any](a *API, s spec[T], w http.ResponseWriter, r *http.Request,
 		}
 		answerResourceFor(a, w, r, s, p, id, http.StatusOK)
 	case http.MethodDelete:
-		_, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
+		_, err := a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
 			old, i, ok := find(s, st, id)
 			if !ok || !s.visible(st, p, old) {
 				return notFound(string(s.kind), id)
@@ -289,7 +289,7 @@ func serveItem[T any](a *API, s spec[T], w http.ResponseWriter, r *http.Request,
 			}
 			list := s.items(&st.Config)
 			*list = slices.Delete(*list, i, i+1)
-			if s.kind == routing.KindTenant {
+			if s.kind == config.KindTenant {
 				st.Keys = slices.DeleteFunc(st.Keys, func(k model.APIKey) bool { return k.Tenant == id })
 			}
 			return nil
@@ -304,7 +304,7 @@ func serveItem[T any](a *API, s spec[T], w http.ResponseWriter, r *http.Request,
 	}
 }
 
-func (a *API) actor(p principal) routing.Actor { return routing.Actor{ID: p.id, Tenant: p.tenant} }
+func (a *API) actor(p principal) config.Actor { return config.Actor{ID: p.id, Tenant: p.tenant} }
 
 // answerResourceFor writes the stored resource with its ETag (404 when p
 // may not see it).

@@ -15,7 +15,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/gateway"
 	"github.com/tagway/tagway/internal/secrets"
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -33,7 +33,7 @@ type AdminSettings struct {
 	CountryHeader string
 	RegionHeader  string
 	// SiteReuseDelay (TAGWAY_SITE_REUSE_DELAY, default
-	// routing.DefaultSiteReuseDelay; 0s: none) is how long a deleted site's
+	// config.DefaultSiteReuseDelay; 0s: none) is how long a deleted site's
 	// id stays reserved for its former tenant while its last keys are
 	// erased (routing/purge.go).
 	SiteReuseDelay time.Duration
@@ -80,12 +80,12 @@ func readAdminSettings(getenv func(string) string) (AdminSettings, error) {
 }
 
 // storeOptions wires the control plane into the config store.
-func storeOptions(s AdminSettings) []routing.StoreOption {
-	return []routing.StoreOption{
-		routing.WithKeyring(s.Keyring),
-		routing.WithSecretFields(secretFields()),
-		routing.WithDestinationValidator(validateDestination),
-		routing.WithSiteReuseDelay(s.SiteReuseDelay),
+func storeOptions(s AdminSettings) []config.StoreOption {
+	return []config.StoreOption{
+		config.WithKeyring(s.Keyring),
+		config.WithSecretFields(secretFields()),
+		config.WithDestinationValidator(validateDestination),
+		config.WithSiteReuseDelay(s.SiteReuseDelay),
 	}
 }
 
@@ -110,7 +110,7 @@ func validateDestination(d model.Destination) error {
 // API (TAGWAY_ADMIN_TOKEN set) Redis is the truth: the file only seeds an
 // empty store, so a restart never undoes changes made through the API; use
 // `tagway apply -f` to apply a file later.
-func applyStartupConfig(ctx context.Context, store *routing.Store, s Settings, cfg model.Config, logger *slog.Logger) error {
+func applyStartupConfig(ctx context.Context, store *config.Store, s Settings, cfg model.Config, logger *slog.Logger) error {
 	if s.Admin.Token == "" {
 		return store.Apply(ctx, cfg)
 	}
@@ -131,8 +131,7 @@ func applyStartupConfig(ctx context.Context, store *routing.Store, s Settings, c
 // newAdminHandler returns the admin API, which the gateway mounts at
 // admin.Prefix under its path prefix (so /tw/admin/v1 works behind the
 // store's web server too).
-func newAdminHandler(s Settings, store *routing.Store, queue admin.Enqueuer, limiter admin.AuthLimiter, logger *slog.Logger) (http.Handler, error) {
-	deadLetters, _ := queue.(admin.DeadLetters) // routing.Queue: /sites/{id}/deadletters
+func newAdminHandler(s Settings, store *config.Store, queue admin.Enqueuer, deadLetters admin.DeadLetters, limiter admin.AuthLimiter, logger *slog.Logger) (http.Handler, error) {
 	api, err := admin.New(admin.Options{Store: store, Enqueuer: queue, DeadLetters: deadLetters, RootToken: s.Admin.Token, Logger: logger, Now: time.Now,
 		AuthLimiter: limiter, ClientAddr: gateway.ClientAddrFunc(s.TrustedProxies)})
 	if err != nil {

@@ -27,8 +27,10 @@ import (
 	"github.com/tagway/tagway/internal/authlimit"
 	"github.com/tagway/tagway/internal/gctune"
 	"github.com/tagway/tagway/pixeljs"
-	"github.com/tagway/tagway/routing"
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/config"
+	"github.com/tagway/tagway/routing/dispatch"
+	"github.com/tagway/tagway/routing/queue"
+	"github.com/tagway/tagway/routing/queue/spool"
 	"github.com/tagway/tagway/static"
 )
 
@@ -95,8 +97,8 @@ type App struct {
 	logger     *slog.Logger
 	rdb        redis.UniversalClient
 	embedded   *miniredis.Miniredis
-	store      *routing.Store
-	dispatcher *routing.Dispatcher
+	store      *config.Store
+	dispatcher *dispatch.Dispatcher
 	handler    http.Handler
 	// listener is the public port (TAGWAY_ADDR); ops serves /metrics,
 	// /healthz and /readyz on opsListener, the operator's private listener
@@ -107,7 +109,7 @@ type App struct {
 	draining    atomic.Bool
 	// queue is the intake, on its own client that never retries a write
 	// (queueRdb), with the local spool when TAGWAY_DATA_DIR is set.
-	queue      *routing.Queue
+	queue      *queue.Queue
 	queueRdb   redis.UniversalClient
 	spool      *spool.Spool
 	drainDelay time.Duration
@@ -148,7 +150,7 @@ func New(ctx context.Context, s Settings, logger *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	a.queue = routing.NewQueue(a.queueRdb, routing.QueueOptions{Spool: a.spool, Logger: logger})
+	a.queue = queue.New(a.queueRdb, queue.Options{Spool: a.spool, Logger: logger})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -157,7 +159,7 @@ func New(ctx context.Context, s Settings, logger *slog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	a.store = routing.NewStore(a.rdb, logger, storeOptions(s.Admin)...)
+	a.store = config.NewStore(a.rdb, logger, storeOptions(s.Admin)...)
 	if err := applyStartupConfig(ctx, a.store, s, cfg, logger); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("apply config: %w", err)
@@ -168,7 +170,7 @@ func New(ctx context.Context, s Settings, logger *slog.Logger) (*App, error) {
 		Now:    time.Now,
 		Record: a.dryRuns.Record,
 	}
-	var identity *routing.IdentityStore
+	var identity *dispatch.IdentityStore
 	if s.Identity {
 		identity = IdentityStore(a.queueRdb, s.Limits.IdentityMaxPerSite)
 		if err := identity.Register(reg); err != nil {
@@ -176,12 +178,12 @@ func New(ctx context.Context, s Settings, logger *slog.Logger) (*App, error) {
 			return nil, err
 		}
 	}
-	a.dispatcher, err = routing.NewDispatcher(a.rdb, a.store, registry(s), deps, routing.DispatcherOptions{
+	a.dispatcher, err = dispatch.New(a.rdb, a.store, registry(s), deps, dispatch.Options{
 		Registerer:        reg,
 		Logger:            logger,
-		Retry:             routing.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
+		Retry:             dispatch.RetryPolicy{Base: s.RetryBase, Max: s.RetryMax},
 		VisibilityTimeout: s.VisibilityTimeout,
-		Limits:            routing.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
+		Limits:            dispatch.Limits{Concurrency: s.Durability.Concurrency, Rate: s.Durability.Rate},
 		DeadLetters:       s.Limits.DeadLetters,
 		Identity:          identity,
 	})
@@ -202,7 +204,7 @@ func New(ctx context.Context, s Settings, logger *slog.Logger) (*App, error) {
 	// One back-off for every credential a client may guess: admin tokens,
 	// ingest keys, the drop-in endpoint's access token.
 	limiter := authlimit.New(authlimit.Options{})
-	adminAPI, err := newAdminHandler(s, a.store, a.queue, limiter, logger)
+	adminAPI, err := newAdminHandler(s, a.store, a.queue, dispatch.NewDeadLetterStore(a.queueRdb, nil), limiter, logger)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -380,6 +382,6 @@ func (a *App) Close() {
 // retries), capped at maxPerSite visitors per site (0: the default cap). It
 // is best effort: a Redis hiccup delays a round by 250ms at most, and the
 // round goes out unenriched. `tagway bench -delivery` measures with it.
-func IdentityStore(rdb redis.UniversalClient, maxPerSite int64) *routing.IdentityStore {
-	return routing.NewIdentityStore(rdb, routing.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
+func IdentityStore(rdb redis.UniversalClient, maxPerSite int64) *dispatch.IdentityStore {
+	return dispatch.NewIdentityStore(rdb, dispatch.IdentityOptions{Timeout: 250 * time.Millisecond, MaxPerSite: maxPerSite})
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tagway/tagway/routing/spool"
+	"github.com/tagway/tagway/routing/queue/spool"
 )
 
 // DurabilitySettings are how tagway reaches Redis, where it keeps events

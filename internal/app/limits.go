@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 )
 
 // LimitSettings bound what Redis keeps that outsiders can make grow.
@@ -17,12 +17,12 @@ import (
 //	TAGWAY_DEADLETTER_MAX_AGE     how long a dead letter is kept (default 2160h, 90 days; 0: no cap)
 type LimitSettings struct {
 	IdentityMaxPerSite int64
-	DeadLetters        routing.DeadLetterCaps
+	DeadLetters        dispatch.DeadLetterCaps
 }
 
 func readLimitSettings(getenv func(string) string) (LimitSettings, error) {
-	l := LimitSettings{IdentityMaxPerSite: routing.DefaultIdentityMaxPerSite,
-		DeadLetters: routing.DeadLetterCaps{MaxLen: routing.DefaultDeadLetterMaxLen, MaxAge: routing.DefaultDeadLetterMaxAge}}
+	l := LimitSettings{IdentityMaxPerSite: dispatch.DefaultIdentityMaxPerSite,
+		DeadLetters: dispatch.DeadLetterCaps{MaxLen: dispatch.DefaultDeadLetterMaxLen, MaxAge: dispatch.DefaultDeadLetterMaxAge}}
 	var errs []error
 	for _, c := range []struct {
 		key string

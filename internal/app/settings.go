@@ -51,7 +51,7 @@ type Settings struct {
 	// the garbage collector works harder as the heap nears it. 0: unset.
 	MemoryLimit int64
 	// Identity (TAGWAY_IDENTITY, on or off; default on) keeps visitors'
-	// hashed identifiers to enrich their other events (routing.IdentityStore).
+	// hashed identifiers to enrich their other events (dispatch.IdentityStore).
 	Identity bool
 	// GCPercent is the garbage collector's target (debug.SetGCPercent):
 	// defaultGCPercent unless GOGC is set, in which case the runtime has

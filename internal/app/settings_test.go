@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -140,8 +140,8 @@ func TestLimitSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Limits.IdentityMaxPerSite != routing.DefaultIdentityMaxPerSite || s.Limits.DeadLetters.MaxLen != routing.DefaultDeadLetterMaxLen ||
-		s.Limits.DeadLetters.MaxAge != routing.DefaultDeadLetterMaxAge {
+	if s.Limits.IdentityMaxPerSite != dispatch.DefaultIdentityMaxPerSite || s.Limits.DeadLetters.MaxLen != dispatch.DefaultDeadLetterMaxLen ||
+		s.Limits.DeadLetters.MaxAge != dispatch.DefaultDeadLetterMaxAge {
 		t.Errorf("defaults: %+v", s.Limits)
 	}
 	s, err = ReadSettings(envOf(map[string]string{"TAGWAY_IDENTITY_MAX_PER_SITE": "0", "TAGWAY_DEADLETTER_MAX_LEN": "500", "TAGWAY_DEADLETTER_MAX_AGE": "0s"}))

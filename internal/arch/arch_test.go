@@ -5,7 +5,8 @@
 //	destinations/...  the canonical event, the adapter contract and one adapter per
 //	                  platform: nothing else of ours (internal/jsonscan, a leaf, aside), no Redis
 //	routing/model     sites, destinations, routes: nothing of ours
-//	routing/...       Redis: configuration store, durable queue, dispatch; never HTTP or an adapter
+//	routing/...       Redis: the configuration store (routing/config), the durable queue
+//	                  (routing/queue) and dispatch (routing/dispatch); never HTTP or an adapter
 //	gateway/...       HTTP intake: the contract, PII hashing, the model; never Redis, routing or an adapter
 //	admin             the admin API: routing and the contract; never HTTP intake or an adapter
 //	internal/app      the gateway wired together; imported by main alone (and the whole-app tests)
@@ -96,20 +97,27 @@ func TestPackageDependencies(t *testing.T) {
 		{pkgs: "routing/model", allowed: []string{}},
 		// Redis, never HTTP intake, the control plane or a platform.
 		{pkgs: "routing/...", forbidden: []string{"./gateway", "./admin", "./internal/app", "net/http/httptest"}},
+		// routing's three jobs: the configuration store and the queue know
+		// nothing of each other or of dispatch, which reads both; all three
+		// share routing's key layout.
+		{pkgs: "routing", allowed: []string{}},
+		{pkgs: "routing/config", allowed: []string{"routing", "routing/model", "internal/secrets"}},
+		{pkgs: "routing/queue", allowed: []string{"routing", "routing/model", "routing/queue/spool", "destinations", "internal/jsonscan"}},
 		// HTTP intake declares the small interfaces it needs and never
 		// talks to Redis or the engine directly.
 		{pkgs: "gateway/...", forbidden: []string{"github.com/redis/", "./routing"},
 			allowed: []string{"gateway/...", "destinations", "destinations/pii", "routing/model", "internal/jsonscan"}},
 		// The control plane speaks to the store and the contract only: it
-		// never reaches into HTTP intake or a platform (routing/spool comes
-		// in through routing).
+		// never reaches into HTTP intake or a platform (routing/queue and
+		// its spool come in through routing/dispatch).
 		{pkgs: "admin", forbidden: []string{"./gateway"},
-			allowed: []string{"routing", "routing/model", "routing/spool", "destinations", "internal/secrets", "internal/jsonscan"}},
+			allowed: []string{"routing", "routing/config", "routing/dispatch", "routing/model", "routing/queue", "routing/queue/spool",
+				"destinations", "internal/secrets", "internal/jsonscan"}},
 		{pkgs: "internal/secrets", allowed: []string{}},
 		{pkgs: "internal/gctune", allowed: []string{}},
 		{pkgs: "internal/authlimit", allowed: []string{}},
 		{pkgs: "internal/jsonscan", allowed: []string{}},
-		{pkgs: "routing/spool", allowed: []string{}},
+		{pkgs: "routing/queue/spool", allowed: []string{}},
 		{pkgs: "pixeljs", allowed: []string{}},
 		{pkgs: "static", allowed: []string{}},
 	}

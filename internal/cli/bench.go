@@ -22,7 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tagway/tagway/internal/loadgen"
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 )
 
 const benchUsage = `Usage: tagway bench [flags]
@@ -179,7 +179,7 @@ func intList(s string) ([]int, error) {
 // Bench is `tagway bench`: it load-tests a gateway on loopback (see
 // benchUsage and BENCHMARKS.md) and returns the exit code. identity is the
 // identity store `tagway serve` delivers with, measured by -delivery.
-func Bench(ctx context.Context, args []string, getenv func(string) string, identity func(rdb redis.UniversalClient, maxPerSite int64) *routing.IdentityStore,
+func Bench(ctx context.Context, args []string, getenv func(string) string, identity func(rdb redis.UniversalClient, maxPerSite int64) *dispatch.IdentityStore,
 	stdout, stderr io.Writer) int {
 	f, err := parseBenchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -698,7 +698,7 @@ func (g *spawnedGateway) stop(stderr io.Writer) {
 }
 
 // benchDelivery runs the delivery measurement and prints it.
-func benchDelivery(ctx context.Context, f benchFlags, identity func(redis.UniversalClient, int64) *routing.IdentityStore, stdout, stderr io.Writer) int {
+func benchDelivery(ctx context.Context, f benchFlags, identity func(redis.UniversalClient, int64) *dispatch.IdentityStore, stdout, stderr io.Writer) int {
 	opts, err := redis.ParseURL(f.redisURL)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagway bench: -redis: %v\n", err)

@@ -13,7 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -118,7 +119,7 @@ func parseDeadlettersFlags(args []string, now time.Time, stderr io.Writer) (stri
 		errs = append(errs, fmt.Errorf("--until: %w", err))
 	}
 	switch f.Reason {
-	case "", routing.ReasonPermanent, routing.ReasonTooOld, routing.ReasonMaxAttempts, routing.ReasonUnknownDestination:
+	case "", dispatch.ReasonPermanent, dispatch.ReasonTooOld, dispatch.ReasonMaxAttempts, dispatch.ReasonUnknownDestination:
 	default:
 		errs = append(errs, fmt.Errorf("--reason: %q is not permanent, too_old, max_attempts or unknown_destination", f.Reason))
 	}
@@ -162,7 +163,7 @@ func Deadletters(ctx context.Context, args []string, getenv func(string) string,
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	dl := &deadLetterAdmin{rdb: rdb, q: routing.NewQueue(rdb, routing.QueueOptions{})}
+	dl := &deadLetterAdmin{rdb: rdb, dead: dispatch.NewDeadLetterStore(rdb, nil)}
 	res, err := dl.run(ctx, action, f)
 	if err != nil {
 		fmt.Fprintf(stderr, "tagway deadletters: %v\n", err)
@@ -174,15 +175,15 @@ func Deadletters(ctx context.Context, args []string, getenv func(string) string,
 
 // dlResult is what one command selected and, for replay and drop, did.
 type dlResult struct {
-	letters []routing.DeadLetter
+	letters []dispatch.DeadLetter
 	done    int
 }
 
 // deadLetterAdmin runs the dead-letter commands on Redis through the
-// engine's dead-letter API (routing.Queue.ListDeadLetters and friends).
+// engine's dead-letter API (dispatch.DeadLetterStore).
 type deadLetterAdmin struct {
-	rdb redis.UniversalClient
-	q   *routing.Queue
+	rdb  redis.UniversalClient
+	dead *dispatch.DeadLetterStore
 }
 
 // sites lists the sites the filter covers: the given one, the site of the
@@ -191,7 +192,7 @@ func (a *deadLetterAdmin) sites(ctx context.Context, f dlFilter) ([]string, erro
 	if f.Site != "" {
 		return []string{f.Site}, nil
 	}
-	store := routing.NewStore(a.rdb, nil)
+	store := config.NewStore(a.rdb, nil)
 	if err := store.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -220,9 +221,9 @@ func (a *deadLetterAdmin) run(ctx context.Context, action string, f dlFilter) (d
 	}
 	var res dlResult
 	for _, site := range sites {
-		rf := routing.DeadLetterFilter{Site: site, Destination: f.Destination, Reason: f.Reason,
+		rf := dispatch.DeadLetterFilter{Site: site, Destination: f.Destination, Reason: f.Reason,
 			Since: f.Since, Until: f.Until, IDs: f.IDs}
-		all, err := a.q.ListDeadLetters(ctx, rf)
+		all, err := a.dead.ListDeadLetters(ctx, rf)
 		if err != nil {
 			return res, err
 		}
@@ -236,12 +237,12 @@ func (a *deadLetterAdmin) run(ctx context.Context, action string, f dlFilter) (d
 				ids[d.Destination] = append(ids[d.Destination], d.ID)
 			}
 			for dest, dids := range ids {
-				sel := routing.DeadLetterFilter{Site: site, Destination: dest, IDs: dids}
+				sel := dispatch.DeadLetterFilter{Site: site, Destination: dest, IDs: dids}
 				var n int
 				if action == "replay" {
-					n, err = a.q.ReplayDeadLetters(ctx, sel)
+					n, err = a.dead.ReplayDeadLetters(ctx, sel)
 				} else {
-					n, err = a.q.DropDeadLetters(ctx, sel)
+					n, err = a.dead.DropDeadLetters(ctx, sel)
 				}
 				res.done += n
 				if err != nil {

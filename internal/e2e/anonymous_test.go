@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 )
 
 // TestAnonymousEventsWithheldFromMeta: with consent_denied_mode anonymous,
@@ -41,9 +42,9 @@ func TestAnonymousEventsWithheldFromMeta(t *testing.T) {
 		t.Fatalf("graph received %+v; want only granted-1", got)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for withheldMetric(t, g, "meta", routing.ReasonAnonymousUnsupported) < 1 {
+	for withheldMetric(t, g, "meta", dispatch.ReasonAnonymousUnsupported) < 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("tagway_events_withheld_total{destination=meta,reason=%s} never counted the anonymous event", routing.ReasonAnonymousUnsupported)
+			t.Fatalf("tagway_events_withheld_total{destination=meta,reason=%s} never counted the anonymous event", dispatch.ReasonAnonymousUnsupported)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/tagway/tagway/internal/redistest"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 // apiAnswer is one admin API answer.
@@ -213,7 +214,7 @@ func TestIssue13ReusedSiteIDInheritsNothing(t *testing.T) {
 			Context: destinations.Context{SiteID: "sb", Source: "server",
 				Consent: destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted}}})
 	}
-	if err := routing.NewQueue(g.rdb, routing.QueueOptions{}).Enqueue(ctx, "sb", stale); err != nil {
+	if err := queue.New(g.rdb, queue.Options{}).Enqueue(ctx, "sb", stale); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -21,6 +21,8 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta/metatest"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 // TestMetaEveryFieldBothPaths: each documented server-event field, sent
@@ -231,7 +233,7 @@ func TestStaleEventDeadLetteredAtSendTime(t *testing.T) {
 		event("store-30d", now.Add(-30*24*time.Hour), "physical_store"),
 		event("store-63d", now.Add(-63*24*time.Hour), "physical_store"),
 	}
-	if err := routing.NewQueue(rdb, routing.QueueOptions{}).Enqueue(ctx, "default", batch); err != nil {
+	if err := queue.New(rdb, queue.Options{}).Enqueue(ctx, "default", batch); err != nil {
 		t.Fatal(err)
 	}
 	got := g.Graph.WaitEvents(testPixel, 2, 10*time.Second)
@@ -252,7 +254,7 @@ func TestStaleEventDeadLetteredAtSendTime(t *testing.T) {
 			for _, d := range dead {
 				var ev destinations.Event
 				_ = json.Unmarshal([]byte(fmt.Sprint(d.Values["event"])), &ev)
-				if d.Values["reason"] != routing.ReasonTooOld || (ev.EventID != "stale" && ev.EventID != "store-63d") {
+				if d.Values["reason"] != dispatch.ReasonTooOld || (ev.EventID != "stale" && ev.EventID != "store-63d") {
 					t.Errorf("dead letter %v", d.Values)
 				}
 			}

@@ -32,7 +32,7 @@ import (
 	"github.com/tagway/tagway/destinations/meta/metatest"
 	"github.com/tagway/tagway/gateway"
 	"github.com/tagway/tagway/internal/browsertest"
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 )
 
 // browser is a headless Chromium for one test.
@@ -309,7 +309,7 @@ func TestPixelE2EConsentDeniedAnonymous(t *testing.T) {
 	b.run(chromedp.WaitVisible("#pay", chromedp.ByID), chromedp.SendKeys("#email", "jane@example.com", chromedp.ByID),
 		chromedp.Click("#pay", chromedp.ByID), chromedp.WaitVisible("#thank-you", chromedp.ByID))
 	// The PageView and the Purchase of the page are both withheld.
-	for deadline := time.Now().Add(30 * time.Second); withheldMetric(t, g, "meta", routing.ReasonAnonymousUnsupported) < 2; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); withheldMetric(t, g, "meta", dispatch.ReasonAnonymousUnsupported) < 2; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the denied visitor's events were not withheld from Meta as anonymous_unsupported")
 		}

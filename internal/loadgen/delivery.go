@@ -23,7 +23,10 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/destinations/meta"
 	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/config"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
+	"github.com/tagway/tagway/routing/queue"
 )
 
 // Bounds of the delivery benchmark.
@@ -49,10 +52,10 @@ type DeliveryOptions struct {
 	Timeout time.Duration
 	// Dispatcher are the dispatcher's options; zero values are the
 	// defaults `tagway serve` runs with.
-	Dispatcher routing.DispatcherOptions
+	Dispatcher dispatch.Options
 	// Identity, when set, is the identity store the dispatcher writes and
 	// reads each round, as in `tagway serve`.
-	Identity *routing.IdentityStore
+	Identity *dispatch.IdentityStore
 	// Logger receives the dispatcher's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -222,7 +225,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 		Destinations: []model.Destination{{ID: deliveryDest, SiteID: deliverySite, Type: "meta", Settings: settings}},
 		Routes:       []model.Route{{ID: "bench-meta", SiteID: deliverySite, DestinationID: deliveryDest}},
 	}
-	store := routing.NewStore(rdb, logger)
+	store := config.NewStore(rdb, logger)
 	if err := store.Apply(ctx, cfg); err != nil {
 		return res, err
 	}
@@ -234,7 +237,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 	if err != nil {
 		return res, err
 	}
-	q := routing.NewQueue(rdb, routing.QueueOptions{})
+	q := queue.New(rdb, queue.Options{})
 	start := time.Now()
 	if err := fill(ctx, q, opts.Events, now); err != nil {
 		return res, err
@@ -253,7 +256,7 @@ func Delivery(ctx context.Context, opts DeliveryOptions) (res DeliveryResult, er
 	if dopts.Logger == nil {
 		dopts.Logger = logger
 	}
-	d, err := routing.NewDispatcher(rdb, store, destinations.Registry{"meta": meta.New}, deps, dopts)
+	d, err := dispatch.New(rdb, store, destinations.Registry{"meta": meta.New}, deps, dopts)
 	if err != nil {
 		return res, err
 	}
@@ -315,7 +318,7 @@ func identityMemory(ctx context.Context, rdb redis.UniversalClient, before int64
 }
 
 // fill queues n events, one per Enqueue, from 64 goroutines.
-func fill(ctx context.Context, q *routing.Queue, n int, now time.Time) error {
+func fill(ctx context.Context, q *queue.Queue, n int, now time.Time) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)

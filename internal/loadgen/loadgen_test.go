@@ -15,7 +15,7 @@ import (
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/gateway"
 	"github.com/tagway/tagway/internal/redistest"
-	"github.com/tagway/tagway/routing"
+	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -180,7 +180,7 @@ func TestDelivery(t *testing.T) {
 	// With identities, as tagway serve runs: delivery stores one hash per
 	// (new, identified) visitor, and their memory is measured apart.
 	res, err = Delivery(context.Background(), DeliveryOptions{Redis: rdb, Events: 2000, Timeout: time.Minute,
-		Identity: routing.NewIdentityStore(rdb, routing.IdentityOptions{})})
+		Identity: dispatch.NewIdentityStore(rdb, dispatch.IdentityOptions{})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ const (
 // has it. Requests that arrive while a pipeline is in flight go together
 // in the next one (one in flight at a time). It does no other work: no
 // decoding, validation, hashing, cookies or compression. It has its own
-// few lines of group commit rather than routing.Queue on purpose: it is
+// few lines of group commit rather than queue.Queue on purpose: it is
 // the yardstick that queue is measured against.
 func EnqueueHandler(rdb *redis.Client) http.Handler {
 	b := &pipeliner{rdb: rdb}
