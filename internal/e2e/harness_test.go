@@ -2,7 +2,8 @@
 // on a real redis-server started by internal/redistest, delivering to a
 // strict fake of Meta's Graph API, driven over HTTP, through the CLI, in
 // real browsers (internal/browsertest) and through the tagway binary
-// itself. Every test starts its gateways with startGateway, below.
+// itself. Every test that needs a running gateway starts it with
+// startGateway, below; TestServeLogsOnlyJSON runs the serve command itself.
 package e2e
 
 import (
