@@ -35,17 +35,19 @@ func TestPackageDependencies(t *testing.T) {
 		{pkg: module + "/routing/model", allowed: []string{}},
 		{pkg: module + "/routing", forbidden: []string{module + "/gateway", module + "/destinations/meta", "net/http/httptest"}},
 		{pkg: module + "/gateway", forbidden: []string{"github.com/redis/", module + "/routing", module + "/destinations/meta"},
-			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model", module + "/internal/jsonscan"}},
+			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model", module + "/internal/jsonscan",
+				module + "/internal/httproute"}},
 		// The control plane speaks to the store and the contract only: it
 		// never reaches into HTTP intake or a platform (routing/spool comes
 		// in through routing).
 		{pkg: module + "/admin", forbidden: []string{module + "/gateway", module + "/destinations/"},
 			allowed: []string{module + "/routing", module + "/routing/model", module + "/routing/spool",
-				module + "/destinations", module + "/internal/secrets", module + "/internal/jsonscan"}},
+				module + "/destinations", module + "/internal/secrets", module + "/internal/jsonscan", module + "/internal/httproute"}},
 		{pkg: module + "/internal/secrets", allowed: []string{}},
 		{pkg: module + "/internal/gctune", allowed: []string{}},
 		{pkg: module + "/internal/authlimit", allowed: []string{}},
 		{pkg: module + "/internal/jsonscan", allowed: []string{}},
+		{pkg: module + "/internal/httproute", allowed: []string{}},
 		{pkg: module + "/routing/spool", allowed: []string{}},
 		{pkg: module + "/pixeljs", allowed: []string{}},
 		{pkg: module + "/static", allowed: []string{}},

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/gorilla/mux"
+
 	"github.com/tagway/tagway/routing/model"
 )
 
@@ -94,7 +96,8 @@ func (g *Gateway) capi(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) capiDo(w http.ResponseWriter, r *http.Request) (int, string, []string, *graphError) {
-	version, pixel := r.PathValue("version"), r.PathValue("pixel")
+	vars := mux.Vars(r)
+	version, pixel := vars["version"], vars["pixel"]
 	switch {
 	case !graphVersionPattern.MatchString(version):
 		return 0, "", nil, &graphError{status: http.StatusBadRequest, reason: "capi_path", Code: 2500, Type: "OAuthException",
@@ -342,6 +345,3 @@ func (g *Gateway) fbTraceID() string {
 	}
 	return "tw" + base64.RawURLEncoding.EncodeToString(b[:])
 }
-
-// routeCAPI names the drop-in endpoint in metrics and logs.
-const routeCAPI = "capi"
