@@ -165,6 +165,7 @@ type Gateway struct {
 	cookieScopes lookupCache[cookieScope] // request host → cookie scope
 
 	routes  *mux.Router
+	matches sync.Pool         // *mux.RouteMatch, for serve
 	labels  map[string]string // route name → route label
 	handler http.Handler
 }
@@ -242,7 +243,8 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.metrics = m
 	g.routes = g.router()
-	g.handler = g.withPrefix(g.routes)
+	g.matches.New = func() any { return &mux.RouteMatch{Vars: map[string]string{}} }
+	g.handler = g.withPrefix(http.HandlerFunc(g.serve))
 	return g, nil
 }
 

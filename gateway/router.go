@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -53,9 +54,9 @@ func (g *Gateway) router() *mux.Router {
 	}
 
 	collect, preflight := http.HandlerFunc(g.collect), http.HandlerFunc(g.preflight)
-	handle(r.Path("/collect").Methods(http.MethodPost), "collect", routeCollect, collect)
-	handle(r.Path("/collect").Methods(http.MethodOptions), "collect preflight", routeCollect, preflight)
-	handle(r.Path("/v1/events").Methods(http.MethodPost), "events", routeEvents, g.authGuard(refuseAPI, http.HandlerFunc(g.serverEvents)))
+	handle(r.MatcherFunc(exactly("/collect")).Methods(http.MethodPost), "collect", routeCollect, collect)
+	handle(r.MatcherFunc(exactly("/collect")).Methods(http.MethodOptions), "collect preflight", routeCollect, preflight)
+	handle(r.MatcherFunc(exactly("/v1/events")).Methods(http.MethodPost), "events", routeEvents, g.authGuard(refuseAPI, http.HandlerFunc(g.serverEvents)))
 	for _, platform := range OrderWebhookPlatforms {
 		if h := g.opts.OrderWebhooks[platform]; h != nil {
 			handle(r.Path("/webhooks/"+platform+"/{site}").Methods(http.MethodPost), "webhook "+platform, routeWebhook,
@@ -68,13 +69,13 @@ func (g *Gateway) router() *mux.Router {
 	if g.opts.Script != nil {
 		script = http.HandlerFunc(g.script)
 	}
-	handle(r.Path("/tw.js"), "script", routeScript, script)
-	handle(r.Path("/healthz").Methods(http.MethodGet, http.MethodHead), "healthz", routeHealth, http.HandlerFunc(g.healthz))
-	handle(r.Path("/readyz").Methods(http.MethodGet, http.MethodHead), "readyz", routeReady, http.HandlerFunc(g.readyz))
+	handle(r.MatcherFunc(exactly("/tw.js")), "script", routeScript, script)
+	handle(r.MatcherFunc(exactly("/healthz")).Methods(http.MethodGet, http.MethodHead), "healthz", routeHealth, http.HandlerFunc(g.healthz))
+	handle(r.MatcherFunc(exactly("/readyz")).Methods(http.MethodGet, http.MethodHead), "readyz", routeReady, http.HandlerFunc(g.readyz))
 	if g.opts.MetricsToken == "" {
-		handle(r.Path("/metrics"), "metrics", routeMetrics, orNotFound(nil)) // OpsHandler's alone
+		handle(r.MatcherFunc(exactly("/metrics")), "metrics", routeMetrics, orNotFound(nil)) // OpsHandler's alone
 	} else {
-		handle(r.Path("/metrics").Methods(http.MethodGet, http.MethodHead), "metrics", routeMetrics, g.tokenGuard(g.metricsHandler()))
+		handle(r.MatcherFunc(exactly("/metrics")).Methods(http.MethodGet, http.MethodHead), "metrics", routeMetrics, g.tokenGuard(g.metricsHandler()))
 	}
 
 	handle(r.MatcherFunc(g.atSitePath(routeCollect)).Methods(http.MethodPost), "site collect", routeCollect, collect)
@@ -86,16 +87,44 @@ func (g *Gateway) router() *mux.Router {
 	return r
 }
 
+// serve dispatches r with the router. A request whose route has no path
+// variables goes to the route's handler as it is: mux's own ServeHTTP
+// copies every request twice to carry the variables and the route in its
+// context, which cost /collect 2-4% of its CPU (BENCHMARKS.md, "The
+// router"). So mux.CurrentRoute is nil in those handlers; mux.Vars works
+// wherever a route has variables.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	m := g.matches.Get().(*mux.RouteMatch)
+	var h http.Handler
+	if p := r.URL.Path; path.Clean(p) == p && g.routes.Match(r, m) && len(m.Vars) == 0 {
+		h = m.Handler
+	}
+	vars := m.Vars
+	clear(vars)
+	*m = mux.RouteMatch{Vars: vars}
+	g.matches.Put(m)
+	if h == nil {
+		h = g.routes // path variables, or a path mux redirects to its clean form
+	}
+	h.ServeHTTP(w, r)
+}
+
 // OpsHandler serves /metrics, /healthz and /readyz for the operator's
 // private listener (TAGWAY_METRICS_ADDR), without the token.
 func (g *Gateway) OpsHandler() http.Handler {
 	r := mux.NewRouter()
-	r.Path("/metrics").Methods(http.MethodGet, http.MethodHead).Name("metrics").Handler(g.wrap(routeMetrics, g.metricsHandler()))
-	r.Path("/healthz").Methods(http.MethodGet, http.MethodHead).Name("healthz").Handler(g.wrap(routeHealth, http.HandlerFunc(g.healthz)))
-	r.Path("/readyz").Methods(http.MethodGet, http.MethodHead).Name("readyz").Handler(g.wrap(routeReady, http.HandlerFunc(g.readyz)))
+	r.MatcherFunc(exactly("/metrics")).Methods(http.MethodGet, http.MethodHead).Name("metrics").Handler(g.wrap(routeMetrics, g.metricsHandler()))
+	r.MatcherFunc(exactly("/healthz")).Methods(http.MethodGet, http.MethodHead).Name("healthz").Handler(g.wrap(routeHealth, http.HandlerFunc(g.healthz)))
+	r.MatcherFunc(exactly("/readyz")).Methods(http.MethodGet, http.MethodHead).Name("readyz").Handler(g.wrap(routeReady, http.HandlerFunc(g.readyz)))
 	r.NotFoundHandler = orNotFound(nil)
 	r.MethodNotAllowedHandler = g.methodNotAllowed(r)
 	return r
+}
+
+// exactly matches the requests for path. The gateway's fixed paths use it
+// rather than mux's path templates, which match with a regular expression.
+func exactly(path string) mux.MatcherFunc {
+	return func(r *http.Request, _ *mux.RouteMatch) bool { return r.URL.Path == path }
 }
 
 // below matches the requests whose path is path or lies below it ("/a"
