@@ -7,154 +7,12 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing"
 	"github.com/tagway/tagway/routing/model"
 )
-
-// keyView is an API key as clients see it: never its secret or digest.
-type keyView struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Role      string    `json:"role"`
-	Name      string    `json:"name,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func viewKey(k model.APIKey) keyView {
-	return keyView{ID: k.ID, Tenant: k.Tenant, Role: k.Role, Name: k.Name, CreatedAt: k.CreatedAt}
-}
-
-// keyRequest is the body of POST /keys.
-type keyRequest struct {
-	ID     string `json:"id"`
-	Tenant string `json:"tenant"`
-	Role   string `json:"role"`
-	Name   string `json:"name"`
-}
-
-func (a *API) keys(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.canManageKeys() {
-		writeError(w, errForbidden)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet:
-		limit, cursor, e := page(r)
-		if e != nil {
-			writeError(w, e)
-			return
-		}
-		st, err := a.store.Read(r.Context())
-		if err != nil {
-			writeError(w, storeError(err, ""))
-			return
-		}
-		var all []keyView
-		for _, k := range st.Keys {
-			if p.seesTenant(k.Tenant) {
-				all = append(all, viewKey(k))
-			}
-		}
-		sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-		items, next := pageOf(all, func(k keyView) string { return k.ID }, limit, cursor)
-		writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
-	case http.MethodPost:
-		var req keyRequest
-		if e := decodeStrict(r, &req, maxBodyBytes); e != nil {
-			writeError(w, e)
-			return
-		}
-		if req.Tenant == "" {
-			req.Tenant = p.tenant
-		}
-		if req.Role == "" {
-			req.Role = model.RoleViewer
-		}
-		secret, err := a.newSecret()
-		if err != nil {
-			writeError(w, storeError(err, ""))
-			return
-		}
-		sum := sha256.Sum256([]byte(secret))
-		k := model.APIKey{ID: req.ID, Tenant: req.Tenant, Role: req.Role, Name: req.Name,
-			Hash: hex.EncodeToString(sum[:]), CreatedAt: a.now().UTC().Truncate(time.Second)}
-		if err := k.Validate(); err != nil {
-			field, msg, _ := strings.Cut(err.Error(), ": ")
-			writeError(w, badField(field, "%s", msg))
-			return
-		}
-		if model.ReservedKeyID(k.ID) {
-			writeError(w, badField("id", "%q is reserved for the operator; choose another id", k.ID))
-			return
-		}
-		_, err = a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
-			if !slices.ContainsFunc(st.Config.Tenants, func(t model.Tenant) bool { return t.ID == k.Tenant }) || !p.seesTenant(k.Tenant) {
-				return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "tenant", Message: "no tenant " + quote(k.Tenant)}
-			}
-			if slices.ContainsFunc(st.Keys, func(o model.APIKey) bool { return o.ID == k.ID }) {
-				return &apiError{Status: http.StatusConflict, Code: "already_exists", Field: "id", Message: "the key id " + quote(k.ID) + " is taken"}
-			}
-			st.Keys = append(st.Keys, k)
-			return nil
-		})
-		if err != nil {
-			writeError(w, storeError(err, ""))
-			return
-		}
-		writeJSON(w, http.StatusCreated, map[string]any{
-			"key":   viewKey(k),
-			"token": keyTokenPrefix + k.ID + "_" + secret,
-			"note":  "the token is shown once; store it now",
-		})
-	default:
-		writeError(w, errMethod)
-	}
-}
-
-func (a *API) key(w http.ResponseWriter, r *http.Request, p principal, id string) {
-	st, err := a.store.Read(r.Context())
-	if err != nil {
-		writeError(w, storeError(err, ""))
-		return
-	}
-	i := slices.IndexFunc(st.Keys, func(k model.APIKey) bool { return k.ID == id })
-	if i < 0 || !p.seesTenant(st.Keys[i].Tenant) {
-		writeError(w, notFound("key", id))
-		return
-	}
-	if !p.canManageKeys() {
-		writeError(w, errForbidden)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet:
-		w.Header().Set("ETag", st.ETag(routing.KindKey, id))
-		writeJSON(w, http.StatusOK, viewKey(st.Keys[i]))
-	case http.MethodDelete:
-		_, err := a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
-			j := slices.IndexFunc(st.Keys, func(k model.APIKey) bool { return k.ID == id })
-			if j < 0 {
-				return notFound("key", id)
-			}
-			if e := checkIfMatch(r, st.ETag(routing.KindKey, id), false); e != nil {
-				return e
-			}
-			st.Keys = slices.Delete(st.Keys, j, j+1)
-			return nil
-		})
-		if err != nil {
-			writeError(w, storeError(err, ""))
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		writeError(w, errMethod)
-	}
-}
 
 func (a *API) audit(w http.ResponseWriter, r *http.Request, p principal) {
 	limit, cursor, e := page(r)
@@ -212,9 +70,9 @@ func (a *API) rotateIngestKey(w http.ResponseWriter, r *http.Request, p principa
 	now := a.now().UTC()
 	until := now.Add(overlap)
 	_, err = a.store.Update(r.Context(), a.actor(p), routing.UpdateOptions{}, func(st *routing.State) error {
-		i := slices.IndexFunc(st.Config.Sites, func(s model.Site) bool { return s.ID == siteID })
-		if i < 0 || !p.seesTenant(st.Config.Sites[i].Tenant) {
-			return notFound("site", siteID)
+		_, i, e := a.siteKind().findVisible(st, p, siteID)
+		if e != nil {
+			return e
 		}
 		if !p.canWrite() {
 			return errForbidden
@@ -270,9 +128,9 @@ func (a *API) testEvent(w http.ResponseWriter, r *http.Request, p principal, sit
 		writeError(w, storeError(err, ""))
 		return
 	}
-	i := slices.IndexFunc(st.Config.Sites, func(s model.Site) bool { return s.ID == siteID })
-	if i < 0 || !p.seesTenant(st.Config.Sites[i].Tenant) {
-		writeError(w, notFound("site", siteID))
+	site, _, e := a.siteKind().findVisible(st, p, siteID)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
 	if !p.canWrite() {
@@ -296,7 +154,6 @@ func (a *API) testEvent(w http.ResponseWriter, r *http.Request, p principal, sit
 		return
 	}
 	now := a.now()
-	site := st.Config.Sites[i]
 	value := 1.0
 	ev := destinations.Event{
 		EventName: req.EventName, EventTime: now.Unix(), EventID: "tw-test-" + secret[:16], ActionSource: "website",
@@ -333,17 +190,17 @@ func (a *API) testResults(w http.ResponseWriter, r *http.Request, p principal, r
 		writeError(w, storeError(err, ""))
 		return
 	}
-	i := slices.IndexFunc(st.Config.Routes, func(rt model.Route) bool { return rt.ID == routeID })
-	if i < 0 || !siteVisible(st, p, st.Config.Routes[i].SiteID) {
-		writeError(w, notFound("route", routeID))
+	route, _, e := a.routeKind().findVisible(st, p, routeID)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
-	res, err := a.store.TestResults(r.Context(), st.Config.Routes[i].SiteID, routeID)
+	res, err := a.store.TestResults(r.Context(), route.SiteID, routeID)
 	if err != nil {
 		writeError(w, storeError(err, ""))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"route": routeID, "test_mode": st.Config.Routes[i].TestMode, "items": res})
+	writeJSON(w, http.StatusOK, map[string]any{"route": routeID, "test_mode": route.TestMode, "items": res})
 }
 
 func (a *API) reencrypt(w http.ResponseWriter, r *http.Request, p principal) {

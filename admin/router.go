@@ -50,10 +50,11 @@ func (a *API) router() *mux.Router {
 	withID := func(serve func(w http.ResponseWriter, r *http.Request, p principal, id string)) handlerFunc {
 		return func(w http.ResponseWriter, r *http.Request, p principal) { serve(w, r, p, mux.Vars(r)["id"]) }
 	}
-	addCRUD(a, add, a.tenantSpec())
-	addCRUD(a, add, a.siteSpec())
-	addCRUD(a, add, a.destinationSpec())
-	addCRUD(a, add, a.routeSpec())
+	addResource(a, add, a.tenantKind())
+	addResource(a, add, a.siteKind())
+	addResource(a, add, a.destinationKind())
+	addResource(a, add, a.routeKind())
+	addResource(a, add, a.keyKind())
 	add(http.MethodPost, "/sites/{id}/ingest-keys", withID(a.rotateIngestKey))
 	add(http.MethodPost, "/sites/{id}/test-event", withID(a.testEvent))
 	for _, action := range []string{"", "replay", "drop"} {
@@ -66,10 +67,6 @@ func (a *API) router() *mux.Router {
 		}))
 	}
 	add(http.MethodGet, "/routes/{id}/test-results", withID(a.testResults))
-	add(http.MethodGet, "/keys", a.keys)
-	add(http.MethodPost, "/keys", a.keys)
-	add(http.MethodGet, "/keys/{id}", withID(a.key))
-	add(http.MethodDelete, "/keys/{id}", withID(a.key))
 	add(http.MethodGet, "/audit", a.audit)
 	add(http.MethodPost, "/apply", a.apply)
 	add(http.MethodGet, "/export", a.export)
@@ -91,18 +88,6 @@ func (a *API) router() *mux.Router {
 	})
 	r.NotFoundHandler, r.MethodNotAllowedHandler = noRoute, noRoute
 	return r
-}
-
-// addCRUD adds the collection (GET, POST) and item (GET, PUT, DELETE)
-// endpoints of one kind of resource.
-func addCRUD[T any](a *API, add func(method, path string, serve handlerFunc), s spec[T]) {
-	collection := func(w http.ResponseWriter, r *http.Request, p principal) { serveCollection(a, s, w, r, p) }
-	item := func(w http.ResponseWriter, r *http.Request, p principal) { serveItem(a, s, w, r, p, mux.Vars(r)["id"]) }
-	add(http.MethodGet, "/"+s.plural, collection)
-	add(http.MethodPost, "/"+s.plural, collection)
-	add(http.MethodGet, "/"+s.plural+"/{id}", item)
-	add(http.MethodPut, "/"+s.plural+"/{id}", item)
-	add(http.MethodDelete, "/"+s.plural+"/{id}", item)
 }
 
 // principalKey is the context key of the authenticated principal.
