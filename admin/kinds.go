@@ -15,6 +15,7 @@ import (
 
 // The kinds of resource the admin API serves (see resource).
 
+// siteVisible reports whether p may see the site siteID (false: none).
 func siteVisible(st *routing.State, p principal, siteID string) bool {
 	for _, s := range st.Config.Sites {
 		if s.ID == siteID {
@@ -24,6 +25,8 @@ func siteVisible(st *routing.State, p principal, siteID string) bool {
 	return false
 }
 
+// tenantKind is the tenants: every key sees its own, only the operator
+// changes them, and a deleted tenant takes its keys with it.
 func (a *API) tenantKind() resource[model.Tenant] {
 	return resource[model.Tenant]{
 		kind: routing.KindTenant, plural: "tenants",
@@ -44,6 +47,8 @@ func (a *API) tenantKind() resource[model.Tenant] {
 	}
 }
 
+// siteKind is the sites of a tenant; a write names the tenant or gets the
+// caller's, and keeps the ingest keys it does not name.
 func (a *API) siteKind() resource[model.Site] {
 	return resource[model.Site]{
 		kind: routing.KindSite, plural: "sites",
@@ -75,6 +80,8 @@ func (a *API) siteKind() resource[model.Site] {
 	}
 }
 
+// destinationKind is the destinations of a site, shown with their secrets
+// redacted; a redacted secret written back keeps the stored one.
 func (a *API) destinationKind() resource[model.Destination] {
 	return resource[model.Destination]{
 		kind: routing.KindDestination, plural: "destinations",
@@ -109,6 +116,7 @@ func (a *API) destinationKind() resource[model.Destination] {
 	}
 }
 
+// routeKind is the routes of a site.
 func (a *API) routeKind() resource[model.Route] {
 	return resource[model.Route]{
 		kind: routing.KindRoute, plural: "routes",
@@ -142,6 +150,7 @@ type keyView struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// viewKey is k as clients see it.
 func viewKey(k model.APIKey) keyView {
 	return keyView{ID: k.ID, Tenant: k.Tenant, Role: k.Role, Name: k.Name, CreatedAt: k.CreatedAt}
 }
@@ -228,4 +237,5 @@ func presentSite(s model.Site) model.Site {
 	return s
 }
 
+// quote is s as a JSON string, for messages.
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }

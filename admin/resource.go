@@ -269,4 +269,5 @@ func (s resource[T]) answer(a *API, w http.ResponseWriter, r *http.Request, p pr
 	writeJSON(w, status, s.present(a, v))
 }
 
+// actor is p as the audit log names it.
 func (a *API) actor(p principal) routing.Actor { return routing.Actor{ID: p.id, Tenant: p.tenant} }

@@ -1,6 +1,8 @@
 // Package gateway is tagway's HTTP layer: browser ingest (POST /collect)
-// with first-party Meta cookies, server ingest (POST /v1/events), the script
-// and static routes, and the health, readiness and metrics endpoints.
+// with first-party Meta cookies, server ingest (POST /v1/events and the
+// drop-in Conversions API endpoint), the script and static routes, the
+// order webhooks' routes, and the health, readiness and metrics endpoints,
+// routed by gorilla/mux (router.go).
 //
 // It validates and bounds every input, identifies the site, hashes PII
 // through package pii before anything is queued, and answers only once the
@@ -286,14 +288,9 @@ func refuseGraph(w http.ResponseWriter, _ time.Duration) {
 }
 
 // script serves the script variant of the site the request's host belongs
-// to, with that site's consent default; a host of no site (or no
-// configuration yet) gets the wait variant, the most private.
-//
-// The response depends on the host, and no Vary is needed for that: caches
-// key on the effective request URI, host included, so two sites never share
-// a cached script. Behind a trusted proxy the host is X-Forwarded-Host, the
-// host the browser asked the proxy for, which is what the proxy's cache keys
-// on.
+// to (X-Forwarded-Host behind a trusted proxy), with that site's consent
+// default; a host of no site (or no configuration yet) gets the wait
+// variant, the most private. No Vary: caches key on the host already.
 func (g *Gateway) script(w http.ResponseWriter, r *http.Request) {
 	var site *model.Site
 	if snap := g.opts.Sites.Snapshot(); snap != nil {
@@ -302,8 +299,9 @@ func (g *Gateway) script(w http.ResponseWriter, r *http.Request) {
 	g.scriptHandler(site, r.URL.Path).ServeHTTP(w, r)
 }
 
-// wrap adds panic recovery and the request-duration metric.
-func (g *Gateway) wrap(route string, h http.Handler) http.Handler {
+// instrumented is h with panic recovery (500 JSON) and the request-duration
+// metric under the route label route.
+func (g *Gateway) instrumented(route string, h http.Handler) http.Handler {
 	obs := g.metrics.duration.WithLabelValues(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

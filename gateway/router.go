@@ -46,7 +46,7 @@ func (g *Gateway) router() *mux.Router {
 	r := mux.NewRouter()
 	g.labels = map[string]string{}
 	handle := func(rt *mux.Route, name, label string, h http.Handler) {
-		rt.Name(name).Handler(g.wrap(label, h))
+		rt.Name(name).Handler(g.instrumented(label, h))
 		g.labels[name] = label
 	}
 	for _, m := range g.opts.Mounts {
@@ -82,7 +82,7 @@ func (g *Gateway) router() *mux.Router {
 	handle(r.MatcherFunc(g.atSitePath(routeCollect)).Methods(http.MethodOptions), "site collect preflight", routeCollect, preflight)
 	handle(r.MatcherFunc(g.atSitePath(routeScript)), "site script", routeScript, script)
 
-	r.NotFoundHandler = g.wrap(routeStatic, orNotFound(g.opts.Static))
+	r.NotFoundHandler = g.instrumented(routeStatic, orNotFound(g.opts.Static))
 	r.MethodNotAllowedHandler = g.methodNotAllowed(r)
 	return r
 }
@@ -113,9 +113,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 // private listener (TAGWAY_METRICS_ADDR), without the token.
 func (g *Gateway) OpsHandler() http.Handler {
 	r := mux.NewRouter()
-	r.MatcherFunc(exactly("/metrics")).Methods(http.MethodGet, http.MethodHead).Name("metrics").Handler(g.wrap(routeMetrics, g.metricsHandler()))
-	r.MatcherFunc(exactly("/healthz")).Methods(http.MethodGet, http.MethodHead).Name("healthz").Handler(g.wrap(routeHealth, http.HandlerFunc(g.healthz)))
-	r.MatcherFunc(exactly("/readyz")).Methods(http.MethodGet, http.MethodHead).Name("readyz").Handler(g.wrap(routeReady, http.HandlerFunc(g.readyz)))
+	r.MatcherFunc(exactly("/metrics")).Methods(http.MethodGet, http.MethodHead).Name("metrics").Handler(g.instrumented(routeMetrics, g.metricsHandler()))
+	r.MatcherFunc(exactly("/healthz")).Methods(http.MethodGet, http.MethodHead).Name("healthz").Handler(g.instrumented(routeHealth, http.HandlerFunc(g.healthz)))
+	r.MatcherFunc(exactly("/readyz")).Methods(http.MethodGet, http.MethodHead).Name("readyz").Handler(g.instrumented(routeReady, http.HandlerFunc(g.readyz)))
 	r.NotFoundHandler = orNotFound(nil)
 	r.MethodNotAllowedHandler = g.methodNotAllowed(r)
 	return r
@@ -164,7 +164,7 @@ func (g *Gateway) methodNotAllowed(routes *mux.Router) http.Handler {
 			refuse(w, r)
 			return
 		}
-		g.wrap(label, refuse).ServeHTTP(w, r)
+		g.instrumented(label, refuse).ServeHTTP(w, r)
 	})
 }
 
