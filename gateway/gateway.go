@@ -165,6 +165,7 @@ type Gateway struct {
 	// Per-request lookups that only change with the configuration.
 	originSites  lookupCache[*model.Site] // Origin header → the site whose domains cover it
 	cookieScopes lookupCache[cookieScope] // request host → cookie scope
+	sitePaths    lookupCache[[2]string]   // site id → its default script and collect paths
 
 	routes  *mux.Router
 	matches sync.Pool         // *mux.RouteMatch, for serve
