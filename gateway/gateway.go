@@ -119,8 +119,8 @@ type Options struct {
 	// before them; see Mount.
 	Mounts []Mount
 	// OrderWebhooks serve POST /webhooks/<platform>/{site} for the
-	// platforms they name (OrderWebhookPlatforms); a platform without one
-	// is not routed.
+	// platforms they name, "shopify" and "woocommerce"; a platform without
+	// one is not routed.
 	OrderWebhooks map[string]SiteHandler
 	// Ready reports whether the queue is reachable (for /readyz); nil is ready.
 	Ready func(ctx context.Context) error
@@ -191,8 +191,8 @@ func New(opts Options) (*Gateway, error) {
 		}
 	}
 	for platform, h := range opts.OrderWebhooks {
-		if !slices.Contains(OrderWebhookPlatforms, platform) || h == nil {
-			errs = append(errs, fmt.Errorf("gateway: order webhooks %q: a platform of %v and a handler are required", platform, OrderWebhookPlatforms))
+		if !slices.Contains(orderWebhookPlatforms, platform) || h == nil {
+			errs = append(errs, fmt.Errorf("gateway: order webhooks %q: a platform of %v and a handler are required", platform, orderWebhookPlatforms))
 		}
 	}
 	for _, m := range opts.Mounts {

@@ -33,9 +33,9 @@ type SiteHandler interface {
 	ServeSite(w http.ResponseWriter, r *http.Request, site string)
 }
 
-// OrderWebhookPlatforms are the platforms Options.OrderWebhooks may name:
+// orderWebhookPlatforms are the platforms Options.OrderWebhooks may name,
 // the path segment of POST /webhooks/<platform>/{site}.
-var OrderWebhookPlatforms = []string{"shopify", "woocommerce"}
+var orderWebhookPlatforms = []string{"shopify", "woocommerce"}
 
 // router returns the gateway's named routes in the order they are tried:
 // the mounts, /collect (the busiest), the server APIs, the script, the
@@ -57,7 +57,7 @@ func (g *Gateway) router() *mux.Router {
 	handle(r.MatcherFunc(exactly("/collect")).Methods(http.MethodPost), "collect", routeCollect, collect)
 	handle(r.MatcherFunc(exactly("/collect")).Methods(http.MethodOptions), "collect preflight", routeCollect, preflight)
 	handle(r.MatcherFunc(exactly("/v1/events")).Methods(http.MethodPost), "events", routeEvents, g.authGuard(refuseAPI, http.HandlerFunc(g.serverEvents)))
-	for _, platform := range OrderWebhookPlatforms {
+	for _, platform := range orderWebhookPlatforms {
 		if h := g.opts.OrderWebhooks[platform]; h != nil {
 			handle(r.Path("/webhooks/"+platform+"/{site}").Methods(http.MethodPost), "webhook "+platform, routeWebhook,
 				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeSite(w, r, mux.Vars(r)["site"]) }))
