@@ -57,15 +57,14 @@ func (a *API) router() *mux.Router {
 	addResource(a, add, a.keyKind())
 	add(http.MethodPost, "/sites/{id}/ingest-keys", withID(a.rotateIngestKey))
 	add(http.MethodPost, "/sites/{id}/test-event", withID(a.testEvent))
-	for _, action := range []string{"", "replay", "drop"} {
-		method, path := http.MethodPost, "/sites/{id}/deadletters/"+action
-		if action == "" {
-			method, path = http.MethodGet, "/sites/{id}/deadletters"
-		}
-		add(method, path, withID(func(w http.ResponseWriter, r *http.Request, p principal, id string) {
+	deadLetters := func(action string) handlerFunc {
+		return withID(func(w http.ResponseWriter, r *http.Request, p principal, id string) {
 			a.deadLetters(w, r, p, id, action)
-		}))
+		})
 	}
+	add(http.MethodGet, "/sites/{id}/deadletters", deadLetters(""))
+	add(http.MethodPost, "/sites/{id}/deadletters/replay", deadLetters("replay"))
+	add(http.MethodPost, "/sites/{id}/deadletters/drop", deadLetters("drop"))
 	add(http.MethodGet, "/routes/{id}/test-results", withID(a.testResults))
 	add(http.MethodGet, "/audit", a.audit)
 	add(http.MethodPost, "/apply", a.apply)
