@@ -42,18 +42,20 @@ func TestPackageDependencies(t *testing.T) {
 			module + "/destinations", module + "/internal/jsonscan"}},
 		{pkg: module + "/routing/dispatch", forbidden: []string{module + "/gateway", module + "/destinations/", "net/http/httptest"}},
 		{pkg: module + "/gateway", forbidden: []string{"github.com/redis/", module + "/routing", module + "/destinations/meta"},
-			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model", module + "/internal/jsonscan"}},
+			allowed: []string{module + "/destinations", module + "/destinations/pii", module + "/routing/model", module + "/internal/jsonscan",
+				module + "/internal/httproute"}},
 		// The control plane speaks to the store and the contract only: it
 		// never reaches into HTTP intake or a platform (routing/queue and its
 		// spool come in through routing/dispatch).
 		{pkg: module + "/admin", forbidden: []string{module + "/gateway", module + "/destinations/"},
 			allowed: []string{module + "/routing", module + "/routing/config", module + "/routing/dispatch", module + "/routing/model", module + "/routing/queue", module + "/routing/queue/spool",
-				module + "/destinations", module + "/internal/secrets", module + "/internal/jsonscan"}},
+				module + "/destinations", module + "/internal/secrets", module + "/internal/jsonscan", module + "/internal/httproute"}},
 		{pkg: module + "/internal/secrets", allowed: []string{}},
 		{pkg: module + "/internal/gctune", allowed: []string{}},
 		{pkg: module + "/internal/authlimit", allowed: []string{}},
 		{pkg: module + "/internal/jsonscan", allowed: []string{}},
 		{pkg: module + "/routing/queue/spool", allowed: []string{}},
+		{pkg: module + "/internal/httproute", allowed: []string{}},
 		{pkg: module + "/pixeljs", allowed: []string{}},
 		{pkg: module + "/static", allowed: []string{}},
 	}
