@@ -56,7 +56,7 @@ type Enqueuer interface {
 type Options struct {
 	Store    *config.Store
 	Enqueuer Enqueuer
-	// DeadLetters serves /sites/{id}/deadletters (dispatch.DeadLetterStore); nil
+	// DeadLetters serves /sites/{id}/deadletters (queue.Queue); nil
 	// answers 503 there.
 	DeadLetters DeadLetters
 	RootToken   string
@@ -81,16 +81,17 @@ type AuthLimiter interface {
 
 // API serves /admin/v1.
 type API struct {
-	store  *config.Store
-	queue  Enqueuer
-	dead   DeadLetters
-	root   []byte
-	log    *slog.Logger
-	now    func() time.Time
-	rand   io.Reader
-	limit  AuthLimiter
-	addr   func(*http.Request) string
-	routes []endpoint
+	store *config.Store
+	queue Enqueuer
+	dead  DeadLetters
+	root  []byte
+	log   *slog.Logger
+	now   func() time.Time
+	rand  io.Reader
+	limit AuthLimiter
+	addr  func(*http.Request) string
+	// handler is the router behind the authentication middleware.
+	handler http.Handler
 }
 
 // New returns the API.
@@ -117,7 +118,8 @@ func New(opts Options) (*API, error) {
 		}
 	}
 	a := &API{store: opts.Store, queue: opts.Enqueuer, dead: opts.DeadLetters, log: opts.Logger, now: opts.Now, rand: opts.Rand,
-		limit: opts.AuthLimiter, addr: opts.ClientAddr, routes: endpoints()}
+		limit: opts.AuthLimiter, addr: opts.ClientAddr}
+	a.handler = a.authenticated(a.router())
 	if opts.RootToken != "" {
 		sum := sha256.Sum256([]byte(opts.RootToken))
 		a.root = sum[:]
@@ -143,47 +145,8 @@ func (p principal) canManageKeys() bool { return p.root() || p.role == "admin" }
 // seesTenant reports whether p may see resources of tenant t.
 func (p principal) seesTenant(t string) bool { return p.root() || (t != "" && t == p.tenant) }
 
-// ServeHTTP authenticates, then dispatches.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	if a.root == nil {
-		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "admin_disabled",
-			Message: "the admin API is disabled: set TAGWAY_ADMIN_TOKEN on the gateway to enable it"})
-		return
-	}
-	if a.limit != nil {
-		if wait, ok := a.limit.Allow(a.addr(r)); !ok {
-			writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: "too_many_failures",
-				RetryAfter: int((wait + time.Second - 1) / time.Second),
-				Message:    "too many requests with a wrong token from this address; wait for Retry-After"})
-			return
-		}
-	}
-	p, e := a.authenticate(r)
-	if e != nil {
-		if e.Status == http.StatusUnauthorized && a.limit != nil {
-			a.limit.Fail(a.addr(r))
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tagway-admin"`)
-		writeError(w, e)
-		return
-	}
-	rw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	a.route(rw, r, p)
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		a.log.Info("admin request", "actor", p.id, "tenant", p.tenant, "method", r.Method, "path", r.URL.Path, "status", rw.status)
-	}
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
+// ServeHTTP serves the admin API (see the package comment).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
 // authenticate reads the bearer token: the root token, or a tenant key
 // "twk_<id>_<secret>" whose digest matches the stored one.

@@ -83,12 +83,11 @@ func (a *API) deadLetters(w http.ResponseWriter, r *http.Request, p principal, s
 		writeError(w, storeError(err, ""))
 		return
 	}
-	i := slices.IndexFunc(st.Config.Sites, func(s model.Site) bool { return s.ID == siteID })
-	if i < 0 || !p.seesTenant(st.Config.Sites[i].Tenant) {
-		writeError(w, notFound("site", siteID))
+	site, _, e := a.siteKind().findVisible(st, p, siteID)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
-	site := st.Config.Sites[i]
 	if action != "" && !p.canWrite() {
 		writeError(w, errForbidden)
 		return

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
@@ -15,275 +14,6 @@ import (
 	"github.com/tagway/tagway/routing/dispatch"
 	"github.com/tagway/tagway/routing/model"
 )
-
-// Endpoint is one method and path of the admin API; {id} stands for a
-// resource id.
-type Endpoint struct {
-	Method string
-	Path   string // "/admin/v1/sites/{id}/deadletters"
-}
-
-// endpoint is an Endpoint and its handler; ids are the path's {id}
-// segments.
-type endpoint struct {
-	method, pattern string
-	serve           func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string)
-}
-
-// endpoints is the admin API's routing table: every endpoint it serves.
-// Each is covered by the isolation tests, which fail for one they do not
-// know.
-func endpoints() []endpoint {
-	var out []endpoint
-	add := func(pattern string, serve func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string), methods ...string) {
-		for _, m := range methods {
-			out = append(out, endpoint{m, pattern, serve})
-		}
-	}
-	out = append(out, crud("tenants", (*API).tenantSpec)...)
-	out = append(out, crud("sites", (*API).siteSpec)...)
-	out = append(out, crud("destinations", (*API).destinationSpec)...)
-	out = append(out, crud("routes", (*API).routeSpec)...)
-	add("sites/{id}/ingest-keys", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
-		a.rotateIngestKey(w, r, p, ids[0])
-	}, http.MethodPost)
-	add("sites/{id}/test-event", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
-		a.testEvent(w, r, p, ids[0])
-	}, http.MethodPost)
-	add("sites/{id}/deadletters", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
-		a.deadLetters(w, r, p, ids[0], "")
-	}, http.MethodGet)
-	for _, action := range []string{"replay", "drop"} {
-		add("sites/{id}/deadletters/"+action, func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
-			a.deadLetters(w, r, p, ids[0], action)
-		}, http.MethodPost)
-	}
-	add("routes/{id}/test-results", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
-		a.testResults(w, r, p, ids[0])
-	}, http.MethodGet)
-	add("keys", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.keys(w, r, p) },
-		http.MethodGet, http.MethodPost)
-	add("keys/{id}", func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
-		a.key(w, r, p, ids[0])
-	},
-		http.MethodGet, http.MethodDelete)
-	add("audit", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.audit(w, r, p) }, http.MethodGet)
-	add("apply", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.apply(w, r, p) }, http.MethodPost)
-	add("export", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.export(w, r, p) }, http.MethodGet)
-	add("secrets/reencrypt", func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) { a.reencrypt(w, r, p) },
-		http.MethodPost)
-	return out
-}
-
-// crud is the collection (GET, POST) and item (GET, PUT, DELETE) endpoints
-// of one kind of resource.
-func crud[T any](plural string, spec func(*API) spec[T]) []endpoint {
-	collection := func(a *API, w http.ResponseWriter, r *http.Request, p principal, _ []string) {
-		serveCollection(a, spec(a), w, r, p)
-	}
-	item := func(a *API, w http.ResponseWriter, r *http.Request, p principal, ids []string) {
-		serveItem(a, spec(a), w, r, p, ids[0])
-	}
-	return []endpoint{
-		{http.MethodGet, plural, collection}, {http.MethodPost, plural, collection},
-		{http.MethodGet, plural + "/{id}", item}, {http.MethodPut, plural + "/{id}", item}, {http.MethodDelete, plural + "/{id}", item},
-	}
-}
-
-// Endpoints lists every endpoint of the admin API (for documentation and
-// tests).
-func Endpoints() []Endpoint {
-	var out []Endpoint
-	for _, e := range endpoints() {
-		out = append(out, Endpoint{Method: e.method, Path: Prefix + "/" + e.pattern})
-	}
-	return out
-}
-
-// match reports whether path's segments fit pattern's, and returns the
-// segments standing for {id}.
-func match(pattern string, seg []string) ([]string, bool) {
-	want := strings.Split(pattern, "/")
-	if len(want) != len(seg) {
-		return nil, false
-	}
-	var ids []string
-	for i, w := range want {
-		switch {
-		case w == "{id}" && seg[i] != "":
-			ids = append(ids, seg[i])
-		case w != seg[i]:
-			return nil, false
-		}
-	}
-	return ids, true
-}
-
-// route dispatches an authenticated request: a path no endpoint has is
-// 404, a method the path does not take 405 (whatever the ids, so that the
-// answer says nothing about them).
-func (a *API) route(w http.ResponseWriter, r *http.Request, p principal) {
-	seg := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, Prefix), "/"), "/")
-	var allow []string
-	for _, e := range a.routes {
-		ids, ok := match(e.pattern, seg)
-		if !ok {
-			continue
-		}
-		if e.method == r.Method {
-			e.serve(a, w, r, p, ids)
-			return
-		}
-		allow = append(allow, e.method)
-	}
-	if len(allow) > 0 {
-		w.Header().Set("Allow", strings.Join(allow, ", "))
-		writeError(w, errMethod)
-		return
-	}
-	writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint (or method) under " + Prefix})
-}
-
-// keyView is an API key as clients see it: never its secret or digest.
-type keyView struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Role      string    `json:"role"`
-	Name      string    `json:"name,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func viewKey(k model.APIKey) keyView {
-	return keyView{ID: k.ID, Tenant: k.Tenant, Role: k.Role, Name: k.Name, CreatedAt: k.CreatedAt}
-}
-
-// keyRequest is the body of POST /keys.
-type keyRequest struct {
-	ID     string `json:"id"`
-	Tenant string `json:"tenant"`
-	Role   string `json:"role"`
-	Name   string `json:"name"`
-}
-
-func (a *API) keys(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.canManageKeys() {
-		writeError(w, errForbidden)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet:
-		limit, cursor, e := page(r)
-		if e != nil {
-			writeError(w, e)
-			return
-		}
-		st, err := a.store.Read(r.Context())
-		if err != nil {
-			writeError(w, storeError(err, ""))
-			return
-		}
-		var all []keyView
-		for _, k := range st.Keys {
-			if p.seesTenant(k.Tenant) {
-				all = append(all, viewKey(k))
-			}
-		}
-		sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-		items, next := pageOf(all, func(k keyView) string { return k.ID }, limit, cursor)
-		writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
-	case http.MethodPost:
-		var req keyRequest
-		if e := decodeStrict(r, &req, maxBodyBytes); e != nil {
-			writeError(w, e)
-			return
-		}
-		if req.Tenant == "" {
-			req.Tenant = p.tenant
-		}
-		if req.Role == "" {
-			req.Role = model.RoleViewer
-		}
-		secret, err := a.newSecret()
-		if err != nil {
-			writeError(w, storeError(err, ""))
-			return
-		}
-		sum := sha256.Sum256([]byte(secret))
-		k := model.APIKey{ID: req.ID, Tenant: req.Tenant, Role: req.Role, Name: req.Name,
-			Hash: hex.EncodeToString(sum[:]), CreatedAt: a.now().UTC().Truncate(time.Second)}
-		if err := k.Validate(); err != nil {
-			field, msg, _ := strings.Cut(err.Error(), ": ")
-			writeError(w, badField(field, "%s", msg))
-			return
-		}
-		if model.ReservedKeyID(k.ID) {
-			writeError(w, badField("id", "%q is reserved for the operator; choose another id", k.ID))
-			return
-		}
-		_, err = a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
-			if !slices.ContainsFunc(st.Config.Tenants, func(t model.Tenant) bool { return t.ID == k.Tenant }) || !p.seesTenant(k.Tenant) {
-				return &apiError{Status: http.StatusNotFound, Code: "not_found", Field: "tenant", Message: "no tenant " + quote(k.Tenant)}
-			}
-			if slices.ContainsFunc(st.Keys, func(o model.APIKey) bool { return o.ID == k.ID }) {
-				return &apiError{Status: http.StatusConflict, Code: "already_exists", Field: "id", Message: "the key id " + quote(k.ID) + " is taken"}
-			}
-			st.Keys = append(st.Keys, k)
-			return nil
-		})
-		if err != nil {
-			writeError(w, storeError(err, ""))
-			return
-		}
-		writeJSON(w, http.StatusCreated, map[string]any{
-			"key":   viewKey(k),
-			"token": keyTokenPrefix + k.ID + "_" + secret,
-			"note":  "the token is shown once; store it now",
-		})
-	default:
-		writeError(w, errMethod)
-	}
-}
-
-func (a *API) key(w http.ResponseWriter, r *http.Request, p principal, id string) {
-	st, err := a.store.Read(r.Context())
-	if err != nil {
-		writeError(w, storeError(err, ""))
-		return
-	}
-	i := slices.IndexFunc(st.Keys, func(k model.APIKey) bool { return k.ID == id })
-	if i < 0 || !p.seesTenant(st.Keys[i].Tenant) {
-		writeError(w, notFound("key", id))
-		return
-	}
-	if !p.canManageKeys() {
-		writeError(w, errForbidden)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet:
-		w.Header().Set("ETag", st.ETag(config.KindKey, id))
-		writeJSON(w, http.StatusOK, viewKey(st.Keys[i]))
-	case http.MethodDelete:
-		_, err := a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
-			j := slices.IndexFunc(st.Keys, func(k model.APIKey) bool { return k.ID == id })
-			if j < 0 {
-				return notFound("key", id)
-			}
-			if e := checkIfMatch(r, st.ETag(config.KindKey, id), false); e != nil {
-				return e
-			}
-			st.Keys = slices.Delete(st.Keys, j, j+1)
-			return nil
-		})
-		if err != nil {
-			writeError(w, storeError(err, ""))
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		writeError(w, errMethod)
-	}
-}
 
 func (a *API) audit(w http.ResponseWriter, r *http.Request, p principal) {
 	limit, cursor, e := page(r)
@@ -341,9 +71,9 @@ func (a *API) rotateIngestKey(w http.ResponseWriter, r *http.Request, p principa
 	now := a.now().UTC()
 	until := now.Add(overlap)
 	_, err = a.store.Update(r.Context(), a.actor(p), config.UpdateOptions{}, func(st *config.State) error {
-		i := slices.IndexFunc(st.Config.Sites, func(s model.Site) bool { return s.ID == siteID })
-		if i < 0 || !p.seesTenant(st.Config.Sites[i].Tenant) {
-			return notFound("site", siteID)
+		_, i, e := a.siteKind().findVisible(st, p, siteID)
+		if e != nil {
+			return e
 		}
 		if !p.canWrite() {
 			return errForbidden
@@ -399,9 +129,9 @@ func (a *API) testEvent(w http.ResponseWriter, r *http.Request, p principal, sit
 		writeError(w, storeError(err, ""))
 		return
 	}
-	i := slices.IndexFunc(st.Config.Sites, func(s model.Site) bool { return s.ID == siteID })
-	if i < 0 || !p.seesTenant(st.Config.Sites[i].Tenant) {
-		writeError(w, notFound("site", siteID))
+	site, _, e := a.siteKind().findVisible(st, p, siteID)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
 	if !p.canWrite() {
@@ -425,7 +155,6 @@ func (a *API) testEvent(w http.ResponseWriter, r *http.Request, p principal, sit
 		return
 	}
 	now := a.now()
-	site := st.Config.Sites[i]
 	value := 1.0
 	ev := destinations.Event{
 		EventName: req.EventName, EventTime: now.Unix(), EventID: "tw-test-" + secret[:16], ActionSource: "website",
@@ -462,17 +191,17 @@ func (a *API) testResults(w http.ResponseWriter, r *http.Request, p principal, r
 		writeError(w, storeError(err, ""))
 		return
 	}
-	i := slices.IndexFunc(st.Config.Routes, func(rt model.Route) bool { return rt.ID == routeID })
-	if i < 0 || !siteVisible(st, p, st.Config.Routes[i].SiteID) {
-		writeError(w, notFound("route", routeID))
+	route, _, e := a.routeKind().findVisible(st, p, routeID)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
-	res, err := a.store.TestResults(r.Context(), st.Config.Routes[i].SiteID, routeID)
+	res, err := a.store.TestResults(r.Context(), route.SiteID, routeID)
 	if err != nil {
 		writeError(w, storeError(err, ""))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"route": routeID, "test_mode": st.Config.Routes[i].TestMode, "items": res})
+	writeJSON(w, http.StatusOK, map[string]any{"route": routeID, "test_mode": route.TestMode, "items": res})
 }
 
 func (a *API) reencrypt(w http.ResponseWriter, r *http.Request, p principal) {

@@ -1,13 +1,10 @@
 package admin
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -60,44 +57,6 @@ var (
 
 func badField(field, format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "invalid_field", Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
-// decodeStrict reads a JSON body into v: unknown fields are refused and
-// every error names the field path.
-func decodeStrict(r *http.Request, v any, limit int64) *apiError {
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body could not be read"}
-	}
-	if int64(len(body)) > limit {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the body is larger than %d bytes", limit)}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if dec.More() {
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "trailing data after the JSON object"}
-	}
-	return nil
-}
-
-var unknownFieldPattern = regexp.MustCompile(`unknown field "([^"]*)"`)
-
-func jsonError(err error) *apiError {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return badField(te.Field, "must be a JSON %s", jsonKind(te.Type.Kind().String()))
-	}
-	if m := unknownFieldPattern.FindStringSubmatch(err.Error()); m != nil {
-		return badField(m[1], "unknown field %q", m[1])
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body is not valid JSON"}
-	}
-	return &apiError{Status: http.StatusBadRequest, Code: "invalid_json", Message: strings.TrimPrefix(err.Error(), "json: ")}
 }
 
 func jsonKind(k string) string {

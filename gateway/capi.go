@@ -12,24 +12,16 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/gorilla/mux"
+
 	"github.com/tagway/tagway/routing/model"
 )
 
-// The drop-in Conversions API endpoint: POST /{version}/{pixel_id}/events
-// accepts what Meta's Graph API accepts there, so that an existing CAPI
-// integration (a shop plugin, a custom back end) only changes its base URL
-// (https://graph.facebook.com → https://t.shop.example) and gains queueing,
-// retries and fan-out. The access token is the site's tagway ingest key,
-// not a Meta token. Answers use Meta's shapes.
-//
-// Fan-out: the events go to every route of the site, exactly like events
-// of /v1/events, not only to the pixel in the path. A store that migrates
-// its one CAPI integration expects its events to keep reaching that pixel
-// and, with tagway, every other platform it routes to; a store with
-// several Meta pixels fed by separate integrations should point only one
-// of them at tagway (or filter with routes), or the other pixels receive
-// the events twice. The pixel id must still be a Meta destination of the
-// site, as Graph refuses a pixel the token cannot reach.
+// The drop-in Conversions API endpoint, POST /{version}/{pixel_id}/events,
+// takes what Meta's Graph API takes there and answers in Meta's shapes;
+// its access token is the site's ingest key. Its events go to every route
+// of the site, like those of /v1/events, and the pixel must be a Meta
+// destination of the site (README, "Drop-in endpoint").
 
 // capiParams are the body parameters of POST /{pixel_id}/events that Meta
 // documents or its Business SDK sends; the ones tagway has no use for are
@@ -94,7 +86,8 @@ func (g *Gateway) capi(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) capiDo(w http.ResponseWriter, r *http.Request) (int, string, []string, *graphError) {
-	version, pixel := r.PathValue("version"), r.PathValue("pixel")
+	vars := mux.Vars(r)
+	version, pixel := vars["version"], vars["pixel"]
 	switch {
 	case !graphVersionPattern.MatchString(version):
 		return 0, "", nil, &graphError{status: http.StatusBadRequest, reason: "capi_path", Code: 2500, Type: "OAuthException",
@@ -342,6 +335,3 @@ func (g *Gateway) fbTraceID() string {
 	}
 	return "tw" + base64.RawURLEncoding.EncodeToString(b[:])
 }
-
-// routeCAPI names the drop-in endpoint in metrics and logs.
-const routeCAPI = "capi"

@@ -61,7 +61,7 @@ type collectEvent struct {
 
 // collect handles POST /collect.
 func (g *Gateway) collect(w http.ResponseWriter, r *http.Request) {
-	w.Header()["Vary"] = hdrVaryOrig
+	w.Header()["Vary"] = hdrVaryOrigin
 	n, site, answer, err := g.collectEvents(w, r)
 	if err != nil {
 		g.reject(w, r, err)
@@ -261,7 +261,7 @@ func (g *Gateway) collectEvents(w http.ResponseWriter, r *http.Request) (int, st
 				in = nil
 			}
 		}
-		// Built in place: an Event is ~700 bytes, not copied around.
+		// Built in place in events.
 		events = append(events, base)
 		ev := &events[len(events)-1]
 		id, fixes, refused, e := g.decideEvent(in, raw, body, i, ev, &base, clk)

@@ -22,12 +22,9 @@ const (
 	cookieFbp = "_fbp"
 	cookieFbc = "_fbc"
 	// maxCookieDays is the default and the longest lifetime of the
-	// visitor's cookies: 400 days, the longest browsers keep (Chrome caps
-	// Max-Age there). Meta's parameter builder and documentation use 90
-	// days; we deliberately keep the visitor longer (issue 2): a server-set
-	// first-party cookie refreshed on each visit may live longer, and the
-	// values themselves are built exactly as Meta builds them. A site
-	// shortens it with cookies.max_age_days (cookieLifetime).
+	// visitor's cookies: 400 days, the longest browsers keep (Meta's
+	// builder uses 90). A site shortens it with cookies.max_age_days
+	// (cookieLifetime).
 	maxCookieDays = 400
 	// maxFbclidLen bounds an fbclid taken from a URL.
 	maxFbclidLen = 500
@@ -117,8 +114,7 @@ func (g *Gateway) cookieTarget(r *http.Request, host string, site *model.Site) c
 		off: site == nil || !site.HasHost(host)}
 }
 
-// cookie returns the gateway's cookie name=value living maxAge (a value:
-// the cookies of a request live in one slice, not one allocation each).
+// cookie returns the gateway's cookie name=value living maxAge.
 func (t cookieTarget) cookie(name, value string, maxAge time.Duration) http.Cookie {
 	return http.Cookie{
 		Name:     name,
@@ -133,8 +129,7 @@ func (t cookieTarget) cookie(name, value string, maxAge time.Duration) http.Cook
 }
 
 // setCookies adds a Set-Cookie header per cookie of each set (made by
-// t.cookie), none when t is off: the values are rendered into one string (one allocation) and
-// the header's slice grown once; like http.SetCookie, none for a cookie
+// t.cookie), none when t is off; like http.SetCookie, none for a cookie
 // String renders empty (an invalid name).
 func (t cookieTarget) setCookies(h http.Header, sets ...[]http.Cookie) {
 	if t.off {
@@ -359,23 +354,16 @@ type cookieState struct {
 // set. vid is the script's visitor seed; pageURL the page the events come
 // from and referrer the page before it (document.referrer).
 //
-// The values are built by Meta's parameter-builder rules (checked against
-// its vectors in cookies_vectors_test.go): fb.<subdomainIndex>.<ms>.<payload>,
-// the index from the registrable domain; an existing valid cookie is kept;
-// _fbc is (re)set when the page URL, or else the referrer, carries an
-// fbclid that differs from the cookie's payload (case sensitive, kept
-// exactly as given). Deliberate differences: the registrable domain comes
-// from the public suffix list ("t.shop.co.uk" gives shop.co.uk, index 2;
-// the parameter builder without a resolver says co.uk); a new _fbp payload
-// is derived from a valid vid (so racing first requests of a visitor agree)
-// or 18 random digits; no appendix is appended (the appendix names the Meta
-// library that built a value, and tagway is none of them; Meta accepts
-// values without one); an fbclid that cannot be stored unchanged in a
-// cookie (dots, spaces, quotes) is ignored rather than stored as a cookie
-// the next request would find invalid; an unparsable referrer is ignored
-// rather than failing the request; and valid cookies are re-set on each
-// request so that they live their full Max-Age (the site's
-// cookies.max_age_days, 400 days by default; see cookieLifetime).
+// The values follow Meta's parameter-builder rules (its vectors are in
+// cookies_vectors_test.go): fb.<subdomainIndex>.<ms>.<payload>; an
+// existing valid cookie is kept; _fbc is (re)set when the page URL, else
+// the referrer, carries another fbclid (case sensitive, kept as given).
+// Unlike the builder: the registrable domain comes from the public suffix
+// list ("t.shop.co.uk": shop.co.uk, index 2); a new _fbp payload derives
+// from a valid vid, so racing first requests of a visitor agree, else 18
+// random digits; no appendix; an fbclid a cookie cannot hold unchanged and
+// an unparsable referrer are ignored; valid cookies are set again on each
+// request to live their full Max-Age (cookieLifetime).
 func (g *Gateway) visitorCookies(r *http.Request, t cookieTarget, vid, pageURL, referrer string, now time.Time) (cookieState, error) {
 	scope := t.scope
 	var st cookieState
@@ -426,8 +414,7 @@ func (g *Gateway) visitorCookies(r *http.Request, t cookieTarget, vid, pageURL, 
 	return st, nil
 }
 
-// metaCookieValue is a _fbp or _fbc value, fb.<index>.<ms>.<payload>, in
-// one allocation.
+// metaCookieValue is a _fbp or _fbc value, fb.<index>.<ms>.<payload>.
 func metaCookieValue(index int, ms int64, payload string) string {
 	var buf [48]byte
 	b := append(buf[:0], "fb."...)

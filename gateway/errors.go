@@ -77,9 +77,9 @@ func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
 // and a slice per response. They are never modified in place: Header.Add
 // appends to a full slice, so it copies, and Set replaces.
 var (
-	hdrJSON     = []string{"application/json"}
-	hdrNoStore  = []string{"no-store"}
-	hdrNosniff  = []string{"nosniff"}
-	hdrTrue     = []string{"true"}
-	hdrVaryOrig = []string{"Origin"}
+	hdrJSON       = []string{"application/json"}
+	hdrNoStore    = []string{"no-store"}
+	hdrNosniff    = []string{"nosniff"}
+	hdrTrue       = []string{"true"}
+	hdrVaryOrigin = []string{"Origin"}
 )

@@ -1,6 +1,8 @@
 // Package gateway is tagway's HTTP layer: browser ingest (POST /collect)
-// with first-party Meta cookies, server ingest (POST /v1/events), the script
-// and static routes, and the health, readiness and metrics endpoints.
+// with first-party Meta cookies, server ingest (POST /v1/events and the
+// drop-in Conversions API endpoint), the script and static routes, the
+// order webhooks' routes, and the health, readiness and metrics endpoints,
+// routed by gorilla/mux (router.go).
 //
 // It validates and bounds every input, identifies the site, hashes PII
 // through package pii before anything is queued, and answers only once the
@@ -11,8 +13,6 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -20,13 +20,14 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tagway/tagway/destinations"
 	"github.com/tagway/tagway/routing/model"
@@ -117,6 +118,10 @@ type Options struct {
 	// under the same path prefix (the admin API at /admin/v1), matched
 	// before them; see Mount.
 	Mounts []Mount
+	// OrderWebhooks serve POST /webhooks/<platform>/{site} for the
+	// platforms they name, "shopify" and "woocommerce"; a platform without
+	// one is not routed.
+	OrderWebhooks map[string]SiteHandler
 	// Ready reports whether the queue is reachable (for /readyz); nil is ready.
 	Ready func(ctx context.Context) error
 	// Draining reports that shutdown has begun (/readyz then fails); nil is never.
@@ -160,7 +165,11 @@ type Gateway struct {
 	// Per-request lookups that only change with the configuration.
 	originSites  lookupCache[*model.Site] // Origin header → the site whose domains cover it
 	cookieScopes lookupCache[cookieScope] // request host → cookie scope
+	sitePaths    lookupCache[[2]string]   // site id → its default script and collect paths
 
+	routes  *mux.Router
+	matches sync.Pool         // *mux.RouteMatch, for serve
+	labels  map[string]string // route name → route label
 	handler http.Handler
 }
 
@@ -179,6 +188,11 @@ func New(opts Options) (*Gateway, error) {
 	for _, p := range opts.TrustedProxies {
 		if !p.IsValid() {
 			errs = append(errs, errors.New("gateway: invalid trusted proxy prefix"))
+		}
+	}
+	for platform, h := range opts.OrderWebhooks {
+		if !slices.Contains(orderWebhookPlatforms, platform) || h == nil {
+			errs = append(errs, fmt.Errorf("gateway: order webhooks %q: a platform of %v and a handler are required", platform, orderWebhookPlatforms))
 		}
 	}
 	for _, m := range opts.Mounts {
@@ -231,71 +245,14 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
-	g.handler = g.withPrefix(mounted(opts.Mounts, g.routes()))
+	g.routes = g.router()
+	g.matches.New = func() any { return &mux.RouteMatch{Vars: map[string]string{}} }
+	g.handler = g.withPrefix(http.HandlerFunc(g.serve))
 	return g, nil
-}
-
-// mounted sends the requests of each mount to its handler and the rest to
-// next.
-func mounted(mounts []Mount, next http.Handler) http.Handler {
-	if len(mounts) == 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, m := range mounts {
-			if rest, ok := strings.CutPrefix(r.URL.Path, m.Path); ok && (rest == "" || rest[0] == '/') {
-				m.Handler.ServeHTTP(w, r)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // Handler returns the gateway's HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.handler }
-
-// Route names, used as the metrics label and in logs.
-const (
-	routeCollect = "collect"
-	routeEvents  = "events"
-	routeScript  = "script"
-	routeHealth  = "healthz"
-	routeReady   = "readyz"
-	routeMetrics = "metrics"
-	routeStatic  = "static"
-)
-
-func (g *Gateway) routes() http.Handler {
-	mux := http.NewServeMux()
-	collect := methods(map[string]http.HandlerFunc{http.MethodPost: g.collect, http.MethodOptions: g.preflight})
-	mux.Handle("/collect", g.wrap(routeCollect, collect))
-	mux.Handle("/v1/events", g.wrap(routeEvents, g.authGuard(refuseAPI, methods(map[string]http.HandlerFunc{http.MethodPost: g.serverEvents}))))
-	mux.Handle("/{version}/{pixel}/events", g.wrap(routeCAPI, g.authGuard(refuseGraph, http.HandlerFunc(g.capi))))
-	mux.Handle("/healthz", g.wrap(routeHealth, methods(map[string]http.HandlerFunc{http.MethodGet: g.healthz})))
-	mux.Handle("/readyz", g.wrap(routeReady, methods(map[string]http.HandlerFunc{http.MethodGet: g.readyz})))
-	mux.Handle("/metrics", g.wrap(routeMetrics, g.publicMetrics()))
-	var scriptHandler http.Handler
-	if g.opts.Script != nil {
-		scriptHandler = http.HandlerFunc(g.script)
-	}
-	script := g.wrap(routeScript, orNotFound(scriptHandler))
-	mux.Handle("/tw.js", script)
-	// Everything else: a site's own script or collect path, else static.
-	collectAtSitePath := g.wrap(routeCollect, collect)
-	static := g.wrap(routeStatic, orNotFound(g.opts.Static))
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch g.siteRoute(r) {
-		case routeCollect:
-			collectAtSitePath.ServeHTTP(w, r)
-		case routeScript:
-			script.ServeHTTP(w, r)
-		default:
-			static.ServeHTTP(w, r)
-		}
-	}))
-	return mux
-}
 
 // authGuard answers, through refuse, a client the AuthLimiter holds back,
 // before next reads anything of the request.
@@ -331,55 +288,10 @@ func refuseGraph(w http.ResponseWriter, _ time.Duration) {
 		Message: "Application request limit reached: too many calls with a wrong access token from this address"}})
 }
 
-// metricsHandler serves the Prometheus metrics (GET only).
-func (g *Gateway) metricsHandler() http.Handler {
-	var h http.Handler = orNotFound(nil)
-	if g.gather != nil {
-		h = promhttp.HandlerFor(g.gather, promhttp.HandlerOpts{})
-	}
-	return methods(map[string]http.HandlerFunc{http.MethodGet: h.ServeHTTP})
-}
-
-// publicMetrics is /metrics on the public port: absent without a
-// MetricsToken, else behind it (compared in constant time).
-func (g *Gateway) publicMetrics() http.Handler {
-	if g.opts.MetricsToken == "" {
-		return orNotFound(nil)
-	}
-	want := sha256.Sum256([]byte(g.opts.MetricsToken))
-	next := g.metricsHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tagway-metrics"`)
-			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized, Message: "the metrics need Authorization: Bearer <TAGWAY_METRICS_TOKEN>"})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// OpsHandler serves /metrics, /healthz and /readyz for the operator's
-// private listener (TAGWAY_METRICS_ADDR), without the token.
-func (g *Gateway) OpsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", g.wrap(routeMetrics, g.metricsHandler()))
-	mux.Handle("/healthz", g.wrap(routeHealth, methods(map[string]http.HandlerFunc{http.MethodGet: g.healthz})))
-	mux.Handle("/readyz", g.wrap(routeReady, methods(map[string]http.HandlerFunc{http.MethodGet: g.readyz})))
-	mux.Handle("/", orNotFound(nil))
-	return mux
-}
-
 // script serves the script variant of the site the request's host belongs
-// to, with that site's consent default; a host of no site (or no
-// configuration yet) gets the wait variant, the most private.
-//
-// The response depends on the host, and no Vary is needed for that: caches
-// key on the effective request URI, host included, so two sites never share
-// a cached script. Behind a trusted proxy the host is X-Forwarded-Host, the
-// host the browser asked the proxy for, which is what the proxy's cache keys
-// on.
+// to (X-Forwarded-Host behind a trusted proxy), with that site's consent
+// default; a host of no site (or no configuration yet) gets the wait
+// variant, the most private. No Vary: caches key on the host already.
 func (g *Gateway) script(w http.ResponseWriter, r *http.Request) {
 	var site *model.Site
 	if snap := g.opts.Sites.Snapshot(); snap != nil {
@@ -388,8 +300,9 @@ func (g *Gateway) script(w http.ResponseWriter, r *http.Request) {
 	g.scriptHandler(site, r.URL.Path).ServeHTTP(w, r)
 }
 
-// wrap adds panic recovery and the request-duration metric.
-func (g *Gateway) wrap(route string, h http.Handler) http.Handler {
+// instrumented is h with panic recovery (500 JSON) and the request-duration
+// metric under the route label route.
+func (g *Gateway) instrumented(route string, h http.Handler) http.Handler {
 	obs := g.metrics.duration.WithLabelValues(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -428,32 +341,6 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// methods dispatches on the request method and answers 405 JSON otherwise.
-func methods(m map[string]http.HandlerFunc) http.Handler {
-	allow := ""
-	for _, k := range []string{http.MethodGet, http.MethodPost, http.MethodOptions} {
-		if m[k] != nil {
-			if allow != "" {
-				allow += ", "
-			}
-			allow += k
-		}
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := m[r.Method]; ok {
-			h(w, r)
-			return
-		}
-		if r.Method == http.MethodHead && m[http.MethodGet] != nil {
-			m[http.MethodGet](w, r)
-			return
-		}
-		w.Header().Set("Allow", allow)
-		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
-			Message: "method " + r.Method + " is not allowed here; use " + allow})
-	})
-}
 
 func orNotFound(h http.Handler) http.Handler {
 	if h != nil {

@@ -56,6 +56,17 @@ func DefaultPaths(secret []byte, siteID string) (script, collect string) {
 	return "/" + h[:8] + "/" + h[8:16] + ".js", "/" + h[:8] + "/" + h[16:24]
 }
 
+// defaultPaths returns DefaultPaths of site under the installation's
+// secret, remembered for the configuration snapshot snap.
+func (g *Gateway) defaultPaths(snap *model.Snapshot, site *model.Site) (script, collect string) {
+	if p, ok := g.sitePaths.get(snap, site.ID); ok {
+		return p[0], p[1]
+	}
+	script, collect = DefaultPaths(g.opts.PathSecret, site.ID)
+	g.sitePaths.put(snap, site.ID, [2]string{script, collect})
+	return script, collect
+}
+
 // siteRoute says which of a site's own paths a request addresses:
 // routeScript, routeCollect, or "" for none. The site is the one of the
 // request's host.
@@ -68,7 +79,7 @@ func (g *Gateway) siteRoute(r *http.Request) string {
 	if !ok {
 		return ""
 	}
-	defScript, defCollect := DefaultPaths(g.opts.PathSecret, site.ID)
+	defScript, defCollect := g.defaultPaths(snap, site)
 	switch r.URL.Path {
 	case site.ScriptPath, defScript:
 		return routeScript
@@ -104,7 +115,7 @@ func (g *Gateway) scriptOptions(site *model.Site, scriptPath string) ScriptOptio
 	if scriptPath != "/tw.js" {
 		collect := site.CollectPath
 		if collect == "" {
-			_, collect = DefaultPaths(g.opts.PathSecret, site.ID)
+			_, collect = g.defaultPaths(g.opts.Sites.Snapshot(), site)
 		}
 		o.Collect = relativePath(scriptPath, collect)
 	}

@@ -104,8 +104,9 @@ func NewHandler(src Source, opts HandlerOptions) (*Handler, error) {
 	return &Handler{src: src, opts: opts}, nil
 }
 
-// ServeHTTP serves a route with a {site} wildcard
-// ("POST /webhooks/shopify/{site}").
+// ServeHTTP serves a net/http ServeMux route with a {site} wildcard
+// ("POST /webhooks/shopify/{site}"). Other routers call ServeSite (the
+// gateway's, through Options.OrderWebhooks).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeSite(w, r, r.PathValue("site"))
 }

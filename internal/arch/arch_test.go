@@ -103,21 +103,23 @@ func TestPackageDependencies(t *testing.T) {
 		{pkgs: "routing", allowed: []string{}},
 		{pkgs: "routing/config", allowed: []string{"routing", "routing/model", "internal/secrets"}},
 		{pkgs: "routing/queue", allowed: []string{"routing", "routing/model", "routing/queue/spool", "destinations", "internal/jsonscan"}},
+		{pkgs: "routing/dispatch", forbidden: []string{"./destinations/"}},
 		// HTTP intake declares the small interfaces it needs and never
 		// talks to Redis or the engine directly.
 		{pkgs: "gateway/...", forbidden: []string{"github.com/redis/", "./routing"},
-			allowed: []string{"gateway/...", "destinations", "destinations/pii", "routing/model", "internal/jsonscan"}},
+			allowed: []string{"gateway/...", "destinations", "destinations/pii", "routing/model", "internal/jsonscan", "internal/httproute"}},
 		// The control plane speaks to the store and the contract only: it
 		// never reaches into HTTP intake or a platform (routing/queue and
 		// its spool come in through routing/dispatch).
 		{pkgs: "admin", forbidden: []string{"./gateway"},
 			allowed: []string{"routing", "routing/config", "routing/dispatch", "routing/model", "routing/queue", "routing/queue/spool",
-				"destinations", "internal/secrets", "internal/jsonscan"}},
+				"destinations", "internal/secrets", "internal/jsonscan", "internal/httproute"}},
 		{pkgs: "internal/secrets", allowed: []string{}},
 		{pkgs: "internal/gctune", allowed: []string{}},
 		{pkgs: "internal/authlimit", allowed: []string{}},
 		{pkgs: "internal/jsonscan", allowed: []string{}},
 		{pkgs: "routing/queue/spool", allowed: []string{}},
+		{pkgs: "internal/httproute", allowed: []string{}},
 		{pkgs: "pixeljs", allowed: []string{}},
 		{pkgs: "static", allowed: []string{}},
 	}
