@@ -152,6 +152,31 @@ func Run(t *testing.T, p Platform) {
 			})
 		}
 	})
+	t.Run("NoSecretSplitByInvalidUTF8", func(t *testing.T) {
+		// An answer that echoes the secret with an invalid byte inside it:
+		// dropping the byte after the redaction would join the halves.
+		k := len(p.Secret) / 2
+		f := newFake(t, p)
+		f.answer(&Answer{Status: http.StatusBadGateway, Body: "bad token " + p.Secret[:k] + "\xff" + p.Secret[k:]})
+		var logs bytes.Buffer
+		d := newAdapter(t, p, f.URL, &logs)
+		batch := p.Events(2)
+		errs := d.Deliver(context.Background(), batch)
+		checkOutcomes(t, batch, errs, destinations.Retryable)
+		for _, part := range []string{p.Secret, p.Secret[:k], p.Secret[k:]} {
+			checkNoSecret(t, part, errs, logs.String())
+		}
+	})
+	t.Run("EmptyBatch", func(t *testing.T) {
+		f := newFake(t, p)
+		d := newAdapter(t, p, f.URL, nil)
+		if errs := d.Deliver(context.Background(), nil); len(errs) != 0 {
+			t.Errorf("Deliver(nil) = %v, want no outcomes", errs)
+		}
+		if n := f.count(); n != 0 {
+			t.Errorf("an empty batch made %d requests", n)
+		}
+	})
 	t.Run("NoSecretWhenUnreachable", func(t *testing.T) {
 		// A closed port: transport errors carry the request URL.
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -280,6 +305,7 @@ type fake struct {
 
 	mu     sync.Mutex
 	forced *Answer
+	all    int
 	seen   []seenRequest
 	errs   []string
 }
@@ -314,6 +340,12 @@ func (f *fake) requests() []seenRequest {
 	return append([]seenRequest(nil), f.seen...)
 }
 
+func (f *fake) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.all
+}
+
 func (f *fake) problems() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -327,6 +359,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
+	f.all++
 	forced := f.forced
 	f.mu.Unlock()
 	if forced != nil {

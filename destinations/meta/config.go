@@ -1,14 +1,14 @@
 package meta
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tagway/tagway/destinations"
-	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Defaults applied to Settings fields left empty.
@@ -65,16 +65,8 @@ func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings
 // parseSettings is ParseSettings with graphURL as graph_url's default.
 func parseSettings(raw json.RawMessage, graphURL string) (Settings, error) {
 	var s Settings
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		if errors.As(err, new(*destinations.DurationError)) {
-			return Settings{}, fmt.Errorf("meta settings: timeout: %w", err)
-		}
-		return Settings{}, fmt.Errorf("meta settings: %w", err)
-	}
-	if dec.More() {
-		return Settings{}, errors.New("meta settings: trailing data after the JSON object")
+	if err := platform.DecodeSettings("meta", raw, &s); err != nil {
+		return Settings{}, err
 	}
 	s.applyDefaults(graphURL)
 	if err := s.Validate(); err != nil {
@@ -108,16 +100,11 @@ func (s Settings) Validate() error {
 	case !pixelIDPattern.MatchString(s.PixelID):
 		errs = append(errs, fmt.Errorf("meta settings: pixel_id %q must be digits only", s.PixelID))
 	}
-	if u, err := url.Parse(s.GraphURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
-		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		errs = append(errs, fmt.Errorf("meta settings: graph_url %q must be an http(s) URL without user info, query or fragment", s.GraphURL))
-	}
+	errs = append(errs, platform.CheckURL("meta", GraphURLSetting, s.GraphURL))
 	if !apiVersionPattern.MatchString(s.APIVersion) {
 		errs = append(errs, fmt.Errorf("meta settings: api_version %q must look like v24.0", s.APIVersion))
 	}
-	if s.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("meta settings: timeout %s must be positive", time.Duration(s.Timeout)))
-	}
+	errs = append(errs, platform.CheckTimeout("meta", s.Timeout))
 	if len(s.PartnerAgent) > 100 {
 		errs = append(errs, errors.New("meta settings: partner_agent is longer than 100 bytes"))
 	}

@@ -993,11 +993,15 @@ func FuzzClassify(f *testing.F) {
 	f.Add(429, `{"code":8,"message":"rate"}`, 3)
 	f.Add(400, "pina_SECRETconversionTOKEN42", 1)
 	f.Add(200, `{"num_events_received":null,"events":[{"status":7}]}`, 2)
+	d, err := New(settingsJSON(f, "http://127.0.0.1:1", nil), destinations.Deps{Now: fixedNow})
+	if err != nil {
+		f.Fatal(err)
+	}
+	a := d.(*Adapter)
 	f.Fuzz(func(t *testing.T, status int, body string, n int) {
 		if n < 1 || n > 50 || status < 100 || status > 999 {
 			return
 		}
-		a := &Adapter{settings: Settings{AccessToken: testToken}, log: slog.New(slog.DiscardHandler), now: fixedNow}
 		errs := a.classify(status, http.Header{}, []byte(body), n)
 		if len(errs) != n {
 			t.Fatalf("%d outcomes for %d events", len(errs), n)

@@ -949,6 +949,11 @@ func FuzzClassify(f *testing.F) {
 	f.Add(200, `{"message":"Successfully processed 9 conversion events."}`, 2)
 	f.Add(401, `{"error":{"code":"UNAUTHORIZED","reason":"r","explanation":"`+testToken+`"}}`, 1)
 	f.Add(400, `{"error":{"fields":[{"field":"$.data.events[99999]"}]}}`, 1)
+	d, err := New(settingsJSON(f, "http://127.0.0.1:1", nil), destinations.Deps{Now: fixedNow})
+	if err != nil {
+		f.Fatal(err)
+	}
+	a := d.(*Adapter)
 	f.Fuzz(func(t *testing.T, status int, body string, n int) {
 		if n < 1 || n > 50 || status < 100 || status > 999 {
 			return
@@ -957,7 +962,6 @@ func FuzzClassify(f *testing.F) {
 		for i := range ids {
 			ids[i] = fmt.Sprint("e", i)
 		}
-		a := &Adapter{settings: Settings{AccessToken: testToken}, log: slog.New(slog.DiscardHandler), now: fixedNow}
 		errs := a.classify(status, http.Header{}, []byte(body), ids)
 		if len(errs) != n {
 			t.Fatalf("%d outcomes for %d events", len(errs), n)

@@ -228,7 +228,7 @@ func TestAPIURLFromDeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := d.(*Adapter).shownEvents; got != "https://tr.snapchat.com/v3/"+testPixel+"/events" {
+	if got, _, _ := strings.Cut(d.(*Adapter).events, "?"); got != "https://tr.snapchat.com/v3/"+testPixel+"/events" {
 		t.Errorf("default endpoint %q", got)
 	}
 }
