@@ -1,6 +1,7 @@
 package ga4
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,20 +54,10 @@ var measurementIDPattern = regexp.MustCompile(`^G-[A-Z0-9]{4,20}$`)
 func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings(raw, DefaultAPIURL) }
 
 func parseSettings(raw json.RawMessage, apiURL string) (Settings, error) {
-	var s Settings
-	if err := platform.DecodeSettings("ga4", raw, &s); err != nil {
-		return Settings{}, err
-	}
-	if s.APIURL == "" {
-		s.APIURL = apiURL
-	}
-	if s.Timeout == 0 {
-		s.Timeout = destinations.Duration(DefaultTimeout)
-	}
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	return platform.ParseSettings("ga4", raw, func(s *Settings) {
+		s.APIURL = cmp.Or(s.APIURL, apiURL)
+		s.Timeout = cmp.Or(s.Timeout, destinations.Duration(DefaultTimeout))
+	})
 }
 
 // Validate reports every problem with s, each naming its field. It expects

@@ -1,6 +1,7 @@
 package googleads
 
 import (
+	"cmp"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
@@ -99,28 +100,16 @@ func ParseSettings(raw json.RawMessage) (Settings, error) {
 }
 
 func parseSettings(raw json.RawMessage, apiURL, tokenURL string) (Settings, error) {
-	var s Settings
-	if err := platform.DecodeSettings(Type, raw, &s); err != nil {
-		return Settings{}, err
-	}
-	s.OperatingAccountID = accountID(s.OperatingAccountID)
-	s.LoginAccountID = accountID(s.LoginAccountID)
-	if s.LoginAccountID != "" && s.LoginAccountType == "" {
-		s.LoginAccountType = "GOOGLE_ADS"
-	}
-	if s.APIURL == "" {
-		s.APIURL = apiURL
-	}
-	if s.TokenURL == "" {
-		s.TokenURL = tokenURL
-	}
-	if s.Timeout == 0 {
-		s.Timeout = destinations.Duration(DefaultTimeout)
-	}
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	return platform.ParseSettings(Type, raw, func(s *Settings) {
+		s.OperatingAccountID = accountID(s.OperatingAccountID)
+		s.LoginAccountID = accountID(s.LoginAccountID)
+		if s.LoginAccountID != "" && s.LoginAccountType == "" {
+			s.LoginAccountType = "GOOGLE_ADS"
+		}
+		s.APIURL = cmp.Or(s.APIURL, apiURL)
+		s.TokenURL = cmp.Or(s.TokenURL, tokenURL)
+		s.Timeout = cmp.Or(s.Timeout, destinations.Duration(DefaultTimeout))
+	})
 }
 
 // Validate reports every problem with s, each naming its field and none

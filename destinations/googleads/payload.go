@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // ingestRequest is the JSON body of POST /v1/events:ingest (proto3 JSON
@@ -172,50 +173,16 @@ func consentWord(s destinations.ConsentState) string {
 // digests the sender gave), e-mails first, at most MaxIdentifiers.
 func userData(u *destinations.UserData) *dmUserData {
 	var ids []dmUserIdentifier
-	for _, d := range digests(u.EmGoogle, u.Em) {
+	for _, d := range platform.Digests(u.EmGoogle, u.Em, 0) {
 		ids = append(ids, dmUserIdentifier{EmailAddress: d})
 	}
-	for _, d := range digests(u.PhE164, u.Ph) {
+	for _, d := range platform.Digests(u.PhE164, u.Ph, 0) {
 		ids = append(ids, dmUserIdentifier{PhoneNumber: d})
 	}
 	if len(ids) == 0 {
 		return nil
 	}
 	return &dmUserData{UserIdentifiers: ids[:min(len(ids), MaxIdentifiers)]}
-}
-
-// digests returns the lowercase hex digests of variant, else of fallback,
-// once each; a parameter-builder appendix (".xyz") is dropped and anything
-// not a digest left out.
-func digests(variant, fallback []string) []string {
-	src := variant
-	if len(src) == 0 {
-		src = fallback
-	}
-	var out []string
-	for _, v := range src {
-		if i := strings.IndexByte(v, '.'); i >= 0 {
-			v = v[:i]
-		}
-		v = strings.ToLower(v)
-		if isDigest(v) && !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// isDigest reports whether v is 64 lowercase hex characters.
-func isDigest(v string) bool {
-	if len(v) != 64 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // adIdentifiers gives the event's Google click: of gclid, gbraid and

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,30 +65,14 @@ func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings
 
 // parseSettings is ParseSettings with graphURL as graph_url's default.
 func parseSettings(raw json.RawMessage, graphURL string) (Settings, error) {
-	var s Settings
-	if err := platform.DecodeSettings("meta", raw, &s); err != nil {
-		return Settings{}, err
-	}
-	s.applyDefaults(graphURL)
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	return platform.ParseSettings("meta", raw, func(s *Settings) { s.applyDefaults(graphURL) })
 }
 
 func (s *Settings) applyDefaults(graphURL string) {
-	if s.GraphURL == "" {
-		s.GraphURL = graphURL
-	}
-	if s.APIVersion == "" {
-		s.APIVersion = DefaultAPIVersion
-	}
-	if s.PartnerAgent == "" {
-		s.PartnerAgent = DefaultPartnerAgent
-	}
-	if s.Timeout == 0 {
-		s.Timeout = Duration(DefaultTimeout)
-	}
+	s.GraphURL = cmp.Or(s.GraphURL, graphURL)
+	s.APIVersion = cmp.Or(s.APIVersion, DefaultAPIVersion)
+	s.PartnerAgent = cmp.Or(s.PartnerAgent, DefaultPartnerAgent)
+	s.Timeout = cmp.Or(s.Timeout, Duration(DefaultTimeout))
 }
 
 // Validate reports every problem with s, each naming its field. It expects

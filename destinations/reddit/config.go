@@ -1,6 +1,7 @@
 package reddit
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,20 +61,10 @@ func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings
 
 // parseSettings is ParseSettings with apiURL as api_url's default.
 func parseSettings(raw json.RawMessage, apiURL string) (Settings, error) {
-	var s Settings
-	if err := platform.DecodeSettings(Type, raw, &s); err != nil {
-		return Settings{}, err
-	}
-	if s.APIURL == "" {
-		s.APIURL = apiURL
-	}
-	if s.Timeout == 0 {
-		s.Timeout = destinations.Duration(DefaultTimeout)
-	}
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	return platform.ParseSettings(Type, raw, func(s *Settings) {
+		s.APIURL = cmp.Or(s.APIURL, apiURL)
+		s.Timeout = cmp.Or(s.Timeout, destinations.Duration(DefaultTimeout))
+	})
 }
 
 // Validate reports every problem with s, each naming its field. It expects

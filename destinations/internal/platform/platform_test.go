@@ -190,3 +190,24 @@ func TestSettings(t *testing.T) {
 		t.Error("CheckTimeout")
 	}
 }
+
+func TestDigests(t *testing.T) {
+	d1, d2 := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	for _, tc := range []struct {
+		variant, fallback []string
+		max               int
+		want              string
+	}{
+		{[]string{d1}, []string{d2}, 0, "[" + d1 + "]"},
+		{nil, []string{d2 + ".AbC12", strings.ToUpper(d1), "raw@example.com", d2}, 0, "[" + d2 + " " + d1 + "]"},
+		{nil, []string{d1, d2}, 1, "[" + d1 + "]"},
+		{nil, nil, 3, "[]"},
+	} {
+		if got := Digests(tc.variant, tc.fallback, tc.max); fmt.Sprint(got) != tc.want {
+			t.Errorf("Digests(%v, %v, %d) = %v, want %s", tc.variant, tc.fallback, tc.max, got, tc.want)
+		}
+	}
+	if IsDigest(strings.Repeat("A", 64)) || IsDigest(d1[1:]) || !IsDigest(d1) {
+		t.Error("IsDigest")
+	}
+}

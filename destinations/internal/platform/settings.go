@@ -10,9 +10,29 @@ import (
 	"github.com/tagway/tagway/destinations"
 )
 
+// ParseSettings is the way every adapter's settings go: decoded strictly
+// from raw (unknown fields are an error), the timeout setting named when a
+// duration does not parse (timeout is every adapter's one duration), then
+// defaults applied, then validated, every problem joined.
+func ParseSettings[S any, P interface {
+	*S
+	Validate() error
+}](typ string, raw json.RawMessage, defaults func(*S)) (S, error) {
+	var s S
+	if err := DecodeSettings(typ, raw, &s); err != nil {
+		return s, err
+	}
+	defaults(&s)
+	if err := P(&s).Validate(); err != nil {
+		var zero S
+		return zero, err
+	}
+	return s, nil
+}
+
 // DecodeSettings decodes a typ destination's settings raw into v strictly,
 // as destinations.DecodeSettings does, naming the timeout setting when a
-// duration does not parse (timeout is every adapter's one duration).
+// duration does not parse.
 func DecodeSettings(typ string, raw json.RawMessage, v any) error {
 	err := destinations.DecodeSettings(typ, raw, v)
 	if de := new(destinations.DurationError); errors.As(err, &de) {
