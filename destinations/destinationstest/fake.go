@@ -1,6 +1,8 @@
 package destinationstest
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -231,4 +233,38 @@ func (a *Accounts) Check(account, token string) (tokenKnown, accountKnown, allow
 	}
 	want, accountKnown := a.tokens[account]
 	return tokenKnown, accountKnown, accountKnown && token != "" && want == token
+}
+
+// Post sends body to url with header, for a fake's own tests: a string or
+// a []byte as it is, anything else as JSON. It returns the answer's status
+// and body.
+func Post(t testing.TB, url string, header http.Header, body any) (int, []byte) {
+	t.Helper()
+	var b []byte
+	switch v := body.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, answer
 }
