@@ -105,7 +105,7 @@ func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destina
 	return &Adapter{
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + "/v1/events:ingest",
-		api: platform.NewClient(deps, platform.Config{Type: Type, Timeout: time.Duration(s.Timeout),
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "Google Ads", Timeout: time.Duration(s.Timeout),
 			Secrets: platform.NewRedactor(s.credentials()...), LogAttrs: []any{"operating_account_id", s.OperatingAccountID}}),
 		tokens: newTokenCache(),
 	}, nil

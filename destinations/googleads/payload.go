@@ -84,18 +84,14 @@ type dmDeviceInfo struct {
 // would refuse it.
 func (a *Adapter) toEvent(e *destinations.Event, now time.Time) (dmEvent, string, error) {
 	action, ok := a.settings.ConversionActions[e.EventName]
-	switch {
-	case !ok:
+	if !ok {
 		return dmEvent{}, "", &destinations.Error{Kind: destinations.Permanent, Code: "NO_CONVERSION_ACTION",
 			Message: "google_ads: no conversion action is configured for event " + strconv.Quote(e.EventName)}
-	case e.EventTime <= 0:
-		return dmEvent{}, "", destinations.PermanentError("google_ads: event %q has no event_time", e.EventID)
+	}
+	if err := a.api.CheckTime(e, now, MaxAge); err != nil {
+		return dmEvent{}, "", err
 	}
 	at := time.Unix(e.EventTime, 0)
-	if age := now.Sub(at); age > MaxAge {
-		return dmEvent{}, "", destinations.PermanentError("google_ads: event %q is %s old, past Google Ads' %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
-	}
 	if at.After(now) {
 		at = now
 	}

@@ -61,7 +61,7 @@ func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destina
 		settings: s,
 		endpoint: strings.TrimRight(s.GraphURL, "/") + "/" + s.APIVersion + "/" + s.PixelID + "/events",
 		header:   http.Header{"Accept": {"application/json"}},
-		api: platform.NewClient(deps, platform.Config{Type: "meta", Timeout: time.Duration(s.Timeout),
+		api: platform.NewClient(deps, platform.Config{Type: "meta", Name: "Meta", Timeout: time.Duration(s.Timeout),
 			Secrets: platform.NewRedactor(string(s.AccessToken)), LogAttrs: []any{"pixel_id", s.PixelID}}),
 	}, nil
 }
@@ -153,18 +153,10 @@ func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []err
 // precheck fails the events Meta would reject for sure, so that one of them
 // cannot sink a whole request.
 func (a *Adapter) precheck(e *destinations.Event, now time.Time) error {
-	switch {
-	case e.EventName == "":
+	if e.EventName == "" {
 		return destinations.PermanentError("meta: event has no event_name")
-	case e.EventTime <= 0:
-		return destinations.PermanentError("meta: event %q has no event_time", e.EventID)
 	}
-	age := now.Sub(time.Unix(e.EventTime, 0))
-	if limit := a.MaxEventAge(*e); age > limit {
-		return destinations.PermanentError("meta: event %q is %s old, past Meta's %s limit",
-			e.EventID, age.Truncate(time.Second), limit)
-	}
-	return nil
+	return a.api.CheckTime(e, now, a.MaxEventAge(*e))
 }
 
 // send posts one request (or, in dry-run, logs and records it) and returns

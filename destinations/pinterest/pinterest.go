@@ -79,7 +79,7 @@ func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destina
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + "/v5/ad_accounts/" + s.AdAccountID + "/events",
 		header:   http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer " + string(s.AccessToken)}},
-		api: platform.NewClient(deps, platform.Config{Type: Type, Timeout: time.Duration(s.Timeout),
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "Pinterest", Timeout: time.Duration(s.Timeout),
 			Secrets: platform.NewRedactor(string(s.AccessToken)), LogAttrs: []any{"ad_account_id", s.AdAccountID},
 			SnippetBytes: maxMessageBytes}),
 	}, nil
@@ -151,12 +151,8 @@ func (a *Adapter) prepare(e *destinations.Event, now time.Time) (wireEvent, erro
 	if !ok {
 		return wireEvent{}, destinations.PermanentError("pinterest: no Pinterest event for %q (map it in the route's event_map)", e.EventName)
 	}
-	if e.EventTime <= 0 {
-		return wireEvent{}, destinations.PermanentError("pinterest: event %q has no event_time", e.EventID)
-	}
-	if age := now.Sub(time.Unix(e.EventTime, 0)); age > MaxAge {
-		return wireEvent{}, destinations.PermanentError("pinterest: event %q is %s old, past Pinterest's %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
+	if err := a.api.CheckTime(e, now, MaxAge); err != nil {
+		return wireEvent{}, err
 	}
 	if v := Check(e); v != nil {
 		return wireEvent{}, destinations.PermanentError("pinterest: event %q: %s", e.EventID, v)

@@ -68,7 +68,7 @@ func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destina
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + "/api/v3/pixels/" + url.PathEscape(s.PixelID) + "/conversion_events",
 		header:   http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer " + string(s.AccessToken)}},
-		api: platform.NewClient(deps, platform.Config{Type: Type, Timeout: time.Duration(s.Timeout),
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "Reddit", Timeout: time.Duration(s.Timeout),
 			Secrets: platform.NewRedactor(string(s.AccessToken)), LogAttrs: []any{"pixel_id", s.PixelID},
 			SnippetBytes: maxMessageBytes}),
 	}, nil
@@ -145,15 +145,10 @@ func (a *Adapter) prepare(e *destinations.Event, now time.Time) (wireEvent, erro
 	if !ok {
 		return wireEvent{}, destinations.PermanentError("reddit: event %q has no event name Reddit takes", e.EventID)
 	}
-	if e.EventTime <= 0 {
-		return wireEvent{}, destinations.PermanentError("reddit: event %q has no event_time", e.EventID)
+	if err := a.api.CheckTime(e, now, MaxAge); err != nil {
+		return wireEvent{}, err
 	}
-	at := time.Unix(e.EventTime, 0)
-	if age := now.Sub(at); age > MaxAge {
-		return wireEvent{}, destinations.PermanentError("reddit: event %q is %s old, past Reddit's %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
-	}
-	if ahead := at.Sub(now); ahead > MaxFuture {
+	if ahead := time.Unix(e.EventTime, 0).Sub(now); ahead > MaxFuture {
 		return wireEvent{}, destinations.RetryableError(ahead-MaxFuture+time.Second,
 			"reddit: event %q is dated %s ahead; Reddit takes at most %s", e.EventID, ahead.Truncate(time.Second), MaxFuture)
 	}

@@ -68,7 +68,7 @@ func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destina
 		events:   base + query,
 		validate: base + "/validate" + query,
 		header:   http.Header{"Accept": {"application/json"}},
-		api: platform.NewClient(deps, platform.Config{Type: Type, Timeout: time.Duration(s.Timeout),
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "Snap", Timeout: time.Duration(s.Timeout),
 			Secrets: secrets, LogAttrs: []any{"pixel_id", s.PixelID}}),
 	}, nil
 }
@@ -259,15 +259,11 @@ func (a *Adapter) precheck(e destinations.Event, now time.Time) (snapEvent, erro
 		return snapEvent{}, destinations.PermanentError("snap: event %q: Snap has no event named %q", e.EventID, e.EventName)
 	}
 	source, ok := actionSources[e.ActionSource]
-	switch {
-	case !ok:
+	if !ok {
 		return snapEvent{}, destinations.PermanentError("snap: event %q: action_source %q has no Snap equivalent on a pixel", e.EventID, e.ActionSource)
-	case e.EventTime <= 0:
-		return snapEvent{}, destinations.PermanentError("snap: event %q has no event_time", e.EventID)
 	}
-	if age := now.Sub(time.Unix(e.EventTime, 0)); age > MaxAge {
-		return snapEvent{}, destinations.PermanentError("snap: event %q is %s old, past Snap's %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
+	if err := a.api.CheckTime(&e, now, MaxAge); err != nil {
+		return snapEvent{}, err
 	}
 	return toSnapEvent(e, name, source), nil
 }

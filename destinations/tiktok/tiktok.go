@@ -68,7 +68,7 @@ func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destina
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + TrackPath,
 		header:   http.Header{"Accept": {"application/json"}, "Access-Token": {string(s.AccessToken)}},
-		api: platform.NewClient(deps, platform.Config{Type: Type, Timeout: time.Duration(s.Timeout),
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "TikTok", Timeout: time.Duration(s.Timeout),
 			Secrets: platform.NewRedactor(string(s.AccessToken)), LogAttrs: []any{"pixel_code", s.PixelCode}}),
 	}, nil
 }
@@ -259,15 +259,11 @@ func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []err
 // TikTok would refuse, so that one of them cannot sink a whole request.
 func (a *Adapter) precheck(e destinations.Event, now time.Time) (string, error) {
 	name, ok := EventName(e.EventName)
-	switch {
-	case !ok:
+	if !ok {
 		return "", destinations.PermanentError("tiktok: event %q: TikTok has no event named %q", e.EventID, e.EventName)
-	case e.EventTime <= 0:
-		return "", destinations.PermanentError("tiktok: event %q has no event_time", e.EventID)
 	}
-	if age := now.Sub(time.Unix(e.EventTime, 0)); age > MaxAge {
-		return "", destinations.PermanentError("tiktok: event %q is %s old, past TikTok's %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
+	if err := a.api.CheckTime(&e, now, MaxAge); err != nil {
+		return "", err
 	}
 	return name, nil
 }

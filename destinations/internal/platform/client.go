@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
@@ -35,6 +36,8 @@ type Config struct {
 	// Type is the destination type ("meta"): it starts every message and
 	// tags every log line.
 	Type string
+	// Name is the platform's name in messages ("Meta", "Google Ads").
+	Name string
 	// Timeout bounds each request.
 	Timeout time.Duration
 	// Secrets are kept out of every message and log line the Client
@@ -222,4 +225,21 @@ func (c *Client) ReadFailure(resp Response) *destinations.Error {
 	}
 	return &destinations.Error{Kind: destinations.Retryable, Status: resp.Status,
 		Message: c.cfg.Type + ": read response: " + c.Redact(resp.ReadErr.Error())}
+}
+
+// CheckTime fails, permanently, an event whose time the platform would
+// refuse for sure: none, or older than maxAge at now.
+func (c *Client) CheckTime(e *destinations.Event, now time.Time, maxAge time.Duration) error {
+	if e.EventTime <= 0 {
+		return destinations.PermanentError("%s: event %q has no event_time", c.cfg.Type, e.EventID)
+	}
+	if age := now.Sub(time.Unix(e.EventTime, 0)); age > maxAge {
+		owner := c.cfg.Name + "'s"
+		if strings.HasSuffix(c.cfg.Name, "s") {
+			owner = c.cfg.Name + "'"
+		}
+		return destinations.PermanentError("%s: event %q is %s old, past %s %s limit",
+			c.cfg.Type, e.EventID, age.Truncate(time.Second), owner, maxAge)
+	}
+	return nil
 }

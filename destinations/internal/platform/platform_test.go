@@ -211,3 +211,30 @@ func TestDigests(t *testing.T) {
 		t.Error("IsDigest")
 	}
 }
+
+func TestCheckTime(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, want string
+		at         int64
+	}{
+		{"Meta", "", now.Add(-time.Hour).Unix()},
+		{"Meta", `toy: event "e1" has no event_time`, 0},
+		{"Meta", `toy: event "e1" is 2h0m0s old, past Meta's 1h0m0s limit`, now.Add(-2 * time.Hour).Unix()},
+		{"Google Ads", `toy: event "e1" is 2h0m0s old, past Google Ads' 1h0m0s limit`, now.Add(-2 * time.Hour).Unix()},
+	} {
+		c := NewClient(destinations.Deps{}, Config{Type: "toy", Name: tc.name})
+		err := c.CheckTime(&destinations.Event{EventID: "e1", EventTime: tc.at}, now, time.Hour)
+		got := ""
+		if err != nil {
+			kind, de := destinations.Classify(err)
+			if kind != destinations.Permanent {
+				t.Errorf("%v is not permanent", err)
+			}
+			got = de.Message
+		}
+		if got != tc.want {
+			t.Errorf("CheckTime = %q, want %q", got, tc.want)
+		}
+	}
+}
