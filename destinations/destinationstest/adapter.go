@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -424,5 +425,56 @@ func CheckShared(t testing.TB, errs []error, n int) {
 		if fmt.Sprint(errs[i]) != fmt.Sprint(errs[0]) {
 			t.Errorf("outcomes differ within one request: %v / %v", errs[0], errs[i])
 		}
+	}
+}
+
+// CheckLeaks runs one event through the adapter newAt builds for a
+// platform at a URL, once for each of platforms (stand-ins by name:
+// answers echoing the credential, redirects that carry it) and once for a
+// platform that never answers: neither the errors nor the logs may show
+// any of secrets. Each runs as a subtest; newAt should set a short timeout.
+func CheckLeaks(t *testing.T, platforms map[string]http.Handler, e destinations.Event,
+	newAt func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer), secrets ...string) {
+	t.Helper()
+	all := maps.Clone(platforms)
+	all["timeout"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Once the body is read, the server notices the client hanging up.
+		_, _ = io.ReadAll(r.Body)
+		<-r.Context().Done()
+	})
+	for name, h := range all {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			d, logs := newAt(t, srv.URL)
+			errs := d.Deliver(context.Background(), []destinations.Event{e})
+			CheckNoSecret(t, logs.String(), errs, secrets...)
+		})
+	}
+}
+
+// CheckTimeout delivers e through d, whose platform does not answer within
+// d's timeout (Hanging): the outcome must be retryable and say that the
+// deadline passed. It returns the outcome.
+func CheckTimeout(t testing.TB, d destinations.Destination, e destinations.Event) error {
+	t.Helper()
+	err := d.Deliver(context.Background(), []destinations.Event{e})[0]
+	if kind, de := destinations.Classify(err); kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
+		t.Errorf("timeout: %v", err)
+	}
+	return err
+}
+
+// CheckDryRun delivers batch through d, which must run dry: every event
+// delivered, and no request reaching platform.
+func CheckDryRun(t testing.TB, d destinations.Destination, platform *Capture, batch []destinations.Event) {
+	t.Helper()
+	for i, err := range d.Deliver(context.Background(), batch) {
+		if err != nil {
+			t.Errorf("event %d: %v", i, err)
+		}
+	}
+	if n := len(platform.Requests()); n != 0 {
+		t.Fatalf("dry run sent %d requests", n)
 	}
 }

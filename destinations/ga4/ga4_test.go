@@ -806,12 +806,8 @@ func TestClassification(t *testing.T) {
 
 func TestTimeoutIsRetryable(t *testing.T) {
 	d, logs := newAdapter(t, settingsJSON(t, destinationstest.Hanging(t).URL, map[string]any{"timeout": "50ms"}), nil)
-	errs := d.Deliver(context.Background(), []destinations.Event{pageView("a", "1.1")})
-	kind, de := destinations.Classify(errs[0])
-	if kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
-		t.Errorf("timeout: %v", errs[0])
-	}
-	checkNoSecret(t, logs.String(), errs)
+	err := destinationstest.CheckTimeout(t, d, pageView("a", "1.1"))
+	checkNoSecret(t, logs.String(), []error{err})
 }
 
 func TestDryRun(t *testing.T) {
@@ -826,15 +822,7 @@ func TestDryRun(t *testing.T) {
 			srv := newCaptureServer(t)
 			var recorded [][]byte
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, tc.extra), func(b []byte) { recorded = append(recorded, b) })
-			errs := d.Deliver(context.Background(), []destinations.Event{purchase(), pageView("a", "1.1"), pageView("b", "1.1")})
-			for i, err := range errs {
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-				}
-			}
-			if len(srv.Requests()) != 0 {
-				t.Fatalf("dry run sent %d requests", len(srv.Requests()))
-			}
+			destinationstest.CheckDryRun(t, d, srv, []destinations.Event{purchase(), pageView("a", "1.1"), pageView("b", "1.1")})
 			if len(recorded) != 2 {
 				t.Fatalf("recorded %d bodies, want 2 (one per visitor)", len(recorded))
 			}
@@ -877,20 +865,10 @@ func TestSecretNeverLeaks(t *testing.T) {
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere?"+r.URL.RawQuery, http.StatusTemporaryRedirect)
 		}),
-		"timeout": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.ReadAll(r.Body)
-			<-r.Context().Done()
-		}),
 	}
-	for name, h := range handlers {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a", "1.1")})
-			checkNoSecret(t, logs.String(), errs)
-		})
-	}
+	destinationstest.CheckLeaks(t, handlers, pageView("a", "1.1"), func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer) {
+		return newAdapter(t, settingsJSON(t, url, map[string]any{"timeout": "50ms"}), nil)
+	}, testSecret, url.QueryEscape(testSecret))
 	t.Run("unreachable", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		u := srv.URL

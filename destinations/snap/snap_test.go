@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -643,14 +642,10 @@ func TestWholeBatchOnlyForSeveral(t *testing.T) {
 
 func TestTimeoutIsRetryable(t *testing.T) {
 	d, logs := newAdapter(t, settingsJSON(t, destinationstest.Hanging(t).URL, map[string]any{"timeout": "50ms"}), nil)
-	errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-	kind, de := destinations.Classify(errs[0])
-	if kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
-		t.Errorf("timeout: %v %v", kind, de)
-	}
-	checkNoToken(t, logs.String(), errs)
-	if !strings.Contains(de.Message, "/v3/"+testPixel+"/events") {
-		t.Errorf("the message lost the endpoint: %s", de.Message)
+	err := destinationstest.CheckTimeout(t, d, pageView("a"))
+	checkNoToken(t, logs.String(), []error{err})
+	if err == nil || !strings.Contains(err.Error(), "/v3/"+testPixel+"/events") {
+		t.Errorf("the message lost the endpoint: %v", err)
 	}
 }
 
@@ -668,14 +663,7 @@ func TestDryRun(t *testing.T) {
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, tc.extra), func(b []byte) { recorded = append(recorded, b) })
 			b := pageView("b")
 			b.Context.TestEventCode = "TESTB"
-			for i, err := range d.Deliver(context.Background(), []destinations.Event{purchase(), pageView("a"), b}) {
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-				}
-			}
-			if len(srv.Bodies()) != 0 {
-				t.Fatalf("dry run sent %d requests", len(srv.Bodies()))
-			}
+			destinationstest.CheckDryRun(t, d, srv, []destinations.Event{purchase(), pageView("a"), b})
 			if len(recorded) != 2 {
 				t.Fatalf("recorded %d bodies, want 2 (live and test)", len(recorded))
 			}
@@ -728,10 +716,6 @@ func TestTokenNeverLeaks(t *testing.T) {
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere?"+r.URL.RawQuery, http.StatusTemporaryRedirect)
 		}),
-		"timeout": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.ReadAll(r.Body)
-			<-r.Context().Done()
-		}),
 		"reset": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
@@ -739,15 +723,9 @@ func TestTokenNeverLeaks(t *testing.T) {
 			}
 		}),
 	}
-	for name, h := range handlers {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-			checkNoToken(t, logs.String(), errs)
-		})
-	}
+	destinationstest.CheckLeaks(t, handlers, pageView("a"), func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer) {
+		return newAdapter(t, settingsJSON(t, url, map[string]any{"timeout": "50ms"}), nil)
+	}, testToken, url.QueryEscape(testToken), "snapSECRET")
 	t.Run("unreachable", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -585,10 +584,7 @@ func TestWholeBatchOnlyForSeveral(t *testing.T) {
 
 func TestTimeoutIsRetryable(t *testing.T) {
 	d, _ := newAdapter(t, settingsJSON(t, destinationstest.Hanging(t).URL, map[string]any{"timeout": "50ms"}), nil)
-	kind, de := destinations.Classify(d.Deliver(context.Background(), []destinations.Event{pageView("a")})[0])
-	if kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
-		t.Errorf("timeout: %v %v", kind, de)
-	}
+	destinationstest.CheckTimeout(t, d, pageView("a"))
 }
 
 func TestDryRun(t *testing.T) {
@@ -605,14 +601,7 @@ func TestDryRun(t *testing.T) {
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, tc.extra), func(b []byte) { recorded = append(recorded, b) })
 			b := pageView("b")
 			b.Context.TestEventCode = "TESTB"
-			for i, err := range d.Deliver(context.Background(), []destinations.Event{purchase(), pageView("a"), b}) {
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-				}
-			}
-			if len(srv.Bodies()) != 0 {
-				t.Fatalf("dry run sent %d requests", len(srv.Bodies()))
-			}
+			destinationstest.CheckDryRun(t, d, srv, []destinations.Event{purchase(), pageView("a"), b})
 			if len(recorded) != 2 {
 				t.Fatalf("recorded %d bodies, want 2 (one per test event code)", len(recorded))
 			}
@@ -665,20 +654,10 @@ func TestTokenNeverLeaks(t *testing.T) {
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere?token="+r.Header.Get("Access-Token"), http.StatusTemporaryRedirect)
 		}),
-		"timeout": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.ReadAll(r.Body)
-			<-r.Context().Done()
-		}),
 	}
-	for name, h := range handlers {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-			checkNoToken(t, logs.String(), errs)
-		})
-	}
+	destinationstest.CheckLeaks(t, handlers, pageView("a"), func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer) {
+		return newAdapter(t, settingsJSON(t, url, map[string]any{"timeout": "50ms"}), nil)
+	}, testToken)
 }
 
 func checkNoToken(t *testing.T, logs string, errs []error) {
