@@ -162,10 +162,8 @@ func toSnapEvent(e destinations.Event, name, source string) snapEvent {
 		Country: ud.Country, ExternalID: ud.ExternalID,
 		ClientIPAddress: ud.ClientIPAddress,
 		ClientUserAgent: ud.ClientUserAgent,
+		ScClickID:       platform.ClickID(&e, "ScCid", ClickWindow),
 		ScCookie1:       e.Context.Cookies["_scid"],
-	}
-	if c, ok := e.Context.ClickIDs["ScCid"]; ok && clickInWindow(c, e.EventTime) {
-		u.ScClickID = c.Value
 	}
 	return snapEvent{
 		EventName:                    name,
@@ -180,18 +178,6 @@ func toSnapEvent(e destinations.Event, name, source string) snapEvent {
 		DataProcessingOptionsCountry: e.DataProcessingOptionsCountry,
 		DataProcessingOptionsState:   e.DataProcessingOptionsState,
 	}
-}
-
-// clickInWindow reports whether a click captured at c.At (Unix ms; zero:
-// unknown) is recent enough to be credited with an event at eventTime.
-func clickInWindow(c destinations.ClickID, eventTime int64) bool {
-	if c.Value == "" {
-		return false
-	}
-	if c.At <= 0 {
-		return true
-	}
-	return time.Unix(eventTime, 0).Sub(time.UnixMilli(c.At)) <= ClickWindow
 }
 
 func toCustomData(cd *destinations.CustomData) *customData {

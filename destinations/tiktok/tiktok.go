@@ -156,12 +156,10 @@ func toWebEvent(e destinations.Event, name string) webEvent {
 		FirstName:  first(ud.Fn),
 		LastName:   first(ud.Ln),
 		ZipCode:    first(ud.Zp),
+		TTCLID:     platform.ClickID(&e, "ttclid", ClickWindow),
 		TTP:        e.Context.Cookies["_ttp"],
 		IP:         ud.ClientIPAddress,
 		UserAgent:  ud.ClientUserAgent,
-	}
-	if c, ok := e.Context.ClickIDs["ttclid"]; ok && clickInWindow(c, e.EventTime) {
-		u.TTCLID = c.Value
 	}
 	w := webEvent{
 		Event:          name,
@@ -175,18 +173,6 @@ func toWebEvent(e destinations.Event, name string) webEvent {
 		w.Page = &page{URL: e.EventSourceURL, Referrer: e.ReferrerURL}
 	}
 	return w
-}
-
-// clickInWindow reports whether a click captured at c.At (Unix ms; zero:
-// unknown) is recent enough to be credited with an event at eventTime.
-func clickInWindow(c destinations.ClickID, eventTime int64) bool {
-	if c.Value == "" {
-		return false
-	}
-	if c.At <= 0 {
-		return true
-	}
-	return time.Unix(eventTime, 0).Sub(time.UnixMilli(c.At)) <= ClickWindow
 }
 
 func toProperties(cd *destinations.CustomData) *properties {

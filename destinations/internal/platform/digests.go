@@ -3,6 +3,9 @@ package platform
 import (
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/tagway/tagway/destinations"
 )
 
 // Digests returns the SHA-256 digests of variant (a digest variant ingest
@@ -44,4 +47,15 @@ func IsDigest(v string) bool {
 		}
 	}
 	return true
+}
+
+// ClickID is the event's ad click id of URL parameter param ("ttclid")
+// while it can still be credited with the event: captured at most window
+// before it, or at an unknown time. It is "" otherwise.
+func ClickID(e *destinations.Event, param string, window time.Duration) string {
+	c := e.Context.ClickIDs[param]
+	if c.Value == "" || (c.At > 0 && time.Unix(e.EventTime, 0).Sub(time.UnixMilli(c.At)) > window) {
+		return ""
+	}
+	return c.Value
 }

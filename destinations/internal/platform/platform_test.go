@@ -238,3 +238,19 @@ func TestCheckTime(t *testing.T) {
 		}
 	}
 }
+
+func TestClickID(t *testing.T) {
+	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	e := destinations.Event{EventTime: at.Unix(), Context: destinations.Context{ClickIDs: map[string]destinations.ClickID{
+		"fresh":   {Value: "F", At: at.Add(-time.Hour).UnixMilli()},
+		"edge":    {Value: "E", At: at.Add(-2 * time.Hour).UnixMilli()},
+		"stale":   {Value: "S", At: at.Add(-3 * time.Hour).UnixMilli()},
+		"unknown": {Value: "U"},
+		"empty":   {At: at.UnixMilli()},
+	}}}
+	for param, want := range map[string]string{"fresh": "F", "edge": "E", "stale": "", "unknown": "U", "empty": "", "none": ""} {
+		if got := ClickID(&e, param, 2*time.Hour); got != want {
+			t.Errorf("ClickID(%s) = %q, want %q", param, got, want)
+		}
+	}
+}
