@@ -478,3 +478,55 @@ func CheckDryRun(t testing.TB, d destinations.Destination, platform *Capture, ba
 		t.Fatalf("dry run sent %d requests", n)
 	}
 }
+
+// Purchase is the canonical website Purchase of the adapters' golden
+// payloads, at now less 90 seconds, with every kind of field filled: each
+// adapter's tests add what their platform reads beyond it (click ids,
+// cookies, more customer information). Each call returns a new event.
+func Purchase(now time.Time) destinations.Event {
+	return destinations.Event{
+		EventName:      "Purchase",
+		EventTime:      now.Add(-90 * time.Second).Unix(),
+		EventID:        "3f0c6a52-9b1e-4c7e-8d2a-5b7f1e0c9a11",
+		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
+		ReferrerURL:    "https://shop.example/checkout",
+		ActionSource:   "website",
+		UserData: destinations.UserData{
+			Em:              []string{SHA256("jane@example.com")},
+			Ph:              []string{SHA256("16505551212")},
+			PhE164:          []string{SHA256("+16505551212")},
+			Fn:              []string{SHA256("jane")},
+			Ln:              []string{SHA256("doe")},
+			Ct:              []string{SHA256("menlopark")},
+			St:              []string{SHA256("ca")},
+			Zp:              []string{SHA256("94025")},
+			Country:         []string{SHA256("us")},
+			ExternalID:      []string{SHA256("cust-9")},
+			ClientIPAddress: "2001:db8::7",
+			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+			Fbp:             "fb.1.1764329000000.482913756104",
+		},
+		CustomData: &destinations.CustomData{
+			Value:       Ptr(129.0),
+			Currency:    "EUR",
+			ContentIDs:  []string{"sku-1", "sku-2"},
+			ContentType: "product",
+			Contents: []destinations.Content{
+				{ID: "sku-1", Quantity: Ptr(2), ItemPrice: Ptr(49.5), Title: "Trail shoe"},
+				{ID: "sku-2", Quantity: Ptr(1), ItemPrice: Ptr(30.0), DeliveryCategory: "home_delivery"},
+			},
+			NumItems: Ptr(3),
+			OrderID:  "1001",
+			Custom:   map[string]json.RawMessage{"coupon": json.RawMessage(`"WELCOME10"`)},
+		},
+		DataProcessingOptions:        []string{"LDU"},
+		DataProcessingOptionsCountry: Ptr(1),
+		DataProcessingOptionsState:   Ptr(1000),
+		Context: destinations.Context{
+			SiteID:     "shop",
+			ReceivedAt: now.UnixMilli(),
+			Source:     "browser",
+			Consent:    destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted},
+		},
+	}
+}

@@ -33,8 +33,6 @@ func fixedNow() time.Time { return testNow }
 
 func sha(s string) string { return destinationstest.SHA256(s) }
 
-func ptr[T any](v T) *T { return &v }
-
 // settingsJSON builds settings for the adapter under test.
 func settingsJSON(t testing.TB, graphURL string, extra map[string]any) json.RawMessage {
 	return destinationstest.SettingsJSON(t, map[string]any{"pixel_id": testPixel, "access_token": testToken, "graph_url": graphURL}, extra)
@@ -47,51 +45,11 @@ func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (de
 
 // purchase is a website Purchase with every kind of field filled.
 func purchase() destinations.Event {
-	return destinations.Event{
-		EventName:      "Purchase",
-		EventTime:      testNow.Add(-90 * time.Second).Unix(),
-		EventID:        "3f0c6a52-9b1e-4c7e-8d2a-5b7f1e0c9a11",
-		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
-		ReferrerURL:    "https://shop.example/checkout",
-		ActionSource:   "website",
-		UserData: destinations.UserData{
-			Em:              []string{sha("jane@example.com")},
-			Ph:              []string{sha("16505551212")},
-			Fn:              []string{sha("jane")},
-			Ln:              []string{sha("doe")},
-			Ct:              []string{sha("menlopark")},
-			St:              []string{sha("ca")},
-			Zp:              []string{sha("94025")},
-			Country:         []string{sha("us")},
-			ExternalID:      []string{sha("cust-9")},
-			ClientIPAddress: "2001:db8::7",
-			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-			Fbc:             "fb.1.1764330000000.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk",
-			Fbp:             "fb.1.1764329000000.482913756104",
-		},
-		CustomData: &destinations.CustomData{
-			Value:       ptr(129.0),
-			Currency:    "EUR",
-			ContentIDs:  []string{"sku-1", "sku-2"},
-			ContentType: "product",
-			Contents: []destinations.Content{
-				{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.5)},
-				{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0), DeliveryCategory: "home_delivery"},
-			},
-			NumItems: ptr(3),
-			OrderID:  "1001",
-			Custom:   map[string]json.RawMessage{"coupon": json.RawMessage(`"WELCOME10"`)},
-		},
-		DataProcessingOptions:        []string{"LDU"},
-		DataProcessingOptionsCountry: ptr(1),
-		DataProcessingOptionsState:   ptr(1000),
-		Context: destinations.Context{
-			SiteID:     "shop",
-			ReceivedAt: testNow.UnixMilli(),
-			Source:     "browser",
-			Consent:    destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted},
-		},
-	}
+	p := destinationstest.Purchase(testNow)
+	p.UserData.PhE164 = nil
+	p.UserData.Fbc = "fb.1.1764330000000.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk"
+	p.CustomData.Contents[0].Title = ""
+	return p
 }
 
 // pageView is a small valid website event.

@@ -51,53 +51,21 @@ func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (de
 
 // purchase is a website Purchase with every kind of field filled.
 func purchase() destinations.Event {
-	return destinations.Event{
-		EventName:      "Purchase",
-		EventTime:      testNow.Add(-90 * time.Second).Unix(),
-		EventID:        "3f0c6a52-9b1e-4c7e-8d2a-5b7f1e0c9a11",
-		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
-		ReferrerURL:    "https://shop.example/checkout",
-		ActionSource:   "website",
-		UserData: destinations.UserData{
-			Em:              []string{sha("jane@example.com"), sha("jane.doe@work.example")},
-			Ph:              []string{sha("16505551212")},
-			PhE164:          []string{sha("+16505551212")},
-			Fn:              []string{sha("jane")},
-			Ct:              []string{sha("menlopark")},
-			ExternalID:      []string{sha("cust-9")},
-			ClientIPAddress: "2001:db8::7",
-			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-			Fbp:             "fb.1.1764329000000.482913756104",
-		},
-		CustomData: &destinations.CustomData{
-			Value:       ptr(129.5),
-			Currency:    "EUR",
-			ContentIDs:  []string{"sku-1", "sku-2"},
-			ContentType: "product",
-			Contents: []destinations.Content{
-				{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.75), Title: "Trail runner"},
-				{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0)},
-			},
-			OrderID: "1001",
-			Custom:  map[string]json.RawMessage{"coupon": json.RawMessage(`"WELCOME10"`)},
-		},
-		DataProcessingOptions:        []string{"LDU"},
-		DataProcessingOptionsCountry: ptr(1),
-		DataProcessingOptionsState:   ptr(1000),
-		Context: destinations.Context{
-			SiteID:     "shop",
-			ReceivedAt: testNow.UnixMilli(),
-			Source:     "browser",
-			Consent:    destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted},
-			Country:    "US",
-			Region:     "CA",
-			ClickIDs: map[string]destinations.ClickID{
-				"rdt_cid": {Value: "2712345678901234567_Zb3X", At: testNow.Add(-72 * time.Hour).UnixMilli()},
-				"epik":    {Value: "not-for-reddit", At: testNow.UnixMilli()},
-			},
-			Cookies: map[string]string{"_rdt_uuid": testUUID, "_epik": "not-for-reddit"},
-		},
+	p := destinationstest.Purchase(testNow)
+	p.UserData.Em = append(p.UserData.Em, sha("jane.doe@work.example"))
+	p.UserData.Ln, p.UserData.St, p.UserData.Zp, p.UserData.Country = nil, nil, nil, nil
+	p.CustomData.Value, p.CustomData.NumItems = ptr(129.5), nil
+	p.CustomData.Contents = []destinations.Content{
+		{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.75), Title: "Trail runner"},
+		{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0)},
 	}
+	p.Context.Country, p.Context.Region = "US", "CA"
+	p.Context.ClickIDs = map[string]destinations.ClickID{
+		"rdt_cid": {Value: "2712345678901234567_Zb3X", At: testNow.Add(-72 * time.Hour).UnixMilli()},
+		"epik":    {Value: "not-for-reddit", At: testNow.UnixMilli()},
+	}
+	p.Context.Cookies = map[string]string{"_rdt_uuid": testUUID, "_epik": "not-for-reddit"}
+	return p
 }
 
 // pageView is a small valid website event.

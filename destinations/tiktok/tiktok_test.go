@@ -35,8 +35,6 @@ func fixedNow() time.Time { return testNow }
 
 func sha(s string) string { return destinationstest.SHA256(s) }
 
-func ptr[T any](v T) *T { return &v }
-
 // settingsJSON builds settings for the adapter under test; a nil value in
 // extra removes the key.
 func settingsJSON(t testing.TB, apiURL string, extra map[string]any) json.RawMessage {
@@ -50,55 +48,15 @@ func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (de
 
 // purchase is a website Purchase with every kind of field filled.
 func purchase() destinations.Event {
-	return destinations.Event{
-		EventName:      "Purchase",
-		EventTime:      testNow.Add(-90 * time.Second).Unix(),
-		EventID:        "3f0c6a52-9b1e-4c7e-8d2a-5b7f1e0c9a11",
-		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
-		ReferrerURL:    "https://shop.example/checkout",
-		ActionSource:   "website",
-		UserData: destinations.UserData{
-			Em:              []string{sha("jane@example.com")},
-			Ph:              []string{sha("16505551212")},
-			PhE164:          []string{sha("+16505551212")},
-			Fn:              []string{sha("jane")},
-			Ln:              []string{sha("doe")},
-			Ct:              []string{sha("menlopark")},
-			St:              []string{sha("ca")},
-			Zp:              []string{sha("94025")},
-			Country:         []string{sha("us")},
-			ExternalID:      []string{sha("cust-9")},
-			ClientIPAddress: "2001:db8::7",
-			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-			Fbp:             "fb.1.1764329000000.482913756104",
-		},
-		CustomData: &destinations.CustomData{
-			Value:       ptr(129.0),
-			Currency:    "EUR",
-			ContentIDs:  []string{"sku-1", "sku-2"},
-			ContentType: "product",
-			Contents: []destinations.Content{
-				{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.5), Title: "Trail shoe"},
-				{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0), DeliveryCategory: "home_delivery"},
-			},
-			NumItems: ptr(3),
-			OrderID:  "1001",
-			Custom:   map[string]json.RawMessage{"coupon": json.RawMessage(`"WELCOME10"`)},
-		},
-		DataProcessingOptions: []string{"LDU"},
-		Context: destinations.Context{
-			SiteID:     "shop",
-			ReceivedAt: testNow.UnixMilli(),
-			Source:     "browser",
-			Consent:    destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted},
-			VisitorID:  "tw.1.1764300000000.abcdef",
-			ClickIDs: map[string]destinations.ClickID{
-				"ttclid": {Value: "E.C.P.CsIBhOxZ0aTq", At: testNow.Add(-2 * 24 * time.Hour).UnixMilli()},
-				"gclid":  {Value: "Cj0KCQiA", At: testNow.Add(-time.Hour).UnixMilli()},
-			},
-			Cookies: map[string]string{"_ttp": "2F7h37YkS1j57AYSKTI7IHhJPYH", "_scid": "not-for-tiktok"},
-		},
+	p := destinationstest.Purchase(testNow)
+	p.DataProcessingOptionsCountry, p.DataProcessingOptionsState = nil, nil
+	p.Context.VisitorID = "tw.1.1764300000000.abcdef"
+	p.Context.ClickIDs = map[string]destinations.ClickID{
+		"ttclid": {Value: "E.C.P.CsIBhOxZ0aTq", At: testNow.Add(-2 * 24 * time.Hour).UnixMilli()},
+		"gclid":  {Value: "Cj0KCQiA", At: testNow.Add(-time.Hour).UnixMilli()},
 	}
+	p.Context.Cookies = map[string]string{"_ttp": "2F7h37YkS1j57AYSKTI7IHhJPYH", "_scid": "not-for-tiktok"}
+	return p
 }
 
 // pageView is a small valid website event.
