@@ -182,9 +182,8 @@ func (a *Adapter) send(ctx context.Context, events []serverEvent, testCode strin
 		return a.api.Failed(err, len(events))
 	}
 	out := a.classify(resp.Status, resp.Header, resp.Body, len(events))
-	if out == nil && resp.ReadErr != nil {
-		out = &destinations.Error{Kind: destinations.Retryable, Status: resp.Status,
-			Message: "meta: read response: " + a.api.Redact(resp.ReadErr.Error())}
+	if out == nil {
+		out = a.api.ReadFailure(resp)
 	}
 	if out != nil {
 		a.api.Log.Warn("meta request rejected", "events", len(events), "error", out.Error())

@@ -276,9 +276,8 @@ func (a *Adapter) send(ctx context.Context, events []snapEvent, test bool) []err
 	if err != nil {
 		return destinations.All(n, a.api.Failed(err, n))
 	}
-	if resp.ReadErr != nil && resp.Status/100 == 2 {
-		return destinations.All(n, &destinations.Error{Kind: destinations.Retryable, Status: resp.Status,
-			Message: "snap: read response: " + a.api.Redact(resp.ReadErr.Error())})
+	if err := a.api.ReadFailure(resp); err != nil {
+		return destinations.All(n, err)
 	}
 	outs := a.classify(resp.Status, resp.Header, resp.Body, n, test)
 	failed := 0

@@ -270,9 +270,8 @@ func (a *Adapter) send(ctx context.Context, req trackRequest) error {
 	if err != nil {
 		return a.api.Failed(err, len(req.Data))
 	}
-	if resp.ReadErr != nil && resp.Status/100 == 2 {
-		return &destinations.Error{Kind: destinations.Retryable, Status: resp.Status,
-			Message: "tiktok: read response: " + a.api.Redact(resp.ReadErr.Error())}
+	if err := a.api.ReadFailure(resp); err != nil {
+		return err
 	}
 	reply, out := a.classify(resp.Status, resp.Header, resp.Body, len(req.Data))
 	if out != nil {
