@@ -1,10 +1,17 @@
-// Package destinationstest is the conformance kit every destination adapter's
-// tests run: Run checks, against the adapter's own strict fake of its
-// platform, the promises of destinations.Destination that hold for every
-// platform — one outcome per event and in order, the platform's batch limit,
-// the classification of the platform's answers, no secret in an error or a
-// log line, a cancelled context honoured, the platform's age limit, and the
-// shared event_id carried in the platform's dedup field.
+// Package destinationstest is what the destination adapters' tests share.
+//
+// Run is the conformance kit every adapter's tests run: it checks, against
+// the adapter's own strict fake of its platform, the promises of
+// destinations.Destination that hold for every platform — one outcome per
+// event and in order, the platform's batch limit, the classification of the
+// platform's answers, no secret in an error or a log line (even one split by
+// an invalid byte), no request for an empty batch, a cancelled context
+// honoured, the platform's age limit, and the shared event_id carried in
+// the platform's dedup field.
+//
+// Fake is the scaffolding of those strict fakes (fake.go), which keep only
+// their platform's rules; adapter.go holds the helpers of the adapters' own
+// tests: stand-in platforms, golden files, and the checks they all make.
 package destinationstest
 
 import (
