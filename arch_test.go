@@ -30,8 +30,7 @@ func TestPackageDependencies(t *testing.T) {
 	}{
 		{pkg: module + "/destinations", allowed: []string{module + "/internal/jsonscan"}},
 		{pkg: module + "/destinations/pii", allowed: []string{module + "/destinations", module + "/internal/jsonscan"}},
-		{pkg: module + "/destinations/meta", allowed: []string{module + "/destinations", module + "/internal/jsonscan"},
-			forbidden: []string{"github.com/redis/"}},
+		// Every destinations/<platform> package: TestAdapterDependencies.
 		{pkg: module + "/routing/model", allowed: []string{}},
 		// routing's three jobs: the configuration store and the queue know
 		// nothing of each other or of dispatch, which reads both; all three
@@ -79,5 +78,56 @@ func TestPackageDependencies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAdapterDependencies keeps the adapters to the contract: every
+// destinations/<platform> package, and the internal helpers they share,
+// imports of this project only destinations and destinations/internal/...,
+// and reaches neither Redis nor the gateway, routing or admin; a
+// platform's strict fake (<platform>/<name>test) imports only the contract
+// and the shared test kit, never the adapter it checks.
+func TestAdapterDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \" \"}}|{{join .Deps \" \"}}",
+		module+"/destinations/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	contract, internal, kit := module+"/destinations", module+"/destinations/internal/", module+"/destinations/destinationstest"
+	platforms := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		parts := strings.Split(line, "|")
+		pkg, imports, all := parts[0], strings.Fields(parts[1]), strings.Fields(parts[2])
+		rel := strings.TrimPrefix(pkg, contract+"/")
+		var allowed func(string) bool
+		switch {
+		case pkg == contract || rel == "pii" || rel == "destinationstest":
+			continue // the contract and its helpers have rules of their own
+		case strings.HasPrefix(pkg, internal):
+			allowed = func(d string) bool { return d == contract || strings.HasPrefix(d, internal) }
+		case !strings.Contains(rel, "/"):
+			platforms++
+			allowed = func(d string) bool { return d == contract || strings.HasPrefix(d, internal) }
+		case strings.HasSuffix(rel, "test") && strings.Count(rel, "/") == 1:
+			allowed = func(d string) bool { return d == contract || d == kit }
+		default:
+			t.Errorf("%s: a package under destinations/ that no rule covers", pkg)
+			continue
+		}
+		for _, d := range imports {
+			if strings.HasPrefix(d, module+"/") && !allowed(d) {
+				t.Errorf("%s imports %s", pkg, d)
+			}
+		}
+		for _, d := range all {
+			for _, f := range []string{"github.com/redis/", module + "/gateway", module + "/routing", module + "/admin"} {
+				if d == strings.TrimSuffix(f, "/") || strings.HasPrefix(d, f) {
+					t.Errorf("%s depends on %s", pkg, d)
+				}
+			}
+		}
+	}
+	if platforms < 8 {
+		t.Errorf("found %d platform packages under destinations/, want at least 8", platforms)
 	}
 }
