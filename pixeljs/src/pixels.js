@@ -31,8 +31,9 @@ export const forward = (w, name, id, cd) => {
   const n = NAMES[name];
   const items = cd.contents || (cd.content_ids || []).map((id) => ({ id }));
   const ids = items.map((c) => c.id);
-  // lines renames the items' id, quantity and price for a platform.
-  const lines = (i, q) => items.map((c) => ({ [i + 'id']: c.id, [q + 'quantity']: c.quantity, [q + 'price']: c.item_price }));
+  // lines renames the items' id, quantity and price for a platform: i
+  // prefixes the id, q (i unless given) the quantity and the price.
+  const lines = (i, q = i) => items.map((c) => ({ [i + 'id']: c.id, [q + 'quantity']: c.quantity, [q + 'price']: c.item_price }));
   const value = cd.value;
   const currency = cd.currency;
   // (A name sorts after "=" and "-"; "=", "-" and undefined do not.)
@@ -56,7 +57,7 @@ export const forward = (w, name, id, cd) => {
         value,
         currency,
         order_id: cd.order_id,
-        line_items: lines('product_', 'product_'),
+        line_items: lines('product_'),
         event_id: id,
       }),
     () =>

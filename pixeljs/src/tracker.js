@@ -178,7 +178,7 @@ export const createTracker = (w, endpoint) => {
   // report prints the gateway's answer to a debug request: each event's
   // outcome (console.warn when refused), or why the whole request was
   // refused.
-  const report = (b) => (b.events || [b]).forEach((o) => w.console[o.error ? 'warn' : 'info']('tagway:', json(o)));
+  const report = (b) => (b.events || [b]).forEach((o) => console[o.error ? 'warn' : 'info']('tagway:', json(o)));
 
   // record creates one event, hands it to the pixels on the page and to
   // listeners of the tagway:event DOM event, and queues it for the next
