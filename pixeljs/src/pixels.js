@@ -40,7 +40,9 @@ export const forward = (w, name, id, cd) => {
   const reddit = n && n[3] && (n[3] > '=' ? n[3] : name);
   [
     () => w.fbq(n ? 'track' : 'trackCustom', name, cd, { eventID: id }),
-    () => name != 'PageView' && w.ttq.track(name, { value, currency, contents: lines('content_', '') }, { event_id: id }),
+    () =>
+      name != 'PageView' &&
+      w.ttq.track(name, { value, currency, contents: lines('content_', '') }, { event_id: id }),
     // (A name sorts after "*"; "*" and undefined do not.)
     () =>
       n[1] != '-' &&
