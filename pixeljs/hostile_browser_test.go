@@ -122,15 +122,24 @@ func TestBrowserCookiesOff(t *testing.T) {
 		f := newFixtureWith(t, engine, browsertest.Options{NoCookies: true})
 		f.open(f.page("/no-cookies", `tagway('consent', {ad_storage: 'granted'});`+shopEvent, f.grantedTag()))
 		var got []collectEvent
+		var seed string
 		for len(got) < 2 {
-			got = append(got, f.next().Events()...)
+			r := f.next()
+			got = append(got, r.Events()...)
+			seed = r.Body.Vid
 		}
 		if len(got) != 2 || !reflect.DeepEqual(got[1].CustomData, shopData) {
 			t.Fatalf("events %+v", got)
 		}
 		f.eval(`tagway('track', 'Lead'), 1`, new(int))
-		if r := f.next(); strings.Join(r.names(), ",") != "Lead" || r.Cookie != "" {
+		r := f.next()
+		if strings.Join(r.names(), ",") != "Lead" || r.Cookie != "" {
 			t.Errorf("next request: %v with cookie %q; want Lead, no cookie", r.names(), r.Cookie)
+		}
+		// Without storage the seed lives for the page: the gateway derives
+		// one _fbp for the page's requests.
+		if seed == "" || r.Body.Vid != seed {
+			t.Errorf("visitor seed %q, then %q: want one seed for the page", seed, r.Body.Vid)
 		}
 		f.clean()
 	})

@@ -17,13 +17,14 @@ const VID_RE = /^\d{13}\.\d{10}$/;
 // once and kept in localStorage so every tab of the visitor sends the same one.
 // The gateway derives a new _fbp from it. store(f) calls f with the storage,
 // which may be missing or throw (Safari private mode, blocked storage): the
-// seed then is minted anew.
+// seed then lives for the page.
+let seed;
 export const visitorSeed = (store) => {
   let v = store((st) => st.getItem(VID_KEY));
   // 10 digits, the first not 0, as in Meta's own _fbp: 1e9 plus 32 random
   // bits.
   if (!VID_RE.test(v)) {
-    v = Date.now() + '.' + (1e9 + randomWords(1)[0]);
+    v = seed ||= Date.now() + '.' + (1e9 + randomWords(1)[0]);
     store((st) => st.setItem(VID_KEY, v));
   }
   return v;
