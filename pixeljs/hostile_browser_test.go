@@ -35,32 +35,38 @@ var shopData = map[string]any{
 func TestBrowserHostilePages(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		head string // runs before tw.js, then shopEvent is tracked
+		name  string
+		head  string // runs before tw.js, then shopEvent is tracked
+		after string // runs once tw.js ran, before it sends
 	}{
 		// Prototype.js (Magento 1 shops): JSON.stringify turns arrays into
 		// strings; its older releases quote strings twice.
 		{"Prototype.js toJSON", `Array.prototype.toJSON = function(){ return '[' + this.join(', ') + ']' };
-String.prototype.toJSON = function(){ return '"' + this + '"' };`},
+String.prototype.toJSON = function(){ return '"' + this + '"' };`, ""},
 		{"Object.prototype polluted", `Object.prototype.toJSON = function(){ return 'polluted' };
-Object.prototype.polluted = 'x'; Array.prototype.extra = function(){};`},
-		// MooTools 1.2 replaced window.JSON with an object of its own.
-		{"JSON replaced, no stringify", `window.JSON = {decode: function(){}, encode: function(){}};`},
-		{"JSON.stringify broken, JSON frozen", `JSON.stringify = function(){ return '"broken"' }; Object.freeze(JSON);`},
+Object.prototype.polluted = 'x'; Array.prototype.extra = function(){};`, ""},
+		// MooTools 1.2 replaced window.JSON with an object of its own: the
+		// script took JSON.stringify as it loaded.
+		{"JSON replaced, no stringify", "", `window.JSON = {decode: function(){}, encode: function(){}};`},
+		{"JSON.stringify broken, JSON frozen", "", `JSON.stringify = function(){ return '"broken"' }; Object.freeze(JSON);`},
 		// Safari with storage blocked, browsers in some private modes.
-		{"localStorage throws", `Object.defineProperty(window, 'localStorage', {get: function(){ throw new DOMException('The operation is insecure.', 'SecurityError') }});`},
+		{"localStorage throws", `Object.defineProperty(window, 'localStorage', {get: function(){ throw new DOMException('The operation is insecure.', 'SecurityError') }});`, ""},
 		// A fetch polyfill on XMLHttpRequest that knows no keepalive and
 		// answers a bare {status}.
 		{"fetch polyfill", `window.fetch = function(url, o){ return new Promise(function(ok, fail){
   var x = new XMLHttpRequest(); x.open(o.method, url); x.withCredentials = o.credentials == 'include';
-  x.onload = function(){ ok({status: x.status}) }; x.onerror = fail; x.send(o.body) }) };`},
+  x.onload = function(){ ok({status: x.status}) }; x.onerror = fail; x.send(o.body) }) };`, ""},
 		{"Array methods replaced", `Array.prototype.map = function(f){ var r = []; for (var i = 0; i < this.length; i++) r.push(f(this[i], i)); return r };
-Array.prototype.filter = function(f){ var r = []; for (var i = 0; i < this.length; i++) if (f(this[i], i)) r.push(this[i]); return r };`},
+Array.prototype.filter = function(f){ var r = []; for (var i = 0; i < this.length; i++) if (f(this[i], i)) r.push(this[i]); return r };`, ""},
 	}
 	browsertest.Run(t, func(t *testing.T, engine string) {
 		f := newFixture(t, engine)
 		for i, tt := range tests {
-			f.open(f.page(fmt.Sprintf("/hostile%d", i), `tagway('consent', {ad_storage: 'granted'});`+tt.head+shopEvent, ""))
+			tag := "" // the default: async
+			if tt.after != "" {
+				tag = `<script src="` + f.tags.URL + `/tw.js"></script><script>` + tt.after + `</script>`
+			}
+			f.open(f.page(fmt.Sprintf("/hostile%d", i), `tagway('consent', {ad_storage: 'granted'});`+tt.head+shopEvent, tag))
 			var got []collectEvent
 			for len(got) < 2 {
 				r := f.next()
@@ -78,14 +84,29 @@ Array.prototype.filter = function(f){ var r = []; for (var i = 0; i < this.lengt
 			f.clean()
 		}
 
+		// JSON replaced before the script loaded (and put back after, for
+		// the test's own driver): the script has no JSON.stringify and
+		// sends nothing (README), but it loads and throws nothing into the
+		// page.
+		f.open(f.page("/json-before", `var realJSON = JSON; window.JSON = {decode: function(){}, encode: function(){}};`+shopEvent,
+			`<script src="`+f.tags.URL+`/tw.js"></script><script>window.JSON = realJSON</script>`))
+		f.ready()
+		f.eval(`tagway('track', 'Lead'), 1`, new(int))
+		select {
+		case r := <-f.got:
+			t.Errorf("JSON replaced before the script: sent %v", r.names())
+		case <-time.After(500 * time.Millisecond):
+		}
+		f.clean()
+
 		// Shop data the page built badly: a cycle, a getter that throws,
-		// numbers JSON has no form for. The event arrives with what could
-		// be kept.
+		// numbers JSON has no form for (a BigInt goes as a string). The event
+		// arrives with what could be kept.
 		f.open(f.page("/cyclic", `var p = {id: 'sku-1'}; p.self = p; p.list = [p, 1];
 Object.defineProperty(p, 'stock', {enumerable: true, get: function(){ throw new Error('no stock') }});
-tagway('track', 'ViewContent', {value: 5, currency: 'EUR', product: p, ratio: NaN, big: Infinity});`, ""))
+tagway('track', 'ViewContent', {value: 5, currency: 'EUR', product: p, ratio: NaN, big: Infinity, stock: BigInt(12)});`, ""))
 		r := f.next()
-		want := map[string]any{"value": 5.0, "currency": "EUR", "product": map[string]any{"id": "sku-1", "list": []any{nil, 1.0}}, "ratio": nil, "big": nil}
+		want := map[string]any{"value": 5.0, "currency": "EUR", "product": map[string]any{"id": "sku-1", "list": []any{nil, 1.0}}, "ratio": nil, "big": nil, "stock": "12"}
 		if e := r.Events(); len(e) != 2 || !reflect.DeepEqual(e[1].CustomData, want) {
 			t.Errorf("cyclic data: events %+v\nwant ViewContent with %v", e, want)
 		}
@@ -101,15 +122,24 @@ func TestBrowserCookiesOff(t *testing.T) {
 		f := newFixtureWith(t, engine, browsertest.Options{NoCookies: true})
 		f.open(f.page("/no-cookies", `tagway('consent', {ad_storage: 'granted'});`+shopEvent, f.grantedTag()))
 		var got []collectEvent
+		var seed string
 		for len(got) < 2 {
-			got = append(got, f.next().Events()...)
+			r := f.next()
+			got = append(got, r.Events()...)
+			seed = r.Body.Vid
 		}
 		if len(got) != 2 || !reflect.DeepEqual(got[1].CustomData, shopData) {
 			t.Fatalf("events %+v", got)
 		}
 		f.eval(`tagway('track', 'Lead'), 1`, new(int))
-		if r := f.next(); strings.Join(r.names(), ",") != "Lead" || r.Cookie != "" {
+		r := f.next()
+		if strings.Join(r.names(), ",") != "Lead" || r.Cookie != "" {
 			t.Errorf("next request: %v with cookie %q; want Lead, no cookie", r.names(), r.Cookie)
+		}
+		// Without storage the seed lives for the page: the gateway derives
+		// one _fbp for the page's requests.
+		if seed == "" || r.Body.Vid != seed {
+			t.Errorf("visitor seed %q, then %q: want one seed for the page", seed, r.Body.Vid)
 		}
 		f.clean()
 	})

@@ -1,16 +1,23 @@
-// Package destinationstest is the conformance kit every destination adapter's
-// tests run: Run checks, against the adapter's own strict fake of its
-// platform, the promises of destinations.Destination that hold for every
-// platform — one outcome per event and in order, the platform's batch limit,
-// the classification of the platform's answers, no secret in an error or a
-// log line, a cancelled context honoured, the platform's age limit, and the
-// shared event_id carried in the platform's dedup field.
+// Package destinationstest is what the destination adapters' tests share.
+//
+// Run is the conformance kit every adapter's tests run: it checks, against
+// the adapter's own strict fake of its platform, the promises of
+// destinations.Destination that hold for every platform — one outcome per
+// event and in order, the platform's batch limit, the classification of the
+// platform's answers, no secret in an error or a log line (even one split by
+// an invalid byte), no request for an empty batch, a cancelled context
+// honoured, the platform's age limit, and the shared event_id carried in
+// the platform's dedup field.
+//
+// Fake is the scaffolding of those strict fakes (fake.go), which keep only
+// their platform's rules; adapter.go holds the helpers of the adapters' own
+// tests: stand-in platforms, golden files, and the checks they all make.
 package destinationstest
 
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -148,8 +155,31 @@ func Run(t *testing.T, p Platform) {
 						t.Errorf("RetryAfter = %s, want at least %s", de.RetryAfter, a.MinRetryAfter)
 					}
 				}
-				checkNoSecret(t, p.Secret, errs, logs.String())
+				checkNoSecret(t, logs.String(), errs, p.Secret)
 			})
+		}
+	})
+	t.Run("NoSecretSplitByInvalidUTF8", func(t *testing.T) {
+		// An answer that echoes the secret with an invalid byte inside it:
+		// dropping the byte after the redaction would join the halves.
+		k := len(p.Secret) / 2
+		f := newFake(t, p)
+		f.answer(&Answer{Status: http.StatusBadGateway, Body: "bad token " + p.Secret[:k] + "\xff" + p.Secret[k:]})
+		var logs bytes.Buffer
+		d := newAdapter(t, p, f.URL, &logs)
+		batch := p.Events(2)
+		errs := d.Deliver(context.Background(), batch)
+		checkOutcomes(t, batch, errs, destinations.Retryable)
+		checkNoSecret(t, logs.String(), errs, p.Secret, p.Secret[:k], p.Secret[k:])
+	})
+	t.Run("EmptyBatch", func(t *testing.T) {
+		f := newFake(t, p)
+		d := newAdapter(t, p, f.URL, nil)
+		if errs := d.Deliver(context.Background(), nil); len(errs) != 0 {
+			t.Errorf("Deliver(nil) = %v, want no outcomes", errs)
+		}
+		if n := f.count(); n != 0 {
+			t.Errorf("an empty batch made %d requests", n)
 		}
 	})
 	t.Run("NoSecretWhenUnreachable", func(t *testing.T) {
@@ -165,19 +195,10 @@ func Run(t *testing.T, p Platform) {
 		batch := p.Events(2)
 		errs := d.Deliver(context.Background(), batch)
 		checkOutcomes(t, batch, errs, destinations.Retryable)
-		checkNoSecret(t, p.Secret, errs, logs.String())
+		checkNoSecret(t, logs.String(), errs, p.Secret)
 	})
 	t.Run("HonoursCancellation", func(t *testing.T) {
-		release := make(chan struct{})
-		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-release:
-			}
-		}))
-		t.Cleanup(hang.Close)
-		t.Cleanup(func() { close(release) })
-		d := newAdapter(t, p, hang.URL, nil)
+		d := newAdapter(t, p, Hanging(t).URL, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		batch := p.Events(2)
 		done := make(chan []error, 1)
@@ -251,27 +272,6 @@ func kindName(k destinations.Kind) string {
 	return k.String()
 }
 
-// checkNoSecret asserts that the secret appears in no error and no log line.
-func checkNoSecret(t *testing.T, secret string, errs []error, logs string) {
-	t.Helper()
-	for i, err := range errs {
-		if err == nil {
-			continue
-		}
-		text := err.Error()
-		var de *destinations.Error
-		if errors.As(err, &de) {
-			text += " " + de.Message + " " + de.Code
-		}
-		if strings.Contains(text, secret) {
-			t.Errorf("event %d: the error shows the secret: %s", i, text)
-		}
-	}
-	if strings.Contains(logs, secret) {
-		t.Errorf("the logs show the secret:\n%s", logs)
-	}
-}
-
 // fake wraps the platform's fake: it records what each accepted request
 // carried and answers a forced Answer instead when one is set.
 type fake struct {
@@ -280,6 +280,7 @@ type fake struct {
 
 	mu     sync.Mutex
 	forced *Answer
+	all    int
 	seen   []seenRequest
 	errs   []string
 }
@@ -314,6 +315,12 @@ func (f *fake) requests() []seenRequest {
 	return append([]seenRequest(nil), f.seen...)
 }
 
+func (f *fake) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.all
+}
+
 func (f *fake) problems() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -327,6 +334,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
+	f.all++
 	forced := f.forced
 	f.mu.Unlock()
 	if forced != nil {
@@ -362,4 +370,62 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.seen = append(f.seen, seenRequest{events: len(ids), ids: ids})
+}
+
+// Events returns n distinct valid website events of a standard name for a
+// Platform's Events: AddToCart now, each with its own event_id, an IP
+// address and a user agent; edit, when set, adds what the platform needs
+// to each.
+func Events(n int, edit func(*destinations.Event)) []destinations.Event {
+	out := make([]destinations.Event, n)
+	for i := range out {
+		out[i] = destinations.Event{
+			EventName:      "AddToCart",
+			EventTime:      time.Now().Unix(),
+			EventID:        fmt.Sprintf("conformance-%d-%d", n, i),
+			EventSourceURL: "https://shop.example/p/1",
+			ActionSource:   "website",
+			UserData: destinations.UserData{
+				ClientIPAddress: "203.0.113.9",
+				ClientUserAgent: "Mozilla/5.0 (conformance)",
+			},
+		}
+		if edit != nil {
+			edit(&out[i])
+		}
+	}
+	return out
+}
+
+// DedupIDsAt is a Platform's DedupIDs for a JSON body that holds each
+// event's dedup id at path: object keys separated by dots, the list of
+// events marked [] ("data[].event_id", "data.events[].metadata.conversion_id").
+func DedupIDsAt(path string) func(*http.Request, []byte) ([]string, error) {
+	keys := strings.Split(path, ".")
+	return func(_ *http.Request, body []byte) ([]string, error) {
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			return nil, err
+		}
+		return valuesAt(v, keys), nil
+	}
+}
+
+// valuesAt reads the strings at keys in v; a missing one reads as "".
+func valuesAt(v any, keys []string) []string {
+	if len(keys) == 0 {
+		s, _ := v.(string)
+		return []string{s}
+	}
+	key, each := strings.CutSuffix(keys[0], "[]")
+	obj, _ := v.(map[string]any)
+	if !each {
+		return valuesAt(obj[key], keys[1:])
+	}
+	list, _ := obj[key].([]any)
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		out = append(out, valuesAt(e, keys[1:])...)
+	}
+	return out
 }

@@ -34,6 +34,9 @@ func (a *toy) MaxBatch() int {
 func (a *toy) MaxEventAge(destinations.Event) time.Duration { return 7 * 24 * time.Hour }
 
 func (a *toy) Deliver(ctx context.Context, batch []destinations.Event) []error {
+	if len(batch) == 0 && !strings.Contains(a.faults, "empty") {
+		return nil
+	}
 	ids := make([]string, len(batch))
 	for i, e := range batch {
 		ids[i] = e.EventID
@@ -51,8 +54,14 @@ func (a *toy) Deliver(ctx context.Context, batch []destinations.Event) []error {
 		return destinations.All(len(batch), destinations.RetryableError(0, "toy: unreachable"))
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(resp.Body)
-	out := destinations.ClassifyHTTP(resp.StatusCode, resp.Header, time.Now(), "toy: "+string(msg))
+	b, _ := io.ReadAll(resp.Body)
+	msg := strings.ReplaceAll(strings.ToValidUTF8(string(b), ""), "s3cr3t-token", "[redacted]")
+	if strings.Contains(a.faults, "split") {
+		// Redacting first, then dropping invalid bytes, joins a token an
+		// invalid byte split.
+		msg = strings.ToValidUTF8(strings.ReplaceAll(string(b), "s3cr3t-token", "[redacted]"), "")
+	}
+	out := destinations.ClassifyHTTP(resp.StatusCode, resp.Header, time.Now(), "toy: "+msg)
 	n := len(batch)
 	if strings.Contains(a.faults, "short") {
 		n--
@@ -112,6 +121,8 @@ func TestKitCatchesFaults(t *testing.T) {
 		"ids":   "DeliversInOrderWithDedupIDs",
 		"leak":  "NoSecretWhenUnreachable",
 		"short": "Answers",
+		"split": "NoSecretSplitByInvalidUTF8",
+		"empty": "EmptyBatch",
 	} {
 		t.Run(fault, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestKitCatchesFaults$", "-test.v")

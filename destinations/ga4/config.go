@@ -1,14 +1,15 @@
 package ga4
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Defaults applied to Settings fields left empty.
@@ -53,23 +54,10 @@ var measurementIDPattern = regexp.MustCompile(`^G-[A-Z0-9]{4,20}$`)
 func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings(raw, DefaultAPIURL) }
 
 func parseSettings(raw json.RawMessage, apiURL string) (Settings, error) {
-	var s Settings
-	if err := destinations.DecodeSettings("ga4", raw, &s); err != nil {
-		if errors.As(err, new(*destinations.DurationError)) {
-			return Settings{}, fmt.Errorf("ga4 settings: timeout: %w", errors.Unwrap(err))
-		}
-		return Settings{}, err
-	}
-	if s.APIURL == "" {
-		s.APIURL = apiURL
-	}
-	if s.Timeout == 0 {
-		s.Timeout = destinations.Duration(DefaultTimeout)
-	}
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	return platform.ParseSettings("ga4", raw, func(s *Settings) {
+		s.APIURL = cmp.Or(s.APIURL, apiURL)
+		s.Timeout = cmp.Or(s.Timeout, destinations.Duration(DefaultTimeout))
+	})
 }
 
 // Validate reports every problem with s, each naming its field. It expects
@@ -82,13 +70,7 @@ func (s Settings) Validate() error {
 	case !measurementIDPattern.MatchString(s.MeasurementID):
 		errs = append(errs, fmt.Errorf("ga4 settings: measurement_id %q must look like G-XXXXXXXXXX (Admin > Data streams > the web stream)", s.MeasurementID))
 	}
-	if u, err := url.Parse(s.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
-		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		errs = append(errs, fmt.Errorf("ga4 settings: api_url %q must be an http(s) URL without user info, query or fragment", s.APIURL))
-	}
-	if s.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("ga4 settings: timeout %s must be positive", time.Duration(s.Timeout)))
-	}
+	errs = append(errs, platform.CheckURL("ga4", APIURLSetting, s.APIURL), platform.CheckTimeout("ga4", s.Timeout))
 	if len(s.APISecret) > 200 {
 		errs = append(errs, errors.New("ga4 settings: api_secret is longer than 200 bytes"))
 	}

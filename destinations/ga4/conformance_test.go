@@ -29,21 +29,12 @@ func TestConformance(t *testing.T) {
 		},
 		Fake: fake.Handler(),
 		Events: func(n int) []destinations.Event {
-			out := make([]destinations.Event, n)
-			for i := range out {
-				out[i] = destinations.Event{
-					EventName:      "Purchase",
-					EventTime:      time.Now().Unix(),
-					EventID:        fmt.Sprintf("conformance-%d-%d", n, i),
-					EventSourceURL: "https://shop.example/thanks",
-					ActionSource:   "website",
-					UserData:       destinations.UserData{ClientIPAddress: "203.0.113.9", ClientUserAgent: "Mozilla/5.0 (conformance)"},
-					CustomData:     &destinations.CustomData{Value: new(float64), Currency: "EUR"},
-					Context: destinations.Context{Source: "browser", VisitorID: "1764330000000.42",
-						Cookies: map[string]string{"_ga": "GA1.1.1234567890.1700000000"}},
-				}
-			}
-			return out
+			return destinationstest.Events(n, func(e *destinations.Event) {
+				e.EventName, e.EventSourceURL = "Purchase", "https://shop.example/thanks"
+				e.CustomData = &destinations.CustomData{Value: new(float64), Currency: "EUR"}
+				e.Context = destinations.Context{Source: "browser", VisitorID: "1764330000000.42",
+					Cookies: map[string]string{"_ga": "GA1.1.1234567890.1700000000"}}
+			})
 		},
 		// GA4 deduplicates purchases by transaction_id: the order id, else
 		// the event id.
@@ -51,21 +42,7 @@ func TestConformance(t *testing.T) {
 			if msgs := ga4test.Validate(body, time.Now()); len(msgs) != 0 {
 				return nil, fmt.Errorf("GA4 would drop the request: %+v", msgs)
 			}
-			var req struct {
-				Events []struct {
-					Params struct {
-						TransactionID string `json:"transaction_id"`
-					} `json:"params"`
-				} `json:"events"`
-			}
-			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, err
-			}
-			ids := make([]string, len(req.Events))
-			for i, e := range req.Events {
-				ids[i] = e.Params.TransactionID
-			}
-			return ids, nil
+			return destinationstest.DedupIDsAt("events[].params.transaction_id")(r, body)
 		},
 		Answers: []destinationstest.Answer{
 			{Name: "server error", Status: 500, Body: `oops`, Want: destinations.Retryable},

@@ -12,28 +12,17 @@
 package ga4
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
-)
-
-// Limits of this adapter.
-const (
-	// maxResponseBytes caps how much of a response body is read.
-	maxResponseBytes = 1 << 20
-	// maxDrainBytes caps how much of the rest is drained to reuse the connection.
-	maxDrainBytes = 4 << 20
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Spec is the ga4 destination type: the Measurement Protocol of one web
@@ -78,10 +67,7 @@ func Check(e *destinations.Event) *destinations.Violation {
 type Adapter struct {
 	settings Settings
 	endpoint string // without the query
-	client   *http.Client
-	log      *slog.Logger
-	now      func() time.Time
-	record   func(body []byte)
+	api      *platform.Client
 }
 
 // New builds an Adapter from its JSON settings; it has the shape of
@@ -89,40 +75,20 @@ type Adapter struct {
 // deps.Logger discards, a nil deps.Now is time.Now. The client never
 // follows redirects: a redirect would carry the API secret elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	apiURL := deps.APIURLs[APIURLSetting]
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
-	}
-	s, err := parseSettings(settings, apiURL)
+	s, err := parseSettings(settings, cmp.Or(deps.APIURLs[APIURLSetting], DefaultAPIURL))
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{}
-	if deps.HTTP != nil {
-		c := *deps.HTTP
-		client = &c
-	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	path := "/mp/collect"
 	if s.ValidateOnly {
 		path = "/debug/mp/collect"
 	}
-	a := &Adapter{
+	return &Adapter{
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + path,
-		client:   client,
-		log:      deps.Logger,
-		now:      deps.Now,
-		record:   deps.Record,
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	a.log = a.log.With("destination", "ga4", "measurement_id", s.MeasurementID)
-	return a, nil
+		api: platform.NewClient(deps, platform.Config{Type: "ga4", Timeout: time.Duration(s.Timeout),
+			Secrets: platform.NewRedactor(string(s.APISecret)), LogAttrs: []any{"measurement_id", s.MeasurementID}}),
+	}, nil
 }
 
 // MaxBatch is the most events GA4 takes in one request.
@@ -146,7 +112,7 @@ type group struct {
 // visitor (the request-level fields are the visitor's), MaxEvents at most.
 func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
 	out := make([]error, len(batch))
-	now := a.now()
+	now := a.api.Now()
 	var groups []*group
 	byKey := map[string]*group{}
 	for i := range batch {
@@ -226,41 +192,20 @@ func (a *Adapter) sendGroup(ctx context.Context, g *group, batch []destinations.
 // returns the outcome shared by its events.
 func (a *Adapter) send(ctx context.Context, body []byte, ids []string) error {
 	if a.settings.dryRun() {
-		// The body holds the visitors' IP addresses and hashed
-		// identifiers: only at debug level.
-		a.log.Info("ga4 dry run: request not sent", "events", len(ids), "event_ids", ids)
-		a.log.Debug("ga4 dry run: the request body", "body", string(body))
-		if a.record != nil {
-			a.record(body)
-		}
+		a.api.DryRun(body, ids)
 		return nil
 	}
 	q := url.Values{"measurement_id": {a.settings.MeasurementID}, "api_secret": {string(a.settings.APISecret)}}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+"?"+q.Encode(), bytes.NewReader(body))
+	resp, err := a.api.Post(ctx, a.endpoint+"?"+q.Encode(), nil, body)
 	if err != nil {
-		return destinations.PermanentError("ga4: build request: %s", a.redact(err.Error()))
+		return a.api.Failed(err, len(ids))
 	}
-	req.Header.Set("Content-Type", "application/json")
-
-	resp, err := a.client.Do(req)
-	if err != nil {
-		msg := a.redact(err.Error())
-		a.log.Warn("ga4 request failed", "events", len(ids), "error", msg)
-		return &destinations.Error{Kind: destinations.Retryable, Message: "ga4: " + msg}
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		_ = resp.Body.Close()
-	}()
-	respBody, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	out := a.classify(resp.StatusCode, resp.Header, respBody, readErr, len(ids))
+	out := a.classify(resp.Status, resp.Header, resp.Body, resp.ReadErr, len(ids))
 	if out != nil {
-		a.log.Warn("ga4 request rejected", "events", len(ids), "error", out.Error())
+		a.api.Log.Warn("ga4 request rejected", "events", len(ids), "error", out.Error())
 		return out
 	}
-	a.log.Debug("ga4 request accepted", "events", len(ids))
+	a.api.Log.Debug("ga4 request accepted", "events", len(ids))
 	return nil
 }
 
@@ -277,17 +222,7 @@ type validationResponse struct {
 // carried: nil, or a *destinations.Error free of the secret.
 func (a *Adapter) classify(status int, header http.Header, body []byte, readErr error, sent int) *destinations.Error {
 	if status < 200 || status > 299 {
-		msg := "ga4: HTTP " + strconv.Itoa(status)
-		snippet := a.redact(string(body))
-		snippet = strings.TrimSpace(strings.ToValidUTF8(snippet[:min(len(snippet), 200)], ""))
-		if snippet != "" {
-			msg += ": " + snippet
-		}
-		var de *destinations.Error
-		if errors.As(destinations.ClassifyHTTP(status, header, a.now(), msg), &de) {
-			return de
-		}
-		return &destinations.Error{Kind: destinations.Retryable, Status: status, Message: msg}
+		return a.api.ByStatus(status, header, a.api.StatusMessage(status, body))
 	}
 	if !a.settings.ValidateOnly {
 		// The collection endpoint says nothing more than 2xx.
@@ -295,7 +230,7 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, readErr 
 	}
 	if readErr != nil {
 		return &destinations.Error{Kind: destinations.Retryable, Status: status,
-			Message: "ga4: read validation response: " + a.redact(readErr.Error())}
+			Message: "ga4: read validation response: " + a.api.Redact(readErr.Error())}
 	}
 	var v validationResponse
 	if err := json.Unmarshal(body, &v); err != nil {
@@ -306,18 +241,8 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, readErr 
 	}
 	m := v.ValidationMessages[0]
 	return &destinations.Error{Kind: destinations.Permanent, Status: status, Code: m.ValidationCode,
-		Message:    a.redact("ga4 validation: " + m.FieldPath + ": " + m.Description),
+		Message:    a.api.Redact("ga4 validation: " + m.FieldPath + ": " + m.Description),
 		WholeBatch: sent > 1}
-}
-
-// redact removes the API secret from s, as it is and as the query
-// escapes it.
-func (a *Adapter) redact(s string) string {
-	if sec := string(a.settings.APISecret); sec != "" {
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-		s = strings.ReplaceAll(s, url.QueryEscape(sec), "[redacted]")
-	}
-	return s
 }
 
 // Interface guards.

@@ -3,10 +3,7 @@ package ga4
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,11 +15,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/destinationstest"
 	"github.com/tagway/tagway/destinations/ga4/ga4test"
 	"github.com/tagway/tagway/internal/testlog"
 )
@@ -40,43 +37,16 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func fixedNow() time.Time { return testNow }
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 func ptr[T any](v T) *T { return &v }
 
 func settingsJSON(t testing.TB, apiURL string, extra map[string]any) json.RawMessage {
-	t.Helper()
-	m := map[string]any{"measurement_id": testStream, "api_secret": testSecret, "api_url": apiURL}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-			continue
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return destinationstest.SettingsJSON(t, map[string]any{"measurement_id": testStream, "api_secret": testSecret, "api_url": apiURL}, extra)
 }
 
 func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (destinations.Destination, *testlog.Buffer) {
-	t.Helper()
-	logs := &testlog.Buffer{}
-	d, err := New(settings, destinations.Deps{
-		HTTP:   &http.Client{},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    fixedNow,
-		Record: record,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, logs
+	return destinationstest.NewAdapter(t, New, settings, fixedNow, record)
 }
 
 func newFake(t testing.TB) *ga4test.Server {
@@ -187,21 +157,9 @@ func TestParseSettings(t *testing.T) {
 		{"api url with query", `{"measurement_id":"G-ABC123XYZ","api_url":"https://x/?api_secret=a"}`, []string{"api_url"}},
 		{"several", `{"measurement_id":"x","api_url":"nope","timeout":"-2s"}`, []string{"measurement_id", "api_url", "timeout"}},
 	}
+	parse := func(raw json.RawMessage) error { _, err := ParseSettings(raw); return err }
 	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseSettings(json.RawMessage(tc.json))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, f := range tc.fields {
-				if !strings.Contains(err.Error(), f) {
-					t.Errorf("error %q does not name %s", err, f)
-				}
-			}
-			if _, err := New(json.RawMessage(tc.json), destinations.Deps{}); err == nil {
-				t.Error("New accepted bad settings")
-			}
-		})
+		destinationstest.CheckRefused(t, tc.name, json.RawMessage(tc.json), tc.fields, parse, New)
 	}
 }
 
@@ -371,32 +329,9 @@ func TestDerivedClientID(t *testing.T) {
 	}
 }
 
-// captureServer answers 204 and keeps the raw requests.
-type captureServer struct {
-	*httptest.Server
-	mu     sync.Mutex
-	bodies [][]byte
-	urls   []*url.URL
-}
-
-func newCaptureServer(t *testing.T) *captureServer {
-	c := &captureServer{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.bodies = append(c.bodies, b)
-		c.urls = append(c.urls, r.URL)
-		c.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(c.Close)
-	return c
-}
-
-func (c *captureServer) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.bodies)
+// newCaptureServer answers 204 and keeps the requests.
+func newCaptureServer(t *testing.T) *destinationstest.Capture {
+	return destinationstest.CaptureAnswering(t, http.StatusNoContent, nil, "")
 }
 
 func TestGoldenPurchase(t *testing.T) {
@@ -405,31 +340,14 @@ func TestGoldenPurchase(t *testing.T) {
 	if errs := d.Deliver(context.Background(), []destinations.Event{purchase()}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if srv.count() != 1 {
-		t.Fatalf("%d requests", srv.count())
+	if len(srv.Requests()) != 1 {
+		t.Fatalf("%d requests", len(srv.Requests()))
 	}
-	u := srv.urls[0]
+	u := srv.Requests()[0].URL
 	if u.Path != "/mp/collect" || u.Query().Get("measurement_id") != testStream || u.Query().Get("api_secret") != testSecret {
 		t.Errorf("URL %s", u)
 	}
-	var got bytes.Buffer
-	if err := json.Indent(&got, srv.bodies[0], "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	got.WriteByte('\n')
-	golden := filepath.Join("testdata", "purchase.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Errorf("payload differs from %s (go test -update rewrites it):\n%s", golden, got.String())
-	}
+	destinationstest.Golden(t, filepath.Join("testdata", "purchase.golden.json"), srv.Bodies()[0], *update)
 }
 
 // TestGoldenMatchesDocumentation reads the golden Purchase field by field
@@ -838,17 +756,6 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
-func TestDeliverEmptyBatch(t *testing.T) {
-	srv := newCaptureServer(t)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
-	if errs := d.Deliver(context.Background(), nil); len(errs) != 0 {
-		t.Errorf("got %v", errs)
-	}
-	if srv.count() != 0 {
-		t.Error("an empty batch made a request")
-	}
-}
-
 func TestClassification(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -883,62 +790,24 @@ func TestClassification(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var path string
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				path = r.URL.Path
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer srv.Close()
+			srv := destinationstest.CaptureAnswering(t, tc.status, tc.header, tc.body)
 			d, _ := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"validate_only": tc.validate}), nil)
 			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a", "1.1"), pageView("b", "1.1")})
-			if fmt.Sprint(errs[0]) != fmt.Sprint(errs[1]) {
-				t.Errorf("outcomes differ within one request: %v / %v", errs[0], errs[1])
+			destinationstest.CheckShared(t, errs, 2)
+			want := map[bool]string{false: "/mp/collect", true: "/debug/mp/collect"}[tc.validate]
+			if reqs := srv.Requests(); len(reqs) != 1 || reqs[0].URL.Path != want {
+				t.Errorf("requests %v, want one to %q", reqs, want)
 			}
-			if want := map[bool]string{false: "/mp/collect", true: "/debug/mp/collect"}[tc.validate]; path != want {
-				t.Errorf("path %q, want %q", path, want)
-			}
-			kind, de := destinations.Classify(errs[0])
-			if kind != tc.kind {
-				t.Fatalf("kind %v, want %v (%v)", kind, tc.kind, errs[0])
-			}
-			if tc.kind == 0 {
-				return
-			}
-			var typed *destinations.Error
-			if !errors.As(errs[0], &typed) {
-				t.Fatalf("%T is not a *destinations.Error", errs[0])
-			}
-			if de.Code != tc.code || de.Status != tc.status || de.WholeBatch != tc.whole {
-				t.Errorf("code %q status %d whole %v", de.Code, de.Status, de.WholeBatch)
-			}
-			if de.RetryAfter < tc.minDelay {
-				t.Errorf("delay %s, want at least %s", de.RetryAfter, tc.minDelay)
-			}
+			destinationstest.CheckOutcome(t, errs[0], destinationstest.Outcome{Kind: tc.kind, Code: tc.code, Status: tc.status,
+				WholeBatch: tc.whole, MinRetryAfter: tc.minDelay})
 		})
 	}
 }
 
 func TestTimeoutIsRetryable(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-	errs := d.Deliver(context.Background(), []destinations.Event{pageView("a", "1.1")})
-	kind, de := destinations.Classify(errs[0])
-	if kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
-		t.Errorf("timeout: %v", errs[0])
-	}
-	checkNoSecret(t, logs.String(), errs)
+	d, logs := newAdapter(t, settingsJSON(t, destinationstest.Hanging(t).URL, map[string]any{"timeout": "50ms"}), nil)
+	err := destinationstest.CheckTimeout(t, d, pageView("a", "1.1"))
+	checkNoSecret(t, logs.String(), []error{err})
 }
 
 func TestDryRun(t *testing.T) {
@@ -953,15 +822,7 @@ func TestDryRun(t *testing.T) {
 			srv := newCaptureServer(t)
 			var recorded [][]byte
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, tc.extra), func(b []byte) { recorded = append(recorded, b) })
-			errs := d.Deliver(context.Background(), []destinations.Event{purchase(), pageView("a", "1.1"), pageView("b", "1.1")})
-			for i, err := range errs {
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-				}
-			}
-			if srv.count() != 0 {
-				t.Fatalf("dry run sent %d requests", srv.count())
-			}
+			destinationstest.CheckDryRun(t, d, srv, []destinations.Event{purchase(), pageView("a", "1.1"), pageView("b", "1.1")})
 			if len(recorded) != 2 {
 				t.Fatalf("recorded %d bodies, want 2 (one per visitor)", len(recorded))
 			}
@@ -982,29 +843,9 @@ func TestDryRun(t *testing.T) {
 // TestDryRunLogsNoPersonalDataAtInfo: ids and counts at info level, the
 // body (IP addresses, digests) only at debug.
 func TestDryRunLogsNoPersonalDataAtInfo(t *testing.T) {
-	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
-		logs := &testlog.Buffer{}
-		d, err := New(json.RawMessage(`{"measurement_id":"G-ABC123XYZ"}`), destinations.Deps{
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), Now: fixedNow})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := purchase()
-		for _, err := range d.Deliver(context.Background(), []destinations.Event{p}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		out := logs.String()
-		if !strings.Contains(out, `"events":1`) || !strings.Contains(out, p.EventID) {
-			t.Errorf("%s: the count and id are missing:\n%s", level, out)
-		}
-		for _, v := range []string{"2001:db8::7", sha("janedoe@gmail.com")} {
-			if got := strings.Contains(out, v); got != (level == slog.LevelDebug) {
-				t.Errorf("%s: %q in the log: %v", level, v, got)
-			}
-		}
-	}
+	destinationstest.CheckDryRunLogs(t, func(log *slog.Logger) (destinations.Destination, error) {
+		return New(json.RawMessage(`{"measurement_id":"G-ABC123XYZ"}`), destinations.Deps{Logger: log, Now: fixedNow})
+	}, []destinations.Event{purchase()}, "2001:db8::7", sha("janedoe@gmail.com"))
 }
 
 // TestSecretNeverLeaks scans logs and errors for the API secret, as it is
@@ -1024,20 +865,10 @@ func TestSecretNeverLeaks(t *testing.T) {
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere?"+r.URL.RawQuery, http.StatusTemporaryRedirect)
 		}),
-		"timeout": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.ReadAll(r.Body)
-			<-r.Context().Done()
-		}),
 	}
-	for name, h := range handlers {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a", "1.1")})
-			checkNoSecret(t, logs.String(), errs)
-		})
-	}
+	destinationstest.CheckLeaks(t, handlers, pageView("a", "1.1"), func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer) {
+		return newAdapter(t, settingsJSON(t, url, map[string]any{"timeout": "50ms"}), nil)
+	}, testSecret, url.QueryEscape(testSecret))
 	t.Run("unreachable", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		u := srv.URL
@@ -1053,19 +884,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 
 func checkNoSecret(t *testing.T, logs string, errs []error) {
 	t.Helper()
-	if logs == "" {
-		t.Error("no log output to check")
-	}
-	for _, form := range []string{testSecret, url.QueryEscape(testSecret)} {
-		if strings.Contains(logs, form) {
-			t.Errorf("secret in logs:\n%s", logs)
-		}
-		for _, err := range errs {
-			if err != nil && strings.Contains(fmt.Sprintf("%v %+v", err, err), form) {
-				t.Errorf("secret in error: %v", err)
-			}
-		}
-	}
+	destinationstest.CheckNoSecret(t, logs, errs, testSecret, url.QueryEscape(testSecret))
 }
 
 // TestFakeFailures: the strict fake's injected failures and its silent

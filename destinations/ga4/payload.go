@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // MaxAge is how far back GA4 takes an event's timestamp_micros.
@@ -128,9 +129,9 @@ func consentWord(s destinations.ConsentState) string {
 // the digests ingest made (the sender gave digests).
 func userData(u *destinations.UserData) *mpUserData {
 	var d mpUserData
-	d.Emails = googleDigests(u.EmGoogle, u.Em)
-	d.Phones = googleDigests(u.PhE164, u.Ph)
-	fn, ln := googleDigests(nil, u.Fn), googleDigests(nil, u.Ln)
+	d.Emails = platform.Digests(u.EmGoogle, u.Em, maxUserDataValues)
+	d.Phones = platform.Digests(u.PhE164, u.Ph, maxUserDataValues)
+	fn, ln := platform.Digests(nil, u.Fn, maxUserDataValues), platform.Digests(nil, u.Ln, maxUserDataValues)
 	if len(fn) > 0 || len(ln) > 0 {
 		var a mpAddress
 		if len(fn) > 0 {
@@ -145,50 +146,6 @@ func userData(u *destinations.UserData) *mpUserData {
 		return nil
 	}
 	return &d
-}
-
-// googleDigests returns up to maxUserDataValues lowercase hex digests from
-// variant, else from fallback; a value with Meta's parameter-builder
-// appendix (".xyz") loses it, anything not a digest is left out.
-func googleDigests(variant, fallback []string) []string {
-	src := variant
-	if len(src) == 0 {
-		src = fallback
-	}
-	var out []string
-	for _, v := range src {
-		if d, ok := GoogleDigest(v); ok && !slices.Contains(out, d) {
-			out = append(out, d)
-			if len(out) == maxUserDataValues {
-				break
-			}
-		}
-	}
-	return out
-}
-
-// GoogleDigest returns v as Google takes a SHA-256 digest, 64 lowercase hex
-// characters, dropping a parameter-builder appendix; false when v holds
-// no digest.
-func GoogleDigest(v string) (string, bool) {
-	if i := strings.IndexByte(v, '.'); i >= 0 {
-		v = v[:i]
-	}
-	v = strings.ToLower(v)
-	return v, isDigest(v)
-}
-
-// isDigest reports whether v is 64 lowercase hex characters.
-func isDigest(v string) bool {
-	if len(v) != 64 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // params builds an event's parameters: the page, the e-commerce fields,

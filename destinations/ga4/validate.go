@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // problem is a GA4 rule a request breaks: where, and why.
@@ -94,7 +96,7 @@ func validateTop(top *mpRequest) *problem {
 			digests = append(digests, a.FirstName, a.LastName)
 		}
 		for _, d := range digests {
-			if d != "" && !isDigest(d) {
+			if d != "" && !platform.IsDigest(d) {
 				return &problem{"user_data", "a value is not a lowercase hex SHA-256 digest"}
 			}
 		}

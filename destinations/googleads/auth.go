@@ -45,7 +45,7 @@ func (a *Adapter) accessToken(ctx context.Context) (token string, fresh bool, er
 		return "", false, &destinations.Error{Kind: destinations.Retryable, Message: "google_ads: waiting for an access token: " + ctx.Err().Error()}
 	}
 	defer func() { <-c.lock }()
-	now := a.now()
+	now := a.api.Now()
 	if c.token != "" && now.Before(c.expires.Add(-tokenMargin)) {
 		return c.token, false, nil
 	}
@@ -55,7 +55,7 @@ func (a *Adapter) accessToken(ctx context.Context) (token string, fresh bool, er
 		return "", false, err
 	}
 	c.token, c.expires = tok.AccessToken, now.Add(lifetime(tok))
-	a.log.Debug("google_ads access token fetched", "expires", c.expires)
+	a.api.Log.Debug("google_ads access token fetched", "expires", c.expires)
 	return c.token, true, nil
 }
 
@@ -97,11 +97,12 @@ func lifetime(tok *oauth2.Token) time.Duration {
 func (a *Adapter) fetchToken(ctx context.Context) (*oauth2.Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
 	defer cancel()
-	base := a.client.Transport
+	client := a.api.HTTP()
+	base := client.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc := &http.Client{Transport: boundTransport{ctx: ctx, base: base}, CheckRedirect: a.client.CheckRedirect, Timeout: a.client.Timeout}
+	hc := &http.Client{Transport: boundTransport{ctx: ctx, base: base}, CheckRedirect: client.CheckRedirect, Timeout: client.Timeout}
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 
 	var tok *oauth2.Token
@@ -155,7 +156,7 @@ func (t boundTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func (a *Adapter) tokenError(err error) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
-		return &destinations.Error{Kind: destinations.Retryable, Message: "google_ads: token endpoint: " + a.redact(err.Error())}
+		return &destinations.Error{Kind: destinations.Retryable, Message: "google_ads: token endpoint: " + a.api.Redact(err.Error())}
 	}
 	status := 0
 	var header http.Header
@@ -180,10 +181,10 @@ func (a *Adapter) tokenError(err error) error {
 	if d := strings.TrimSpace(desc); d != "" {
 		msg += ": " + d[:min(len(d), 200)]
 	}
-	e := &destinations.Error{Status: status, Code: a.redact(code[:min(len(code), 64)]), Message: a.redact(strings.ToValidUTF8(msg, ""))}
+	e := &destinations.Error{Status: status, Code: a.api.Redact(code[:min(len(code), 64)]), Message: a.api.Redact(strings.ToValidUTF8(msg, ""))}
 	switch {
 	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
-		e.Kind, e.RetryAfter = destinations.Retryable, destinations.RetryAfter(header, a.now())
+		e.Kind, e.RetryAfter = destinations.Retryable, destinations.RetryAfter(header, a.api.Now())
 	default:
 		// invalid_grant (a revoked refresh token, a deleted key),
 		// invalid_client, unauthorized_client, invalid_scope: the

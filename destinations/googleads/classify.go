@@ -2,7 +2,6 @@ package googleads
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"regexp"
 	"slices"
@@ -65,17 +64,7 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, n int, t
 	}
 	var env rpcError
 	if err := json.Unmarshal(body, &env); err != nil || env.Error == nil || env.Error.Status == "" {
-		msg := "google_ads: HTTP " + strconv.Itoa(status)
-		snippet := a.redact(string(body), token)
-		snippet = strings.TrimSpace(strings.ToValidUTF8(snippet[:min(len(snippet), 200)], ""))
-		if snippet != "" {
-			msg += ": " + snippet
-		}
-		var de *destinations.Error
-		if !errors.As(destinations.ClassifyHTTP(status, header, a.now(), msg), &de) {
-			de = &destinations.Error{Kind: destinations.Retryable, Status: status, Message: msg}
-		}
-		return destinations.All(n, de)
+		return destinations.All(n, a.api.ByStatus(status, header, a.api.StatusMessage(status, body, secret(token))))
 	}
 	st := env.Error
 	var reason string
@@ -100,7 +89,7 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, n int, t
 			}
 		}
 	}
-	delay = min(max(delay, destinations.RetryAfter(header, a.now())), maxHintDelay)
+	delay = min(max(delay, destinations.RetryAfter(header, a.api.Now())), maxHintDelay)
 	base := destinations.Error{Status: status, Code: st.Status, Message: a.redact("google_ads: "+st.Status+": "+st.Message, token)}
 	if reason != "" && reason != st.Status {
 		base.Code += "/" + reason
@@ -136,12 +125,8 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, n int, t
 		one.Kind = destinations.Permanent
 		one.WholeBatch = n > 1
 	default:
-		var de *destinations.Error
-		if errors.As(destinations.ClassifyHTTP(status, header, a.now(), one.Message), &de) {
-			one.Kind, one.RetryAfter = de.Kind, de.RetryAfter
-		} else {
-			one.Kind = destinations.Retryable
-		}
+		de := a.api.ByStatus(status, header, one.Message)
+		one.Kind, one.RetryAfter = de.Kind, de.RetryAfter
 	}
 	return destinations.All(n, &one)
 }

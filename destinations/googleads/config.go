@@ -1,6 +1,7 @@
 package googleads
 
 import (
+	"cmp"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
@@ -8,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Defaults applied to Settings fields left empty.
@@ -99,31 +100,16 @@ func ParseSettings(raw json.RawMessage) (Settings, error) {
 }
 
 func parseSettings(raw json.RawMessage, apiURL, tokenURL string) (Settings, error) {
-	var s Settings
-	if err := destinations.DecodeSettings("google_ads", raw, &s); err != nil {
-		if errors.As(err, new(*destinations.DurationError)) {
-			return Settings{}, fmt.Errorf("google_ads settings: timeout: %w", errors.Unwrap(err))
+	return platform.ParseSettings(Type, raw, func(s *Settings) {
+		s.OperatingAccountID = accountID(s.OperatingAccountID)
+		s.LoginAccountID = accountID(s.LoginAccountID)
+		if s.LoginAccountID != "" && s.LoginAccountType == "" {
+			s.LoginAccountType = "GOOGLE_ADS"
 		}
-		return Settings{}, err
-	}
-	s.OperatingAccountID = accountID(s.OperatingAccountID)
-	s.LoginAccountID = accountID(s.LoginAccountID)
-	if s.LoginAccountID != "" && s.LoginAccountType == "" {
-		s.LoginAccountType = "GOOGLE_ADS"
-	}
-	if s.APIURL == "" {
-		s.APIURL = apiURL
-	}
-	if s.TokenURL == "" {
-		s.TokenURL = tokenURL
-	}
-	if s.Timeout == 0 {
-		s.Timeout = destinations.Duration(DefaultTimeout)
-	}
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+		s.APIURL = cmp.Or(s.APIURL, apiURL)
+		s.TokenURL = cmp.Or(s.TokenURL, tokenURL)
+		s.Timeout = cmp.Or(s.Timeout, destinations.Duration(DefaultTimeout))
+	})
 }
 
 // Validate reports every problem with s, each naming its field and none
@@ -170,16 +156,8 @@ func (s Settings) Validate() error {
 			bad("refresh_token, client_id and client_secret go together")
 		}
 	}
-	for _, f := range [...]struct{ name, u string }{{"api_url", s.APIURL}, {"token_url", s.TokenURL}} {
-		name, u := f.name, f.u
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" ||
-			p.RawQuery != "" || p.Fragment != "" || p.User != nil {
-			bad("%s %q must be an http(s) URL without user info, query or fragment", name, u)
-		}
-	}
-	if s.Timeout <= 0 {
-		bad("timeout %s must be positive", time.Duration(s.Timeout))
-	}
+	errs = append(errs, platform.CheckURL(Type, APIURLSetting, s.APIURL), platform.CheckURL(Type, TokenURLSetting, s.TokenURL),
+		platform.CheckTimeout(Type, s.Timeout))
 	return errors.Join(errs...)
 }
 
@@ -237,6 +215,31 @@ func (s Settings) auth() auth {
 		return authRefreshToken
 	}
 	return authNone
+}
+
+// minSecret is the length from which a credential is redacted: shorter
+// ones would blank common words of messages and protect nothing.
+const minSecret = 4
+
+// credentials lists what of s must never be shown, for the Redactor: the
+// secrets, and each line of the service account's private key.
+func (s Settings) credentials() []string {
+	var out []string
+	for _, sec := range []destinations.Secret{s.RefreshToken, s.ClientSecret, s.ServiceAccountJSON} {
+		if len(sec) >= minSecret {
+			out = append(out, string(sec))
+		}
+	}
+	if s.ServiceAccountJSON != "" {
+		if k, err := s.serviceAccount(); err == nil {
+			for _, line := range strings.Split(k.PrivateKey, "\n") {
+				if len(line) >= 16 {
+					out = append(out, line)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // dryRun reports whether requests are logged instead of sent.

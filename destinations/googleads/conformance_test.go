@@ -1,10 +1,7 @@
 package googleads_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -50,38 +47,16 @@ func TestConformance(t *testing.T) {
 		},
 		Fake: google.Handler(),
 		Events: func(n int) []destinations.Event {
-			out := make([]destinations.Event, n)
-			for i := range out {
-				id := fmt.Sprintf("conformance-%d-%d", n, i)
-				h := sha256.Sum256([]byte(id + "@example.com"))
-				out[i] = destinations.Event{
-					EventName:    "Lead",
-					EventTime:    time.Now().Unix(),
-					EventID:      id,
-					ActionSource: "website",
-					UserData:     destinations.UserData{EmGoogle: []string{hex.EncodeToString(h[:])}, ClientUserAgent: "Mozilla/5.0 (conformance)"},
-					Context:      destinations.Context{Consent: destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted}},
-				}
-			}
-			return out
+			return destinationstest.Events(n, func(e *destinations.Event) {
+				e.EventName, e.EventSourceURL = "Lead", ""
+				e.UserData = destinations.UserData{EmGoogle: []string{destinationstest.SHA256(e.EventID + "@example.com")},
+					ClientUserAgent: "Mozilla/5.0 (conformance)"}
+				e.Context.Consent = destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted}
+			})
 		},
 		// The dedup key is transactionId: the order id of a Purchase, the
 		// event id otherwise.
-		DedupIDs: func(r *http.Request, body []byte) ([]string, error) {
-			var req struct {
-				Events []struct {
-					TransactionID string `json:"transactionId"`
-				} `json:"events"`
-			}
-			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, err
-			}
-			ids := make([]string, len(req.Events))
-			for i, e := range req.Events {
-				ids[i] = e.TransactionID
-			}
-			return ids, nil
-		},
+		DedupIDs: destinationstest.DedupIDsAt("events[].transactionId"),
 		Answers: []destinationstest.Answer{
 			{Name: "internal error", Status: 500, Body: status(500, "INTERNAL", "INTERNAL_ERROR", "Internal error."), Want: destinations.Retryable},
 			{Name: "rate limited", Status: 429, Body: status(429, "RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED", "Quota exceeded."),

@@ -12,11 +12,9 @@
 package googleads
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"slices"
@@ -24,7 +22,11 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
+
+// Type is the destination type name in the configuration.
+const Type = "google_ads"
 
 // Limits of the Data Manager API and of this adapter.
 const (
@@ -40,8 +42,6 @@ const (
 	// longer attributed).
 	MaxAge = 90 * 24 * time.Hour
 
-	maxResponseBytes = 1 << 20
-	maxDrainBytes    = 4 << 20
 	// rateLimitDelay is the least delay after RESOURCE_EXHAUSTED: the
 	// quota is counted per minute.
 	rateLimitDelay = time.Minute
@@ -54,7 +54,7 @@ const (
 // Spec is the google_ads destination type.
 func Spec() destinations.Spec {
 	return destinations.Spec{
-		Type:       "google_ads",
+		Type:       Type,
 		New:        New,
 		Secrets:    []string{"service_account_json", "refresh_token", "client_secret"},
 		APIURLs:    map[string]string{APIURLSetting: "TAGWAY_GOOGLE_API_URL", TokenURLSetting: "TAGWAY_GOOGLE_TOKEN_URL"},
@@ -87,10 +87,7 @@ func Check(e *destinations.Event) *destinations.Violation {
 type Adapter struct {
 	settings Settings
 	endpoint string
-	client   *http.Client
-	log      *slog.Logger
-	now      func() time.Time
-	record   func(body []byte)
+	api      *platform.Client
 	tokens   *tokenCache
 }
 
@@ -100,40 +97,18 @@ type Adapter struct {
 // follows redirects: a redirected request would carry the token or the
 // credentials elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	apiURL, tokenURL := deps.APIURLs[APIURLSetting], deps.APIURLs[TokenURLSetting]
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
-	}
-	if tokenURL == "" {
-		tokenURL = DefaultTokenURL
-	}
-	s, err := parseSettings(settings, apiURL, tokenURL)
+	s, err := parseSettings(settings, cmp.Or(deps.APIURLs[APIURLSetting], DefaultAPIURL),
+		cmp.Or(deps.APIURLs[TokenURLSetting], DefaultTokenURL))
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{}
-	if deps.HTTP != nil {
-		c := *deps.HTTP
-		client = &c
-	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	a := &Adapter{
+	return &Adapter{
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + "/v1/events:ingest",
-		client:   client,
-		log:      deps.Logger,
-		now:      deps.Now,
-		record:   deps.Record,
-		tokens:   newTokenCache(),
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	a.log = a.log.With("destination", "google_ads", "operating_account_id", s.OperatingAccountID)
-	return a, nil
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "Google Ads", Timeout: time.Duration(s.Timeout),
+			Secrets: platform.NewRedactor(s.credentials()...), LogAttrs: []any{"operating_account_id", s.OperatingAccountID}}),
+		tokens: newTokenCache(),
+	}, nil
 }
 
 // MaxBatch is the most events the API takes in one request.
@@ -166,7 +141,7 @@ var eeaUKCH = []string{"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR
 // and MaxDestinations conversion actions.
 func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
 	out := make([]error, len(batch))
-	now := a.now()
+	now := a.api.Now()
 	var chunks []*chunk
 	var cur *chunk
 	for i := range batch {
@@ -241,104 +216,67 @@ func (c *chunk) add(action string, ev dmEvent, i int) {
 // following requests pointless, if any.
 func (a *Adapter) send(ctx context.Context, c *chunk, batch []destinations.Event) ([]error, error) {
 	n := len(c.indexes)
-	ids := make([]string, n)
-	for j, i := range c.indexes {
-		ids[j] = batch[i].EventID
-	}
 	body, err := json.Marshal(c.req)
 	if err != nil {
 		return destinations.All(n, destinations.PermanentError("google_ads: encode request: %v", err)), nil
 	}
 	if a.settings.dryRun() {
-		// The body holds hashed identifiers, click ids, IP addresses.
-		a.log.Info("google_ads dry run: request not sent", "events", n, "event_ids", ids)
-		a.log.Debug("google_ads dry run: the request body", "body", string(body))
-		if a.record != nil {
-			a.record(body)
-		}
+		a.api.DryRun(body, platform.IDs(c.indexes, func(i *int) string { return batch[*i].EventID }))
 		return make([]error, n), nil
 	}
 
 	token, fresh, err := a.accessToken(ctx)
 	if err != nil {
-		a.log.Warn("google_ads cannot get an access token", "events", n, "error", err.Error())
+		a.api.Log.Warn("google_ads cannot get an access token", "events", n, "error", err.Error())
 		return destinations.All(n, err), err
 	}
-	status, header, respBody, err := a.post(ctx, body, token)
-	if err == nil && status == http.StatusUnauthorized && !fresh {
+	resp, err := a.post(ctx, body, token)
+	if err == nil && resp.Status == http.StatusUnauthorized && !fresh {
 		// The cached token was refused (revoked, or expired early): one
 		// new token, one more try.
 		a.dropToken(ctx, token)
 		if token, _, err = a.accessToken(ctx); err != nil {
-			a.log.Warn("google_ads cannot get an access token", "events", n, "error", err.Error())
+			a.api.Log.Warn("google_ads cannot get an access token", "events", n, "error", err.Error())
 			return destinations.All(n, err), err
 		}
-		status, header, respBody, err = a.post(ctx, body, token)
+		resp, err = a.post(ctx, body, token)
 	}
 	if err != nil {
-		msg := a.redact(err.Error(), token)
-		a.log.Warn("google_ads request failed", "events", n, "error", msg)
-		return destinations.All(n, &destinations.Error{Kind: destinations.Retryable, Message: "google_ads: " + msg}), nil
+		return destinations.All(n, a.api.Failed(err, n, secret(token))), nil
 	}
-	if status == http.StatusUnauthorized {
+	if resp.Status == http.StatusUnauthorized {
 		a.dropToken(ctx, token)
 	}
-	errs := a.classify(status, header, respBody, n, token)
+	errs := a.classify(resp.Status, resp.Header, resp.Body, n, token)
 	if i := slices.IndexFunc(errs, func(e error) bool { return e != nil }); i >= 0 {
-		a.log.Warn("google_ads request rejected", "events", n, "error", errs[i].Error())
+		a.api.Log.Warn("google_ads request rejected", "events", n, "error", errs[i].Error())
 	} else {
-		a.log.Debug("google_ads request accepted", "events", n)
+		a.api.Log.Debug("google_ads request accepted", "events", n)
 	}
 	return errs, nil
 }
 
-// post sends body with token and reads the answer (its body bounded).
-func (a *Adapter) post(ctx context.Context, body []byte, token string) (int, http.Header, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, nil, err
+// post sends body with token. A refusal whose body broke off counts as no
+// answer; a success's broken body changes nothing but what can be read.
+func (a *Adapter) post(ctx context.Context, body []byte, token string) (platform.Response, error) {
+	resp, err := a.api.Post(ctx, a.endpoint, http.Header{"Authorization": {"Bearer " + token}}, body)
+	if err == nil && resp.ReadErr != nil && resp.Status/100 != 2 {
+		err = resp.ReadErr
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		_ = resp.Body.Close()
-	}()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil && resp.StatusCode/100 == 2 {
-		// The API took the request; a broken body after that changes
-		// nothing but what we can read.
-		err = nil
-	}
-	return resp.StatusCode, resp.Header, b, err
+	return resp, err
 }
 
-// redact removes every credential from s: the settings' secrets and the
-// access tokens given.
-func (a *Adapter) redact(s string, tokens ...string) string {
-	for _, sec := range append(tokens, string(a.settings.RefreshToken), string(a.settings.ClientSecret),
-		string(a.settings.ServiceAccountJSON)) {
-		if len(sec) >= 4 {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
+// secret is an access token to redact, or none when too short to matter.
+func secret(token string) string {
+	if len(token) < minSecret {
+		return ""
 	}
-	if sa := a.settings.ServiceAccountJSON; sa != "" {
-		if k, err := a.settings.serviceAccount(); err == nil {
-			for _, line := range strings.Split(k.PrivateKey, "\n") {
-				if len(line) >= 16 {
-					s = strings.ReplaceAll(s, line, "[redacted]")
-				}
-			}
-		}
-	}
-	return s
+	return token
 }
+
+// redact clears s of every credential: the settings' and the access token
+// given.
+func (a *Adapter) redact(s, token string) string { return a.api.Redact(s, secret(token)) }
 
 // Interface guards.
 var (

@@ -3,8 +3,6 @@ package googleads
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/destinationstest"
 	"github.com/tagway/tagway/destinations/googleads/googleadstest"
 	"github.com/tagway/tagway/internal/testlog"
 )
@@ -44,10 +43,7 @@ const (
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 func ptr[T any](v T) *T { return &v }
 
@@ -89,26 +85,13 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) settings(t testing.TB, extra map[string]any) json.RawMessage {
-	t.Helper()
-	m := map[string]any{
+	return destinationstest.SettingsJSON(t, map[string]any{
 		"operating_account_id": "123-456-7890",
 		"conversion_actions":   map[string]string{"Purchase": purchaseCA, "Lead": leadCA},
 		"service_account_json": e.saKey,
 		"api_url":              e.fake.URL(),
 		"token_url":            e.fake.TokenURL(),
-	}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-			continue
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	}, extra)
 }
 
 func (e *env) refreshSettings(t testing.TB, extra map[string]any) json.RawMessage {
@@ -120,17 +103,7 @@ func (e *env) refreshSettings(t testing.TB, extra map[string]any) json.RawMessag
 }
 
 func newAdapter(t testing.TB, settings json.RawMessage, now func() time.Time, record func([]byte)) (*Adapter, *testlog.Buffer) {
-	t.Helper()
-	logs := &testlog.Buffer{}
-	d, err := New(settings, destinations.Deps{
-		HTTP:   &http.Client{},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    now,
-		Record: record,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, logs := destinationstest.NewAdapter(t, New, settings, now, record)
 	return d.(*Adapter), logs
 }
 
@@ -320,28 +293,9 @@ func TestSpec(t *testing.T) {
 	}
 }
 
-// captureAPI answers {"requestId"} and keeps the raw requests.
-type captureAPI struct {
-	*httptest.Server
-	mu      sync.Mutex
-	bodies  [][]byte
-	headers []http.Header
-	paths   []string
-}
-
-func newCaptureAPI(t *testing.T) *captureAPI {
-	c := &captureAPI{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.bodies = append(c.bodies, b)
-		c.headers = append(c.headers, r.Header.Clone())
-		c.paths = append(c.paths, r.URL.Path)
-		c.mu.Unlock()
-		_, _ = io.WriteString(w, `{"requestId":"r1"}`)
-	}))
-	t.Cleanup(c.Close)
-	return c
+// newCaptureAPI answers {"requestId"} and keeps the requests.
+func newCaptureAPI(t *testing.T) *destinationstest.Capture {
+	return destinationstest.CaptureAnswering(t, http.StatusOK, nil, `{"requestId":"r1"}`)
 }
 
 func TestGoldenPurchase(t *testing.T) {
@@ -352,33 +306,17 @@ func TestGoldenPurchase(t *testing.T) {
 	if errs := a.Deliver(context.Background(), []destinations.Event{purchase()}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if len(api.bodies) != 1 || api.paths[0] != "/v1/events:ingest" {
-		t.Fatalf("requests %v", api.paths)
+	reqs := api.Requests()
+	if len(reqs) != 1 || reqs[0].URL.Path != "/v1/events:ingest" {
+		t.Fatalf("requests %v", reqs)
 	}
-	if got := api.headers[0].Get("Authorization"); got != "Bearer ya29.golden-token" {
+	if got := reqs[0].Header.Get("Authorization"); got != "Bearer ya29.golden-token" {
 		t.Errorf("Authorization %q", got)
 	}
-	if got := api.headers[0].Get("Content-Type"); got != "application/json" {
+	if got := reqs[0].Header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("Content-Type %q", got)
 	}
-	var got bytes.Buffer
-	if err := json.Indent(&got, api.bodies[0], "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	got.WriteByte('\n')
-	golden := filepath.Join("testdata", "purchase.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Errorf("payload differs from %s (go test -update rewrites it):\n%s", golden, got.String())
-	}
+	destinationstest.Golden(t, filepath.Join("testdata", "purchase.golden.json"), api.Bodies()[0], *update)
 }
 
 // TestGoldenMatchesDocumentation reads the golden request field by field
@@ -793,20 +731,9 @@ func TestTokenErrors(t *testing.T) {
 	})
 }
 
-// checkNoSecrets scans logs and errors for every credential.
 func checkNoSecrets(t *testing.T, logs string, errs []error, extra ...string) {
 	t.Helper()
-	secrets := append([]string{testRefresh, testSecret, "ya29.", "PRIVATE KEY"}, extra...)
-	for _, s := range secrets {
-		if strings.Contains(logs, s) {
-			t.Errorf("%q in logs:\n%s", s, logs)
-		}
-		for _, err := range errs {
-			if err != nil && strings.Contains(fmt.Sprintf("%v %+v", err, err), s) {
-				t.Errorf("%q in error: %v", s, err)
-			}
-		}
-	}
+	destinationstest.CheckNoSecret(t, logs, errs, append([]string{testRefresh, testSecret, "ya29.", "PRIVATE KEY"}, extra...)...)
 }
 
 // TestSecretsNeverLeak: API answers echoing the access token, in bodies
@@ -925,14 +852,7 @@ func TestClassification(t *testing.T) {
 	en := newEnv(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer api.Close()
+			api := destinationstest.Answering(t, tc.status, tc.header, tc.body)
 			a, _ := newAdapter(t, en.settings(t, map[string]any{"api_url": api.URL}), en.clock.now, nil)
 			errs := a.Deliver(context.Background(), []destinations.Event{lead("a"), lead("b"), lead("c")})
 			for i, err := range errs {
@@ -1111,8 +1031,8 @@ func TestValidateOnly(t *testing.T) {
 	if err := a.Deliver(context.Background(), []destinations.Event{lead("a")})[0]; err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(api.bodies[0], []byte(`"validateOnly":true`)) {
-		t.Errorf("body %s", api.bodies[0])
+	if !bytes.Contains(api.Bodies()[0], []byte(`"validateOnly":true`)) {
+		t.Errorf("body %s", api.Bodies()[0])
 	}
 	b, _ := newAdapter(t, en.settings(t, map[string]any{"validate_only": true}), en.clock.now, nil)
 	if err := b.Deliver(context.Background(), []destinations.Event{lead("a")})[0]; err != nil {
@@ -1160,11 +1080,7 @@ func BenchmarkDeliver(b *testing.B) {
 	en.fake.SetNow(en.clock.now)
 	en.saKey = en.fake.NewServiceAccount(saEmail)
 	en.fake.Grant(saEmail, testAccount, purchaseCA, leadCA)
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_, _ = io.WriteString(w, `{"requestId":"1"}`)
-	}))
-	defer api.Close()
+	api := destinationstest.Answering(b, http.StatusOK, nil, `{"requestId":"1"}`)
 	a, _ := newAdapter(b, en.settings(b, map[string]any{"api_url": api.URL}), en.clock.now, nil)
 	batch := make([]destinations.Event, MaxEvents)
 	for i := range batch {

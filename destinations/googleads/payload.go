@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // ingestRequest is the JSON body of POST /v1/events:ingest (proto3 JSON
@@ -83,18 +84,14 @@ type dmDeviceInfo struct {
 // would refuse it.
 func (a *Adapter) toEvent(e *destinations.Event, now time.Time) (dmEvent, string, error) {
 	action, ok := a.settings.ConversionActions[e.EventName]
-	switch {
-	case !ok:
+	if !ok {
 		return dmEvent{}, "", &destinations.Error{Kind: destinations.Permanent, Code: "NO_CONVERSION_ACTION",
 			Message: "google_ads: no conversion action is configured for event " + strconv.Quote(e.EventName)}
-	case e.EventTime <= 0:
-		return dmEvent{}, "", destinations.PermanentError("google_ads: event %q has no event_time", e.EventID)
+	}
+	if err := a.api.CheckTime(e, now, MaxAge); err != nil {
+		return dmEvent{}, "", err
 	}
 	at := time.Unix(e.EventTime, 0)
-	if age := now.Sub(at); age > MaxAge {
-		return dmEvent{}, "", destinations.PermanentError("google_ads: event %q is %s old, past Google Ads' %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
-	}
 	if at.After(now) {
 		at = now
 	}
@@ -172,50 +169,16 @@ func consentWord(s destinations.ConsentState) string {
 // digests the sender gave), e-mails first, at most MaxIdentifiers.
 func userData(u *destinations.UserData) *dmUserData {
 	var ids []dmUserIdentifier
-	for _, d := range digests(u.EmGoogle, u.Em) {
+	for _, d := range platform.Digests(u.EmGoogle, u.Em, 0) {
 		ids = append(ids, dmUserIdentifier{EmailAddress: d})
 	}
-	for _, d := range digests(u.PhE164, u.Ph) {
+	for _, d := range platform.Digests(u.PhE164, u.Ph, 0) {
 		ids = append(ids, dmUserIdentifier{PhoneNumber: d})
 	}
 	if len(ids) == 0 {
 		return nil
 	}
 	return &dmUserData{UserIdentifiers: ids[:min(len(ids), MaxIdentifiers)]}
-}
-
-// digests returns the lowercase hex digests of variant, else of fallback,
-// once each; a parameter-builder appendix (".xyz") is dropped and anything
-// not a digest left out.
-func digests(variant, fallback []string) []string {
-	src := variant
-	if len(src) == 0 {
-		src = fallback
-	}
-	var out []string
-	for _, v := range src {
-		if i := strings.IndexByte(v, '.'); i >= 0 {
-			v = v[:i]
-		}
-		v = strings.ToLower(v)
-		if isDigest(v) && !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// isDigest reports whether v is 64 lowercase hex characters.
-func isDigest(v string) bool {
-	if len(v) != 64 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // adIdentifiers gives the event's Google click: of gclid, gbraid and

@@ -1,14 +1,15 @@
 package meta
 
 import (
-	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tagway/tagway/destinations"
-	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Defaults applied to Settings fields left empty.
@@ -64,38 +65,14 @@ func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings
 
 // parseSettings is ParseSettings with graphURL as graph_url's default.
 func parseSettings(raw json.RawMessage, graphURL string) (Settings, error) {
-	var s Settings
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		if errors.As(err, new(*destinations.DurationError)) {
-			return Settings{}, fmt.Errorf("meta settings: timeout: %w", err)
-		}
-		return Settings{}, fmt.Errorf("meta settings: %w", err)
-	}
-	if dec.More() {
-		return Settings{}, errors.New("meta settings: trailing data after the JSON object")
-	}
-	s.applyDefaults(graphURL)
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	return platform.ParseSettings("meta", raw, func(s *Settings) { s.applyDefaults(graphURL) })
 }
 
 func (s *Settings) applyDefaults(graphURL string) {
-	if s.GraphURL == "" {
-		s.GraphURL = graphURL
-	}
-	if s.APIVersion == "" {
-		s.APIVersion = DefaultAPIVersion
-	}
-	if s.PartnerAgent == "" {
-		s.PartnerAgent = DefaultPartnerAgent
-	}
-	if s.Timeout == 0 {
-		s.Timeout = Duration(DefaultTimeout)
-	}
+	s.GraphURL = cmp.Or(s.GraphURL, graphURL)
+	s.APIVersion = cmp.Or(s.APIVersion, DefaultAPIVersion)
+	s.PartnerAgent = cmp.Or(s.PartnerAgent, DefaultPartnerAgent)
+	s.Timeout = cmp.Or(s.Timeout, Duration(DefaultTimeout))
 }
 
 // Validate reports every problem with s, each naming its field. It expects
@@ -108,16 +85,11 @@ func (s Settings) Validate() error {
 	case !pixelIDPattern.MatchString(s.PixelID):
 		errs = append(errs, fmt.Errorf("meta settings: pixel_id %q must be digits only", s.PixelID))
 	}
-	if u, err := url.Parse(s.GraphURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
-		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		errs = append(errs, fmt.Errorf("meta settings: graph_url %q must be an http(s) URL without user info, query or fragment", s.GraphURL))
-	}
+	errs = append(errs, platform.CheckURL("meta", GraphURLSetting, s.GraphURL))
 	if !apiVersionPattern.MatchString(s.APIVersion) {
 		errs = append(errs, fmt.Errorf("meta settings: api_version %q must look like v24.0", s.APIVersion))
 	}
-	if s.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("meta settings: timeout %s must be positive", time.Duration(s.Timeout)))
-	}
+	errs = append(errs, platform.CheckTimeout("meta", s.Timeout))
 	if len(s.PartnerAgent) > 100 {
 		errs = append(errs, errors.New("meta settings: partner_agent is longer than 100 bytes"))
 	}

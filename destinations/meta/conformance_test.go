@@ -32,38 +32,9 @@ func TestConformance(t *testing.T) {
 		},
 		Fake: graph.Handler(),
 		Events: func(n int) []destinations.Event {
-			out := make([]destinations.Event, n)
-			for i := range out {
-				out[i] = destinations.Event{
-					EventName:      "AddToCart",
-					EventTime:      time.Now().Unix(),
-					EventID:        fmt.Sprintf("conformance-%d-%d", n, i),
-					EventSourceURL: "https://shop.example/p/1",
-					ActionSource:   "website",
-					UserData: destinations.UserData{
-						ClientIPAddress: "203.0.113.9",
-						ClientUserAgent: "Mozilla/5.0 (conformance)",
-						Fbp:             "fb.1.1700000000000.123456789",
-					},
-				}
-			}
-			return out
+			return destinationstest.Events(n, func(e *destinations.Event) { e.UserData.Fbp = "fb.1.1700000000000.123456789" })
 		},
-		DedupIDs: func(r *http.Request, body []byte) ([]string, error) {
-			var req struct {
-				Data []struct {
-					EventID string `json:"event_id"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, err
-			}
-			ids := make([]string, len(req.Data))
-			for i, d := range req.Data {
-				ids[i] = d.EventID
-			}
-			return ids, nil
-		},
+		DedupIDs: destinationstest.DedupIDsAt("data[].event_id"),
 		Answers: []destinationstest.Answer{
 			{Name: "server error", Status: 500, Body: `{}`, Want: destinations.Retryable},
 			{Name: "rate limited", Status: 400, Body: graphErr(17, 2446079, "User request limit reached"), Want: destinations.Retryable, MinRetryAfter: time.Minute},

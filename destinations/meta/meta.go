@@ -9,19 +9,18 @@
 package meta
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
+	"github.com/tagway/tagway/destinations/internal/serverevent"
 )
 
 // Limits of the Conversions API and of this adapter.
@@ -32,11 +31,6 @@ const (
 	MaxAge = 7 * 24 * time.Hour
 	// MaxAgePhysicalStore is the age limit for physical_store events.
 	MaxAgePhysicalStore = 62 * 24 * time.Hour
-
-	// maxResponseBytes caps how much of a response body is read and parsed.
-	maxResponseBytes = 1 << 20
-	// maxDrainBytes caps how much of the rest is drained to reuse the connection.
-	maxDrainBytes = 4 << 20
 
 	// rateLimitDelay is the least delay after a throttling error.
 	rateLimitDelay = time.Minute
@@ -50,10 +44,8 @@ const (
 type Adapter struct {
 	settings Settings
 	endpoint string
-	client   *http.Client
-	log      *slog.Logger
-	now      func() time.Time
-	record   func(body []byte)
+	header   http.Header
+	api      *platform.Client
 }
 
 // New builds an Adapter from its JSON settings; it has the shape of
@@ -61,36 +53,17 @@ type Adapter struct {
 // deps.Logger discards, a nil deps.Now is time.Now. The client never follows
 // redirects: a redirected POST would carry the token elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	graphURL := deps.APIURLs[GraphURLSetting]
-	if graphURL == "" {
-		graphURL = DefaultGraphURL
-	}
-	s, err := parseSettings(settings, graphURL)
+	s, err := parseSettings(settings, cmp.Or(deps.APIURLs[GraphURLSetting], DefaultGraphURL))
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{}
-	if deps.HTTP != nil {
-		c := *deps.HTTP
-		client = &c
-	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	a := &Adapter{
+	return &Adapter{
 		settings: s,
 		endpoint: strings.TrimRight(s.GraphURL, "/") + "/" + s.APIVersion + "/" + s.PixelID + "/events",
-		client:   client,
-		log:      deps.Logger,
-		now:      deps.Now,
-		record:   deps.Record,
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	a.log = a.log.With("destination", "meta", "pixel_id", s.PixelID)
-	return a, nil
+		header:   http.Header{"Accept": {"application/json"}},
+		api: platform.NewClient(deps, platform.Config{Type: "meta", Name: "Meta", Timeout: time.Duration(s.Timeout),
+			Secrets: platform.NewRedactor(string(s.AccessToken)), LogAttrs: []any{"pixel_id", s.PixelID}}),
+	}, nil
 }
 
 // MaxBatch is the most events Meta accepts in one request.
@@ -118,46 +91,16 @@ func (a *Adapter) AcceptsAnonymous() bool { return false }
 // events the gateway kept although they lack these.
 func (a *Adapter) AcceptsIncomplete() bool { return false }
 
-// serverEvent is one event in Meta's wire form: the canonical fields minus
-// tagway's Context.
-type serverEvent struct {
-	EventName                    string                   `json:"event_name"`
-	EventTime                    int64                    `json:"event_time"`
-	EventID                      string                   `json:"event_id,omitempty"`
-	EventSourceURL               string                   `json:"event_source_url,omitempty"`
-	ReferrerURL                  string                   `json:"referrer_url,omitempty"`
-	ActionSource                 string                   `json:"action_source,omitempty"`
-	OptOut                       bool                     `json:"opt_out,omitempty"`
-	UserData                     destinations.UserData    `json:"user_data"`
-	CustomData                   *destinations.CustomData `json:"custom_data,omitempty"`
-	DataProcessingOptions        []string                 `json:"data_processing_options,omitempty"`
-	DataProcessingOptionsCountry *int                     `json:"data_processing_options_country,omitempty"`
-	DataProcessingOptionsState   *int                     `json:"data_processing_options_state,omitempty"`
-}
+// serverEvent is one event in Meta's wire form.
+type serverEvent = serverevent.Event
 
-func toServerEvent(e destinations.Event) serverEvent {
-	cd := e.CustomData
-	if cd != nil && customDataEmpty(cd) {
-		cd = nil
+// toServerEvent maps e, leaving out custom data that would encode as {}.
+func toServerEvent(e *destinations.Event) serverEvent {
+	se := serverevent.From(e)
+	if se.CustomData != nil && customDataEmpty(se.CustomData) {
+		se.CustomData = nil
 	}
-	// The digest variants are other platforms' normalizations: Meta's own
-	// are em and ph.
-	ud := e.UserData
-	ud.PhE164, ud.EmGoogle = nil, nil
-	return serverEvent{
-		EventName:                    e.EventName,
-		EventTime:                    e.EventTime,
-		EventID:                      e.EventID,
-		EventSourceURL:               e.EventSourceURL,
-		ReferrerURL:                  e.ReferrerURL,
-		ActionSource:                 e.ActionSource,
-		OptOut:                       e.OptOut,
-		UserData:                     ud,
-		CustomData:                   cd,
-		DataProcessingOptions:        e.DataProcessingOptions,
-		DataProcessingOptionsCountry: e.DataProcessingOptionsCountry,
-		DataProcessingOptionsState:   e.DataProcessingOptionsState,
-	}
+	return se
 }
 
 // customDataEmpty reports whether c would encode as {}: every typed field
@@ -191,58 +134,29 @@ type requestBody struct {
 // go in one request per test event code, in chunks of MaxEvents.
 func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
 	out := make([]error, len(batch))
-	type group struct {
-		code    string
-		indexes []int
-	}
-	var groups []*group
-	byCode := map[string]*group{}
-	now := a.now()
-	for i, e := range batch {
+	groups := platform.NewGroups[string, serverEvent](MaxEvents, len(batch))
+	now := a.api.Now()
+	for i := range batch {
+		e := &batch[i]
 		if err := a.precheck(e, now); err != nil {
 			out[i] = err
 			continue
 		}
-		code := a.settings.TestEventCode
-		if e.Context.TestEventCode != "" {
-			code = e.Context.TestEventCode
-		}
-		g := byCode[code]
-		if g == nil || len(g.indexes) == MaxEvents {
-			g = &group{code: code}
-			byCode[code] = g
-			groups = append(groups, g)
-		}
-		g.indexes = append(g.indexes, i)
+		groups.Add(cmp.Or(e.Context.TestEventCode, a.settings.TestEventCode), i, toServerEvent(e))
 	}
-	for _, g := range groups {
-		events := make([]serverEvent, len(g.indexes))
-		for j, i := range g.indexes {
-			events[j] = toServerEvent(batch[i])
-		}
-		err := a.send(ctx, events, g.code)
-		for _, i := range g.indexes {
-			out[i] = err
-		}
+	for _, g := range groups.All() {
+		g.Set(out, a.send(ctx, g.Events, g.Key))
 	}
 	return out
 }
 
 // precheck fails the events Meta would reject for sure, so that one of them
 // cannot sink a whole request.
-func (a *Adapter) precheck(e destinations.Event, now time.Time) error {
-	switch {
-	case e.EventName == "":
+func (a *Adapter) precheck(e *destinations.Event, now time.Time) error {
+	if e.EventName == "" {
 		return destinations.PermanentError("meta: event has no event_name")
-	case e.EventTime <= 0:
-		return destinations.PermanentError("meta: event %q has no event_time", e.EventID)
 	}
-	age := now.Sub(time.Unix(e.EventTime, 0))
-	if limit := a.MaxEventAge(e); age > limit {
-		return destinations.PermanentError("meta: event %q is %s old, past Meta's %s limit",
-			e.EventID, age.Truncate(time.Second), limit)
-	}
-	return nil
+	return a.api.CheckTime(e, now, a.MaxEventAge(*e))
 }
 
 // send posts one request (or, in dry-run, logs and records it) and returns
@@ -254,17 +168,7 @@ func (a *Adapter) send(ctx context.Context, events []serverEvent, testCode strin
 		if err != nil {
 			return destinations.PermanentError("meta: encode request: %v", err)
 		}
-		// The body holds the visitors' IP addresses, user agents, cookies
-		// and hashed identifiers: only at debug level.
-		ids := make([]string, len(events))
-		for i, e := range events {
-			ids[i] = e.EventID
-		}
-		a.log.Info("meta dry run: request not sent", "events", len(events), "event_ids", ids)
-		a.log.Debug("meta dry run: the request body", "body", string(b))
-		if a.record != nil {
-			a.record(b)
-		}
+		a.api.DryRun(b, platform.IDs(events, func(e *serverEvent) string { return e.EventID }))
 		return nil
 	}
 	body.AccessToken = string(a.settings.AccessToken)
@@ -272,39 +176,20 @@ func (a *Adapter) send(ctx context.Context, events []serverEvent, testCode strin
 	if err != nil {
 		return destinations.PermanentError("meta: encode request: %v", err)
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint, bytes.NewReader(b))
+	// Network errors, resets and timeouts: Meta advises a retry.
+	resp, err := a.api.Post(ctx, a.endpoint, a.header, b)
 	if err != nil {
-		return destinations.PermanentError("meta: build request: %s", a.redact(err.Error()))
+		return a.api.Failed(err, len(events))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-
-	resp, err := a.client.Do(req)
-	if err != nil {
-		// Network errors, resets and timeouts: Meta advises a retry.
-		msg := a.redact(err.Error())
-		a.log.Warn("meta request failed", "events", len(events), "error", msg)
-		return &destinations.Error{Kind: destinations.Retryable, Message: "meta: " + msg}
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		_ = resp.Body.Close()
-	}()
-	respBody, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-
-	out := a.classify(resp.StatusCode, resp.Header, respBody, len(events))
-	if out == nil && readErr != nil {
-		out = &destinations.Error{Kind: destinations.Retryable, Status: resp.StatusCode,
-			Message: "meta: read response: " + a.redact(readErr.Error())}
+	out := a.classify(resp.Status, resp.Header, resp.Body, len(events))
+	if out == nil {
+		out = a.api.ReadFailure(resp)
 	}
 	if out != nil {
-		a.log.Warn("meta request rejected", "events", len(events), "error", out.Error())
+		a.api.Log.Warn("meta request rejected", "events", len(events), "error", out.Error())
 		return out
 	}
-	a.log.Debug("meta request accepted", "events", len(events))
+	a.api.Log.Debug("meta request accepted", "events", len(events))
 	return nil
 }
 
@@ -346,26 +231,14 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, sent int
 		Error *graphError `json:"error"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil || env.Error == nil || env.Error.Code == 0 {
-		msg := "meta: HTTP " + strconv.Itoa(status)
-		// Redact before cutting, so no part of a token can survive the cut.
-		snippet := a.redact(string(body))
-		snippet = strings.TrimSpace(strings.ToValidUTF8(snippet[:min(len(snippet), 200)], ""))
-		if snippet != "" {
-			msg += ": " + snippet
-		}
-		err := destinations.ClassifyHTTP(status, header, a.now(), msg)
-		var de *destinations.Error
-		if errors.As(err, &de) {
-			return de
-		}
-		return &destinations.Error{Kind: destinations.Retryable, Status: status, Message: "meta: unexpected response"}
+		return a.api.ByStatus(status, header, a.api.StatusMessage(status, body))
 	}
 	ge := env.Error
-	e := &destinations.Error{Status: status, Code: strconv.Itoa(ge.Code), Message: a.redact(ge.describe())}
+	e := &destinations.Error{Status: status, Code: strconv.Itoa(ge.Code), Message: a.api.Redact(ge.describe())}
 	if ge.Subcode != 0 {
 		e.Code += "/" + strconv.Itoa(ge.Subcode)
 	}
-	retryAfter := destinations.RetryAfter(header, a.now())
+	retryAfter := destinations.RetryAfter(header, a.api.Now())
 	switch {
 	case isRateLimit(ge.Code):
 		e.Kind = destinations.Retryable
@@ -391,13 +264,9 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, sent int
 		// which: the queue splits a multi-event request to find it.
 		e.WholeBatch = sent > 1
 	default:
-		var de *destinations.Error
-		if errors.As(destinations.ClassifyHTTP(status, header, a.now(), e.Message), &de) {
-			e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
-		} else {
-			// A 2xx status with an error object: Meta took nothing.
-			e.Kind = destinations.Retryable
-		}
+		// A 2xx status with an error object is retryable: Meta took nothing.
+		de := a.api.ByStatus(status, header, e.Message)
+		e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
 	}
 	return e
 }
@@ -446,17 +315,6 @@ func regainAccess(header http.Header) time.Duration {
 		}
 	}
 	return min(time.Duration(most*float64(time.Minute)), maxHintDelay)
-}
-
-// redact removes the access token from s, whatever put it there.
-func (a *Adapter) redact(s string) string {
-	// Invalid bytes go first: one inside an echoed token would otherwise
-	// hide it from the replacement and be dropped afterwards.
-	s = strings.ToValidUTF8(s, "")
-	if tok := string(a.settings.AccessToken); tok != "" {
-		s = strings.ReplaceAll(s, tok, "[redacted]")
-	}
-	return s
 }
 
 // Interface guards.

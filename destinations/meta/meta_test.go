@@ -3,24 +3,19 @@ package meta
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/destinationstest"
 	"github.com/tagway/tagway/destinations/meta/metatest"
 	"github.com/tagway/tagway/internal/testlog"
 )
@@ -36,97 +31,25 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func fixedNow() time.Time { return testNow }
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
-
-func ptr[T any](v T) *T { return &v }
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 // settingsJSON builds settings for the adapter under test.
 func settingsJSON(t testing.TB, graphURL string, extra map[string]any) json.RawMessage {
-	t.Helper()
-	m := map[string]any{"pixel_id": testPixel, "access_token": testToken, "graph_url": graphURL}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-			continue
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return destinationstest.SettingsJSON(t, map[string]any{"pixel_id": testPixel, "access_token": testToken, "graph_url": graphURL}, extra)
 }
 
 // newAdapter builds an adapter logging into the returned buffer.
-func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (destinations.Destination, *syncBuffer) {
-	t.Helper()
-	logs := &syncBuffer{}
-	d, err := New(settings, destinations.Deps{
-		HTTP:   &http.Client{},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    fixedNow,
-		Record: record,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, logs
+func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (destinations.Destination, *testlog.Buffer) {
+	return destinationstest.NewAdapter(t, New, settings, fixedNow, record)
 }
-
-// syncBuffer is the shared goroutine-safe log sink.
-type syncBuffer = testlog.Buffer
 
 // purchase is a website Purchase with every kind of field filled.
 func purchase() destinations.Event {
-	return destinations.Event{
-		EventName:      "Purchase",
-		EventTime:      testNow.Add(-90 * time.Second).Unix(),
-		EventID:        "3f0c6a52-9b1e-4c7e-8d2a-5b7f1e0c9a11",
-		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
-		ReferrerURL:    "https://shop.example/checkout",
-		ActionSource:   "website",
-		UserData: destinations.UserData{
-			Em:              []string{sha("jane@example.com")},
-			Ph:              []string{sha("16505551212")},
-			Fn:              []string{sha("jane")},
-			Ln:              []string{sha("doe")},
-			Ct:              []string{sha("menlopark")},
-			St:              []string{sha("ca")},
-			Zp:              []string{sha("94025")},
-			Country:         []string{sha("us")},
-			ExternalID:      []string{sha("cust-9")},
-			ClientIPAddress: "2001:db8::7",
-			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-			Fbc:             "fb.1.1764330000000.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk",
-			Fbp:             "fb.1.1764329000000.482913756104",
-		},
-		CustomData: &destinations.CustomData{
-			Value:       ptr(129.0),
-			Currency:    "EUR",
-			ContentIDs:  []string{"sku-1", "sku-2"},
-			ContentType: "product",
-			Contents: []destinations.Content{
-				{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.5)},
-				{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0), DeliveryCategory: "home_delivery"},
-			},
-			NumItems: ptr(3),
-			OrderID:  "1001",
-			Custom:   map[string]json.RawMessage{"coupon": json.RawMessage(`"WELCOME10"`)},
-		},
-		DataProcessingOptions:        []string{"LDU"},
-		DataProcessingOptionsCountry: ptr(1),
-		DataProcessingOptionsState:   ptr(1000),
-		Context: destinations.Context{
-			SiteID:     "shop",
-			ReceivedAt: testNow.UnixMilli(),
-			Source:     "browser",
-			Consent:    destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted},
-		},
-	}
+	p := destinationstest.Purchase(testNow)
+	p.UserData.PhE164 = nil
+	p.UserData.Fbc = "fb.1.1764330000000.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk"
+	p.CustomData.Contents[0].Title = ""
+	return p
 }
 
 // pageView is a small valid website event.
@@ -184,21 +107,9 @@ func TestParseSettings(t *testing.T) {
 		{"graph url with query", `{"pixel_id":"1","graph_url":"https://x/?access_token=a"}`, []string{"graph_url"}},
 		{"several", `{"pixel_id":"x","api_version":"v1","graph_url":"nope"}`, []string{"pixel_id", "api_version", "graph_url"}},
 	}
+	parse := func(raw json.RawMessage) error { _, err := ParseSettings(raw); return err }
 	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseSettings(json.RawMessage(tc.json))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, f := range tc.fields {
-				if !strings.Contains(err.Error(), f) {
-					t.Errorf("error %q does not name %s", err, f)
-				}
-			}
-			if _, err := New(json.RawMessage(tc.json), destinations.Deps{}); err == nil {
-				t.Error("New accepted bad settings")
-			}
-		})
+		destinationstest.CheckRefused(t, tc.name, json.RawMessage(tc.json), tc.fields, parse, New)
 	}
 }
 
@@ -219,29 +130,14 @@ func TestMaxBatchAndAge(t *testing.T) {
 	}
 }
 
-// captureServer answers every request with 200 events_received = the number
-// of events sent, and keeps the raw bodies.
-type captureServer struct {
-	*httptest.Server
-	mu     sync.Mutex
-	bodies [][]byte
-	paths  []string
-}
-
-func newCaptureServer(t *testing.T) *captureServer {
-	c := &captureServer{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.bodies = append(c.bodies, b)
-		c.paths = append(c.paths, r.URL.RequestURI())
-		c.mu.Unlock()
+// newCaptureServer answers every request with 200 events_received = the
+// number of events sent, and keeps the requests.
+func newCaptureServer(t *testing.T) *destinationstest.Capture {
+	return destinationstest.NewCapture(t, func(w http.ResponseWriter, b []byte) {
 		var body struct{ Data []json.RawMessage }
 		_ = json.Unmarshal(b, &body)
 		fmt.Fprintf(w, `{"events_received":%d,"messages":[],"fbtrace_id":"A1"}`, len(body.Data))
-	}))
-	t.Cleanup(c.Close)
-	return c
+	})
 }
 
 func TestGoldenPurchase(t *testing.T) {
@@ -250,30 +146,13 @@ func TestGoldenPurchase(t *testing.T) {
 	if errs := d.Deliver(context.Background(), []destinations.Event{purchase()}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if len(srv.bodies) != 1 {
-		t.Fatalf("%d requests", len(srv.bodies))
+	if len(srv.Bodies()) != 1 {
+		t.Fatalf("%d requests", len(srv.Bodies()))
 	}
-	if srv.paths[0] != "/v24.0/"+testPixel+"/events" {
-		t.Errorf("path %q", srv.paths[0])
+	if path := srv.Requests()[0].URL.RequestURI(); path != "/v24.0/"+testPixel+"/events" {
+		t.Errorf("path %q", path)
 	}
-	var got bytes.Buffer
-	if err := json.Indent(&got, srv.bodies[0], "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	got.WriteByte('\n')
-	golden := filepath.Join("testdata", "purchase.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Errorf("payload differs from %s (go test -update rewrites it):\n%s", golden, got.String())
-	}
+	destinationstest.Golden(t, filepath.Join("testdata", "purchase.golden.json"), srv.Bodies()[0], *update)
 }
 
 // TestFakeAcceptsPayloads sends real payloads through the strict fake: the
@@ -360,17 +239,6 @@ func TestPrecheck(t *testing.T) {
 	}
 }
 
-func TestDeliverEmptyBatch(t *testing.T) {
-	srv := newCaptureServer(t)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
-	if errs := d.Deliver(context.Background(), nil); len(errs) != 0 {
-		t.Errorf("got %v", errs)
-	}
-	if len(srv.bodies) != 0 {
-		t.Error("an empty batch made a request")
-	}
-}
-
 func graphBody(code, subcode int, transient bool) string {
 	return fmt.Sprintf(`{"error":{"message":"Invalid parameter","type":"OAuthException","code":%d,"error_subcode":%d,"is_transient":%t,"error_user_title":"Title %d","error_user_msg":"User message %d","fbtrace_id":"AbCdEf"}}`,
 		code, subcode, transient, code, code)
@@ -387,6 +255,7 @@ func TestClassification(t *testing.T) {
 		code     string
 		minDelay time.Duration
 		maxDelay time.Duration // 0: no upper bound checked
+		whole    bool
 		message  string
 	}{
 		{name: "1 unknown", status: 500, body: graphBody(1, 0, false), kind: destinations.Retryable, code: "1"},
@@ -412,12 +281,12 @@ func TestClassification(t *testing.T) {
 		{name: "200 permission", status: 403, body: graphBody(200, 0, false), kind: destinations.Paused, code: "200"},
 		{name: "294 permission", status: 400, body: graphBody(294, 0, false), kind: destinations.Paused, code: "294"},
 		{name: "299 permission", status: 400, body: graphBody(299, 0, false), kind: destinations.Paused, code: "299"},
-		{name: "100 invalid", status: 400, body: graphBody(100, 0, false), kind: destinations.Permanent, code: "100", message: "User message 100"},
+		{name: "100 invalid", status: 400, body: graphBody(100, 0, false), kind: destinations.Permanent, code: "100", whole: true, message: "User message 100"},
 		{name: "100/33 unknown pixel", status: 400, body: graphBody(100, 33, false), kind: destinations.Paused, code: "100/33"},
 		{name: "100/2804003 too old", status: 400,
 			body: `{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804003,"is_transient":false,"error_user_title":"Event Timestamp Too Old","error_user_msg":"The timestamp for this event is too far in the past.","fbtrace_id":"AxYz"}}`,
-			kind: destinations.Permanent, code: "100/2804003", message: "Invalid parameter: Event Timestamp Too Old: The timestamp for this event is too far in the past. (fbtrace_id AxYz)"},
-		{name: "100/2804050 too little data", status: 400, body: graphBody(100, 2804050, false), kind: destinations.Permanent, code: "100/2804050", message: "Title 100"},
+			kind: destinations.Permanent, code: "100/2804003", whole: true, message: "Invalid parameter: Event Timestamp Too Old: The timestamp for this event is too far in the past. (fbtrace_id AxYz)"},
+		{name: "100/2804050 too little data", status: 400, body: graphBody(100, 2804050, false), kind: destinations.Permanent, code: "100/2804050", whole: true, message: "Title 100"},
 		{name: "unknown transient", status: 400, body: graphBody(9007, 0, true), kind: destinations.Retryable, code: "9007"},
 		{name: "unknown code on 400", status: 400, body: graphBody(2500, 0, false), kind: destinations.Permanent, code: "2500"},
 		{name: "unknown code on 500", status: 500, body: graphBody(9999, 0, false), kind: destinations.Retryable, code: "9999"},
@@ -435,79 +304,19 @@ func TestClassification(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer srv.Close()
+			srv := destinationstest.Answering(t, tc.status, tc.header, tc.body)
 			d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a"), pageView("b")})
-			if len(errs) != 2 {
-				t.Fatalf("%d outcomes", len(errs))
-			}
-			if fmt.Sprint(errs[0]) != fmt.Sprint(errs[1]) {
-				t.Errorf("outcomes differ within one request: %v / %v", errs[0], errs[1])
-			}
-			kind, de := destinations.Classify(errs[0])
-			if kind != tc.kind {
-				t.Fatalf("kind %v, want %v (%v)", kind, tc.kind, errs[0])
-			}
-			if tc.kind == 0 {
-				return
-			}
-			var typed *destinations.Error
-			if !errors.As(errs[0], &typed) {
-				t.Fatalf("%T is not a *destinations.Error", errs[0])
-			}
-			if de.Code != tc.code {
-				t.Errorf("code %q, want %q", de.Code, tc.code)
-			}
-			if de.Status != tc.status {
-				t.Errorf("status %d, want %d", de.Status, tc.status)
-			}
-			if de.RetryAfter < tc.minDelay || (tc.maxDelay != 0 && de.RetryAfter > tc.maxDelay) {
-				t.Errorf("delay %s, want in [%s, %s]", de.RetryAfter, tc.minDelay, tc.maxDelay)
-			}
-			if tc.kind != destinations.Retryable && de.RetryAfter != 0 {
-				t.Errorf("delay %s on a %v error", de.RetryAfter, tc.kind)
-			}
-			if !strings.Contains(de.Message, tc.message) {
-				t.Errorf("message %q lacks %q", de.Message, tc.message)
-			}
+			destinationstest.CheckShared(t, errs, 2)
+			destinationstest.CheckOutcome(t, errs[0], destinationstest.Outcome{Kind: tc.kind, Code: tc.code, Status: tc.status,
+				WholeBatch: tc.whole, MinRetryAfter: tc.minDelay, MaxRetryAfter: tc.maxDelay, Message: tc.message})
 		})
 	}
 }
 
-func TestNetworkErrorsAreRetryable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	url := srv.URL
-	srv.Close()
-	d, _ := newAdapter(t, settingsJSON(t, url, nil), nil)
-	errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-	if k, _ := destinations.Classify(errs[0]); k != destinations.Retryable {
-		t.Errorf("connection refused: %v", errs[0])
-	}
-}
-
 func TestTimeoutIsRetryable(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-	errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-	kind, de := destinations.Classify(errs[0])
-	if kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
-		t.Errorf("timeout: %v", errs[0])
-	}
+	d, _ := newAdapter(t, settingsJSON(t, destinationstest.Hanging(t).URL, map[string]any{"timeout": "50ms"}), nil)
+	destinationstest.CheckTimeout(t, d, pageView("a"))
 }
 
 func TestDryRun(t *testing.T) {
@@ -524,15 +333,7 @@ func TestDryRun(t *testing.T) {
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, tc.extra), func(b []byte) { recorded = append(recorded, b) })
 			b := pageView("b")
 			b.Context.TestEventCode = "TESTB"
-			errs := d.Deliver(context.Background(), []destinations.Event{purchase(), pageView("a"), b})
-			for i, err := range errs {
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-				}
-			}
-			if len(srv.bodies) != 0 {
-				t.Fatalf("dry run sent %d requests", len(srv.bodies))
-			}
+			destinationstest.CheckDryRun(t, d, srv, []destinations.Event{purchase(), pageView("a"), b})
 			if len(recorded) != 2 {
 				t.Fatalf("recorded %d bodies, want 2 (one per test event code)", len(recorded))
 			}
@@ -584,21 +385,10 @@ func TestTokenNeverLeaks(t *testing.T) {
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere?access_token="+testToken, http.StatusTemporaryRedirect)
 		}),
-		"timeout": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// Once the body is read, the server notices the client hanging up.
-			_, _ = io.ReadAll(r.Body)
-			<-r.Context().Done()
-		}),
 	}
-	for name, h := range handlers {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-			checkNoToken(t, logs.String(), errs)
-		})
-	}
+	destinationstest.CheckLeaks(t, handlers, pageView("a"), func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer) {
+		return newAdapter(t, settingsJSON(t, url, map[string]any{"timeout": "50ms"}), nil)
+	}, testToken)
 	t.Run("dry run", func(t *testing.T) {
 		var rec []byte
 		d, logs := newAdapter(t, settingsJSON(t, "http://127.0.0.1:1", map[string]any{"dry_run": true}), func(b []byte) { rec = b })
@@ -612,17 +402,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 
 func checkNoToken(t *testing.T, logs string, errs []error) {
 	t.Helper()
-	if logs == "" {
-		t.Error("no log output to check")
-	}
-	if strings.Contains(logs, testToken) {
-		t.Errorf("token in logs:\n%s", logs)
-	}
-	for _, err := range errs {
-		if err != nil && strings.Contains(fmt.Sprintf("%v %+v", err, err), testToken) {
-			t.Errorf("token in error: %v", err)
-		}
-	}
+	destinationstest.CheckNoSecret(t, logs, errs, testToken)
 }
 
 // TestFakeRejections runs the adapter against the strict fake's own errors.
@@ -675,11 +455,7 @@ func TestFakeRejections(t *testing.T) {
 // BenchmarkDeliver measures mapping, encoding and one round trip for a full
 // batch of Purchases.
 func BenchmarkDeliver(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_, _ = io.WriteString(w, `{"events_received":1000}`)
-	}))
-	defer srv.Close()
+	srv := destinationstest.Answering(b, http.StatusOK, nil, `{"events_received":1000}`)
 	d, _ := newAdapter(b, settingsJSON(b, srv.URL, nil), nil)
 	batch := make([]destinations.Event, 1000)
 	for i := range batch {
@@ -714,11 +490,7 @@ func TestWholeBatchMarking(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusBadRequest)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer srv.Close()
+			srv := destinationstest.Answering(t, http.StatusBadRequest, nil, tc.body)
 			d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 			batch := make([]destinations.Event, tc.events)
 			for i := range batch {
@@ -753,31 +525,11 @@ func TestWholeBatchMarking(t *testing.T) {
 // many events it held back and their ids at info level; the request body
 // (IP addresses, user agents, cookies, hashed e-mails) only at debug.
 func TestDryRunLogsNoPersonalDataAtInfo(t *testing.T) {
-	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
-		logs := &syncBuffer{}
-		d, err := New(json.RawMessage(`{"pixel_id":"123"}`), destinations.Deps{
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), Now: fixedNow})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := purchase()
-		p.UserData.ClientIPAddress, p.UserData.ClientUserAgent, p.UserData.Fbp = "203.0.113.99", "Mozilla/5.0 (Secret UA)", "fb.1.1764329000000.999"
-		for _, err := range d.Deliver(context.Background(), []destinations.Event{p, pageView("pv-1")}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		out := logs.String()
-		if !strings.Contains(out, `"events":2`) || !strings.Contains(out, p.EventID) || !strings.Contains(out, "pv-1") {
-			t.Errorf("%s: the counts and ids are missing:\n%s", level, out)
-		}
-		personal := []string{"203.0.113.99", "Secret UA", "fb.1.1764329000000.999", sha("jane@example.com")}
-		for _, v := range personal {
-			if got := strings.Contains(out, v); got != (level == slog.LevelDebug) {
-				t.Errorf("%s: %q in the log: %v", level, v, got)
-			}
-		}
-	}
+	p := purchase()
+	p.UserData.ClientIPAddress, p.UserData.ClientUserAgent, p.UserData.Fbp = "203.0.113.99", "Mozilla/5.0 (Secret UA)", "fb.1.1764329000000.999"
+	destinationstest.CheckDryRunLogs(t, func(log *slog.Logger) (destinations.Destination, error) {
+		return New(json.RawMessage(`{"pixel_id":"123"}`), destinations.Deps{Logger: log, Now: fixedNow})
+	}, []destinations.Event{p, pageView("pv-1")}, "203.0.113.99", "Secret UA", "fb.1.1764329000000.999", sha("jane@example.com"))
 }
 
 // TestOtherPlatformsDigestsStayHome: the digest variants ingest computes for
@@ -792,8 +544,8 @@ func TestOtherPlatformsDigestsStayHome(t *testing.T) {
 		t.Fatal(errs[0])
 	}
 	for _, k := range []string{"ph_e164", "em_google", strings.Repeat("a", 64)} {
-		if bytes.Contains(srv.bodies[0], []byte(k)) {
-			t.Errorf("the request to Meta carries %q:\n%s", k, srv.bodies[0])
+		if bytes.Contains(srv.Bodies()[0], []byte(k)) {
+			t.Errorf("the request to Meta carries %q:\n%s", k, srv.Bodies()[0])
 		}
 	}
 }

@@ -40,39 +40,9 @@ func TestConformance(t *testing.T) {
 			settings, _ := json.Marshal(map[string]string{"ad_account_id": account, "access_token": token, "timeout": "10s"})
 			return pinterest.New(settings, deps)
 		},
-		Fake: fake.Handler(),
-		Events: func(n int) []destinations.Event {
-			out := make([]destinations.Event, n)
-			for i := range out {
-				out[i] = destinations.Event{
-					EventName:      "AddToCart",
-					EventTime:      time.Now().Unix(),
-					EventID:        fmt.Sprintf("conformance-%d-%d", n, i),
-					EventSourceURL: "https://shop.example/p/1",
-					ActionSource:   "website",
-					UserData: destinations.UserData{
-						ClientIPAddress: "203.0.113.9",
-						ClientUserAgent: "Mozilla/5.0 (conformance)",
-					},
-				}
-			}
-			return out
-		},
-		DedupIDs: func(r *http.Request, body []byte) ([]string, error) {
-			var req struct {
-				Data []struct {
-					EventID string `json:"event_id"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, err
-			}
-			ids := make([]string, len(req.Data))
-			for i, d := range req.Data {
-				ids[i] = d.EventID
-			}
-			return ids, nil
-		},
+		Fake:     fake.Handler(),
+		Events:   func(n int) []destinations.Event { return destinationstest.Events(n, nil) },
+		DedupIDs: destinationstest.DedupIDsAt("data[].event_id"),
 		Answers: []destinationstest.Answer{
 			{Name: "server error", Status: 500, Body: `{}`, Want: destinations.Retryable},
 			{Name: "rate limited", Status: 429, Body: pinErr(8, "This request exceeded a rate limit."), Want: destinations.Retryable, MinRetryAfter: time.Minute},

@@ -1,11 +1,13 @@
 package pinterest
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // PartnerName identifies tagway to Pinterest, in its "ss-<partner>"
@@ -147,13 +149,7 @@ func toWire(e *destinations.Event, name, source string) wireEvent {
 // landing URL while it can still attribute the event, else the Pinterest
 // tag's _epik cookie.
 func clickID(e *destinations.Event) string {
-	if c, ok := e.Context.ClickIDs["epik"]; ok && c.Value != "" {
-		at := time.UnixMilli(c.At)
-		if c.At == 0 || time.Unix(e.EventTime, 0).Sub(at) <= clickWindow {
-			return c.Value
-		}
-	}
-	return e.Context.Cookies["_epik"]
+	return cmp.Or(platform.ClickID(e, "epik", clickWindow), e.Context.Cookies["_epik"])
 }
 
 // ldu reports whether the event asks for Limited Data Use.

@@ -12,19 +12,17 @@
 package pinterest
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Type is the destination type name in the configuration.
@@ -37,10 +35,6 @@ const (
 	// MaxAge is how old an event may be when Pinterest gets it.
 	MaxAge = 7 * 24 * time.Hour
 
-	// maxResponseBytes caps how much of a response body is read and parsed.
-	maxResponseBytes = 1 << 20
-	// maxDrainBytes caps how much of the rest is drained to reuse the connection.
-	maxDrainBytes = 4 << 20
 	// maxMessageBytes caps a platform message kept in an error.
 	maxMessageBytes = 300
 
@@ -68,10 +62,8 @@ const (
 type Adapter struct {
 	settings Settings
 	endpoint string
-	client   *http.Client
-	log      *slog.Logger
-	now      func() time.Time
-	record   func(body []byte)
+	header   http.Header
+	api      *platform.Client
 }
 
 // New builds an Adapter from its JSON settings; it has the shape of
@@ -79,36 +71,18 @@ type Adapter struct {
 // deps.Logger discards, a nil deps.Now is time.Now. The client never follows
 // redirects: a redirected POST would carry the token elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	apiURL := deps.APIURLs[APIURLSetting]
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
-	}
-	s, err := parseSettings(settings, apiURL)
+	s, err := parseSettings(settings, cmp.Or(deps.APIURLs[APIURLSetting], DefaultAPIURL))
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{}
-	if deps.HTTP != nil {
-		c := *deps.HTTP
-		client = &c
-	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	a := &Adapter{
+	return &Adapter{
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + "/v5/ad_accounts/" + s.AdAccountID + "/events",
-		client:   client,
-		log:      deps.Logger,
-		now:      deps.Now,
-		record:   deps.Record,
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	a.log = a.log.With("destination", Type, "ad_account_id", s.AdAccountID)
-	return a, nil
+		header:   http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer " + string(s.AccessToken)}},
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "Pinterest", Timeout: time.Duration(s.Timeout),
+			Secrets: platform.NewRedactor(string(s.AccessToken)), LogAttrs: []any{"ad_account_id", s.AdAccountID},
+			SnippetBytes: maxMessageBytes}),
+	}, nil
 }
 
 // Spec describes the pinterest destination type to the registry.
@@ -152,14 +126,8 @@ type requestBody struct {
 // setting, or an event's test event code) apart, marked ?test=true.
 func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
 	out := make([]error, len(batch))
-	type group struct {
-		test    bool
-		indexes []int
-		events  []wireEvent
-	}
-	var groups []*group
-	var open [2]*group // the group being filled, live and test
-	now := a.now()
+	groups := platform.NewGroups[bool, wireEvent](MaxEvents, len(batch))
+	now := a.api.Now()
 	for i := range batch {
 		e := &batch[i]
 		w, err := a.prepare(e, now)
@@ -167,25 +135,10 @@ func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []err
 			out[i] = err
 			continue
 		}
-		test := a.settings.Test || e.Context.TestEventCode != ""
-		k := 0
-		if test {
-			k = 1
-		}
-		g := open[k]
-		if g == nil || len(g.indexes) == MaxEvents {
-			g = &group{test: test}
-			open[k] = g
-			groups = append(groups, g)
-		}
-		g.indexes = append(g.indexes, i)
-		g.events = append(g.events, w)
+		groups.Add(a.settings.Test || e.Context.TestEventCode != "", i, w)
 	}
-	for _, g := range groups {
-		errs := a.send(ctx, g.events, g.test)
-		for j, i := range g.indexes {
-			out[i] = errs[j]
-		}
+	for _, g := range groups.All() {
+		g.SetEach(out, a.send(ctx, g.Events, g.Key))
 	}
 	return out
 }
@@ -198,12 +151,8 @@ func (a *Adapter) prepare(e *destinations.Event, now time.Time) (wireEvent, erro
 	if !ok {
 		return wireEvent{}, destinations.PermanentError("pinterest: no Pinterest event for %q (map it in the route's event_map)", e.EventName)
 	}
-	if e.EventTime <= 0 {
-		return wireEvent{}, destinations.PermanentError("pinterest: event %q has no event_time", e.EventID)
-	}
-	if age := now.Sub(time.Unix(e.EventTime, 0)); age > MaxAge {
-		return wireEvent{}, destinations.PermanentError("pinterest: event %q is %s old, past Pinterest's %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
+	if err := a.api.CheckTime(e, now, MaxAge); err != nil {
+		return wireEvent{}, err
 	}
 	if v := Check(e); v != nil {
 		return wireEvent{}, destinations.PermanentError("pinterest: event %q: %s", e.EventID, v)
@@ -220,17 +169,8 @@ func (a *Adapter) send(ctx context.Context, events []wireEvent, test bool) []err
 		return destinations.All(len(events), destinations.PermanentError("pinterest: encode request: %v", err))
 	}
 	if a.settings.dryRun() {
-		// The body holds the visitors' IP addresses, user agents, click ids
-		// and hashed identifiers: only at debug level. It holds no token.
-		ids := make([]string, len(events))
-		for i, e := range events {
-			ids[i] = e.EventID
-		}
-		a.log.Info("pinterest dry run: request not sent", "events", len(events), "event_ids", ids, "test", test)
-		a.log.Debug("pinterest dry run: the request body", "body", string(b))
-		if a.record != nil {
-			a.record(b)
-		}
+		// The body holds no token.
+		a.api.DryRun(b, platform.IDs(events, func(e *wireEvent) string { return e.EventID }), "test", test)
 		return make([]error, len(events))
 	}
 
@@ -238,47 +178,18 @@ func (a *Adapter) send(ctx context.Context, events []wireEvent, test bool) []err
 	if test {
 		target += "?test=true"
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(b))
+	resp, err := a.api.Post(ctx, target, a.header, b)
 	if err != nil {
-		return destinations.All(len(events), destinations.PermanentError("pinterest: build request: %s", a.redact(err.Error())))
+		return destinations.All(len(events), a.api.Failed(err, len(events)))
 	}
-	req.Header.Set("Authorization", "Bearer "+string(a.settings.AccessToken))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-
-	resp, err := a.client.Do(req)
-	if err != nil {
-		msg := a.redact(err.Error())
-		a.log.Warn("pinterest request failed", "events", len(events), "error", msg)
-		return destinations.All(len(events), &destinations.Error{Kind: destinations.Retryable, Message: "pinterest: " + msg})
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		_ = resp.Body.Close()
-	}()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if readErr != nil && resp.StatusCode/100 == 2 {
-		err := &destinations.Error{Kind: destinations.Retryable, Status: resp.StatusCode,
-			Message: "pinterest: read response: " + a.redact(readErr.Error())}
+	if err := a.api.ReadFailure(resp); err != nil {
 		return destinations.All(len(events), err)
 	}
-	errs := a.classify(resp.StatusCode, resp.Header, body, len(events))
-	failed := 0
-	var first error
-	for _, err := range errs {
-		if err != nil {
-			failed++
-			if first == nil {
-				first = err
-			}
-		}
-	}
-	if failed > 0 {
-		a.log.Warn("pinterest events rejected", "events", len(events), "failed", failed, "error", first.Error())
+	errs := a.classify(resp.Status, resp.Header, resp.Body, len(events))
+	if failed, first := platform.Failures(errs); failed > 0 {
+		a.api.Log.Warn("pinterest events rejected", "events", len(events), "failed", failed, "error", first.Error())
 	} else {
-		a.log.Debug("pinterest request accepted", "events", len(events))
+		a.api.Log.Debug("pinterest request accepted", "events", len(events))
 	}
 	return errs
 }
@@ -329,14 +240,11 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, n int) [
 	e := &destinations.Error{Status: status}
 	if parsed {
 		e.Code = strconv.Itoa(ae.Code)
-		e.Message = "pinterest: " + a.clip(ae.Message)
+		e.Message = "pinterest: " + a.api.Snippet(ae.Message)
 	} else {
-		e.Message = "pinterest: HTTP " + strconv.Itoa(status)
-		if s := a.clip(string(body)); s != "" {
-			e.Message += ": " + s
-		}
+		e.Message = a.api.StatusMessage(status, body)
 	}
-	retryAfter := destinations.RetryAfter(header, a.now())
+	retryAfter := destinations.RetryAfter(header, a.api.Now())
 	switch {
 	case status == http.StatusTooManyRequests || (parsed && ae.Code == codeRateLimited):
 		e.Kind, e.RetryAfter = destinations.Retryable, max(rateLimitDelay, retryAfter)
@@ -355,12 +263,8 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, n int) [
 		e.Kind = destinations.Permanent
 		e.WholeBatch = n > 1
 	default:
-		var de *destinations.Error
-		if errors.As(destinations.ClassifyHTTP(status, header, a.now(), e.Message), &de) {
-			e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
-		} else {
-			e.Kind = destinations.Retryable
-		}
+		de := a.api.ByStatus(status, header, e.Message)
+		e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
 	}
 	return destinations.All(n, e)
 }
@@ -390,34 +294,16 @@ func (a *Adapter) perEvent(status int, r *apiResponse, n int) []error {
 		case "processed":
 		case "failed":
 			out[i] = &destinations.Error{Kind: destinations.Permanent, Status: status,
-				Message: "pinterest: " + a.clip(ev.ErrorMessage)}
+				Message: "pinterest: " + a.api.Snippet(ev.ErrorMessage)}
 		default:
 			out[i] = &destinations.Error{Kind: destinations.Retryable, Status: status,
-				Message: fmt.Sprintf("pinterest: unknown event status %q", a.clip(ev.Status))}
+				Message: fmt.Sprintf("pinterest: unknown event status %q", a.api.Snippet(ev.Status))}
 		}
 	}
 	if warnings > 0 {
-		a.log.Info("pinterest warned about events", "events", warnings, "warning", a.clip(warning))
+		a.api.Log.Info("pinterest warned about events", "events", warnings, "warning", a.api.Snippet(warning))
 	}
 	return out
-}
-
-// clip redacts s and cuts it to maxMessageBytes of valid UTF-8, trimmed.
-func (a *Adapter) clip(s string) string {
-	// Replace invalid bytes first (dropping them could join the halves of
-	// a token), then redact before cutting, so no part of a token can
-	// survive the cut; the cut leaves at most a broken last rune.
-	s = a.redact(strings.ToValidUTF8(s, "\uFFFD"))
-	s = strings.ToValidUTF8(s[:min(len(s), maxMessageBytes)], "")
-	return strings.TrimSpace(s)
-}
-
-// redact removes the access token from s, whatever put it there.
-func (a *Adapter) redact(s string) string {
-	if tok := string(a.settings.AccessToken); tok != "" {
-		s = strings.ReplaceAll(s, tok, "[redacted]")
-	}
-	return s
 }
 
 // Interface guards.

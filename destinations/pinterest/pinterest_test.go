@@ -3,8 +3,6 @@ package pinterest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,15 +10,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/destinationstest"
 	"github.com/tagway/tagway/destinations/pinterest/pinteresttest"
 	"github.com/tagway/tagway/internal/testlog"
 )
@@ -36,106 +34,33 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func fixedNow() time.Time { return testNow }
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
-
-func ptr[T any](v T) *T { return &v }
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 // settingsJSON builds settings for the adapter under test; a nil value in
 // extra removes the key.
 func settingsJSON(t testing.TB, apiURL string, extra map[string]any) json.RawMessage {
-	t.Helper()
-	m := map[string]any{"ad_account_id": testAccount, "access_token": testToken, "api_url": apiURL}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-			continue
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return destinationstest.SettingsJSON(t, map[string]any{"ad_account_id": testAccount, "access_token": testToken, "api_url": apiURL}, extra)
 }
 
 // newAdapter builds an adapter logging into the returned buffer.
 func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (destinations.Destination, *testlog.Buffer) {
-	t.Helper()
-	logs := &testlog.Buffer{}
-	d, err := New(settings, destinations.Deps{
-		HTTP:   &http.Client{},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    fixedNow,
-		Record: record,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, logs
+	return destinationstest.NewAdapter(t, New, settings, fixedNow, record)
 }
 
 // purchase is a website Purchase with every kind of field filled.
 func purchase() destinations.Event {
-	return destinations.Event{
-		EventName:      "Purchase",
-		EventTime:      testNow.Add(-90 * time.Second).Unix(),
-		EventID:        "3f0c6a52-9b1e-4c7e-8d2a-5b7f1e0c9a11",
-		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
-		ReferrerURL:    "https://shop.example/checkout",
-		ActionSource:   "website",
-		UserData: destinations.UserData{
-			Em:              []string{sha("jane@example.com")},
-			Ph:              []string{sha("16505551212")},
-			Fn:              []string{sha("jane")},
-			Ln:              []string{sha("doe")},
-			Ge:              []string{sha("f")},
-			Db:              []string{sha("19900216")},
-			Ct:              []string{sha("menlopark")},
-			St:              []string{sha("ca")},
-			Zp:              []string{sha("94025")},
-			Country:         []string{sha("us")},
-			ExternalID:      []string{sha("cust-9")},
-			ClientIPAddress: "2001:db8::7",
-			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-			Fbc:             "fb.1.1764330000000.IwAR2F4-dbP0l7Mn1",
-			Fbp:             "fb.1.1764329000000.482913756104",
-			PhE164:          []string{sha("+16505551212")},
-		},
-		CustomData: &destinations.CustomData{
-			Value:           ptr(129.0),
-			Currency:        "EUR",
-			ContentIDs:      []string{"sku-1", "sku-2"},
-			ContentType:     "product",
-			ContentName:     "Running shoes",
-			ContentCategory: "Footwear",
-			Contents: []destinations.Content{
-				{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.5), Title: "Trail runner"},
-				{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0), DeliveryCategory: "home_delivery"},
-			},
-			NumItems: ptr(3),
-			OrderID:  "1001",
-			Custom:   map[string]json.RawMessage{"coupon": json.RawMessage(`"WELCOME10"`)},
-		},
-		DataProcessingOptions:        []string{"LDU"},
-		DataProcessingOptionsCountry: ptr(1),
-		DataProcessingOptionsState:   ptr(1000),
-		Context: destinations.Context{
-			SiteID:     "shop",
-			ReceivedAt: testNow.UnixMilli(),
-			Source:     "browser",
-			Consent:    destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted},
-			ClickIDs: map[string]destinations.ClickID{
-				"epik": {Value: "dj0yJnU9b2JDcFFHekV4SHJNcmVrbFBkUEdqakh0akdUT1VjVVUmcD0yJm49cnNBQ3F2Q2dOVDBXWWhkWklrUGxBUSZ0PUFBQUFBR1BaY3Bv",
-					At: testNow.Add(-48 * time.Hour).UnixMilli()},
-				"gclid": {Value: "Cj0KCQ-not-for-pinterest", At: testNow.UnixMilli()},
-			},
-			Cookies: map[string]string{"_epik": "older-cookie-epik", "_ttp": "not-for-pinterest"},
-		},
+	p := destinationstest.Purchase(testNow)
+	p.UserData.Ge, p.UserData.Db = []string{sha("f")}, []string{sha("19900216")}
+	p.UserData.Fbc = "fb.1.1764330000000.IwAR2F4-dbP0l7Mn1"
+	p.CustomData.ContentName, p.CustomData.ContentCategory = "Running shoes", "Footwear"
+	p.CustomData.Contents[0].Title = "Trail runner"
+	p.Context.ClickIDs = map[string]destinations.ClickID{
+		"epik": {Value: "dj0yJnU9b2JDcFFHekV4SHJNcmVrbFBkUEdqakh0akdUT1VjVVUmcD0yJm49cnNBQ3F2Q2dOVDBXWWhkWklrUGxBUSZ0PUFBQUFBR1BaY3Bv",
+			At: testNow.Add(-48 * time.Hour).UnixMilli()},
+		"gclid": {Value: "Cj0KCQ-not-for-pinterest", At: testNow.UnixMilli()},
 	}
+	p.Context.Cookies = map[string]string{"_epik": "older-cookie-epik", "_ttp": "not-for-pinterest"}
+	return p
 }
 
 // pageView is a small valid website event.
@@ -192,21 +117,9 @@ func TestParseSettings(t *testing.T) {
 		{"api url with query", `{"ad_account_id":"1","api_url":"https://x/?a=b"}`, []string{"api_url"}},
 		{"several", `{"ad_account_id":"x","api_url":"nope","timeout":"-2s"}`, []string{"ad_account_id", "api_url", "timeout"}},
 	}
+	parse := func(raw json.RawMessage) error { _, err := ParseSettings(raw); return err }
 	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseSettings(json.RawMessage(tc.json))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, f := range tc.fields {
-				if !strings.Contains(err.Error(), f) {
-					t.Errorf("error %q does not name %s", err, f)
-				}
-			}
-			if _, err := New(json.RawMessage(tc.json), destinations.Deps{}); err == nil {
-				t.Error("New accepted bad settings")
-			}
-		})
+		destinationstest.CheckRefused(t, tc.name, json.RawMessage(tc.json), tc.fields, parse, New)
 	}
 }
 
@@ -283,40 +196,16 @@ func TestEventName(t *testing.T) {
 	// Every name EventName gives is one the strict fake accepts.
 	for canonical := range eventNames {
 		name, _ := EventName(canonical)
-		if !containsString(pinteresttest.EventNames, name) {
+		if !slices.Contains(pinteresttest.EventNames, name) {
 			t.Errorf("%s maps to %s, which the fake refuses", canonical, name)
 		}
 	}
 }
 
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// captureServer answers every request as Pinterest does when it processes
-// every event, and keeps the raw bodies and request URIs.
-type captureServer struct {
-	*httptest.Server
-	mu     sync.Mutex
-	bodies [][]byte
-	uris   []string
-	auth   []string
-}
-
-func newCaptureServer(t *testing.T) *captureServer {
-	c := &captureServer{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.bodies = append(c.bodies, b)
-		c.uris = append(c.uris, r.URL.RequestURI())
-		c.auth = append(c.auth, r.Header.Get("Authorization"))
-		c.mu.Unlock()
+// newCaptureServer answers every request as Pinterest does when it
+// processes every event, and keeps the requests.
+func newCaptureServer(t *testing.T) *destinationstest.Capture {
+	return destinationstest.NewCapture(t, func(w http.ResponseWriter, b []byte) {
 		var body struct{ Data []json.RawMessage }
 		_ = json.Unmarshal(b, &body)
 		statuses := make([]string, len(body.Data))
@@ -325,9 +214,7 @@ func newCaptureServer(t *testing.T) *captureServer {
 		}
 		fmt.Fprintf(w, `{"num_events_received":%d,"num_events_processed":%d,"events":[%s]}`,
 			len(body.Data), len(body.Data), strings.Join(statuses, ","))
-	}))
-	t.Cleanup(c.Close)
-	return c
+	})
 }
 
 func TestGoldenCheckout(t *testing.T) {
@@ -336,33 +223,17 @@ func TestGoldenCheckout(t *testing.T) {
 	if errs := d.Deliver(context.Background(), []destinations.Event{purchase()}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if len(srv.bodies) != 1 {
-		t.Fatalf("%d requests", len(srv.bodies))
+	if len(srv.Bodies()) != 1 {
+		t.Fatalf("%d requests", len(srv.Bodies()))
 	}
-	if srv.uris[0] != "/v5/ad_accounts/"+testAccount+"/events" {
-		t.Errorf("request URI %q", srv.uris[0])
+	req := srv.Requests()[0]
+	if uri := req.URL.RequestURI(); uri != "/v5/ad_accounts/"+testAccount+"/events" {
+		t.Errorf("request URI %q", uri)
 	}
-	if srv.auth[0] != "Bearer "+testToken {
-		t.Errorf("Authorization %q", srv.auth[0])
+	if auth := req.Header.Get("Authorization"); auth != "Bearer "+testToken {
+		t.Errorf("Authorization %q", auth)
 	}
-	var got bytes.Buffer
-	if err := json.Indent(&got, srv.bodies[0], "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	got.WriteByte('\n')
-	golden := filepath.Join("testdata", "checkout.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Errorf("payload differs from %s (go test -update rewrites it):\n%s", golden, got.String())
-	}
+	destinationstest.Golden(t, filepath.Join("testdata", "checkout.golden.json"), srv.Bodies()[0], *update)
 }
 
 // TestGoldenPayloadFields reads the mapping decisions back from the golden
@@ -596,17 +467,6 @@ func TestClickID(t *testing.T) {
 	}
 }
 
-func TestDeliverEmptyBatch(t *testing.T) {
-	srv := newCaptureServer(t)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
-	if errs := d.Deliver(context.Background(), nil); len(errs) != 0 {
-		t.Errorf("got %v", errs)
-	}
-	if len(srv.bodies) != 0 {
-		t.Error("an empty batch made a request")
-	}
-}
-
 func pinErr(code int, msg string) string {
 	return fmt.Sprintf(`{"code":%d,"message":%q}`, code, msg)
 }
@@ -658,53 +518,16 @@ func TestClassification(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer srv.Close()
+			srv := destinationstest.Answering(t, tc.status, tc.header, tc.body)
 			d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a"), pageView("b")})
-			if len(errs) != 2 {
-				t.Fatalf("%d outcomes", len(errs))
-			}
-			if fmt.Sprint(errs[0]) != fmt.Sprint(errs[1]) {
-				t.Errorf("outcomes differ within one request: %v / %v", errs[0], errs[1])
-			}
-			kind, de := destinations.Classify(errs[0])
-			if kind != tc.kind {
-				t.Fatalf("kind %v, want %v (%v)", kind, tc.kind, errs[0])
-			}
-			if tc.kind == 0 {
-				return
-			}
-			var typed *destinations.Error
-			if !errors.As(errs[0], &typed) {
-				t.Fatalf("%T is not a *destinations.Error", errs[0])
-			}
-			if de.Code != tc.code || de.Status != tc.status || de.WholeBatch != tc.whole {
-				t.Errorf("code %q status %d whole %v; want %q %d %v", de.Code, de.Status, de.WholeBatch, tc.code, tc.status, tc.whole)
-			}
-			if de.RetryAfter < tc.minDelay || (tc.maxDelay != 0 && de.RetryAfter > tc.maxDelay) {
-				t.Errorf("delay %s, want in [%s, %s]", de.RetryAfter, tc.minDelay, tc.maxDelay)
-			}
-			if tc.kind != destinations.Retryable && de.RetryAfter != 0 {
-				t.Errorf("delay %s on a %v error", de.RetryAfter, tc.kind)
-			}
-			if !strings.Contains(de.Message, tc.message) {
-				t.Errorf("message %q lacks %q", de.Message, tc.message)
-			}
+			destinationstest.CheckShared(t, errs, 2)
+			destinationstest.CheckOutcome(t, errs[0], destinationstest.Outcome{Kind: tc.kind, Code: tc.code, Status: tc.status,
+				WholeBatch: tc.whole, MinRetryAfter: tc.minDelay, MaxRetryAfter: tc.maxDelay, Message: tc.message})
 		})
 	}
 	t.Run("one event is not a whole batch", func(t *testing.T) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(400)
-			_, _ = io.WriteString(w, pinErr(4196, "The request was invalid."))
-		}))
-		defer srv.Close()
+		srv := destinationstest.Answering(t, 400, nil, pinErr(4196, "The request was invalid."))
 		d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 		_, de := destinations.Classify(d.Deliver(context.Background(), []destinations.Event{pageView("a")})[0])
 		if de.Kind != destinations.Permanent || de.WholeBatch {
@@ -729,11 +552,7 @@ func TestPerEventOutcomes(t *testing.T) {
 		{"422", 422, `{"code":4196,"message":"Not all events were successfully processed.","details":` + statuses + `}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(tc.status)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer srv.Close()
+			srv := destinationstest.Answering(t, tc.status, nil, tc.body)
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a"), pageView("b"), pageView("c")})
 			wantKinds := []destinations.Kind{destinations.Permanent, 0, destinations.Permanent}
@@ -820,21 +639,8 @@ func TestFakeRejections(t *testing.T) {
 }
 
 func TestTimeoutIsRetryable(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-	errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-	kind, de := destinations.Classify(errs[0])
-	if kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
-		t.Errorf("timeout: %v", errs[0])
-	}
+	d, _ := newAdapter(t, settingsJSON(t, destinationstest.Hanging(t).URL, map[string]any{"timeout": "50ms"}), nil)
+	destinationstest.CheckTimeout(t, d, pageView("a"))
 }
 
 func TestDryRun(t *testing.T) {
@@ -851,14 +657,7 @@ func TestDryRun(t *testing.T) {
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, tc.extra), func(b []byte) { recorded = append(recorded, b) })
 			b := pageView("b")
 			b.Context.TestEventCode = "TESTB"
-			for i, err := range d.Deliver(context.Background(), []destinations.Event{purchase(), pageView("a"), b}) {
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-				}
-			}
-			if len(srv.bodies) != 0 {
-				t.Fatalf("dry run sent %d requests", len(srv.bodies))
-			}
+			destinationstest.CheckDryRun(t, d, srv, []destinations.Event{purchase(), pageView("a"), b})
 			if len(recorded) != 2 {
 				t.Fatalf("recorded %d bodies, want 2 (live and test)", len(recorded))
 			}
@@ -882,30 +681,11 @@ func TestDryRun(t *testing.T) {
 // info level; the body (IP addresses, user agents, click ids, digests) only
 // at debug.
 func TestDryRunLogsNoPersonalDataAtInfo(t *testing.T) {
-	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
-		logs := &testlog.Buffer{}
-		d, err := New(json.RawMessage(`{"ad_account_id":"123"}`), destinations.Deps{
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), Now: fixedNow})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := purchase()
-		for _, err := range d.Deliver(context.Background(), []destinations.Event{p, pageView("pv-1")}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		out := logs.String()
-		if !strings.Contains(out, `"events":2`) || !strings.Contains(out, p.EventID) || !strings.Contains(out, "pv-1") {
-			t.Errorf("%s: the counts and ids are missing:\n%s", level, out)
-		}
-		personal := []string{p.UserData.ClientIPAddress, "Chrome/131.0", p.Context.ClickIDs["epik"].Value, sha("jane@example.com")}
-		for _, v := range personal {
-			if got := strings.Contains(out, v); got != (level == slog.LevelDebug) {
-				t.Errorf("%s: %q in the log: %v", level, v, got)
-			}
-		}
-	}
+	p := purchase()
+	destinationstest.CheckDryRunLogs(t, func(log *slog.Logger) (destinations.Destination, error) {
+		return New(json.RawMessage(`{"ad_account_id":"123"}`), destinations.Deps{Logger: log, Now: fixedNow})
+	}, []destinations.Event{p, pageView("pv-1")},
+		p.UserData.ClientIPAddress, "Chrome/131.0", p.Context.ClickIDs["epik"].Value, sha("jane@example.com"))
 }
 
 // TestTokenNeverLeaks scans logs and errors for the token in every path,
@@ -931,35 +711,15 @@ func TestTokenNeverLeaks(t *testing.T) {
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere?access_token="+testToken, http.StatusTemporaryRedirect)
 		}),
-		"timeout": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.ReadAll(r.Body)
-			<-r.Context().Done()
-		}),
 	}
-	for name, h := range handlers {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-			checkNoToken(t, logs.String(), errs)
-		})
-	}
+	destinationstest.CheckLeaks(t, handlers, pageView("a"), func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer) {
+		return newAdapter(t, settingsJSON(t, url, map[string]any{"timeout": "50ms"}), nil)
+	}, testToken)
 }
 
 func checkNoToken(t *testing.T, logs string, errs []error) {
 	t.Helper()
-	if logs == "" {
-		t.Error("no log output to check")
-	}
-	if strings.Contains(logs, testToken) {
-		t.Errorf("token in logs:\n%s", logs)
-	}
-	for _, err := range errs {
-		if err != nil && strings.Contains(fmt.Sprintf("%v %+v", err, err), testToken) {
-			t.Errorf("token in error: %v", err)
-		}
-	}
+	destinationstest.CheckNoSecret(t, logs, errs, testToken)
 }
 
 // BenchmarkDeliver measures mapping, encoding and one round trip for a full
@@ -967,11 +727,7 @@ func checkNoToken(t *testing.T, logs string, errs []error) {
 func BenchmarkDeliver(b *testing.B) {
 	ok := `{"num_events_received":1000,"num_events_processed":1000,"events":[` +
 		strings.TrimSuffix(strings.Repeat(`{"status":"processed"},`, 1000), ",") + `]}`
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_, _ = io.WriteString(w, ok)
-	}))
-	defer srv.Close()
+	srv := destinationstest.Answering(b, http.StatusOK, nil, ok)
 	d, _ := newAdapter(b, settingsJSON(b, srv.URL, nil), nil)
 	batch := make([]destinations.Event, 1000)
 	for i := range batch {
@@ -993,11 +749,15 @@ func FuzzClassify(f *testing.F) {
 	f.Add(429, `{"code":8,"message":"rate"}`, 3)
 	f.Add(400, "pina_SECRETconversionTOKEN42", 1)
 	f.Add(200, `{"num_events_received":null,"events":[{"status":7}]}`, 2)
+	d, err := New(settingsJSON(f, "http://127.0.0.1:1", nil), destinations.Deps{Now: fixedNow})
+	if err != nil {
+		f.Fatal(err)
+	}
+	a := d.(*Adapter)
 	f.Fuzz(func(t *testing.T, status int, body string, n int) {
 		if n < 1 || n > 50 || status < 100 || status > 999 {
 			return
 		}
-		a := &Adapter{settings: Settings{AccessToken: testToken}, log: slog.New(slog.DiscardHandler), now: fixedNow}
 		errs := a.classify(status, http.Header{}, []byte(body), n)
 		if len(errs) != n {
 			t.Fatalf("%d outcomes for %d events", len(errs), n)

@@ -1,14 +1,15 @@
 package reddit
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Defaults applied to Settings fields left empty.
@@ -60,24 +61,10 @@ func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings
 
 // parseSettings is ParseSettings with apiURL as api_url's default.
 func parseSettings(raw json.RawMessage, apiURL string) (Settings, error) {
-	var s Settings
-	if err := destinations.DecodeSettings("reddit", raw, &s); err != nil {
-		if errors.As(err, new(*destinations.DurationError)) {
-			// The only duration setting.
-			return Settings{}, fmt.Errorf("reddit settings: timeout: %w", errors.Unwrap(err))
-		}
-		return Settings{}, err
-	}
-	if s.APIURL == "" {
-		s.APIURL = apiURL
-	}
-	if s.Timeout == 0 {
-		s.Timeout = destinations.Duration(DefaultTimeout)
-	}
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	return platform.ParseSettings(Type, raw, func(s *Settings) {
+		s.APIURL = cmp.Or(s.APIURL, apiURL)
+		s.Timeout = cmp.Or(s.Timeout, destinations.Duration(DefaultTimeout))
+	})
 }
 
 // Validate reports every problem with s, each naming its field. It expects
@@ -93,13 +80,7 @@ func (s Settings) Validate() error {
 	if s.TestID != "" && !testIDPattern.MatchString(s.TestID) {
 		errs = append(errs, fmt.Errorf("reddit settings: test_id %q must be 1 to 128 letters, digits, _ . : or -", s.TestID))
 	}
-	if u, err := url.Parse(s.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
-		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		errs = append(errs, fmt.Errorf("reddit settings: api_url %q must be an http(s) URL without user info, query or fragment", s.APIURL))
-	}
-	if s.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("reddit settings: timeout %s must be positive", time.Duration(s.Timeout)))
-	}
+	errs = append(errs, platform.CheckURL(Type, APIURLSetting, s.APIURL), platform.CheckTimeout(Type, s.Timeout))
 	return errors.Join(errs...)
 }
 

@@ -2,7 +2,6 @@ package reddit_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -34,43 +33,9 @@ func TestConformance(t *testing.T) {
 			settings, _ := json.Marshal(map[string]string{"pixel_id": pixel, "access_token": token, "timeout": "10s"})
 			return reddit.New(settings, deps)
 		},
-		Fake: fake.Handler(),
-		Events: func(n int) []destinations.Event {
-			out := make([]destinations.Event, n)
-			for i := range out {
-				out[i] = destinations.Event{
-					EventName:      "AddToCart",
-					EventTime:      time.Now().Unix(),
-					EventID:        fmt.Sprintf("conformance-%d-%d", n, i),
-					EventSourceURL: "https://shop.example/p/1",
-					ActionSource:   "website",
-					UserData: destinations.UserData{
-						ClientIPAddress: "203.0.113.9",
-						ClientUserAgent: "Mozilla/5.0 (conformance)",
-					},
-				}
-			}
-			return out
-		},
-		DedupIDs: func(r *http.Request, body []byte) ([]string, error) {
-			var req struct {
-				Data struct {
-					Events []struct {
-						Metadata struct {
-							ConversionID string `json:"conversion_id"`
-						} `json:"metadata"`
-					} `json:"events"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, err
-			}
-			ids := make([]string, len(req.Data.Events))
-			for i, e := range req.Data.Events {
-				ids[i] = e.Metadata.ConversionID
-			}
-			return ids, nil
-		},
+		Fake:     fake.Handler(),
+		Events:   func(n int) []destinations.Event { return destinationstest.Events(n, nil) },
+		DedupIDs: destinationstest.DedupIDsAt("data.events[].metadata.conversion_id"),
 		Answers: []destinationstest.Answer{
 			{Name: "server error", Status: 500, Body: `{}`, Want: destinations.Retryable},
 			{Name: "rate limited", Status: 429, Body: `{"error":{"code":429,"message":"Too Many Requests"}}`, Want: destinations.Retryable, MinRetryAfter: time.Minute},

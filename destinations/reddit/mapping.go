@@ -1,11 +1,13 @@
 package reddit
 
 import (
+	"cmp"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // clickWindow is the longest click-through attribution window Reddit
@@ -140,12 +142,7 @@ func actionSource(s string) string {
 // landing URL while it can still attribute the event, else the Reddit
 // pixel's _rdt_cid cookie when the request carried it.
 func clickID(e *destinations.Event) string {
-	if c, ok := e.Context.ClickIDs["rdt_cid"]; ok && c.Value != "" {
-		if c.At == 0 || time.Unix(e.EventTime, 0).Sub(time.UnixMilli(c.At)) <= clickWindow {
-			return c.Value
-		}
-	}
-	return e.Context.Cookies["_rdt_cid"]
+	return cmp.Or(platform.ClickID(e, "rdt_cid", clickWindow), e.Context.Cookies["_rdt_cid"])
 }
 
 // uuidPattern is the Reddit pixel's _rdt_uuid cookie: an RFC 4122 UUID,

@@ -12,14 +12,10 @@
 package reddit
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -28,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Type is the destination type name in the configuration.
@@ -42,10 +39,6 @@ const (
 	// MaxFuture is how far ahead of Reddit's clock event_at may be.
 	MaxFuture = 5 * time.Minute
 
-	// maxResponseBytes caps how much of a response body is read and parsed.
-	maxResponseBytes = 1 << 20
-	// maxDrainBytes caps how much of the rest is drained to reuse the connection.
-	maxDrainBytes = 4 << 20
 	// maxMessageBytes caps a platform message kept in an error.
 	maxMessageBytes = 300
 
@@ -58,10 +51,8 @@ const (
 type Adapter struct {
 	settings Settings
 	endpoint string
-	client   *http.Client
-	log      *slog.Logger
-	now      func() time.Time
-	record   func(body []byte)
+	header   http.Header
+	api      *platform.Client
 }
 
 // New builds an Adapter from its JSON settings; it has the shape of
@@ -69,36 +60,18 @@ type Adapter struct {
 // deps.Logger discards, a nil deps.Now is time.Now. The client never follows
 // redirects: a redirected POST would carry the token elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	apiURL := deps.APIURLs[APIURLSetting]
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
-	}
-	s, err := parseSettings(settings, apiURL)
+	s, err := parseSettings(settings, cmp.Or(deps.APIURLs[APIURLSetting], DefaultAPIURL))
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{}
-	if deps.HTTP != nil {
-		c := *deps.HTTP
-		client = &c
-	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	a := &Adapter{
+	return &Adapter{
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + "/api/v3/pixels/" + url.PathEscape(s.PixelID) + "/conversion_events",
-		client:   client,
-		log:      deps.Logger,
-		now:      deps.Now,
-		record:   deps.Record,
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	a.log = a.log.With("destination", Type, "pixel_id", s.PixelID)
-	return a, nil
+		header:   http.Header{"Accept": {"application/json"}, "Authorization": {"Bearer " + string(s.AccessToken)}},
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "Reddit", Timeout: time.Duration(s.Timeout),
+			Secrets: platform.NewRedactor(string(s.AccessToken)), LogAttrs: []any{"pixel_id", s.PixelID},
+			SnippetBytes: maxMessageBytes}),
+	}, nil
 }
 
 // Spec describes the reddit destination type to the registry.
@@ -147,14 +120,8 @@ type requestData struct {
 // per test id.
 func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
 	out := make([]error, len(batch))
-	type group struct {
-		testID  string
-		indexes []int
-		events  []wireEvent
-	}
-	var groups []*group
-	open := map[string]*group{}
-	now := a.now()
+	groups := platform.NewGroups[string, wireEvent](MaxEvents, len(batch))
+	now := a.api.Now()
 	for i := range batch {
 		e := &batch[i]
 		w, err := a.prepare(e, now)
@@ -162,24 +129,10 @@ func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []err
 			out[i] = err
 			continue
 		}
-		testID := a.settings.TestID
-		if testID == "" {
-			testID = e.Context.TestEventCode
-		}
-		g := open[testID]
-		if g == nil || len(g.indexes) == MaxEvents {
-			g = &group{testID: testID}
-			open[testID] = g
-			groups = append(groups, g)
-		}
-		g.indexes = append(g.indexes, i)
-		g.events = append(g.events, w)
+		groups.Add(cmp.Or(a.settings.TestID, e.Context.TestEventCode), i, w)
 	}
-	for _, g := range groups {
-		errs := a.send(ctx, g.events, g.testID)
-		for j, i := range g.indexes {
-			out[i] = errs[j]
-		}
+	for _, g := range groups.All() {
+		g.SetEach(out, a.send(ctx, g.Events, g.Key))
 	}
 	return out
 }
@@ -192,15 +145,10 @@ func (a *Adapter) prepare(e *destinations.Event, now time.Time) (wireEvent, erro
 	if !ok {
 		return wireEvent{}, destinations.PermanentError("reddit: event %q has no event name Reddit takes", e.EventID)
 	}
-	if e.EventTime <= 0 {
-		return wireEvent{}, destinations.PermanentError("reddit: event %q has no event_time", e.EventID)
+	if err := a.api.CheckTime(e, now, MaxAge); err != nil {
+		return wireEvent{}, err
 	}
-	at := time.Unix(e.EventTime, 0)
-	if age := now.Sub(at); age > MaxAge {
-		return wireEvent{}, destinations.PermanentError("reddit: event %q is %s old, past Reddit's %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
-	}
-	if ahead := at.Sub(now); ahead > MaxFuture {
+	if ahead := time.Unix(e.EventTime, 0).Sub(now); ahead > MaxFuture {
 		return wireEvent{}, destinations.RetryableError(ahead-MaxFuture+time.Second,
 			"reddit: event %q is dated %s ahead; Reddit takes at most %s", e.EventID, ahead.Truncate(time.Second), MaxFuture)
 	}
@@ -217,56 +165,20 @@ func (a *Adapter) send(ctx context.Context, events []wireEvent, testID string) [
 	if err != nil {
 		return destinations.All(len(events), destinations.PermanentError("reddit: encode request: %v", err))
 	}
+	ids := platform.IDs(events, conversionID)
 	if a.settings.dryRun() {
-		// The body holds the visitors' IP addresses, user agents, click ids
-		// and hashed identifiers: only at debug level. It holds no token.
-		ids := make([]string, len(events))
-		for i, e := range events {
-			if e.Metadata != nil {
-				ids[i] = e.Metadata.ConversionID
-			}
-		}
-		a.log.Info("reddit dry run: request not sent", "events", len(events), "event_ids", ids, "test_id", testID)
-		a.log.Debug("reddit dry run: the request body", "body", string(b))
-		if a.record != nil {
-			a.record(b)
-		}
+		// The body holds no token.
+		a.api.DryRun(b, ids, "test_id", testID)
 		return make([]error, len(events))
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint, bytes.NewReader(b))
+	resp, err := a.api.Post(ctx, a.endpoint, a.header, b)
 	if err != nil {
-		return destinations.All(len(events), destinations.PermanentError("reddit: build request: %s", a.redact(err.Error())))
+		return destinations.All(len(events), a.api.Failed(err, len(events)))
 	}
-	req.Header.Set("Authorization", "Bearer "+string(a.settings.AccessToken))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-
-	resp, err := a.client.Do(req)
-	if err != nil {
-		msg := a.redact(err.Error())
-		a.log.Warn("reddit request failed", "events", len(events), "error", msg)
-		return destinations.All(len(events), &destinations.Error{Kind: destinations.Retryable, Message: "reddit: " + msg})
-	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		_ = resp.Body.Close()
-	}()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if readErr != nil && resp.StatusCode/100 == 2 {
-		err := &destinations.Error{Kind: destinations.Retryable, Status: resp.StatusCode,
-			Message: "reddit: read response: " + a.redact(readErr.Error())}
+	if err := a.api.ReadFailure(resp); err != nil {
 		return destinations.All(len(events), err)
 	}
-	ids := make([]string, len(events))
-	for i, e := range events {
-		if e.Metadata != nil {
-			ids[i] = e.Metadata.ConversionID
-		}
-	}
-	errs := a.classify(resp.StatusCode, resp.Header, body, ids)
+	errs := a.classify(resp.Status, resp.Header, resp.Body, ids)
 	invalid, resend := 0, 0
 	var first error
 	for _, err := range errs {
@@ -283,13 +195,21 @@ func (a *Adapter) send(ctx context.Context, events []wireEvent, testID string) [
 	}
 	switch {
 	case invalid > 0:
-		a.log.Warn("reddit refused events", "events", len(events), "refused", invalid, "to_resend", resend, "error", first.Error())
+		a.api.Log.Warn("reddit refused events", "events", len(events), "refused", invalid, "to_resend", resend, "error", first.Error())
 	case resend > 0:
-		a.log.Warn("reddit request not processed", "events", len(events), "error", errs[0].Error())
+		a.api.Log.Warn("reddit request not processed", "events", len(events), "error", errs[0].Error())
 	default:
-		a.log.Debug("reddit request accepted", "events", len(events))
+		a.api.Log.Debug("reddit request accepted", "events", len(events))
 	}
 	return errs
+}
+
+// conversionID is the id an event carries in Reddit's dedup field.
+func conversionID(e *wireEvent) string {
+	if e.Metadata == nil {
+		return ""
+	}
+	return e.Metadata.ConversionID
 }
 
 // apiError is Reddit's error answer: v3's {"error":{code, message,
@@ -347,14 +267,14 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, ids []st
 		e.Code = codeString(ae.Error.Code, ae.Error.Reason)
 		msg := strings.TrimSpace(ae.Error.Message + " " + ae.Error.Explanation)
 		if msg != "" {
-			e.Message = "reddit: " + a.clip(msg)
+			e.Message = "reddit: " + a.api.Snippet(msg)
 		}
 	} else if parsed && ae.Message != "" {
-		e.Message = "reddit: " + a.clip(ae.Message)
-	} else if s := a.clip(string(body)); s != "" {
+		e.Message = "reddit: " + a.api.Snippet(ae.Message)
+	} else if s := a.api.Snippet(string(body)); s != "" {
 		e.Message += ": " + s
 	}
-	retryAfter := destinations.RetryAfter(header, a.now())
+	retryAfter := destinations.RetryAfter(header, a.api.Now())
 	switch {
 	case status == http.StatusBadRequest, status == http.StatusRequestEntityTooLarge, status == http.StatusUnprocessableEntity:
 		if parsed {
@@ -372,12 +292,8 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, ids []st
 	case status == http.StatusTooManyRequests:
 		e.Kind, e.RetryAfter = destinations.Retryable, max(rateLimitDelay, retryAfter)
 	default:
-		var de *destinations.Error
-		if errors.As(destinations.ClassifyHTTP(status, header, a.now(), e.Message), &de) {
-			e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
-		} else {
-			e.Kind = destinations.Retryable
-		}
+		de := a.api.ByStatus(status, header, e.Message)
+		e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
 	}
 	return destinations.All(n, e)
 }
@@ -441,7 +357,7 @@ func (a *Adapter) perEvent(status int, ae *apiError, ids []string, summary strin
 			continue
 		}
 		out[i] = &destinations.Error{Kind: destinations.Permanent, Status: status, Code: code,
-			Message: "reddit: " + a.clip(strings.Join(msgs, "; "))}
+			Message: "reddit: " + a.api.Snippet(strings.Join(msgs, "; "))}
 	}
 	return out
 }
@@ -457,24 +373,6 @@ func codeString(code any, reason string) string {
 		}
 	}
 	return reason
-}
-
-// clip redacts s and cuts it to maxMessageBytes of valid UTF-8, trimmed.
-func (a *Adapter) clip(s string) string {
-	// Replace invalid bytes first (dropping them could join the halves of
-	// a token), then redact before cutting, so no part of a token can
-	// survive the cut; the cut leaves at most a broken last rune.
-	s = a.redact(strings.ToValidUTF8(s, "\uFFFD"))
-	s = strings.ToValidUTF8(s[:min(len(s), maxMessageBytes)], "")
-	return strings.TrimSpace(s)
-}
-
-// redact removes the access token from s, whatever put it there.
-func (a *Adapter) redact(s string) string {
-	if tok := string(a.settings.AccessToken); tok != "" {
-		s = strings.ReplaceAll(s, tok, "[redacted]")
-	}
-	return s
 }
 
 // Interface guards.

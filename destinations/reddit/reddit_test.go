@@ -3,8 +3,6 @@ package reddit
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,15 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/destinationstest"
 	"github.com/tagway/tagway/destinations/reddit/reddittest"
 	"github.com/tagway/tagway/internal/testlog"
 )
@@ -37,97 +34,38 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func fixedNow() time.Time { return testNow }
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 func ptr[T any](v T) *T { return &v }
 
 // settingsJSON builds settings for the adapter under test; a nil value in
 // extra removes the key.
 func settingsJSON(t testing.TB, apiURL string, extra map[string]any) json.RawMessage {
-	t.Helper()
-	m := map[string]any{"pixel_id": testPixel, "access_token": testToken, "api_url": apiURL}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-			continue
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return destinationstest.SettingsJSON(t, map[string]any{"pixel_id": testPixel, "access_token": testToken, "api_url": apiURL}, extra)
 }
 
 // newAdapter builds an adapter logging into the returned buffer.
 func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (destinations.Destination, *testlog.Buffer) {
-	t.Helper()
-	logs := &testlog.Buffer{}
-	d, err := New(settings, destinations.Deps{
-		HTTP:   &http.Client{},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    fixedNow,
-		Record: record,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, logs
+	return destinationstest.NewAdapter(t, New, settings, fixedNow, record)
 }
 
 // purchase is a website Purchase with every kind of field filled.
 func purchase() destinations.Event {
-	return destinations.Event{
-		EventName:      "Purchase",
-		EventTime:      testNow.Add(-90 * time.Second).Unix(),
-		EventID:        "3f0c6a52-9b1e-4c7e-8d2a-5b7f1e0c9a11",
-		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
-		ReferrerURL:    "https://shop.example/checkout",
-		ActionSource:   "website",
-		UserData: destinations.UserData{
-			Em:              []string{sha("jane@example.com"), sha("jane.doe@work.example")},
-			Ph:              []string{sha("16505551212")},
-			PhE164:          []string{sha("+16505551212")},
-			Fn:              []string{sha("jane")},
-			Ct:              []string{sha("menlopark")},
-			ExternalID:      []string{sha("cust-9")},
-			ClientIPAddress: "2001:db8::7",
-			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-			Fbp:             "fb.1.1764329000000.482913756104",
-		},
-		CustomData: &destinations.CustomData{
-			Value:       ptr(129.5),
-			Currency:    "EUR",
-			ContentIDs:  []string{"sku-1", "sku-2"},
-			ContentType: "product",
-			Contents: []destinations.Content{
-				{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.75), Title: "Trail runner"},
-				{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0)},
-			},
-			OrderID: "1001",
-			Custom:  map[string]json.RawMessage{"coupon": json.RawMessage(`"WELCOME10"`)},
-		},
-		DataProcessingOptions:        []string{"LDU"},
-		DataProcessingOptionsCountry: ptr(1),
-		DataProcessingOptionsState:   ptr(1000),
-		Context: destinations.Context{
-			SiteID:     "shop",
-			ReceivedAt: testNow.UnixMilli(),
-			Source:     "browser",
-			Consent:    destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted},
-			Country:    "US",
-			Region:     "CA",
-			ClickIDs: map[string]destinations.ClickID{
-				"rdt_cid": {Value: "2712345678901234567_Zb3X", At: testNow.Add(-72 * time.Hour).UnixMilli()},
-				"epik":    {Value: "not-for-reddit", At: testNow.UnixMilli()},
-			},
-			Cookies: map[string]string{"_rdt_uuid": testUUID, "_epik": "not-for-reddit"},
-		},
+	p := destinationstest.Purchase(testNow)
+	p.UserData.Em = append(p.UserData.Em, sha("jane.doe@work.example"))
+	p.UserData.Ln, p.UserData.St, p.UserData.Zp, p.UserData.Country = nil, nil, nil, nil
+	p.CustomData.Value, p.CustomData.NumItems = ptr(129.5), nil
+	p.CustomData.Contents = []destinations.Content{
+		{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.75), Title: "Trail runner"},
+		{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0)},
 	}
+	p.Context.Country, p.Context.Region = "US", "CA"
+	p.Context.ClickIDs = map[string]destinations.ClickID{
+		"rdt_cid": {Value: "2712345678901234567_Zb3X", At: testNow.Add(-72 * time.Hour).UnixMilli()},
+		"epik":    {Value: "not-for-reddit", At: testNow.UnixMilli()},
+	}
+	p.Context.Cookies = map[string]string{"_rdt_uuid": testUUID, "_epik": "not-for-reddit"}
+	return p
 }
 
 // pageView is a small valid website event.
@@ -181,21 +119,9 @@ func TestParseSettings(t *testing.T) {
 		{"api url with user", `{"pixel_id":"a2_x","api_url":"https://u:p@x/"}`, []string{"api_url"}},
 		{"several", `{"pixel_id":"","api_url":"nope","timeout":"-1s"}`, []string{"pixel_id", "api_url", "timeout"}},
 	}
+	parse := func(raw json.RawMessage) error { _, err := ParseSettings(raw); return err }
 	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseSettings(json.RawMessage(tc.json))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, f := range tc.fields {
-				if !strings.Contains(err.Error(), f) {
-					t.Errorf("error %q does not name %s", err, f)
-				}
-			}
-			if _, err := New(json.RawMessage(tc.json), destinations.Deps{}); err == nil {
-				t.Error("New accepted bad settings")
-			}
-		})
+		destinationstest.CheckRefused(t, tc.name, json.RawMessage(tc.json), tc.fields, parse, New)
 	}
 }
 
@@ -277,33 +203,16 @@ func TestEventName(t *testing.T) {
 	}
 }
 
-// captureServer answers every request as Reddit does when it processes
-// every event, and keeps the raw bodies and request URIs.
-type captureServer struct {
-	*httptest.Server
-	mu     sync.Mutex
-	bodies [][]byte
-	uris   []string
-	auth   []string
-}
-
-func newCaptureServer(t *testing.T) *captureServer {
-	c := &captureServer{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.bodies = append(c.bodies, b)
-		c.uris = append(c.uris, r.URL.RequestURI())
-		c.auth = append(c.auth, r.Header.Get("Authorization"))
-		c.mu.Unlock()
+// newCaptureServer answers every request as Reddit does when it processes
+// every event, and keeps the requests.
+func newCaptureServer(t *testing.T) *destinationstest.Capture {
+	return destinationstest.NewCapture(t, func(w http.ResponseWriter, b []byte) {
 		var body struct {
 			Data struct{ Events []json.RawMessage }
 		}
 		_ = json.Unmarshal(b, &body)
 		fmt.Fprintf(w, `{"message":"Successfully processed %d conversion events."}`, len(body.Data.Events))
-	}))
-	t.Cleanup(c.Close)
-	return c
+	})
 }
 
 func TestGoldenPurchase(t *testing.T) {
@@ -312,33 +221,17 @@ func TestGoldenPurchase(t *testing.T) {
 	if errs := d.Deliver(context.Background(), []destinations.Event{purchase()}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if len(srv.bodies) != 1 {
-		t.Fatalf("%d requests", len(srv.bodies))
+	if len(srv.Bodies()) != 1 {
+		t.Fatalf("%d requests", len(srv.Bodies()))
 	}
-	if srv.uris[0] != "/api/v3/pixels/"+testPixel+"/conversion_events" {
-		t.Errorf("request URI %q", srv.uris[0])
+	req := srv.Requests()[0]
+	if uri := req.URL.RequestURI(); uri != "/api/v3/pixels/"+testPixel+"/conversion_events" {
+		t.Errorf("request URI %q", uri)
 	}
-	if srv.auth[0] != "Bearer "+testToken {
-		t.Errorf("Authorization %q", srv.auth[0])
+	if auth := req.Header.Get("Authorization"); auth != "Bearer "+testToken {
+		t.Errorf("Authorization %q", auth)
 	}
-	var got bytes.Buffer
-	if err := json.Indent(&got, srv.bodies[0], "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	got.WriteByte('\n')
-	golden := filepath.Join("testdata", "purchase.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Errorf("payload differs from %s (go test -update rewrites it):\n%s", golden, got.String())
-	}
+	destinationstest.Golden(t, filepath.Join("testdata", "purchase.golden.json"), srv.Bodies()[0], *update)
 }
 
 // TestGoldenPayloadFields reads the mapping decisions back from the golden
@@ -629,17 +522,6 @@ func TestClickID(t *testing.T) {
 	}
 }
 
-func TestDeliverEmptyBatch(t *testing.T) {
-	srv := newCaptureServer(t)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
-	if errs := d.Deliver(context.Background(), nil); len(errs) != 0 {
-		t.Errorf("got %v", errs)
-	}
-	if len(srv.bodies) != 0 {
-		t.Error("an empty batch made a request")
-	}
-}
-
 func redditErr(code int, msg string, fields ...string) string {
 	fs := make([]reddittest.FieldError, len(fields))
 	for i, f := range fields {
@@ -706,40 +588,15 @@ func TestClassification(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer srv.Close()
+			srv := destinationstest.Answering(t, tc.status, tc.header, tc.body)
 			d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a"), pageView("b")})
 			if len(errs) != 2 {
 				t.Fatalf("%d outcomes", len(errs))
 			}
 			for i, err := range errs {
-				kind, de := destinations.Classify(err)
-				if kind != tc.kinds[i] {
-					t.Fatalf("event %d: kind %v, want %v (%v)", i, kind, tc.kinds[i], err)
-				}
-				if kind == 0 {
-					continue
-				}
-				var typed *destinations.Error
-				if !errors.As(err, &typed) {
-					t.Fatalf("%T is not a *destinations.Error", err)
-				}
-				if de.Code != tc.code || de.Status != tc.status || de.WholeBatch != tc.whole {
-					t.Errorf("event %d: code %q status %d whole %v; want %q %d %v", i, de.Code, de.Status, de.WholeBatch, tc.code, tc.status, tc.whole)
-				}
-				if kind == destinations.Retryable && (de.RetryAfter < tc.minDelay || (tc.maxDelay != 0 && de.RetryAfter > tc.maxDelay)) {
-					t.Errorf("event %d: delay %s, want in [%s, %s]", i, de.RetryAfter, tc.minDelay, tc.maxDelay)
-				}
-				if kind != destinations.Retryable && de.RetryAfter != 0 {
-					t.Errorf("event %d: delay %s on a %v error", i, de.RetryAfter, kind)
-				}
+				destinationstest.CheckOutcome(t, err, destinationstest.Outcome{Kind: tc.kinds[i], Code: tc.code, Status: tc.status,
+					WholeBatch: tc.whole, MinRetryAfter: tc.minDelay, MaxRetryAfter: tc.maxDelay})
 			}
 			if tc.message != "" && !strings.Contains(fmt.Sprint(errs), tc.message) {
 				t.Errorf("messages %v lack %q", errs, tc.message)
@@ -747,11 +604,7 @@ func TestClassification(t *testing.T) {
 		})
 	}
 	t.Run("one event is not a whole batch", func(t *testing.T) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(400)
-			_, _ = io.WriteString(w, redditErr(400, "bad"))
-		}))
-		defer srv.Close()
+		srv := destinationstest.Answering(t, 400, nil, redditErr(400, "bad"))
 		d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 		_, de := destinations.Classify(d.Deliver(context.Background(), []destinations.Event{pageView("a")})[0])
 		if de.Kind != destinations.Permanent || de.WholeBatch {
@@ -803,21 +656,8 @@ func TestFakeRejections(t *testing.T) {
 }
 
 func TestTimeoutIsRetryable(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-	errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-	kind, de := destinations.Classify(errs[0])
-	if kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
-		t.Errorf("timeout: %v", errs[0])
-	}
+	d, _ := newAdapter(t, settingsJSON(t, destinationstest.Hanging(t).URL, map[string]any{"timeout": "50ms"}), nil)
+	destinationstest.CheckTimeout(t, d, pageView("a"))
 }
 
 func TestDryRun(t *testing.T) {
@@ -834,14 +674,7 @@ func TestDryRun(t *testing.T) {
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, tc.extra), func(b []byte) { recorded = append(recorded, b) })
 			b := pageView("b")
 			b.Context.TestEventCode = "TESTB"
-			for i, err := range d.Deliver(context.Background(), []destinations.Event{purchase(), pageView("a"), b}) {
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-				}
-			}
-			if len(srv.bodies) != 0 {
-				t.Fatalf("dry run sent %d requests", len(srv.bodies))
-			}
+			destinationstest.CheckDryRun(t, d, srv, []destinations.Event{purchase(), pageView("a"), b})
 			if len(recorded) != 2 {
 				t.Fatalf("recorded %d bodies, want 2 (one per test id)", len(recorded))
 			}
@@ -864,30 +697,11 @@ func TestDryRun(t *testing.T) {
 // TestDryRunLogsNoPersonalDataAtInfo: the dry run logs counts and ids at
 // info level; the body only at debug.
 func TestDryRunLogsNoPersonalDataAtInfo(t *testing.T) {
-	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
-		logs := &testlog.Buffer{}
-		d, err := New(json.RawMessage(`{"pixel_id":"a2_x"}`), destinations.Deps{
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), Now: fixedNow})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := purchase()
-		for _, err := range d.Deliver(context.Background(), []destinations.Event{p, pageView("pv-1")}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		out := logs.String()
-		if !strings.Contains(out, `"events":2`) || !strings.Contains(out, p.EventID) || !strings.Contains(out, "pv-1") {
-			t.Errorf("%s: the counts and ids are missing:\n%s", level, out)
-		}
-		personal := []string{p.UserData.ClientIPAddress, "Chrome/131.0", p.Context.ClickIDs["rdt_cid"].Value, testUUID, sha("jane@example.com")}
-		for _, v := range personal {
-			if got := strings.Contains(out, v); got != (level == slog.LevelDebug) {
-				t.Errorf("%s: %q in the log: %v", level, v, got)
-			}
-		}
-	}
+	p := purchase()
+	destinationstest.CheckDryRunLogs(t, func(log *slog.Logger) (destinations.Destination, error) {
+		return New(json.RawMessage(`{"pixel_id":"a2_x"}`), destinations.Deps{Logger: log, Now: fixedNow})
+	}, []destinations.Event{p, pageView("pv-1")},
+		p.UserData.ClientIPAddress, "Chrome/131.0", p.Context.ClickIDs["rdt_cid"].Value, testUUID, sha("jane@example.com"))
 }
 
 // TestTokenNeverLeaks scans logs and errors for the token in every path,
@@ -910,35 +724,15 @@ func TestTokenNeverLeaks(t *testing.T) {
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere?token="+testToken, http.StatusTemporaryRedirect)
 		}),
-		"timeout": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.ReadAll(r.Body)
-			<-r.Context().Done()
-		}),
 	}
-	for name, h := range handlers {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-			checkNoToken(t, logs.String(), errs)
-		})
-	}
+	destinationstest.CheckLeaks(t, handlers, pageView("a"), func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer) {
+		return newAdapter(t, settingsJSON(t, url, map[string]any{"timeout": "50ms"}), nil)
+	}, testToken)
 }
 
 func checkNoToken(t *testing.T, logs string, errs []error) {
 	t.Helper()
-	if logs == "" {
-		t.Error("no log output to check")
-	}
-	if strings.Contains(logs, testToken) {
-		t.Errorf("token in logs:\n%s", logs)
-	}
-	for _, err := range errs {
-		if err != nil && strings.Contains(fmt.Sprintf("%v %+v", err, err), testToken) {
-			t.Errorf("token in error: %v", err)
-		}
-	}
+	destinationstest.CheckNoSecret(t, logs, errs, testToken)
 }
 
 // FuzzClassify feeds arbitrary answers to the response reader: one outcome
@@ -949,6 +743,11 @@ func FuzzClassify(f *testing.F) {
 	f.Add(200, `{"message":"Successfully processed 9 conversion events."}`, 2)
 	f.Add(401, `{"error":{"code":"UNAUTHORIZED","reason":"r","explanation":"`+testToken+`"}}`, 1)
 	f.Add(400, `{"error":{"fields":[{"field":"$.data.events[99999]"}]}}`, 1)
+	d, err := New(settingsJSON(f, "http://127.0.0.1:1", nil), destinations.Deps{Now: fixedNow})
+	if err != nil {
+		f.Fatal(err)
+	}
+	a := d.(*Adapter)
 	f.Fuzz(func(t *testing.T, status int, body string, n int) {
 		if n < 1 || n > 50 || status < 100 || status > 999 {
 			return
@@ -957,7 +756,6 @@ func FuzzClassify(f *testing.F) {
 		for i := range ids {
 			ids[i] = fmt.Sprint("e", i)
 		}
-		a := &Adapter{settings: Settings{AccessToken: testToken}, log: slog.New(slog.DiscardHandler), now: fixedNow}
 		errs := a.classify(status, http.Header{}, []byte(body), ids)
 		if len(errs) != n {
 			t.Fatalf("%d outcomes for %d events", len(errs), n)
@@ -980,11 +778,7 @@ func FuzzClassify(f *testing.F) {
 // BenchmarkDeliver measures mapping, encoding and one round trip for a full
 // batch of Purchases.
 func BenchmarkDeliver(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_, _ = io.WriteString(w, `{"message":"Successfully processed 1000 conversion events."}`)
-	}))
-	defer srv.Close()
+	srv := destinationstest.Answering(b, http.StatusOK, nil, `{"message":"Successfully processed 1000 conversion events."}`)
 	d, _ := newAdapter(b, settingsJSON(b, srv.URL, nil), nil)
 	batch := make([]destinations.Event, 1000)
 	for i := range batch {

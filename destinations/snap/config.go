@@ -1,14 +1,15 @@
 package snap
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Settings names and defaults.
@@ -55,23 +56,10 @@ func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings
 
 // parseSettings is ParseSettings with apiURL as api_url's default.
 func parseSettings(raw json.RawMessage, apiURL string) (Settings, error) {
-	var s Settings
-	if err := destinations.DecodeSettings("snap", raw, &s); err != nil {
-		if de := new(destinations.DurationError); errors.As(err, &de) {
-			return Settings{}, fmt.Errorf("snap settings: timeout: %w", de)
-		}
-		return Settings{}, err
-	}
-	if s.APIURL == "" {
-		s.APIURL = apiURL
-	}
-	if s.Timeout == 0 {
-		s.Timeout = destinations.Duration(DefaultTimeout)
-	}
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	return platform.ParseSettings(Type, raw, func(s *Settings) {
+		s.APIURL = cmp.Or(s.APIURL, apiURL)
+		s.Timeout = cmp.Or(s.Timeout, destinations.Duration(DefaultTimeout))
+	})
 }
 
 // Validate reports every problem with s, each naming its field. It expects
@@ -84,13 +72,7 @@ func (s Settings) Validate() error {
 	case !pixelIDPattern.MatchString(s.PixelID):
 		errs = append(errs, fmt.Errorf("snap settings: pixel_id %q must be the pixel's UUID, like 1ec32188-754e-4be2-8e55-c949a984a39f", s.PixelID))
 	}
-	if u, err := url.Parse(s.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
-		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		errs = append(errs, fmt.Errorf("snap settings: api_url %q must be an http(s) URL without user info, query or fragment", s.APIURL))
-	}
-	if s.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("snap settings: timeout %s must be positive", time.Duration(s.Timeout)))
-	}
+	errs = append(errs, platform.CheckURL(Type, APIURLSetting, s.APIURL), platform.CheckTimeout(Type, s.Timeout))
 	return errors.Join(errs...)
 }
 

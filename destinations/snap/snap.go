@@ -9,12 +9,9 @@
 package snap
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Limits of the Conversions API and of this adapter.
@@ -36,10 +34,6 @@ const (
 	// event: Snap's longest swipe attribution window.
 	ClickWindow = 28 * 24 * time.Hour
 
-	// maxResponseBytes caps how much of a response body is read and parsed.
-	maxResponseBytes = 1 << 20
-	// maxDrainBytes caps how much of the rest is drained to reuse the connection.
-	maxDrainBytes = 4 << 20
 	// rateLimitDelay is the least delay after HTTP 429.
 	rateLimitDelay = 10 * time.Second
 )
@@ -47,14 +41,10 @@ const (
 // Adapter is the Snap Conversions API destination for one pixel.
 type Adapter struct {
 	settings Settings
-	// events and validate are the endpoints with the token in the query;
-	// shown are the same without it, for messages.
-	events, validate             string
-	shownEvents, shownValidation string
-	client                       *http.Client
-	log                          *slog.Logger
-	now                          func() time.Time
-	record                       func(body []byte)
+	// events and validate are the endpoints with the token in the query.
+	events, validate string
+	header           http.Header
+	api              *platform.Client
 }
 
 // New builds an Adapter from its JSON settings; it has the shape of
@@ -62,41 +52,25 @@ type Adapter struct {
 // deps.Logger discards, a nil deps.Now is time.Now. The client never follows
 // redirects: a redirected POST would carry the token elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	apiURL := deps.APIURLs[APIURLSetting]
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
-	}
-	s, err := parseSettings(settings, apiURL)
+	s, err := parseSettings(settings, cmp.Or(deps.APIURLs[APIURLSetting], DefaultAPIURL))
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{}
-	if deps.HTTP != nil {
-		c := *deps.HTTP
-		client = &c
-	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	base := strings.TrimRight(s.APIURL, "/") + "/v3/" + s.PixelID + "/events"
 	query := "?" + url.Values{"access_token": {string(s.AccessToken)}}.Encode()
-	a := &Adapter{
-		settings:        s,
-		events:          base + query,
-		validate:        base + "/validate" + query,
-		shownEvents:     base,
-		shownValidation: base + "/validate",
-		client:          client,
-		log:             deps.Logger,
-		now:             deps.Now,
-		record:          deps.Record,
+	// Messages show the endpoints without their query, and never the token.
+	secrets := platform.NewRedactor(string(s.AccessToken))
+	if s.AccessToken != "" {
+		secrets = secrets.ShowAs(base+"/validate"+query, base+"/validate").ShowAs(base+query, base)
 	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	a.log = a.log.With("destination", Type, "pixel_id", s.PixelID)
-	return a, nil
+	return &Adapter{
+		settings: s,
+		events:   base + query,
+		validate: base + "/validate" + query,
+		header:   http.Header{"Accept": {"application/json"}},
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "Snap", Timeout: time.Duration(s.Timeout),
+			Secrets: secrets, LogAttrs: []any{"pixel_id", s.PixelID}}),
+	}, nil
 }
 
 // MaxBatch is the most events Snap takes in one request.
@@ -188,10 +162,8 @@ func toSnapEvent(e destinations.Event, name, source string) snapEvent {
 		Country: ud.Country, ExternalID: ud.ExternalID,
 		ClientIPAddress: ud.ClientIPAddress,
 		ClientUserAgent: ud.ClientUserAgent,
+		ScClickID:       platform.ClickID(&e, "ScCid", ClickWindow),
 		ScCookie1:       e.Context.Cookies["_scid"],
-	}
-	if c, ok := e.Context.ClickIDs["ScCid"]; ok && clickInWindow(c, e.EventTime) {
-		u.ScClickID = c.Value
 	}
 	return snapEvent{
 		EventName:                    name,
@@ -206,18 +178,6 @@ func toSnapEvent(e destinations.Event, name, source string) snapEvent {
 		DataProcessingOptionsCountry: e.DataProcessingOptionsCountry,
 		DataProcessingOptionsState:   e.DataProcessingOptionsState,
 	}
-}
-
-// clickInWindow reports whether a click captured at c.At (Unix ms; zero:
-// unknown) is recent enough to be credited with an event at eventTime.
-func clickInWindow(c destinations.ClickID, eventTime int64) bool {
-	if c.Value == "" {
-		return false
-	}
-	if c.At <= 0 {
-		return true
-	}
-	return time.Unix(eventTime, 0).Sub(time.UnixMilli(c.At)) <= ClickWindow
 }
 
 func toCustomData(cd *destinations.CustomData) *customData {
@@ -261,34 +221,18 @@ func toCustomData(cd *destinations.CustomData) *customData {
 // to the validation endpoint, the others to the events endpoint.
 func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
 	out := make([]error, len(batch))
-	type group struct {
-		test    bool
-		indexes []int
-		events  []snapEvent
-	}
-	var groups []*group
-	current := map[bool]*group{}
-	now := a.now()
+	groups := platform.NewGroups[bool, snapEvent](MaxEvents, len(batch))
+	now := a.api.Now()
 	for i, e := range batch {
 		ev, err := a.precheck(e, now)
 		if err != nil {
 			out[i] = err
 			continue
 		}
-		test := a.settings.TestMode || e.Context.TestEventCode != ""
-		g := current[test]
-		if g == nil || len(g.indexes) == MaxEvents {
-			g = &group{test: test}
-			current[test] = g
-			groups = append(groups, g)
-		}
-		g.indexes = append(g.indexes, i)
-		g.events = append(g.events, ev)
+		groups.Add(a.settings.TestMode || e.Context.TestEventCode != "", i, ev)
 	}
-	for _, g := range groups {
-		for j, err := range a.send(ctx, g.events, g.test) {
-			out[g.indexes[j]] = err
-		}
+	for _, g := range groups.All() {
+		g.SetEach(out, a.send(ctx, g.Events, g.Key))
 	}
 	return out
 }
@@ -301,15 +245,11 @@ func (a *Adapter) precheck(e destinations.Event, now time.Time) (snapEvent, erro
 		return snapEvent{}, destinations.PermanentError("snap: event %q: Snap has no event named %q", e.EventID, e.EventName)
 	}
 	source, ok := actionSources[e.ActionSource]
-	switch {
-	case !ok:
+	if !ok {
 		return snapEvent{}, destinations.PermanentError("snap: event %q: action_source %q has no Snap equivalent on a pixel", e.EventID, e.ActionSource)
-	case e.EventTime <= 0:
-		return snapEvent{}, destinations.PermanentError("snap: event %q has no event_time", e.EventID)
 	}
-	if age := now.Sub(time.Unix(e.EventTime, 0)); age > MaxAge {
-		return snapEvent{}, destinations.PermanentError("snap: event %q is %s old, past Snap's %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
+	if err := a.api.CheckTime(&e, now, MaxAge); err != nil {
+		return snapEvent{}, err
 	}
 	return toSnapEvent(e, name, source), nil
 }
@@ -323,18 +263,8 @@ func (a *Adapter) send(ctx context.Context, events []snapEvent, test bool) []err
 		return destinations.All(n, destinations.PermanentError("snap: encode request: %v", err))
 	}
 	if a.settings.dryRun() {
-		// The body holds the visitors' IP addresses, user agents, cookies
-		// and hashed identifiers: only at debug level. The token is in the
-		// URL, never in the body.
-		ids := make([]string, n)
-		for i, e := range events {
-			ids[i] = e.EventID
-		}
-		a.log.Info("snap dry run: request not sent", "events", n, "test", test, "event_ids", ids)
-		a.log.Debug("snap dry run: the request body", "body", string(b))
-		if a.record != nil {
-			a.record(b)
-		}
+		// The token is in the URL, never in the body.
+		a.api.DryRun(b, platform.IDs(events, func(e *snapEvent) string { return e.EventID }), "test", test)
 		return make([]error, n)
 	}
 
@@ -342,31 +272,14 @@ func (a *Adapter) send(ctx context.Context, events []snapEvent, test bool) []err
 	if test {
 		endpoint = a.validate
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(b))
+	resp, err := a.api.Post(ctx, endpoint, a.header, b)
 	if err != nil {
-		return destinations.All(n, destinations.PermanentError("snap: build request: %s", a.redact(err.Error())))
+		return destinations.All(n, a.api.Failed(err, n))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-
-	resp, err := a.client.Do(req)
-	if err != nil {
-		msg := a.redact(err.Error())
-		a.log.Warn("snap request failed", "events", n, "error", msg)
-		return destinations.All(n, &destinations.Error{Kind: destinations.Retryable, Message: "snap: " + msg})
+	if err := a.api.ReadFailure(resp); err != nil {
+		return destinations.All(n, err)
 	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		_ = resp.Body.Close()
-	}()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if readErr != nil && resp.StatusCode/100 == 2 {
-		return destinations.All(n, &destinations.Error{Kind: destinations.Retryable, Status: resp.StatusCode,
-			Message: "snap: read response: " + a.redact(readErr.Error())})
-	}
-	outs := a.classify(resp.StatusCode, resp.Header, body, n, test)
+	outs := a.classify(resp.Status, resp.Header, resp.Body, n, test)
 	failed := 0
 	for _, o := range outs {
 		if o != nil {
@@ -374,9 +287,9 @@ func (a *Adapter) send(ctx context.Context, events []snapEvent, test bool) []err
 		}
 	}
 	if failed > 0 {
-		a.log.Warn("snap request rejected", "events", n, "failed", failed, "test", test, "error", firstError(outs))
+		a.api.Log.Warn("snap request rejected", "events", n, "failed", failed, "test", test, "error", firstError(outs))
 	} else {
-		a.log.Debug("snap request accepted", "events", n, "test", test)
+		a.api.Log.Debug("snap request accepted", "events", n, "test", test)
 	}
 	return outs
 }
@@ -428,7 +341,7 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, n int, t
 		for i, l := range r.EventLogs {
 			if strings.ToUpper(l.Status) == "INVALID" {
 				outs[i] = &destinations.Error{Kind: destinations.Permanent, Status: status, Code: first(l.Errors.Codes),
-					Message: a.redact(describe("snap validation", "", l.Errors, i))}
+					Message: a.api.Redact(describe("snap validation", "", l.Errors, i))}
 			}
 		}
 		return outs
@@ -448,14 +361,11 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, n int, t
 			idx = *r.Event
 		}
 		e.Code = first(r.Errors.Codes)
-		e.Message = a.redact(describe("snap", r.Reason, r.Errors, idx))
+		e.Message = a.api.Redact(describe("snap", r.Reason, r.Errors, idx))
 	} else {
-		e.Message = "snap: HTTP " + strconv.Itoa(status)
-		if sn := a.snippet(body); sn != "" {
-			e.Message += ": " + sn
-		}
+		e.Message = a.api.StatusMessage(status, body)
 	}
-	retryAfter := destinations.RetryAfter(header, a.now())
+	retryAfter := destinations.RetryAfter(header, a.api.Now())
 	switch {
 	case status == http.StatusTooManyRequests:
 		e.Kind = destinations.Retryable
@@ -475,12 +385,8 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, n int, t
 	case ok2xx:
 		e.Kind = destinations.Retryable
 	default:
-		var de *destinations.Error
-		if errors.As(destinations.ClassifyHTTP(status, header, a.now(), e.Message), &de) {
-			e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
-		} else {
-			e.Kind = destinations.Retryable
-		}
+		de := a.api.ByStatus(status, header, e.Message)
+		e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
 	}
 	return destinations.All(n, e)
 }
@@ -507,34 +413,6 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
-}
-
-// snippet is the start of an unexpected response body, free of the token.
-func (a *Adapter) snippet(body []byte) string {
-	// Drop invalid UTF-8 first (dropping it joins its neighbours), then
-	// redact, then cut: no part of a token can survive.
-	s := a.redact(strings.ToValidUTF8(string(body), ""))
-	return strings.TrimSpace(strings.ToValidUTF8(s[:min(len(s), 200)], ""))
-}
-
-// redact removes the token from s, whatever put it there: the request URLs
-// become the URLs without their query, then the token itself, raw or
-// query-escaped, becomes [redacted].
-func (a *Adapter) redact(s string) string {
-	tok := string(a.settings.AccessToken)
-	if tok == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, a.validate, a.shownValidation)
-	s = strings.ReplaceAll(s, a.events, a.shownEvents)
-	s = strings.ReplaceAll(s, tok, "[redacted]")
-	if esc := url.QueryEscape(tok); esc != tok {
-		s = strings.ReplaceAll(s, esc, "[redacted]")
-	}
-	if esc := url.PathEscape(tok); esc != tok {
-		s = strings.ReplaceAll(s, esc, "[redacted]")
-	}
-	return s
 }
 
 // Interface guards.

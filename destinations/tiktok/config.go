@@ -1,14 +1,15 @@
 package tiktok
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Settings names and defaults.
@@ -59,27 +60,10 @@ func ParseSettings(raw json.RawMessage) (Settings, error) { return parseSettings
 
 // parseSettings is ParseSettings with apiURL as api_url's default.
 func parseSettings(raw json.RawMessage, apiURL string) (Settings, error) {
-	var s Settings
-	if err := destinations.DecodeSettings("tiktok", raw, &s); err != nil {
-		if de := new(destinations.DurationError); errors.As(err, &de) {
-			return Settings{}, fmt.Errorf("tiktok settings: timeout: %w", de)
-		}
-		return Settings{}, err
-	}
-	s.applyDefaults(apiURL)
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
-}
-
-func (s *Settings) applyDefaults(apiURL string) {
-	if s.APIURL == "" {
-		s.APIURL = apiURL
-	}
-	if s.Timeout == 0 {
-		s.Timeout = destinations.Duration(DefaultTimeout)
-	}
+	return platform.ParseSettings(Type, raw, func(s *Settings) {
+		s.APIURL = cmp.Or(s.APIURL, apiURL)
+		s.Timeout = cmp.Or(s.Timeout, destinations.Duration(DefaultTimeout))
+	})
 }
 
 // Validate reports every problem with s, each naming its field. It expects
@@ -95,13 +79,7 @@ func (s Settings) Validate() error {
 	if s.TestEventCode != "" && !testCodePattern.MatchString(s.TestEventCode) {
 		errs = append(errs, fmt.Errorf("tiktok settings: test_event_code %q must be 1 to 64 letters, digits, '_' or '-'", s.TestEventCode))
 	}
-	if u, err := url.Parse(s.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") ||
-		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		errs = append(errs, fmt.Errorf("tiktok settings: api_url %q must be an http(s) URL without user info, query or fragment", s.APIURL))
-	}
-	if s.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("tiktok settings: timeout %s must be positive", time.Duration(s.Timeout)))
-	}
+	errs = append(errs, platform.CheckURL(Type, APIURLSetting, s.APIURL), platform.CheckTimeout(Type, s.Timeout))
 	return errors.Join(errs...)
 }
 

@@ -2,7 +2,6 @@ package tiktok_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -32,38 +31,11 @@ func TestConformance(t *testing.T) {
 		},
 		Fake: fake.Handler(),
 		Events: func(n int) []destinations.Event {
-			out := make([]destinations.Event, n)
-			for i := range out {
-				out[i] = destinations.Event{
-					EventName:      "AddToCart",
-					EventTime:      time.Now().Unix(),
-					EventID:        fmt.Sprintf("conformance-%d-%d", n, i),
-					EventSourceURL: "https://shop.example/p/1",
-					ActionSource:   "website",
-					UserData: destinations.UserData{
-						ClientIPAddress: "203.0.113.9",
-						ClientUserAgent: "Mozilla/5.0 (conformance)",
-					},
-					Context: destinations.Context{Cookies: map[string]string{"_ttp": "2F7h37YkS1j57AYSKTI7IHhJPYH"}},
-				}
-			}
-			return out
+			return destinationstest.Events(n, func(e *destinations.Event) {
+				e.Context.Cookies = map[string]string{"_ttp": "2F7h37YkS1j57AYSKTI7IHhJPYH"}
+			})
 		},
-		DedupIDs: func(r *http.Request, body []byte) ([]string, error) {
-			var req struct {
-				Data []struct {
-					EventID string `json:"event_id"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, err
-			}
-			ids := make([]string, len(req.Data))
-			for i, d := range req.Data {
-				ids[i] = d.EventID
-			}
-			return ids, nil
-		},
+		DedupIDs: destinationstest.DedupIDsAt("data[].event_id"),
 		Answers: []destinationstest.Answer{
 			{Name: "system error", Status: 200, Body: reply(50000, "System error"), Want: destinations.Retryable},
 			{Name: "HTTP 500", Status: 500, Body: `{}`, Want: destinations.Retryable},

@@ -9,12 +9,9 @@
 package tiktok
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -22,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
 )
 
 // Limits of the Events API and of this adapter.
@@ -36,10 +34,6 @@ const (
 	// event: TikTok's longest click-through attribution window.
 	ClickWindow = 28 * 24 * time.Hour
 
-	// maxResponseBytes caps how much of a response body is read and parsed.
-	maxResponseBytes = 1 << 20
-	// maxDrainBytes caps how much of the rest is drained to reuse the connection.
-	maxDrainBytes = 4 << 20
 	// rateLimitDelay is the least delay after code 40100.
 	rateLimitDelay = time.Minute
 )
@@ -57,10 +51,8 @@ const (
 type Adapter struct {
 	settings Settings
 	endpoint string
-	client   *http.Client
-	log      *slog.Logger
-	now      func() time.Time
-	record   func(body []byte)
+	header   http.Header
+	api      *platform.Client
 }
 
 // New builds an Adapter from its JSON settings; it has the shape of
@@ -68,36 +60,17 @@ type Adapter struct {
 // deps.Logger discards, a nil deps.Now is time.Now. The client never follows
 // redirects: a redirected POST would carry the token elsewhere.
 func New(settings json.RawMessage, deps destinations.Deps) (destinations.Destination, error) {
-	apiURL := deps.APIURLs[APIURLSetting]
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
-	}
-	s, err := parseSettings(settings, apiURL)
+	s, err := parseSettings(settings, cmp.Or(deps.APIURLs[APIURLSetting], DefaultAPIURL))
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{}
-	if deps.HTTP != nil {
-		c := *deps.HTTP
-		client = &c
-	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	a := &Adapter{
+	return &Adapter{
 		settings: s,
 		endpoint: strings.TrimRight(s.APIURL, "/") + TrackPath,
-		client:   client,
-		log:      deps.Logger,
-		now:      deps.Now,
-		record:   deps.Record,
-	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	a.log = a.log.With("destination", Type, "pixel_code", s.PixelCode)
-	return a, nil
+		header:   http.Header{"Accept": {"application/json"}, "Access-Token": {string(s.AccessToken)}},
+		api: platform.NewClient(deps, platform.Config{Type: Type, Name: "TikTok", Timeout: time.Duration(s.Timeout),
+			Secrets: platform.NewRedactor(string(s.AccessToken)), LogAttrs: []any{"pixel_code", s.PixelCode}}),
+	}, nil
 }
 
 // MaxBatch is the most events TikTok takes in one request.
@@ -183,12 +156,10 @@ func toWebEvent(e destinations.Event, name string) webEvent {
 		FirstName:  first(ud.Fn),
 		LastName:   first(ud.Ln),
 		ZipCode:    first(ud.Zp),
+		TTCLID:     platform.ClickID(&e, "ttclid", ClickWindow),
 		TTP:        e.Context.Cookies["_ttp"],
 		IP:         ud.ClientIPAddress,
 		UserAgent:  ud.ClientUserAgent,
-	}
-	if c, ok := e.Context.ClickIDs["ttclid"]; ok && clickInWindow(c, e.EventTime) {
-		u.TTCLID = c.Value
 	}
 	w := webEvent{
 		Event:          name,
@@ -202,18 +173,6 @@ func toWebEvent(e destinations.Event, name string) webEvent {
 		w.Page = &page{URL: e.EventSourceURL, Referrer: e.ReferrerURL}
 	}
 	return w
-}
-
-// clickInWindow reports whether a click captured at c.At (Unix ms; zero:
-// unknown) is recent enough to be credited with an event at eventTime.
-func clickInWindow(c destinations.ClickID, eventTime int64) bool {
-	if c.Value == "" {
-		return false
-	}
-	if c.At <= 0 {
-		return true
-	}
-	return time.Unix(eventTime, 0).Sub(time.UnixMilli(c.At)) <= ClickWindow
 }
 
 func toProperties(cd *destinations.CustomData) *properties {
@@ -261,43 +220,23 @@ func first(v []string) string {
 // test event code, in chunks of MaxEvents.
 func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
 	out := make([]error, len(batch))
-	type group struct {
-		code    string
-		indexes []int
-		events  []webEvent
-	}
-	var groups []*group
-	byCode := map[string]*group{}
-	now := a.now()
+	groups := platform.NewGroups[string, webEvent](MaxEvents, len(batch))
+	now := a.api.Now()
 	for i, e := range batch {
 		name, err := a.precheck(e, now)
 		if err != nil {
 			out[i] = err
 			continue
 		}
-		code := a.settings.TestEventCode
-		if e.Context.TestEventCode != "" {
-			code = e.Context.TestEventCode
-		}
-		g := byCode[code]
-		if g == nil || len(g.indexes) == MaxEvents {
-			g = &group{code: code}
-			byCode[code] = g
-			groups = append(groups, g)
-		}
-		g.indexes = append(g.indexes, i)
-		g.events = append(g.events, toWebEvent(e, name))
+		groups.Add(cmp.Or(e.Context.TestEventCode, a.settings.TestEventCode), i, toWebEvent(e, name))
 	}
-	for _, g := range groups {
-		err := a.send(ctx, trackRequest{
+	for _, g := range groups.All() {
+		g.Set(out, a.send(ctx, trackRequest{
 			EventSource:   "web",
 			EventSourceID: a.settings.PixelCode,
-			TestEventCode: g.code,
-			Data:          g.events,
-		})
-		for _, i := range g.indexes {
-			out[i] = err
-		}
+			TestEventCode: g.Key,
+			Data:          g.Events,
+		}))
 	}
 	return out
 }
@@ -306,15 +245,11 @@ func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []err
 // TikTok would refuse, so that one of them cannot sink a whole request.
 func (a *Adapter) precheck(e destinations.Event, now time.Time) (string, error) {
 	name, ok := EventName(e.EventName)
-	switch {
-	case !ok:
+	if !ok {
 		return "", destinations.PermanentError("tiktok: event %q: TikTok has no event named %q", e.EventID, e.EventName)
-	case e.EventTime <= 0:
-		return "", destinations.PermanentError("tiktok: event %q has no event_time", e.EventID)
 	}
-	if age := now.Sub(time.Unix(e.EventTime, 0)); age > MaxAge {
-		return "", destinations.PermanentError("tiktok: event %q is %s old, past TikTok's %s limit",
-			e.EventID, age.Truncate(time.Second), MaxAge)
+	if err := a.api.CheckTime(&e, now, MaxAge); err != nil {
+		return "", err
 	}
 	return name, nil
 }
@@ -327,59 +262,30 @@ func (a *Adapter) send(ctx context.Context, req trackRequest) error {
 		return destinations.PermanentError("tiktok: encode request: %v", err)
 	}
 	if a.settings.dryRun() {
-		// The body holds the visitors' IP addresses, user agents, cookies
-		// and hashed identifiers: only at debug level. The token is in a
-		// header, never in the body.
-		ids := make([]string, len(req.Data))
-		for i, e := range req.Data {
-			ids[i] = e.EventID
-		}
-		a.log.Info("tiktok dry run: request not sent", "events", len(req.Data), "event_ids", ids)
-		a.log.Debug("tiktok dry run: the request body", "body", string(b))
-		if a.record != nil {
-			a.record(b)
-		}
+		// The token is in a header, never in the body.
+		a.api.DryRun(b, platform.IDs(req.Data, func(e *webEvent) string { return e.EventID }))
 		return nil
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
-	defer cancel()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint, bytes.NewReader(b))
+	resp, err := a.api.Post(ctx, a.endpoint, a.header, b)
 	if err != nil {
-		return destinations.PermanentError("tiktok: build request: %s", a.redact(err.Error()))
+		return a.api.Failed(err, len(req.Data))
 	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Accept", "application/json")
-	hr.Header.Set("Access-Token", string(a.settings.AccessToken))
-
-	resp, err := a.client.Do(hr)
-	if err != nil {
-		msg := a.redact(err.Error())
-		a.log.Warn("tiktok request failed", "events", len(req.Data), "error", msg)
-		return &destinations.Error{Kind: destinations.Retryable, Message: "tiktok: " + msg}
+	if err := a.api.ReadFailure(resp); err != nil {
+		return err
 	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		_ = resp.Body.Close()
-	}()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if readErr != nil && resp.StatusCode/100 == 2 {
-		return &destinations.Error{Kind: destinations.Retryable, Status: resp.StatusCode,
-			Message: "tiktok: read response: " + a.redact(readErr.Error())}
-	}
-	reply, out := a.classify(resp.StatusCode, resp.Header, body, len(req.Data))
+	reply, out := a.classify(resp.Status, resp.Header, resp.Body, len(req.Data))
 	if out != nil {
-		a.log.Warn("tiktok request rejected", "events", len(req.Data), "error", out.Error())
+		a.api.Log.Warn("tiktok request rejected", "events", len(req.Data), "error", out.Error())
 		return out
 	}
 	if reply.Code == codePartial {
 		// TikTok kept the request but not every event, without saying
 		// which in a form we can read; a resend would not change that.
-		a.log.Warn("tiktok accepted the request partly", "events", len(req.Data),
-			"message", a.redact(reply.Message), "request_id", reply.RequestID)
+		a.api.Log.Warn("tiktok accepted the request partly", "events", len(req.Data),
+			"message", a.api.Redact(reply.Message), "request_id", reply.RequestID)
 		return nil
 	}
-	a.log.Debug("tiktok request accepted", "events", len(req.Data), "request_id", reply.RequestID)
+	a.api.Log.Debug("tiktok request accepted", "events", len(req.Data), "request_id", reply.RequestID)
 	return nil
 }
 
@@ -411,15 +317,11 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, sent int
 			return r, &destinations.Error{Kind: destinations.Retryable, Status: status,
 				Message: "tiktok: success status without a response code"}
 		}
-		msg := "tiktok: HTTP " + strconv.Itoa(status)
-		if sn := a.snippet(body); sn != "" {
-			msg += ": " + sn
-		}
-		return r, a.byStatus(status, header, msg)
+		return r, a.api.ByStatus(status, header, a.api.StatusMessage(status, body))
 	}
 
-	e := &destinations.Error{Status: status, Code: strconv.Itoa(r.Code), Message: a.redact(describe(r))}
-	retryAfter := destinations.RetryAfter(header, a.now())
+	e := &destinations.Error{Status: status, Code: strconv.Itoa(r.Code), Message: a.api.Redact(describe(r))}
+	retryAfter := destinations.RetryAfter(header, a.api.Now())
 	switch c := r.Code; {
 	case c == codeRateLimited:
 		e.Kind = destinations.Retryable
@@ -442,27 +344,10 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, sent int
 		e.Kind = destinations.Retryable
 		e.RetryAfter = retryAfter
 	default:
-		de := a.byStatus(status, header, e.Message)
+		de := a.api.ByStatus(status, header, e.Message)
 		e.Kind, e.RetryAfter = de.Kind, de.RetryAfter
 	}
 	return r, e
-}
-
-// byStatus applies the shared HTTP status policy.
-func (a *Adapter) byStatus(status int, header http.Header, msg string) *destinations.Error {
-	var de *destinations.Error
-	if errors.As(destinations.ClassifyHTTP(status, header, a.now(), msg), &de) {
-		return de
-	}
-	return &destinations.Error{Kind: destinations.Retryable, Status: status, Message: msg}
-}
-
-// snippet is the start of an unexpected response body, free of the token.
-func (a *Adapter) snippet(body []byte) string {
-	// Drop invalid UTF-8 first (dropping it joins its neighbours), then
-	// redact, then cut: no part of a token can survive.
-	s := a.redact(strings.ToValidUTF8(string(body), ""))
-	return strings.TrimSpace(strings.ToValidUTF8(s[:min(len(s), 200)], ""))
 }
 
 func describe(r reply) string {
@@ -472,14 +357,6 @@ func describe(r reply) string {
 	}
 	if r.RequestID != "" {
 		s += " (request_id " + r.RequestID + ")"
-	}
-	return s
-}
-
-// redact removes the access token from s, whatever put it there.
-func (a *Adapter) redact(s string) string {
-	if tok := string(a.settings.AccessToken); tok != "" {
-		s = strings.ReplaceAll(s, tok, "[redacted]")
 	}
 	return s
 }

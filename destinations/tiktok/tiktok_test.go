@@ -3,26 +3,20 @@ package tiktok
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/destinationstest"
 	"github.com/tagway/tagway/destinations/pii"
 	"github.com/tagway/tagway/destinations/tiktok/tiktoktest"
 	"github.com/tagway/tagway/internal/testlog"
@@ -39,99 +33,30 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func fixedNow() time.Time { return testNow }
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
-
-func ptr[T any](v T) *T { return &v }
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 // settingsJSON builds settings for the adapter under test; a nil value in
 // extra removes the key.
 func settingsJSON(t testing.TB, apiURL string, extra map[string]any) json.RawMessage {
-	t.Helper()
-	m := map[string]any{"pixel_code": testPixel, "access_token": testToken, "api_url": apiURL}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-			continue
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return destinationstest.SettingsJSON(t, map[string]any{"pixel_code": testPixel, "access_token": testToken, "api_url": apiURL}, extra)
 }
 
 // newAdapter builds an adapter logging into the returned buffer.
 func newAdapter(t testing.TB, settings json.RawMessage, record func([]byte)) (destinations.Destination, *testlog.Buffer) {
-	t.Helper()
-	logs := &testlog.Buffer{}
-	d, err := New(settings, destinations.Deps{
-		HTTP:   &http.Client{},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    fixedNow,
-		Record: record,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, logs
+	return destinationstest.NewAdapter(t, New, settings, fixedNow, record)
 }
 
 // purchase is a website Purchase with every kind of field filled.
 func purchase() destinations.Event {
-	return destinations.Event{
-		EventName:      "Purchase",
-		EventTime:      testNow.Add(-90 * time.Second).Unix(),
-		EventID:        "3f0c6a52-9b1e-4c7e-8d2a-5b7f1e0c9a11",
-		EventSourceURL: "https://shop.example/checkout/thank-you?order=1001",
-		ReferrerURL:    "https://shop.example/checkout",
-		ActionSource:   "website",
-		UserData: destinations.UserData{
-			Em:              []string{sha("jane@example.com")},
-			Ph:              []string{sha("16505551212")},
-			PhE164:          []string{sha("+16505551212")},
-			Fn:              []string{sha("jane")},
-			Ln:              []string{sha("doe")},
-			Ct:              []string{sha("menlopark")},
-			St:              []string{sha("ca")},
-			Zp:              []string{sha("94025")},
-			Country:         []string{sha("us")},
-			ExternalID:      []string{sha("cust-9")},
-			ClientIPAddress: "2001:db8::7",
-			ClientUserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-			Fbp:             "fb.1.1764329000000.482913756104",
-		},
-		CustomData: &destinations.CustomData{
-			Value:       ptr(129.0),
-			Currency:    "EUR",
-			ContentIDs:  []string{"sku-1", "sku-2"},
-			ContentType: "product",
-			Contents: []destinations.Content{
-				{ID: "sku-1", Quantity: ptr(2), ItemPrice: ptr(49.5), Title: "Trail shoe"},
-				{ID: "sku-2", Quantity: ptr(1), ItemPrice: ptr(30.0), DeliveryCategory: "home_delivery"},
-			},
-			NumItems: ptr(3),
-			OrderID:  "1001",
-			Custom:   map[string]json.RawMessage{"coupon": json.RawMessage(`"WELCOME10"`)},
-		},
-		DataProcessingOptions: []string{"LDU"},
-		Context: destinations.Context{
-			SiteID:     "shop",
-			ReceivedAt: testNow.UnixMilli(),
-			Source:     "browser",
-			Consent:    destinations.Consent{AdStorage: destinations.Granted, AdUserData: destinations.Granted},
-			VisitorID:  "tw.1.1764300000000.abcdef",
-			ClickIDs: map[string]destinations.ClickID{
-				"ttclid": {Value: "E.C.P.CsIBhOxZ0aTq", At: testNow.Add(-2 * 24 * time.Hour).UnixMilli()},
-				"gclid":  {Value: "Cj0KCQiA", At: testNow.Add(-time.Hour).UnixMilli()},
-			},
-			Cookies: map[string]string{"_ttp": "2F7h37YkS1j57AYSKTI7IHhJPYH", "_scid": "not-for-tiktok"},
-		},
+	p := destinationstest.Purchase(testNow)
+	p.DataProcessingOptionsCountry, p.DataProcessingOptionsState = nil, nil
+	p.Context.VisitorID = "tw.1.1764300000000.abcdef"
+	p.Context.ClickIDs = map[string]destinations.ClickID{
+		"ttclid": {Value: "E.C.P.CsIBhOxZ0aTq", At: testNow.Add(-2 * 24 * time.Hour).UnixMilli()},
+		"gclid":  {Value: "Cj0KCQiA", At: testNow.Add(-time.Hour).UnixMilli()},
 	}
+	p.Context.Cookies = map[string]string{"_ttp": "2F7h37YkS1j57AYSKTI7IHhJPYH", "_scid": "not-for-tiktok"}
+	return p
 }
 
 // pageView is a small valid website event.
@@ -183,21 +108,9 @@ func TestParseSettings(t *testing.T) {
 		{"api url with query", `{"pixel_code":"C4ABC","api_url":"https://x/?a=b"}`, []string{"api_url"}},
 		{"several", `{"pixel_code":"-","timeout":"-1s","api_url":"nope"}`, []string{"pixel_code", "timeout", "api_url"}},
 	}
+	parse := func(raw json.RawMessage) error { _, err := ParseSettings(raw); return err }
 	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseSettings(json.RawMessage(tc.json))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, f := range tc.fields {
-				if !strings.Contains(err.Error(), f) {
-					t.Errorf("error %q does not name %s", err, f)
-				}
-			}
-			if _, err := New(json.RawMessage(tc.json), destinations.Deps{}); err == nil {
-				t.Error("New accepted bad settings")
-			}
-		})
+		destinationstest.CheckRefused(t, tc.name, json.RawMessage(tc.json), tc.fields, parse, New)
 	}
 }
 
@@ -213,8 +126,8 @@ func TestAPIURLFromDeps(t *testing.T) {
 	if errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if len(srv.bodies) != 1 {
-		t.Fatalf("the operator's URL got %d requests", len(srv.bodies))
+	if len(srv.Bodies()) != 1 {
+		t.Fatalf("the operator's URL got %d requests", len(srv.Bodies()))
 	}
 	d, err = New(settings, destinations.Deps{})
 	if err != nil {
@@ -282,29 +195,12 @@ func TestEventName(t *testing.T) {
 	}
 }
 
-// captureServer answers every request with TikTok's success reply and
-// keeps the raw bodies and headers.
-type captureServer struct {
-	*httptest.Server
-	mu      sync.Mutex
-	bodies  [][]byte
-	headers []http.Header
-	paths   []string
-}
-
-func newCaptureServer(t *testing.T) *captureServer {
-	c := &captureServer{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.bodies = append(c.bodies, b)
-		c.headers = append(c.headers, r.Header.Clone())
-		c.paths = append(c.paths, r.URL.RequestURI())
-		c.mu.Unlock()
+// newCaptureServer answers every request with TikTok's success reply and
+// keeps the requests.
+func newCaptureServer(t *testing.T) *destinationstest.Capture {
+	return destinationstest.NewCapture(t, func(w http.ResponseWriter, _ []byte) {
 		_, _ = io.WriteString(w, `{"code":0,"message":"OK","request_id":"R1","data":{}}`)
-	}))
-	t.Cleanup(c.Close)
-	return c
+	})
 }
 
 func TestGoldenPurchase(t *testing.T) {
@@ -313,32 +209,16 @@ func TestGoldenPurchase(t *testing.T) {
 	if errs := d.Deliver(context.Background(), []destinations.Event{purchase()}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if len(srv.bodies) != 1 {
-		t.Fatalf("%d requests", len(srv.bodies))
+	if len(srv.Bodies()) != 1 {
+		t.Fatalf("%d requests", len(srv.Bodies()))
 	}
-	h := srv.headers[0]
-	if srv.paths[0] != "/open_api/v1.3/event/track/" || h.Get("Access-Token") != testToken ||
+	req := srv.Requests()[0]
+	h := req.Header
+	if req.URL.RequestURI() != "/open_api/v1.3/event/track/" || h.Get("Access-Token") != testToken ||
 		h.Get("Content-Type") != "application/json" || h.Get("Authorization") != "" {
-		t.Errorf("path %q, headers %v", srv.paths[0], h)
+		t.Errorf("path %q, headers %v", req.URL.RequestURI(), h)
 	}
-	var got bytes.Buffer
-	if err := json.Indent(&got, srv.bodies[0], "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	got.WriteByte('\n')
-	golden := filepath.Join("testdata", "purchase.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Errorf("payload differs from %s (go test -update rewrites it):\n%s", golden, got.String())
-	}
+	destinationstest.Golden(t, filepath.Join("testdata", "purchase.golden.json"), req.Body, *update)
 }
 
 // documented lists every field the adapter may send, as a path in the
@@ -384,84 +264,8 @@ var documented = map[string]string{
 // leaf is a documented field of the documented type, and the golden file
 // carries every documented field the canonical Purchase can fill.
 func TestGoldenFieldsDocumented(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "purchase.golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var body any
-	if err := dec.Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	walkLeaves("", body, func(path string, v any) {
-		seen[path] = true
-		kind, ok := documented[path]
-		if !ok {
-			t.Errorf("%s: not a documented Events API field", path)
-			return
-		}
-		if err := checkKind(kind, v); err != nil {
-			t.Errorf("%s = %v: %v", path, v, err)
-		}
-	})
-	var missing []string
-	for path := range documented {
-		if !seen[path] && path != "data[].properties.predicted_ltv" && path != "data[].properties.delivery_category" &&
-			path != "data[].properties.search_string" {
-			missing = append(missing, path)
-		}
-	}
-	sort.Strings(missing)
-	if len(missing) > 0 {
-		t.Errorf("the golden Purchase lacks %v", missing)
-	}
-}
-
-func walkLeaves(path string, v any, f func(string, any)) {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, c := range v {
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
-			walkLeaves(p, c, f)
-		}
-	case []any:
-		for _, c := range v {
-			walkLeaves(path+"[]", c, f)
-		}
-	default:
-		f(path, v)
-	}
-}
-
-func checkKind(kind string, v any) error {
-	switch kind {
-	case "hex64":
-		if s, ok := v.(string); !ok || len(s) != 64 || strings.Trim(s, "0123456789abcdef") != "" {
-			return errors.New("want a lowercase hex SHA-256 digest")
-		}
-	case "string":
-		if s, ok := v.(string); !ok || s == "" {
-			return errors.New("want a non-empty string")
-		}
-	case "bool":
-		if _, ok := v.(bool); !ok {
-			return errors.New("want a boolean")
-		}
-	case "number", "integer":
-		n, ok := v.(json.Number)
-		if !ok {
-			return errors.New("want a number")
-		}
-		if kind == "integer" && strings.ContainsAny(n.String(), ".eE") {
-			return errors.New("want an integer")
-		}
-	}
-	return nil
+	destinationstest.CheckDocumented(t, filepath.Join("testdata", "purchase.golden.json"), documented,
+		"data[].properties.predicted_ltv", "data[].properties.delivery_category", "data[].properties.search_string")
 }
 
 // TestHashing: only digests leave, in TikTok's normalization (phone in
@@ -504,7 +308,7 @@ func TestHashing(t *testing.T) {
 			} `json:"user"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(srv.bodies[0], &req); err != nil {
+	if err := json.Unmarshal(srv.Bodies()[0], &req); err != nil {
 		t.Fatal(err)
 	}
 	if got := req.Data[0].User.Phone; !slices.Equal(got, []string{sha("+16505551212")}) {
@@ -517,7 +321,7 @@ func TestHashing(t *testing.T) {
 		t.Errorf("fallback phone %v", got)
 	}
 	for _, leak := range []string{"Jane@Example.com", "jane@example.com", "555-1212", "16505551212\"", "not-for-tiktok", "fbp", "Cj0KCQiA"} {
-		if bytes.Contains(srv.bodies[0], []byte(leak)) {
+		if bytes.Contains(srv.Bodies()[0], []byte(leak)) {
 			t.Errorf("the request carries %q", leak)
 		}
 	}
@@ -528,7 +332,7 @@ func TestHashing(t *testing.T) {
 		t.Fatal(errs[0])
 	}
 	for _, leak := range []string{p.UserData.Ph[0], p.UserData.Ct[0], p.UserData.St[0], p.UserData.Country[0], "not-for-tiktok", "Cj0KCQiA", p.UserData.Fbp} {
-		if bytes.Contains(srv2.bodies[0], []byte(leak)) {
+		if bytes.Contains(srv2.Bodies()[0], []byte(leak)) {
 			t.Errorf("the Purchase carries %q, which TikTok does not take in that form", leak)
 		}
 	}
@@ -559,7 +363,7 @@ func TestClickAndCookie(t *testing.T) {
 			LDU *bool `json:"limited_data_use"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(srv.bodies[0], &req); err != nil {
+	if err := json.Unmarshal(srv.Bodies()[0], &req); err != nil {
 		t.Fatal(err)
 	}
 	want := []struct {
@@ -661,17 +465,6 @@ func TestPrecheck(t *testing.T) {
 	}
 }
 
-func TestDeliverEmptyBatch(t *testing.T) {
-	srv := newCaptureServer(t)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
-	if errs := d.Deliver(context.Background(), nil); len(errs) != 0 {
-		t.Errorf("got %v", errs)
-	}
-	if len(srv.bodies) != 0 {
-		t.Error("an empty batch made a request")
-	}
-}
-
 func replyBody(code int, msg string) string {
 	return fmt.Sprintf(`{"code":%d,"message":%q,"request_id":"202611281200000A","data":{}}`, code, msg)
 }
@@ -723,43 +516,14 @@ func TestClassification(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				for k, v := range tc.header {
-					w.Header().Set(k, v)
-				}
-				w.WriteHeader(tc.status)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer srv.Close()
+			srv := destinationstest.Answering(t, tc.status, tc.header, tc.body)
 			d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a"), pageView("b")})
-			if len(errs) != 2 {
-				t.Fatalf("%d outcomes", len(errs))
-			}
-			if fmt.Sprint(errs[0]) != fmt.Sprint(errs[1]) {
-				t.Errorf("outcomes differ within one request: %v / %v", errs[0], errs[1])
-			}
-			kind, de := destinations.Classify(errs[0])
-			if kind != tc.kind {
-				t.Fatalf("kind %v, want %v (%v)", kind, tc.kind, errs[0])
-			}
-			if tc.kind == 0 {
-				return
-			}
-			if !errors.As(errs[0], new(*destinations.Error)) {
-				t.Fatalf("%T is not a *destinations.Error", errs[0])
-			}
-			if de.Code != tc.code || de.Status != tc.status || de.WholeBatch != tc.whole {
-				t.Errorf("code %q status %d whole %v; want %q %d %v", de.Code, de.Status, de.WholeBatch, tc.code, tc.status, tc.whole)
-			}
-			if de.RetryAfter < tc.minDelay || (tc.maxDelay != 0 && de.RetryAfter > tc.maxDelay) {
-				t.Errorf("delay %s, want in [%s, %s]", de.RetryAfter, tc.minDelay, tc.maxDelay)
-			}
-			if tc.kind != destinations.Retryable && de.RetryAfter != 0 {
-				t.Errorf("delay %s on a %v error", de.RetryAfter, tc.kind)
-			}
-			if !strings.Contains(de.Message, tc.message) || !strings.HasPrefix(de.Message, "tiktok") {
-				t.Errorf("message %q lacks %q", de.Message, tc.message)
+			destinationstest.CheckShared(t, errs, 2)
+			destinationstest.CheckOutcome(t, errs[0], destinationstest.Outcome{Kind: tc.kind, Code: tc.code, Status: tc.status,
+				WholeBatch: tc.whole, MinRetryAfter: tc.minDelay, MaxRetryAfter: tc.maxDelay, Message: tc.message})
+			if _, de := destinations.Classify(errs[0]); de != nil && !strings.HasPrefix(de.Message, "tiktok") {
+				t.Errorf("message %q does not name tiktok", de.Message)
 			}
 		})
 	}
@@ -768,10 +532,7 @@ func TestClassification(t *testing.T) {
 // TestWholeBatchOnlyForSeveral: a parameter error on one event alone is not
 // marked for splitting.
 func TestWholeBatchOnlyForSeveral(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, replyBody(40002, "Invalid param"))
-	}))
-	defer srv.Close()
+	srv := destinationstest.Answering(t, http.StatusOK, nil, replyBody(40002, "Invalid param"))
 	d, _ := newAdapter(t, settingsJSON(t, srv.URL, nil), nil)
 	_, de := destinations.Classify(d.Deliver(context.Background(), []destinations.Event{pageView("a")})[0])
 	if de == nil || de.Kind != destinations.Permanent || de.WholeBatch {
@@ -779,31 +540,9 @@ func TestWholeBatchOnlyForSeveral(t *testing.T) {
 	}
 }
 
-func TestNetworkErrorsAreRetryable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	url := srv.URL
-	srv.Close()
-	d, _ := newAdapter(t, settingsJSON(t, url, nil), nil)
-	if k, _ := destinations.Classify(d.Deliver(context.Background(), []destinations.Event{pageView("a")})[0]); k != destinations.Retryable {
-		t.Errorf("connection refused: %v", k)
-	}
-}
-
 func TestTimeoutIsRetryable(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	d, _ := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-	kind, de := destinations.Classify(d.Deliver(context.Background(), []destinations.Event{pageView("a")})[0])
-	if kind != destinations.Retryable || !strings.Contains(de.Message, "deadline") {
-		t.Errorf("timeout: %v %v", kind, de)
-	}
+	d, _ := newAdapter(t, settingsJSON(t, destinationstest.Hanging(t).URL, map[string]any{"timeout": "50ms"}), nil)
+	destinationstest.CheckTimeout(t, d, pageView("a"))
 }
 
 func TestDryRun(t *testing.T) {
@@ -820,14 +559,7 @@ func TestDryRun(t *testing.T) {
 			d, logs := newAdapter(t, settingsJSON(t, srv.URL, tc.extra), func(b []byte) { recorded = append(recorded, b) })
 			b := pageView("b")
 			b.Context.TestEventCode = "TESTB"
-			for i, err := range d.Deliver(context.Background(), []destinations.Event{purchase(), pageView("a"), b}) {
-				if err != nil {
-					t.Errorf("event %d: %v", i, err)
-				}
-			}
-			if len(srv.bodies) != 0 {
-				t.Fatalf("dry run sent %d requests", len(srv.bodies))
-			}
+			destinationstest.CheckDryRun(t, d, srv, []destinations.Event{purchase(), pageView("a"), b})
 			if len(recorded) != 2 {
 				t.Fatalf("recorded %d bodies, want 2 (one per test event code)", len(recorded))
 			}
@@ -852,30 +584,11 @@ func TestDryRun(t *testing.T) {
 // many events it held back and their ids at info level; the request body
 // (IP addresses, user agents, cookies, hashed e-mails) only at debug.
 func TestDryRunLogsNoPersonalDataAtInfo(t *testing.T) {
-	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
-		logs := &testlog.Buffer{}
-		d, err := New(json.RawMessage(`{"pixel_code":"C4ABC"}`), destinations.Deps{
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), Now: fixedNow})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := purchase()
-		p.UserData.ClientIPAddress, p.UserData.ClientUserAgent = "203.0.113.99", "Mozilla/5.0 (Secret UA)"
-		for _, err := range d.Deliver(context.Background(), []destinations.Event{p, pageView("pv-1")}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		out := logs.String()
-		if !strings.Contains(out, `"events":2`) || !strings.Contains(out, p.EventID) || !strings.Contains(out, "pv-1") {
-			t.Errorf("%s: the counts and ids are missing:\n%s", level, out)
-		}
-		for _, v := range []string{"203.0.113.99", "Secret UA", "2F7h37YkS1j57AYSKTI7IHhJPYH", sha("jane@example.com")} {
-			if got := strings.Contains(out, v); got != (level == slog.LevelDebug) {
-				t.Errorf("%s: %q in the log: %v", level, v, got)
-			}
-		}
-	}
+	p := purchase()
+	p.UserData.ClientIPAddress, p.UserData.ClientUserAgent = "203.0.113.99", "Mozilla/5.0 (Secret UA)"
+	destinationstest.CheckDryRunLogs(t, func(log *slog.Logger) (destinations.Destination, error) {
+		return New(json.RawMessage(`{"pixel_code":"C4ABC"}`), destinations.Deps{Logger: log, Now: fixedNow})
+	}, []destinations.Event{p, pageView("pv-1")}, "203.0.113.99", "Secret UA", "2F7h37YkS1j57AYSKTI7IHhJPYH", sha("jane@example.com"))
 }
 
 // TestTokenNeverLeaks scans logs and errors for the token in every path,
@@ -899,35 +612,15 @@ func TestTokenNeverLeaks(t *testing.T) {
 		"redirect": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/elsewhere?token="+r.Header.Get("Access-Token"), http.StatusTemporaryRedirect)
 		}),
-		"timeout": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.ReadAll(r.Body)
-			<-r.Context().Done()
-		}),
 	}
-	for name, h := range handlers {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			d, logs := newAdapter(t, settingsJSON(t, srv.URL, map[string]any{"timeout": "50ms"}), nil)
-			errs := d.Deliver(context.Background(), []destinations.Event{pageView("a")})
-			checkNoToken(t, logs.String(), errs)
-		})
-	}
+	destinationstest.CheckLeaks(t, handlers, pageView("a"), func(t *testing.T, url string) (destinations.Destination, *testlog.Buffer) {
+		return newAdapter(t, settingsJSON(t, url, map[string]any{"timeout": "50ms"}), nil)
+	}, testToken)
 }
 
 func checkNoToken(t *testing.T, logs string, errs []error) {
 	t.Helper()
-	if logs == "" {
-		t.Error("no log output to check")
-	}
-	if strings.Contains(logs, testToken) {
-		t.Errorf("token in logs:\n%s", logs)
-	}
-	for _, err := range errs {
-		if err != nil && strings.Contains(fmt.Sprintf("%v %+v", err, err), testToken) {
-			t.Errorf("token in error: %v", err)
-		}
-	}
+	destinationstest.CheckNoSecret(t, logs, errs, testToken)
 }
 
 // TestFakeRejections runs the adapter against the strict fake's own errors.
@@ -979,11 +672,7 @@ func TestFakeRejections(t *testing.T) {
 // BenchmarkDeliver measures mapping, encoding and one round trip for a full
 // batch of Purchases.
 func BenchmarkDeliver(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		_, _ = io.WriteString(w, replyBody(0, "OK"))
-	}))
-	defer srv.Close()
+	srv := destinationstest.Answering(b, http.StatusOK, nil, replyBody(0, "OK"))
 	d, _ := newAdapter(b, settingsJSON(b, srv.URL, nil), nil)
 	batch := make([]destinations.Event, MaxEvents)
 	for i := range batch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 func TestParseSettings(t *testing.T) {
@@ -51,21 +52,9 @@ func TestParseSettings(t *testing.T) {
 		{"bad url", `{"url":"http://a.example","secret":"` + testSecret + `"}`, []string{"url", "https"}},
 		{"several", `{"url":"ftp://x","secret":"nope","max_batch":5000}`, []string{"url", "secret", "max_batch"}},
 	}
+	parse := func(raw json.RawMessage) error { _, err := ParseSettings(raw); return err }
 	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseSettings(json.RawMessage(tc.json))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, f := range tc.fields {
-				if !strings.Contains(err.Error(), f) {
-					t.Errorf("error %q does not name %s", err, f)
-				}
-			}
-			if _, err := New(json.RawMessage(tc.json), destinations.Deps{}); err == nil {
-				t.Error("New accepted bad settings")
-			}
-		})
+		destinationstest.CheckRefused(t, tc.name, json.RawMessage(tc.json), tc.fields, parse, New)
 	}
 }
 

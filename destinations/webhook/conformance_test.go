@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -29,34 +28,9 @@ func TestConformance(t *testing.T) {
 		},
 		Fake: receiver.Handler(),
 		Events: func(n int) []destinations.Event {
-			out := make([]destinations.Event, n)
-			for i := range out {
-				out[i] = destinations.Event{
-					EventName:      "AddToCart",
-					EventTime:      time.Now().Unix(),
-					EventID:        fmt.Sprintf("conformance-%d-%d", n, i),
-					EventSourceURL: "https://shop.example/p/1",
-					ActionSource:   "website",
-					UserData: destinations.UserData{
-						ClientIPAddress: "203.0.113.9",
-						ClientUserAgent: "Mozilla/5.0 (conformance)",
-					},
-					Context: destinations.Context{SiteID: "shop"},
-				}
-			}
-			return out
+			return destinationstest.Events(n, func(e *destinations.Event) { e.Context.SiteID = "shop" })
 		},
-		DedupIDs: func(r *http.Request, body []byte) ([]string, error) {
-			var m webhooktest.Payload
-			if err := json.Unmarshal(body, &m); err != nil {
-				return nil, err
-			}
-			ids := make([]string, len(m.Data.Events))
-			for i, e := range m.Data.Events {
-				ids[i] = e.EventID
-			}
-			return ids, nil
-		},
+		DedupIDs: destinationstest.DedupIDsAt("data.events[].event_id"),
 		Answers: []destinationstest.Answer{
 			{Name: "accepted", Status: 200, Body: `ok`, Want: 0},
 			{Name: "no content", Status: 204, Want: 0},

@@ -12,7 +12,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -21,8 +20,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -32,6 +29,8 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/internal/platform"
+	"github.com/tagway/tagway/destinations/internal/serverevent"
 )
 
 // Type is the destination type name.
@@ -58,8 +57,6 @@ const (
 	maxDrainBytes    = 1 << 20
 	// maxResponseHeaderBytes caps a response's headers.
 	maxResponseHeaderBytes = 64 << 10
-	// snippetBytes is how much of an error response a message quotes.
-	snippetBytes = 200
 )
 
 // Adapter is the webhook destination for one endpoint.
@@ -68,16 +65,10 @@ type Adapter struct {
 	endpoint string
 	// shown is the endpoint without path, query or credentials, for logs
 	// and errors: a receiver's url may hold a token in its path.
-	shown string
-	// urlParts are the parts of the url that may be credentials, redacted
-	// from every error and log line.
-	urlParts []string
-	keys     [][]byte
-	headers  http.Header
-	client   *http.Client
-	log      *slog.Logger
-	now      func() time.Time
-	record   func(body []byte)
+	shown   string
+	keys    [][]byte
+	headers http.Header
+	api     *platform.Client
 }
 
 // Spec is the webhook destination type under the strictest egress policy
@@ -121,30 +112,24 @@ func (e Egress) New(settings json.RawMessage, deps destinations.Deps) (destinati
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{}
-	if deps.HTTP != nil {
-		c := *deps.HTTP
-		client = &c
-	}
+	client := platform.HTTPClient(deps.HTTP)
 	transport, err := guardedTransport(client.Transport, newDialer(e, u.Scheme == "https"))
 	if err != nil {
 		return nil, err
 	}
 	client.Transport = transport
 	client.Jar = nil
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	deps.HTTP = client
 
 	a := &Adapter{
 		settings: s,
 		endpoint: s.URL,
 		shown:    u.Scheme + "://" + u.Host,
-		urlParts: urlSecrets(u),
 		headers:  http.Header{},
-		client:   client,
-		log:      deps.Logger,
-		now:      deps.Now,
-		record:   deps.Record,
 	}
+	a.api = platform.NewClient(deps, platform.Config{Type: Type, Timeout: time.Duration(s.Timeout),
+		Secrets: platform.NewRedactor(s.credentials(u)...), LogAttrs: []any{"endpoint", a.shown},
+		MaxBody: maxResponseBytes, MaxDrain: maxDrainBytes, Unit: "message"})
 	for _, sec := range []destinations.Secret{s.Secret, s.PreviousSecret} {
 		if sec != "" {
 			key, _ := parseSecret(string(sec)) // checked by Validate
@@ -158,13 +143,6 @@ func (e Egress) New(settings json.RawMessage, deps destinations.Deps) (destinati
 		name, value, _ := splitAuthHeader(string(s.AuthHeader))
 		a.headers.Set(name, value)
 	}
-	if a.log == nil {
-		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	a.log = a.log.With("destination", Type, "endpoint", a.shown)
 	return a, nil
 }
 
@@ -196,23 +174,12 @@ type MessageData struct {
 	Events []Event `json:"events"`
 }
 
-// Event is one event in a message: the canonical event (Meta's
-// server-event field names; identifiers in user_data already normalized
-// and SHA-256 hashed) and a subset of tagway's context about it.
+// Event is one event in a message: the canonical event in the form of a
+// Meta server event (identifiers in user_data already normalized and
+// SHA-256 hashed) and a subset of tagway's context about it.
 type Event struct {
-	EventName                    string                   `json:"event_name"`
-	EventTime                    int64                    `json:"event_time"`
-	EventID                      string                   `json:"event_id"`
-	EventSourceURL               string                   `json:"event_source_url,omitempty"`
-	ReferrerURL                  string                   `json:"referrer_url,omitempty"`
-	ActionSource                 string                   `json:"action_source,omitempty"`
-	OptOut                       bool                     `json:"opt_out,omitempty"`
-	UserData                     destinations.UserData    `json:"user_data"`
-	CustomData                   *destinations.CustomData `json:"custom_data,omitempty"`
-	DataProcessingOptions        []string                 `json:"data_processing_options,omitempty"`
-	DataProcessingOptionsCountry *int                     `json:"data_processing_options_country,omitempty"`
-	DataProcessingOptionsState   *int                     `json:"data_processing_options_state,omitempty"`
-	Context                      EventContext             `json:"context"`
+	serverevent.Event
+	Context EventContext `json:"context"`
 }
 
 // EventContext is what tagway knew about an event beyond the canonical
@@ -251,11 +218,7 @@ type ClickID struct {
 }
 
 // toEvent maps a canonical event to its form in a message.
-func toEvent(e destinations.Event) Event {
-	// The digest variants are ad platforms' normalizations; em and ph are
-	// the canonical ones.
-	ud := e.UserData
-	ud.PhE164, ud.EmGoogle = nil, nil
+func toEvent(e *destinations.Event) Event {
 	c := e.Context
 	var clicks map[string]ClickID
 	if len(c.ClickIDs) > 0 {
@@ -265,18 +228,7 @@ func toEvent(e destinations.Event) Event {
 		}
 	}
 	return Event{
-		EventName:                    e.EventName,
-		EventTime:                    e.EventTime,
-		EventID:                      e.EventID,
-		EventSourceURL:               e.EventSourceURL,
-		ReferrerURL:                  e.ReferrerURL,
-		ActionSource:                 e.ActionSource,
-		OptOut:                       e.OptOut,
-		UserData:                     ud,
-		CustomData:                   e.CustomData,
-		DataProcessingOptions:        e.DataProcessingOptions,
-		DataProcessingOptionsCountry: e.DataProcessingOptionsCountry,
-		DataProcessingOptionsState:   e.DataProcessingOptionsState,
+		Event: serverevent.From(e),
 		Context: EventContext{
 			Source:        c.Source,
 			ReceivedAt:    c.ReceivedAt,
@@ -342,31 +294,12 @@ func Sign(keys [][]byte, id string, timestamp int64, body []byte) string {
 // message's.
 func (a *Adapter) Deliver(ctx context.Context, batch []destinations.Event) []error {
 	out := make([]error, len(batch))
-	type group struct {
-		site    string
-		indexes []int
-	}
-	var groups []*group
-	open := map[string]*group{}
+	groups := platform.NewGroups[string, destinations.Event](a.settings.MaxBatch, len(batch))
 	for i := range batch {
-		site := batch[i].Context.SiteID
-		g := open[site]
-		if g == nil || len(g.indexes) == a.settings.MaxBatch {
-			g = &group{site: site}
-			open[site] = g
-			groups = append(groups, g)
-		}
-		g.indexes = append(g.indexes, i)
+		groups.Add(batch[i].Context.SiteID, i, batch[i])
 	}
-	for _, g := range groups {
-		events := make([]destinations.Event, len(g.indexes))
-		for j, i := range g.indexes {
-			events[j] = batch[i]
-		}
-		err := a.send(ctx, g.site, events)
-		for _, i := range g.indexes {
-			out[i] = err
-		}
+	for _, g := range groups.All() {
+		g.Set(out, a.send(ctx, g.Key, g.Events))
 	}
 	return out
 }
@@ -376,7 +309,7 @@ func encode(site string, events []destinations.Event) ([]byte, error) {
 	m := Message{Type: PayloadType, Data: MessageData{Site: site, Events: make([]Event, len(events))}}
 	var newest int64
 	for i := range events {
-		m.Data.Events[i] = toEvent(events[i])
+		m.Data.Events[i] = toEvent(&events[i])
 		newest = max(newest, events[i].EventTime)
 	}
 	m.Timestamp = time.Unix(newest, 0).UTC().Format(time.RFC3339)
@@ -392,53 +325,31 @@ func (a *Adapter) send(ctx context.Context, site string, events []destinations.E
 	}
 	id := MessageID(site, events)
 	if a.settings.DryRun {
-		// The body holds the visitors' IP addresses, user agents, cookies
-		// and hashed identifiers: only at debug level.
-		ids := make([]string, len(events))
-		for i := range events {
-			ids[i] = events[i].EventID
-		}
-		a.log.Info("webhook dry run: message not sent", "webhook_id", id, "events", len(events), "event_ids", ids)
-		a.log.Debug("webhook dry run: the message body", "webhook_id", id, "body", string(body))
-		if a.record != nil {
-			a.record(body)
-		}
+		a.api.DryRun(body, platform.IDs(events, func(e *destinations.Event) string { return e.EventID }), "webhook_id", id)
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.settings.Timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return destinations.PermanentError("webhook: build request for %s: %s", a.shown, a.redact(err.Error()))
+	ts := a.api.Now().Unix()
+	header := a.headers.Clone()
+	header.Set("User-Agent", UserAgent)
+	header.Set(HeaderID, id)
+	header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	header.Set(HeaderSignature, Sign(a.keys, id, ts, body))
+	resp, err := a.api.Post(ctx, a.endpoint, header, body)
+	if built := new(destinations.Error); errors.As(err, &built) {
+		return built // no request could be built
 	}
-	for name, values := range a.headers {
-		req.Header[name] = values
-	}
-	ts := a.now().Unix()
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set(HeaderID, id)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(a.keys, id, ts, body))
-
-	resp, err := a.client.Do(req)
 	if err != nil {
 		out := a.transportError(err)
-		a.log.Warn("webhook request failed", "webhook_id", id, "events", len(events), "error", out.Error())
+		a.api.Log.Warn("webhook request failed", "webhook_id", id, "events", len(events), "error", out.Error())
 		return out
 	}
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
-		_ = resp.Body.Close()
-	}()
-	if resp.StatusCode/100 == 2 {
-		a.log.Debug("webhook message accepted", "webhook_id", id, "events", len(events), "status", resp.StatusCode)
+	if resp.Status/100 == 2 {
+		a.api.Log.Debug("webhook message accepted", "webhook_id", id, "events", len(events), "status", resp.Status)
 		return nil
 	}
-	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	out := a.classify(resp.StatusCode, resp.Header, respBody, len(events))
-	a.log.Warn("webhook message refused", "webhook_id", id, "events", len(events), "error", out.Error())
+	out := a.classify(resp.Status, resp.Header, resp.Body, len(events))
+	a.api.Log.Warn("webhook message refused", "webhook_id", id, "events", len(events), "error", out.Error())
 	return out
 }
 
@@ -472,12 +383,7 @@ func (a *Adapter) classify(status int, header http.Header, body []byte, sent int
 		status == http.StatusUnprocessableEntity):
 		return &destinations.Error{Kind: destinations.Permanent, Status: status, Message: msg, WholeBatch: true}
 	}
-	var de *destinations.Error
-	if errors.As(destinations.ClassifyHTTP(status, header, a.now(), msg), &de) {
-		return de
-	}
-	// A status ClassifyHTTP counts as success but is not 2xx: unexpected.
-	return &destinations.Error{Kind: destinations.Retryable, Status: status, Message: msg}
+	return a.api.ByStatus(status, header, msg)
 }
 
 // transportError classifies a request that got no response: a refused
@@ -491,7 +397,7 @@ func (a *Adapter) transportError(err error) *destinations.Error {
 	if ue := new(url.Error); errors.As(err, &ue) {
 		cause = ue.Err
 	}
-	msg := "webhook: " + a.shown + ": " + a.redact(cause.Error())
+	msg := "webhook: " + a.shown + ": " + a.api.Redact(cause.Error())
 	var blocked *BlockedError
 	var certErr *tls.CertificateVerificationError
 	var dnsErr *net.DNSError
@@ -508,34 +414,25 @@ func (a *Adapter) transportError(err error) *destinations.Error {
 
 // snippet is the start of an error response, redacted, on one line.
 func (a *Adapter) snippet(body []byte) string {
-	// Redact before cutting, so no part of a secret survives the cut.
-	s := a.redact(string(body))
-	s = strings.ToValidUTF8(s[:min(len(s), snippetBytes)], "")
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(a.api.Snippet(string(body))), " ")
 }
 
-// redact removes the secrets and the url's path and query from s,
-// whatever put them there.
-func (a *Adapter) redact(s string) string {
-	for _, sec := range []destinations.Secret{a.settings.Secret, a.settings.PreviousSecret} {
+// credentials lists what of s, whose url is u, must never be shown: the
+// signing secrets (whole, and their keys without the whsec_ prefix), the
+// auth header's value and its credential alone ("Bearer <token>"), and
+// what of the url may be one (urlSecrets).
+func (s Settings) credentials(u *url.URL) []string {
+	var out []string
+	for _, sec := range []destinations.Secret{s.Secret, s.PreviousSecret} {
 		if sec != "" {
-			s = strings.ReplaceAll(s, string(sec), "[redacted]")
-			s = strings.ReplaceAll(s, strings.TrimPrefix(string(sec), SecretPrefix), "[redacted]")
+			out = append(out, string(sec), strings.TrimPrefix(string(sec), SecretPrefix))
 		}
 	}
-	if a.settings.AuthHeader != "" {
-		// The whole value, and its credential alone ("Bearer <token>").
-		_, value, _ := splitAuthHeader(string(a.settings.AuthHeader))
-		for _, v := range []string{value, value[strings.LastIndexByte(value, ' ')+1:]} {
-			if v != "" {
-				s = strings.ReplaceAll(s, v, "[redacted]")
-			}
-		}
+	if s.AuthHeader != "" {
+		_, value, _ := splitAuthHeader(string(s.AuthHeader))
+		out = append(out, value, value[strings.LastIndexByte(value, ' ')+1:])
 	}
-	for _, part := range a.urlParts {
-		s = strings.ReplaceAll(s, part, "[redacted]")
-	}
-	return s
+	return append(out, urlSecrets(u)...)
 }
 
 // minURLSecret is the length from which a path segment or query value of

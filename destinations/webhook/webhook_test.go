@@ -1,10 +1,7 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tagway/tagway/destinations"
+	"github.com/tagway/tagway/destinations/destinationstest"
 	"github.com/tagway/tagway/destinations/webhook/webhooktest"
 	"github.com/tagway/tagway/internal/testlog"
 )
@@ -42,10 +39,7 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func fixedNow() time.Time { return testNow }
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 func ptr[T any](v T) *T { return &v }
 
@@ -55,20 +49,7 @@ var loopback = Egress{AllowNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0
 // settingsJSON builds settings for the adapter under test; a nil value in
 // extra removes the key.
 func settingsJSON(t testing.TB, url string, extra map[string]any) json.RawMessage {
-	t.Helper()
-	m := map[string]any{"url": url, "secret": testSecret}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-			continue
-		}
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return destinationstest.SettingsJSON(t, map[string]any{"url": url, "secret": testSecret}, extra)
 }
 
 // newAdapter builds an adapter under e logging into the returned buffer.
@@ -315,7 +296,7 @@ func TestGolden(t *testing.T) {
 			if err := json.Unmarshal(m.Body, &body); err != nil {
 				t.Fatal(err)
 			}
-			got, err := json.MarshalIndent(map[string]any{
+			got, err := json.Marshal(map[string]any{
 				"headers": map[string]string{
 					"Content-Type":      m.Header.Get("Content-Type"),
 					"User-Agent":        m.Header.Get("User-Agent"),
@@ -324,24 +305,11 @@ func TestGolden(t *testing.T) {
 					"webhook-signature": m.Signature,
 				},
 				"body": body,
-			}, "", "  ")
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = append(got, '\n')
-			golden := filepath.Join("testdata", tc.file)
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("request differs from %s (go test -update rewrites it):\n%s", golden, got)
-			}
+			destinationstest.Golden(t, filepath.Join("testdata", tc.file), got, *update)
 		})
 	}
 }
@@ -716,27 +684,22 @@ func TestSecretsNeverLeak(t *testing.T) {
 		a, logs := newAdapter(t, loopback, settingsJSON(t, target, map[string]any{
 			"previous_secret": otherSecret, "auth_header": "Authorization: " + credential}), destinations.Deps{})
 		errs := a.Deliver(context.Background(), pageViews("shop", 2))
-		var text strings.Builder
 		for _, err := range errs {
 			if err == nil {
 				t.Fatal("delivered")
 			}
-			_, de := destinations.Classify(err)
-			text.WriteString(err.Error() + de.Message + de.Code + "\n")
 		}
-		text.WriteString(logs.String())
+		secrets := []string{testSecret, strings.TrimPrefix(testSecret, SecretPrefix), strings.TrimPrefix(otherSecret, SecretPrefix),
+			"cred_SECRETVALUE987654321", pathToken}
+		destinationstest.CheckNoSecret(t, logs.String(), errs, secrets...)
 		settings := fmt.Sprintf("%v %+v %#v", a.settings, a.settings, a.settings)
-		for _, secret := range []string{testSecret, strings.TrimPrefix(testSecret, SecretPrefix), strings.TrimPrefix(otherSecret, SecretPrefix),
-			"cred_SECRETVALUE987654321", pathToken} {
-			if strings.Contains(text.String(), secret) {
-				t.Errorf("%s shows in errors or logs:\n%s", secret, text.String())
-			}
-			if secret != pathToken && strings.Contains(settings, secret) {
+		for _, secret := range secrets[:4] {
+			if strings.Contains(settings, secret) {
 				t.Errorf("%s shows in the formatted settings: %s", secret, settings)
 			}
 		}
-		if !strings.Contains(text.String(), "127.0.0.1") {
-			t.Errorf("errors do not name the endpoint's host:\n%s", text.String())
+		if text := fmt.Sprint(errs) + logs.String(); !strings.Contains(text, "127.0.0.1") {
+			t.Errorf("errors do not name the endpoint's host:\n%s", text)
 		}
 	}
 }
@@ -863,11 +826,7 @@ func (j *fakeJar) Cookies(*url.URL) []*http.Cookie {
 }
 
 func BenchmarkDeliver(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	b.Cleanup(srv.Close)
+	srv := destinationstest.Answering(b, http.StatusNoContent, nil, "")
 	a, _ := newAdapter(b, loopback, settingsJSON(b, srv.URL+"/hook", map[string]any{"max_batch": 100}), destinations.Deps{})
 	batch := make([]destinations.Event, 100)
 	for i := range batch {

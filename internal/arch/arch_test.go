@@ -3,7 +3,7 @@
 // From the bottom up:
 //
 //	destinations/...  the canonical event, the adapter contract and one adapter per
-//	                  platform: nothing else of ours (internal/jsonscan, a leaf, aside), no Redis
+//	                  platform: nothing else of ours (two leaves aside), no Redis
 //	routing/model     sites, destinations, routes: nothing of ours
 //	routing/...       Redis: the configuration store (routing/config), the durable queue
 //	                  (routing/queue) and dispatch (routing/dispatch); never HTTP or an adapter
@@ -92,8 +92,9 @@ func TestPackageDependencies(t *testing.T) {
 		forbidden []string // import path prefixes, outside the module unless they start with "./"
 		allowed   []string // the module's packages they may link (nil: any not forbidden)
 	}{
-		// The contract and its adapters: each other only, and no Redis.
-		{pkgs: "destinations/...", forbidden: []string{"github.com/redis/"}, allowed: []string{"destinations/...", "internal/jsonscan"}},
+		// The contract and its adapters: each other only, and no Redis
+		// (two leaves aside: the JSON scanner, and the test kit's log sink).
+		{pkgs: "destinations/...", forbidden: []string{"github.com/redis/"}, allowed: []string{"destinations/...", "internal/jsonscan", "internal/testlog"}},
 		{pkgs: "routing/model", allowed: []string{}},
 		// Redis, never HTTP intake, the control plane or a platform.
 		{pkgs: "routing/...", forbidden: []string{"./gateway", "./admin", "./internal/app", "net/http/httptest"}},
@@ -118,6 +119,7 @@ func TestPackageDependencies(t *testing.T) {
 		{pkgs: "internal/gctune", allowed: []string{}},
 		{pkgs: "internal/authlimit", allowed: []string{}},
 		{pkgs: "internal/jsonscan", allowed: []string{}},
+		{pkgs: "internal/testlog", allowed: []string{}},
 		{pkgs: "routing/queue/spool", allowed: []string{}},
 		{pkgs: "internal/httproute", allowed: []string{}},
 		{pkgs: "pixeljs", allowed: []string{}},
@@ -145,6 +147,50 @@ func TestPackageDependencies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAdapterDependencies keeps the adapters to the contract: every
+// destinations/<platform> package, and the internal helpers they share,
+// imports of this project only destinations and destinations/internal/...,
+// and reaches neither Redis nor the gateway, routing or admin; a
+// platform's strict fake (<platform>/<name>test) imports only the contract
+// and the shared test kit, never the adapter it checks.
+func TestAdapterDependencies(t *testing.T) {
+	contract, internal, kit := module+"/destinations", module+"/destinations/internal/", module+"/destinations/destinationstest"
+	platforms := 0
+	for _, p := range selectPkgs(t, modulePackages(t), "destinations/...") {
+		rel := strings.TrimPrefix(p.path, contract+"/")
+		var allowed func(string) bool
+		switch {
+		case p.path == contract || rel == "pii" || rel == "destinationstest":
+			continue // the contract and its helpers have rules of their own
+		case strings.HasPrefix(p.path, internal):
+			allowed = func(d string) bool { return d == contract || strings.HasPrefix(d, internal) }
+		case !strings.Contains(rel, "/"):
+			platforms++
+			allowed = func(d string) bool { return d == contract || strings.HasPrefix(d, internal) }
+		case strings.HasSuffix(rel, "test") && strings.Count(rel, "/") == 1:
+			allowed = func(d string) bool { return d == contract || d == kit }
+		default:
+			t.Errorf("%s: a package under destinations/ that no rule covers", p.path)
+			continue
+		}
+		for _, d := range p.imports {
+			if strings.HasPrefix(d, module+"/") && !allowed(d) {
+				t.Errorf("%s imports %s", p.path, d)
+			}
+		}
+		for _, d := range p.deps {
+			for _, f := range []string{"github.com/redis/", module + "/gateway", module + "/routing", module + "/admin"} {
+				if d == strings.TrimSuffix(f, "/") || strings.HasPrefix(d, f) {
+					t.Errorf("%s depends on %s", p.path, d)
+				}
+			}
+		}
+	}
+	if platforms < 8 {
+		t.Errorf("found %d platform packages under destinations/, want at least 8", platforms)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -204,10 +205,14 @@ func TestWaitIdle(t *testing.T) {
 		t.Error("an idle test process was not seen idle")
 	}
 	var stop atomic.Bool
-	go func() {
-		for !stop.Load() { // spin one CPU
-		}
-	}()
+	// One spinner per core: on a machine shared with other loads, one
+	// spinning goroutine alone may get too small a share to tell.
+	for range runtime.NumCPU() {
+		go func() {
+			for !stop.Load() {
+			}
+		}()
+	}
 	defer stop.Store(true)
 	if _, idle := WaitIdle(os.Getpid(), 1200*time.Millisecond); idle {
 		t.Error("a process spinning a CPU was seen idle")

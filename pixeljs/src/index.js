@@ -17,35 +17,28 @@
 // navigation records a PageView (single-page apps) and GA4 e-commerce events
 // in window.dataLayer are recorded as tagway's standard events. Every entry
 // point is wrapped: the script never throws into the page. It relies on
-// nothing a page commonly replaces: its own JSON writer (pages redefine
-// JSON and toJSON), fetch and sendBeacon each falling back on the other,
-// storage that may throw.
+// nothing a page commonly replaces after it loaded: JSON.stringify taken as
+// the script loads and given copies without prototypes (pages redefine
+// toJSON), fetch and sendBeacon each falling back on the other, storage
+// that may throw.
 
 import { consentUpdate, ecommerce, watch } from './datalayer.js';
-import { createTracker } from './tracker.js';
+import { createTracker, safe } from './tracker.js';
 
 // Site options are baked in by the gateway (the build replaces the names
 // with their values): __TW_COLLECT__, the collect endpoint relative to the
 // script's URL; __TW_SPA__, page views on history navigation;
 // __TW_DATALAYER__, GA4 e-commerce events from window.dataLayer.
 
-// safe returns f wrapped so that it never throws.
-const safe = (f) =>
-  function () {
-    try {
-      return f.apply(this, arguments);
-    } catch (e) {}
-  };
-
-function start(w, d) {
+const start = (w, d) => {
   const own = w.tagway;
   if (own && own.tw) return; // loaded twice: the first copy stays in charge
   const tag = d.currentScript;
-  const attr = tag && tag.getAttribute('data-endpoint');
+  const attr = tag && tag.dataset.endpoint;
   // data-endpoint is resolved like any URL of the page; the default against
   // the script's own URL.
-  const tracker = createTracker(w, new URL(attr || __TW_COLLECT__, (!attr && tag && tag.src) || d.baseURI).href);
-  const tagway = safe((...a) => tracker.command(a));
+  const run = createTracker(w, new URL(attr || __TW_COLLECT__, (!attr && tag && tag.src) || d.baseURI).href);
+  const tagway = safe((c, ...a) => run[c](...a));
   tagway.tw = 1;
   w.tagway = tagway;
 
@@ -59,12 +52,11 @@ function start(w, d) {
   watch(
     w,
     safe((e) => {
-      tracker.consent(consentUpdate(e));
-      const m = __TW_DATALAYER__ && ecommerce(e);
-      if (m) tracker.record(m[0], m[1]);
+      run.consent(consentUpdate(e));
+      if (__TW_DATALAYER__) ecommerce(e, run.track);
     }),
   );
-  if (typeof w.__tcfapi == 'function') {
+  try {
     w.__tcfapi(
       'addEventListener',
       2,
@@ -73,7 +65,7 @@ function start(w, d) {
         if (!ok || !t.gdprApplies || t.eventStatus == 'cmpuishown') return;
         const p = (t.purpose && t.purpose.consents) || {};
         const all = (...n) => (n.every((i) => p[i]) ? 'granted' : 'denied');
-        tracker.consent({
+        run.consent({
           ad_storage: all(1),
           ad_user_data: all(1, 4, 7),
           ad_personalization: all(3, 4),
@@ -81,15 +73,9 @@ function start(w, d) {
         });
       }),
     );
-  }
+  } catch (e) {} // no TCF on the page
 
   ((own && own.q) || []).forEach((a) => tagway(...a));
-
-  const on = (t, type, f) => t.addEventListener(type, safe(f));
-  const unload = () => tracker.flush(true);
-  on(w, 'pagehide', unload);
-  on(d, 'visibilitychange', () => d.visibilityState == 'hidden' && unload());
-  on(w, 'online', () => tracker.flush());
 
   // Single-page apps: a PageView when pushState changes the URL (the hash
   // aside), or the back and forward buttons (popstate) lead to another one
@@ -107,9 +93,9 @@ function start(w, d) {
       safe(nav)(from);
       return r;
     };
-    on(w, 'popstate', () => nav(last));
+    w.addEventListener('popstate', safe(() => nav(last)));
   }
-}
+};
 
 try {
   start(window, document);

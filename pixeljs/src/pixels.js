@@ -5,7 +5,7 @@
 // is tried on its own: a pixel missing from the page (calling it throws) or
 // one that throws never stops the others nor the tracker.
 
-import { assign } from './tracker.js';
+import { safe } from './tracker.js';
 
 // NAMES holds Meta's standard events. After a name: its Snap event when it
 // is not the name in upper snake case ("-": Snap has none; "*" or missing:
@@ -24,55 +24,51 @@ for (const row of (
   NAMES[r[0]] = r;
 }
 
-// forward hands the event to every pixel on the page.
-export function forward(w, e) {
-  const name = e.event_name;
-  const id = e.event_id;
-  const cd = e.custom_data || {};
+// forward hands the event to every pixel on the page. A call that throws
+// (a custom event has no Snap or Pinterest name: n is undefined) is skipped.
+export const forward = (w, name, id, cd) => {
+  cd = cd || {};
   const n = NAMES[name];
   const items = cd.contents || (cd.content_ids || []).map((id) => ({ id }));
-  // lines renames the items' id, quantity and price for a platform.
-  const lines = (i, q, p) => items.map((c) => ({ [i]: c.id, [q]: c.quantity, [p]: c.item_price }));
-  const money = { value: cd.value, currency: cd.currency };
-  // (A name sorts after "*"; "*" and undefined do not.)
-  const snap = n && n[1] != '-' && (n[1] > '*' ? n[1] : name.replace(/\B[A-Z]/g, '_$&').toUpperCase());
+  const ids = items.map((c) => c.id);
+  // lines renames the items' id, quantity and price for a platform: i
+  // prefixes the id, q (i unless given) the quantity and the price.
+  const lines = (i, q = i) => items.map((c) => ({ [i + 'id']: c.id, [q + 'quantity']: c.quantity, [q + 'price']: c.item_price }));
+  const value = cd.value;
+  const currency = cd.currency;
   // (A name sorts after "=" and "-"; "=", "-" and undefined do not.)
   const reddit = n && n[3] && (n[3] > '=' ? n[3] : name);
-  const calls = [
+  [
     () => w.fbq(n ? 'track' : 'trackCustom', name, cd, { eventID: id }),
     () =>
       name != 'PageView' &&
-      w.ttq.track(name, assign({ contents: lines('content_id', 'quantity', 'price') }, money), { event_id: id }),
+      w.ttq.track(name, { value, currency, contents: lines('content_', '') }, { event_id: id }),
+    // (A name sorts after "*"; "*" and undefined do not.)
     () =>
-      snap &&
-      w.snaptr('track', snap, {
-        price: cd.value,
-        currency: cd.currency,
-        item_ids: items.map((c) => c.id),
+      n[1] != '-' &&
+      w.snaptr('track', n[1] > '*' ? n[1] : name.replace(/\B[A-Z]/g, '_$&').toUpperCase(), {
+        price: value,
+        currency,
+        item_ids: ids,
         transaction_id: cd.order_id,
         client_dedup_id: id,
       }),
     () =>
-      n &&
       n[2] > '-' &&
-      w.pintrk(
-        'track',
-        n[2],
-        assign(
-          { order_id: cd.order_id, line_items: lines('product_id', 'product_quantity', 'product_price'), event_id: id },
-          money,
-        ),
-      ),
+      w.pintrk('track', n[2], {
+        value,
+        currency,
+        order_id: cd.order_id,
+        line_items: lines('product_'),
+        event_id: id,
+      }),
     () =>
-      w.rdt(
-        'track',
-        reddit || 'Custom',
-        assign({ customEventName: reddit ? undefined : name, products: items.map((c) => ({ id: c.id })), conversionId: id }, money),
-      ),
-  ];
-  for (const c of calls) {
-    try {
-      c();
-    } catch (err) {}
-  }
-}
+      w.rdt('track', reddit || 'Custom', {
+        value,
+        currency,
+        customEventName: reddit ? undefined : name,
+        products: ids.map((id) => ({ id })),
+        conversionId: id,
+      }),
+  ].forEach((c) => safe(c)());
+};

@@ -52,13 +52,22 @@ const MAX_BODY = 2e4;
 export const isObject = (v) => v != null && typeof v == 'object';
 export const assign = Object.assign;
 
+// safe returns f wrapped so that it never throws.
+export const safe =
+  (f) =>
+  (...a) => {
+    try {
+      return f(...a);
+    } catch (e) {}
+  };
+
 // nonEmpty returns o when it holds at least one key, else undefined, so that
 // empty objects are left out of the body.
 const nonEmpty = (o) => (Object.keys(o).length ? o : undefined);
 
 // createTracker returns the tracker of one page. w is the window, endpoint the
 // absolute collect URL.
-export function createTracker(w, endpoint) {
+export const createTracker = (w, endpoint) => {
   // chosen holds the page's consent choices.
   const chosen = {};
   // The identified user lives in memory only.
@@ -71,68 +80,58 @@ export function createTracker(w, endpoint) {
   let retry = 0;
   let delay = 1000;
   // debug asks the gateway for each event's outcome and prints it.
-  let debug = /[?&]tw_debug=1(&|$)/.test(w.location.search);
-  let storage;
-  try {
-    storage = w.localStorage;
-  } catch (e) {}
+  let debug = /[?&]tw_debug=1\b/.test(w.location.search);
 
   // ad is the ad_storage state in force: "" while the wait default holds.
   const ad = () => chosen.ad_storage || (__TW_CONSENT_DEFAULT__ != 'wait' ? __TW_CONSENT_DEFAULT__ : '');
   const stores = () => ad() == 'granted';
 
-  const store = (f) => {
-    try {
-      f(storage);
-    } catch (e) {}
-  };
+  // store calls f with localStorage, which may be missing or throw.
+  const store = safe((f) => f(w.localStorage));
 
   // save mirrors the events that failed at least once to localStorage.
-  function save() {
+  const save = () => {
     if (!stores()) return;
     const list = box.filter((x) => x.f).map((x) => x.e);
     let s;
     while ((s = json(list)).length > MAX_STORED) list.shift();
     store((st) => (list.length ? st.setItem(QUEUE_KEY, s) : st.removeItem(QUEUE_KEY)));
-  }
+  };
 
-  // add puts an event in the outbox unless one with its id is there.
-  function add(e, u, f, first) {
+  // add puts an event in the outbox unless one with its id is there: at the
+  // end, or at the front when it failed before (f, a stored event).
+  const add = (e, u, f) => {
     if (box.some((x) => x.e.event_id == e.event_id)) return false;
-    box[first ? 'unshift' : 'push']({ e, u, f });
+    box[f ? 'unshift' : 'push']({ e, u, f });
     if (box.length > MAX_EVENTS) box.shift();
     return true;
-  }
+  };
 
-  function later() {
-    if (!timer) timer = setTimeout(flush, 0);
-  }
+  const later = () => {
+    if (!timer) timer = setTimeout(flush);
+  };
 
-  function flush(unloading) {
+  const flush = safe((unloading) => {
     clearTimeout(timer);
     timer = 0;
-    try {
-      send(unloading);
-    } catch (e) {}
-  }
+    send(unloading);
+  });
 
   // send posts the events not in flight, in one request of fewer than
   // MAX_BODY characters (the rest go in the next one). Consent and
   // identity are read at send time: a revoke applies at once. Unloading,
   // events already stored are left for the next page rather than sent twice.
-  function send(unloading) {
+  const send = (unloading) => {
     const a = ad();
     if (!a && !unloading) return;
     if (a == 'granted' && !restored) {
       restored = true;
-      store((st) => {
-        const saved = JSON.parse(st.getItem(QUEUE_KEY)) || [];
-        // Newest last, so added in reverse to the front. (The gateway
-        // refuses, alone, an event too old for the platforms.)
-        for (let i = saved.length; i--; ) add(saved[i], 0, 1, 1);
-      });
+      // Newest last, so added in reverse to the front; none stored is
+      // null, which throws. (The gateway refuses, alone, an event too old
+      // for the platforms.)
+      store((st) => JSON.parse(st.getItem(QUEUE_KEY)).reverse().map((e) => add(e, 0, 1)));
     }
-    const out = box.filter((x) => !x.s && !(unloading && x.f && stores())).slice(0, MAX_EVENTS);
+    const out = box.filter((x) => !x.s && !(unloading && x.f && stores()));
     let body;
     while (out.length) {
       body = {
@@ -143,7 +142,7 @@ export function createTracker(w, endpoint) {
         // The visitor seed is stored on the device: only with ad_storage
         // granted. With the seed, the racing requests of a new visitor get
         // one _fbp.
-        vid: a == 'granted' ? visitorSeed(storage, Date.now()) : undefined,
+        vid: a == 'granted' ? visitorSeed(store) : undefined,
         debug: debug || undefined,
         // The device's clock now, which the gateway compares with its own
         // to correct the events' times.
@@ -162,7 +161,7 @@ export function createTracker(w, endpoint) {
         x.s = 0;
         if (!ok) x.f = -~x.f;
       }
-      box = box.filter((x) => (ok ? out.indexOf(x) < 0 : x.f < 9));
+      box = box.filter((x) => (ok ? !out.includes(x) : x.f < 9));
       save();
       clearTimeout(retry);
       if (ok) {
@@ -174,68 +173,63 @@ export function createTracker(w, endpoint) {
       }
       if (debug && res) res.json().then(report).catch(() => {});
     });
-  }
+  };
 
   // report prints the gateway's answer to a debug request: each event's
   // outcome (console.warn when refused), or why the whole request was
   // refused.
-  const report = (b) => (b.events || [b]).forEach((o) => w.console[o.error ? 'warn' : 'info']('tagway:', json(o)));
+  const report = (b) => (b.events || [b]).forEach((o) => console[o.error ? 'warn' : 'info']('tagway:', json(o)));
 
   // record creates one event, hands it to the pixels on the page and to
   // listeners of the tagway:event DOM event, and queues it for the next
   // flush. A Purchase with an order_id and no event_id takes the order id as
   // its event_id, the key the store's back end sends for the same order.
-  function record(name, data, opts) {
+  // Last, it may throw (a page's broken CustomEvent): its callers are safe.
+  const record = (name, data, opts) => {
     if (typeof name != 'string' || !name) return;
     opts = opts || {};
     const cd = isObject(data) ? nonEmpty(assign({}, data)) : undefined;
+    const id = '' + (opts.event_id || (name == 'Purchase' && cd && cd.order_id) || uuid());
     const e = {
       event_name: name,
-      event_id: '' + (opts.event_id || (name == 'Purchase' && cd && cd.order_id) || uuid()),
-      event_time: Math.floor(Date.now() / 1000),
+      event_id: id,
+      event_time: (Date.now() / 1000) >>> 0, // whole seconds, until 2106
       event_source_url: w.location.href,
       custom_data: cd,
     };
     if (!add(e, isObject(opts.user_data) && assign({}, opts.user_data))) return;
     later();
-    forward(w, e);
-    try {
-      w.dispatchEvent(new CustomEvent('tagway:event', { detail: { name, event_id: e.event_id } }));
-    } catch (err) {}
-  }
+    forward(w, name, id, cd);
+    w.dispatchEvent(new CustomEvent('tagway:event', { detail: { name, event_id: id } }));
+  };
 
   // consent applies a choice. A denied ad_storage removes what the script
   // stored; any choice releases the events the wait default held.
-  function consent(a) {
+  const consent = (a) => {
     if (!isObject(a)) return;
     for (const k of CONSENT_KEYS) {
       if (a[k] == 'granted' || a[k] == 'denied') chosen[k] = a[k];
     }
     if (ad() == 'denied') store((st) => (st.removeItem(VID_KEY), st.removeItem(QUEUE_KEY)));
     later();
-  }
+  };
 
-  // command runs one tagway(...) call. Unknown commands and bad arguments are
-  // ignored: the page must never break because of its tag.
-  function command(args) {
-    const a = args[1];
-    switch (args[0]) {
-      case 'track':
-        record(a, args[2], args[3]);
-        break;
-      case 'page':
-        record('PageView', a, args[2]);
-        break;
-      case 'identify':
-        if (isObject(a)) assign(user, a);
-        break;
-      case 'consent':
-        consent(a);
-        break;
-      case 'debug':
-        debug = !!a;
-    }
-  }
+  // The tagway(command, ...) commands, by name. An unknown name throws or
+  // (Object.prototype's own) does nothing, which the caller swallows, and
+  // bad arguments are ignored: the page must never break because of its tag.
+  const commands = {
+    track: record,
+    page: (data, opts) => record('PageView', data, opts),
+    identify: (u) => isObject(u) && assign(user, u),
+    consent,
+    debug: (on) => (debug = !!on),
+  };
 
-  return { command, consent, flush, record };
-}
+  // Leaving the page sends at once; coming back online, too.
+  const unload = () => flush(1);
+  w.addEventListener('pagehide', unload);
+  w.document.addEventListener('visibilitychange', () => w.document.visibilityState == 'hidden' && unload());
+  w.addEventListener('online', () => flush());
+
+  return commands;
+};

@@ -18,16 +18,16 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 // Limits the fake enforces, from the Measurement Protocol reference and
@@ -84,122 +84,34 @@ type Drop struct {
 	Reason        string
 }
 
-type failure struct {
-	status int
-	body   string
-}
-
-// Server is a running fake. Its methods are safe for concurrent use.
+// Server is a running fake: the shared scaffolding (URL, Handler, SetNow,
+// Events by measurement id, Requests, FailNext, WaitEvents), with what the
+// collection endpoint dropped as its Rejections, and GA4's rules. Its
+// methods are safe for concurrent use.
 type Server struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	now      func() time.Time
-	secrets  map[string]string // measurement id → API secret
-	events   map[string][]Received
-	dropped  []Drop
-	requests int
-	failNext []failure
+	*destinationstest.Fake[Received, Drop]
+	streams destinationstest.Accounts // measurement id → API secret
 }
 
 // NewServer starts a fake, closed when the test ends. It knows no stream
 // until AddStream; its clock is time.Now until SetNow.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, now: time.Now, secrets: map[string]string{}, events: map[string][]Received{}}
-	s.srv = httptest.NewServer(s.Handler())
-	t.Cleanup(s.srv.Close)
+	s := &Server{}
+	s.Fake = destinationstest.NewFake[Received, Drop](t, destinationstest.FakeConfig{
+		Name: "ga4test", Account: "stream", Serve: s.serveHTTP})
 	return s
 }
 
-// Handler serves the fake, for a test that runs its own server in front
-// of it (the conformance kit).
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
-
-// URL is the base URL to use as api_url.
-func (s *Server) URL() string { return s.srv.URL }
-
 // AddStream registers a web stream and its API secret.
-func (s *Server) AddStream(measurementID, apiSecret string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.secrets[measurementID] = apiSecret
-}
-
-// SetNow replaces the clock used for the timestamp rules.
-func (s *Server) SetNow(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
-// Events returns a copy of the events recorded for measurementID, in
-// arrival order.
-func (s *Server) Events(measurementID string) []Received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.events[measurementID])
-}
+func (s *Server) AddStream(measurementID, apiSecret string) { s.streams.Add(measurementID, apiSecret) }
 
 // Dropped returns what the collection endpoint dropped, in order.
-func (s *Server) Dropped() []Drop {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.dropped)
-}
-
-// Requests counts every request the fake answered.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// FailNext makes the next n requests fail with status and body before any
-// check. Their events are not recorded.
-func (s *Server) FailNext(n, status int, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, failure{status, body})
-	}
-}
-
-// WaitEvents polls until at least n events were recorded for
-// measurementID and returns them; it fails the test when timeout passes
-// first, naming what was dropped.
-func (s *Server) WaitEvents(measurementID string, n int, timeout time.Duration) []Received {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if got := s.Events(measurementID); len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			got := s.Events(measurementID)
-			s.t.Fatalf("ga4test: stream %s: %d of %d events after %s; %d requests; dropped: %v",
-				measurementID, len(got), n, timeout, s.Requests(), s.Dropped())
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (s *Server) Dropped() []Drop { return s.Rejections() }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	var fail *failure
-	if len(s.failNext) > 0 {
-		fail = &s.failNext[0]
-		s.failNext = s.failNext[1:]
-	}
-	now := s.now()
-	s.mu.Unlock()
-	if fail != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	_, now, ok := s.Begin(w, r)
+	if !ok {
 		return
 	}
 	debug := false
@@ -246,16 +158,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // collect records what GA4 would keep of one request and notes the rest.
 func (s *Server) collect(id, secret string, body []byte, msgs []Message) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if want, ok := s.secrets[id]; !ok || want != secret || secret == "" {
-		s.dropped = append(s.dropped, Drop{MeasurementID: id, Event: -1, Reason: "unknown measurement_id or wrong api_secret"})
+	if _, _, allowed := s.streams.Check(id, secret); !allowed {
+		s.Reject(Drop{MeasurementID: id, Event: -1, Reason: "unknown measurement_id or wrong api_secret"})
 		return
 	}
 	badEvent := map[int]string{}
 	for _, m := range msgs {
 		if m.Event < 0 {
-			s.dropped = append(s.dropped, Drop{MeasurementID: id, Event: -1, Reason: m.ValidationCode + ": " + m.Description})
+			s.Reject(Drop{MeasurementID: id, Event: -1, Reason: m.ValidationCode + ": " + m.Description})
 			return
 		}
 		if _, seen := badEvent[m.Event]; !seen {
@@ -266,7 +176,7 @@ func (s *Server) collect(id, secret string, body []byte, msgs []Message) {
 	events, _ := req["events"].([]any)
 	for i, raw := range events {
 		if why, bad := badEvent[i]; bad {
-			s.dropped = append(s.dropped, Drop{MeasurementID: id, Event: i, Reason: why})
+			s.Reject(Drop{MeasurementID: id, Event: i, Reason: why})
 			continue
 		}
 		ev := raw.(map[string]any)
@@ -279,15 +189,13 @@ func (s *Server) collect(id, secret string, body []byte, msgs []Message) {
 		if ts := micros(ev["timestamp_micros"]); ts != 0 {
 			rec.TimestampMicros = ts
 		}
-		s.events[id] = append(s.events[id], rec)
+		s.Accept(id, rec)
 	}
 }
 
 func decode(body []byte) map[string]any {
 	var v map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if dec.Decode(&v) != nil {
+	if destinationstest.DecodeJSON(body, &v) != nil {
 		return nil
 	}
 	return v
@@ -304,7 +212,6 @@ func micros(v any) int64 {
 
 var (
 	namePattern    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
-	hexPattern     = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
 	regionPattern  = regexp.MustCompile(`^[A-Z]{2}-[A-Z0-9]{1,3}$`)
 )
@@ -471,7 +378,7 @@ func (v *validator) userData(raw any) {
 			v.add(-1, path, ExceededMaxEntities, "%s has more than %d values.", path, maxUserValues)
 		}
 		for _, h := range list {
-			if s, _ := h.(string); !hexPattern.MatchString(s) {
+			if s, _ := h.(string); !destinationstest.IsSHA256(s) {
 				v.add(-1, path, ValueInvalid, "%s must hold hex-encoded SHA-256 digests.", path)
 				return
 			}
@@ -497,7 +404,7 @@ func (v *validator) userData(raw any) {
 					path := fmt.Sprintf("user_data.address[%d].%s", i, ak)
 					switch ak {
 					case "sha256_first_name", "sha256_last_name", "sha256_street":
-						if s, _ := av.(string); !hexPattern.MatchString(s) {
+						if s, _ := av.(string); !destinationstest.IsSHA256(s) {
 							v.add(-1, path, ValueInvalid, "%s must be a hex-encoded SHA-256 digest.", path)
 						}
 					case "city", "region", "postal_code", "country":

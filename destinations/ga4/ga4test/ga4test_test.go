@@ -1,15 +1,13 @@
 package ga4test
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 const (
@@ -19,10 +17,7 @@ const (
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 // good is a request the validation server must accept.
 func good() map[string]any {
@@ -139,13 +134,7 @@ func TestValidateRules(t *testing.T) {
 
 func post(t *testing.T, url, contentType string, body []byte) (int, []byte) {
 	t.Helper()
-	resp, err := http.Post(url, contentType, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return destinationstest.Post(t, url, http.Header{"Content-Type": {contentType}}, body)
 }
 
 func newFake(t *testing.T) *Server {

@@ -32,7 +32,6 @@ import (
 	"math"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -41,6 +40,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 // Limits and constants the fake enforces.
@@ -129,11 +130,6 @@ func (s Status) Error() string {
 	return out
 }
 
-type failure struct {
-	status int
-	body   string
-}
-
 type client struct {
 	secret string
 	tokens map[string]string // refresh token → principal
@@ -144,13 +140,17 @@ type issued struct {
 	expires   time.Time
 }
 
-// Server is a running fake. Its methods are safe for concurrent use.
+// Server is a running fake: the shared scaffolding for the API (URL,
+// Handler, SetNow, Events by account, Requests, Rejections, FailNext,
+// WaitEvents, all of the API alone) and the token endpoint. A JWT's
+// audience must be the token endpoint's URL as the request reached it.
+// Its methods are safe for concurrent use.
 type Server struct {
-	t   testing.TB
-	srv *httptest.Server
+	*destinationstest.Fake[Received, Status]
+	t         testing.TB
+	failToken destinationstest.Failures
 
 	mu          sync.Mutex
-	now         func() time.Time
 	tokenLife   time.Duration
 	tokenValue  string
 	keys        map[string]*rsa.PublicKey // service account e-mail → key
@@ -159,11 +159,6 @@ type Server struct {
 	actions     map[string][]string       // account id → conversion action ids
 	tokens      map[string]issued
 	fetches     int
-	events      map[string][]Received
-	requests    int
-	failNext    []failure
-	failToken   []failure
-	rejections  []Status
 	tokenErrors []string
 }
 
@@ -173,25 +168,18 @@ type Server struct {
 func NewServer(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{
-		t: t, now: time.Now, tokenLife: DefaultTokenLifetime,
+		t: t, tokenLife: DefaultTokenLifetime,
 		keys: map[string]*rsa.PublicKey{}, clients: map[string]*client{}, access: map[string][]string{},
-		actions: map[string][]string{}, tokens: map[string]issued{}, events: map[string][]Received{},
+		actions: map[string][]string{}, tokens: map[string]issued{},
 	}
-	s.srv = httptest.NewServer(s.Handler())
-	t.Cleanup(s.srv.Close)
+	s.Fake = destinationstest.NewFake[Received, Status](t, destinationstest.FakeConfig{
+		Name: "googleadstest", Account: "account", Serve: s.serveHTTP,
+		Explain: func() string { return fmt.Sprintf("token errors: %v", s.TokenErrors()) }})
 	return s
 }
 
-// Handler serves both endpoints, for a test that runs its own server in
-// front of the fake (the conformance kit). A JWT's audience must be the
-// token endpoint's URL as the request reached it.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
-
-// URL is the base URL to use as api_url.
-func (s *Server) URL() string { return s.srv.URL }
-
 // TokenURL is the URL to use as token_url.
-func (s *Server) TokenURL() string { return s.srv.URL + "/token" }
+func (s *Server) TokenURL() string { return s.URL() + "/token" }
 
 // NewServiceAccount makes a service account with a new RSA key and
 // returns its JSON key file, as Google's console gives it.
@@ -243,13 +231,6 @@ func (s *Server) Grant(principal, accountID string, conversionActions ...string)
 	s.actions[accountID] = append(s.actions[accountID], conversionActions...)
 }
 
-// SetNow replaces the clock of token expiry and event timestamps.
-func (s *Server) SetNow(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
 // SetTokenLifetime sets the expires_in of the tokens issued from now on.
 func (s *Server) SetTokenLifetime(d time.Duration) {
 	s.mu.Lock()
@@ -286,65 +267,8 @@ func (s *Server) TokenErrors() []string {
 	return slices.Clone(s.tokenErrors)
 }
 
-// Events returns a copy of the events ingested into accountID.
-func (s *Server) Events(accountID string) []Received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.events[accountID])
-}
-
-// Requests counts the API requests answered, failed ones included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Rejections returns the API's error answers, in order (not those of
-// FailNext).
-func (s *Server) Rejections() []Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.rejections)
-}
-
-// FailNext makes the next n API requests fail with status and body,
-// before any check.
-func (s *Server) FailNext(n, status int, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, failure{status, body})
-	}
-}
-
 // FailTokenNext makes the next n token requests fail with status and body.
-func (s *Server) FailTokenNext(n, status int, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failToken = append(s.failToken, failure{status, body})
-	}
-}
-
-// WaitEvents polls until at least n events were ingested into accountID
-// and returns them; it fails the test when timeout passes first.
-func (s *Server) WaitEvents(accountID string, n int, timeout time.Duration) []Received {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if got := s.Events(accountID); len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			got := s.Events(accountID)
-			s.t.Fatalf("googleadstest: account %s: %d of %d events after %s; rejections: %v; token errors: %v",
-				accountID, len(got), n, timeout, s.Rejections(), s.TokenErrors())
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (s *Server) FailTokenNext(n, status int, body string) { s.failToken.Push(n, status, nil, body) }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
@@ -365,17 +289,7 @@ func writeStatus(w http.ResponseWriter, st Status) {
 
 // serveToken is the OAuth 2.0 token endpoint.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	var fail *failure
-	if len(s.failToken) > 0 {
-		fail = &s.failToken[0]
-		s.failToken = s.failToken[1:]
-	}
-	s.mu.Unlock()
-	if fail != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	if s.failToken.Answer(w, r) {
 		return
 	}
 	refuse := func(status int, code, desc string) {
@@ -439,6 +353,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
+	now := s.Now()
 	s.mu.Lock()
 	s.fetches++
 	token := "ya29.fake" + strconv.Itoa(s.fetches) + "-" + hex.EncodeToString(raw[:])
@@ -446,7 +361,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		token = s.tokenValue
 	}
 	life := s.tokenLife
-	s.tokens[token] = issued{principal: principal, expires: s.now().Add(life)}
+	s.tokens[token] = issued{principal: principal, expires: now.Add(life)}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": token, "expires_in": int(life.Seconds()),
@@ -590,27 +505,13 @@ func invalid(violations ...Violation) *Status {
 
 // serveIngest is POST /v1/events:ingest.
 func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	var fail *failure
-	if len(s.failNext) > 0 {
-		fail = &s.failNext[0]
-		s.failNext = s.failNext[1:]
-	}
-	now := s.now()
-	s.mu.Unlock()
-	if fail != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	n, now, ok := s.Begin(w, r)
+	if !ok {
 		return
 	}
 	received, validateOnly, st := s.ingest(r, now)
 	if st != nil {
-		s.mu.Lock()
-		s.rejections = append(s.rejections, *st)
-		s.mu.Unlock()
+		s.Reject(*st)
 		writeStatus(w, *st)
 		return
 	}
@@ -619,12 +520,9 @@ func (s *Server) serveIngest(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "{}\n")
 		return
 	}
-	s.mu.Lock()
 	for _, rec := range received {
-		s.events[rec.AccountID] = append(s.events[rec.AccountID], rec)
+		s.Accept(rec.AccountID, rec)
 	}
-	n := s.requests
-	s.mu.Unlock()
 	fmt.Fprintf(w, "{\"requestId\": \"fake-%08d\"}\n", n)
 }
 

@@ -1,22 +1,21 @@
 package googleadstest
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 const (
@@ -27,10 +26,7 @@ const (
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 type fixture struct {
 	s   *Server
@@ -174,21 +170,13 @@ func ev0(r map[string]any) map[string]any { return r["events"].([]any)[0].(map[s
 
 func (f *fixture) ingest(t *testing.T, token string, body any) (int, map[string]any) {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, f.s.URL()+"/v1/events:ingest", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	status, raw := destinationstest.Post(t, f.s.URL()+"/v1/events:ingest",
+		http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + token}}, body)
 	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("answer %s", raw)
 	}
-	return resp.StatusCode, out
+	return status, out
 }
 
 func (f *fixture) accessToken(t *testing.T) string {

@@ -12,23 +12,22 @@
 package metatest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 // Limits the fake enforces.
@@ -97,115 +96,27 @@ func (e GraphError) Error() string {
 	return fmt.Sprintf("%d: %s: %s", e.Code, e.Message, e.UserMsg)
 }
 
-type failure struct {
-	status int
-	body   string
-}
-
-// Server is a running fake Graph API. Its methods are safe for concurrent use.
+// Server is a running fake Graph API: the shared scaffolding (URL,
+// Handler, SetNow, Events by pixel, Requests, Rejections, FailNext,
+// WaitEvents) and Graph's rules. Its methods are safe for concurrent use.
 type Server struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	mu         sync.Mutex
-	now        func() time.Time
-	tokens     map[string]string // pixel id → token
-	events     map[string][]Received
-	requests   int
-	failNext   []failure
-	rejections []GraphError
-	trace      int
-
-	fx faultState // SetFaults, Acked
+	*destinationstest.Fake[Received, GraphError]
+	pixels destinationstest.Accounts
+	fx     faultState // SetFaults, Acked
 }
 
 // NewServer starts a fake Graph API, closed when the test ends. It knows no
 // pixel until AddPixel; its clock is time.Now until SetNow.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{
-		t:      t,
-		now:    time.Now,
-		tokens: map[string]string{},
-		events: map[string][]Received{},
-	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	t.Cleanup(s.srv.Close)
+	s := &Server{}
+	s.Fake = destinationstest.NewFake[Received, GraphError](t, destinationstest.FakeConfig{
+		Name: "metatest", Account: "pixel", Serve: s.serveHTTP})
 	return s
 }
 
-// Handler serves the fake Graph API, for a test that runs its own server
-// in front of it (the conformance kit).
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
-
-// URL is the base URL to use as graph_url.
-func (s *Server) URL() string { return s.srv.URL }
-
 // AddPixel registers a pixel and the one token allowed to post to it.
-func (s *Server) AddPixel(pixelID, token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens[pixelID] = token
-}
-
-// SetNow replaces the clock used for the event_time rules.
-func (s *Server) SetNow(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
-// Events returns a copy of the events accepted for pixelID, in arrival order.
-func (s *Server) Events(pixelID string) []Received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.events[pixelID])
-}
-
-// Requests counts every request the fake answered, failed ones included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Rejections returns the errors the fake answered with, in order (not those
-// injected with FailNext).
-func (s *Server) Rejections() []GraphError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.rejections)
-}
-
-// FailNext makes the next n requests fail with status and body, whatever
-// they hold, before any check. Their events are not recorded.
-func (s *Server) FailNext(n int, status int, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, failure{status, body})
-	}
-}
-
-// WaitEvents polls until at least n events were accepted for pixelID and
-// returns them; it fails the test when timeout passes first, naming the
-// rejections seen so far.
-func (s *Server) WaitEvents(pixelID string, n int, timeout time.Duration) []Received {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if got := s.Events(pixelID); len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			got := s.Events(pixelID)
-			s.t.Fatalf("metatest: pixel %s: %d of %d events after %s; %d requests; rejections: %v",
-				pixelID, len(got), n, timeout, s.Requests(), s.Rejections())
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (s *Server) AddPixel(pixelID, token string) { s.pixels.Add(pixelID, token) }
 
 var pathPattern = regexp.MustCompile(`^/v[0-9]+\.[0-9]+/([^/]+)/events$`)
 
@@ -220,25 +131,11 @@ type request struct {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	s.trace++
-	trace := "AfakeTrace" + strconv.Itoa(s.trace)
-	var fail *failure
-	if len(s.failNext) > 0 {
-		fail = &s.failNext[0]
-		s.failNext = s.failNext[1:]
-	}
-	now := s.now()
-	s.mu.Unlock()
-
-	if fail != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	n, now, ok := s.Begin(w, r)
+	if !ok {
 		return
 	}
+	trace := "AfakeTrace" + strconv.Itoa(n)
 
 	fault := s.pickFault()
 	if s.answerFault(fault, w, r, trace) {
@@ -253,9 +150,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			gerr = s.rejectMarked(events)
 		}
 		if gerr == nil {
-			s.mu.Lock()
-			s.events[pixel] = append(s.events[pixel], events...)
-			s.mu.Unlock()
+			s.Accept(pixel, events...)
 			if fault == FaultReset {
 				resetConn(w)
 				return
@@ -266,9 +161,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	gerr.FBTraceID = trace
-	s.mu.Lock()
-	s.rejections = append(s.rejections, *gerr)
-	s.mu.Unlock()
+	s.Reject(*gerr)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadRequest)
 	_, _ = io.WriteString(w, gerr.Body())
@@ -293,20 +186,12 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, now time.Time) (s
 		return "", nil, gerr
 	}
 
-	s.mu.Lock()
-	want, known := s.tokens[pixel]
-	anyToken := false
-	for _, tok := range s.tokens {
-		if req.token != "" && tok == req.token {
-			anyToken = true
-		}
-	}
-	s.mu.Unlock()
-	if !anyToken {
+	tokenKnown, _, allowed := s.pixels.Check(pixel, req.token)
+	if !tokenKnown {
 		return "", nil, &GraphError{Code: 190, Type: "OAuthException",
 			Message: "Invalid OAuth access token - Cannot parse access token"}
 	}
-	if !known || want != req.token {
+	if !allowed {
 		return "", nil, &GraphError{Code: 100, Subcode: 33, Type: "GraphMethodException",
 			Message: "Unsupported post request. Object with ID '" + pixel +
 				"' does not exist, cannot be loaded due to missing permissions, or does not support this operation"}
@@ -331,9 +216,7 @@ func decodeBody(r *http.Request) (*request, *GraphError) {
 		if err != nil {
 			return nil, invalid("cannot read the request body: %v", err)
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if err := dec.Decode(&params); err != nil {
+		if err := destinationstest.DecodeJSON(body, &params); err != nil {
 			return nil, invalid("the JSON body does not parse: %v", err)
 		}
 	case "application/x-www-form-urlencoded", "multipart/form-data":
@@ -548,7 +431,7 @@ func validateUserData(ud map[string]any, src string) *GraphError {
 		}
 	}
 	for _, k := range hashedKeys {
-		vals, ok := stringOrList(ud[k])
+		vals, ok := destinationstest.StringOrList(ud[k])
 		if !ok {
 			return invalid("user_data.%s must be a string or an array of strings", k)
 		}
@@ -558,7 +441,7 @@ func validateUserData(ud map[string]any, src string) *GraphError {
 			}
 		}
 	}
-	if _, ok := stringOrList(ud["external_id"]); !ok {
+	if _, ok := destinationstest.StringOrList(ud["external_id"]); !ok {
 		return invalid("user_data.external_id must be a string or an array of strings")
 	}
 	for _, k := range []string{"fbc", "fbp"} {
@@ -624,28 +507,6 @@ func validateCustomData(cd map[string]any, eventName string) *GraphError {
 		}
 	}
 	return nil
-}
-
-// stringOrList reads a string or an array of strings; ok is false for any
-// other type. Absent gives nil, true.
-func stringOrList(v any) ([]string, bool) {
-	switch v := v.(type) {
-	case nil:
-		return nil, true
-	case string:
-		return []string{v}, true
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, false
-			}
-			out = append(out, s)
-		}
-		return out, true
-	}
-	return nil, false
 }
 
 func emptyValue(v any) bool {

@@ -16,13 +16,11 @@
 package pinteresttest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -31,6 +29,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 // Limits the fake enforces.
@@ -69,7 +69,6 @@ var hashedKeys = []string{"em", "ph", "ge", "db", "ln", "fn", "ct", "st", "zp", 
 
 var (
 	pathPattern     = regexp.MustCompile(`^/v5/ad_accounts/([0-9]{1,18})/events$`)
-	sha256Pattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 	partnerPattern  = regexp.MustCompile(`^ss-[a-z0-9_-]+$`)
 )
@@ -128,42 +127,26 @@ type Rejection struct {
 	Message string
 }
 
-type failure struct {
-	status int
-	body   string
-}
-
-// Server is a running fake Conversions API. Its methods are safe for
-// concurrent use.
+// Server is a running fake Conversions API: the shared scaffolding (URL,
+// Handler, SetNow, Events by ad account, test ones included and marked,
+// Requests, Rejections, FailNext, WaitEvents) and Pinterest's rules. Its
+// methods are safe for concurrent use.
 type Server struct {
-	t   testing.TB
-	srv *httptest.Server
+	*destinationstest.Fake[Received, Rejection]
 
-	mu         sync.Mutex
-	now        func() time.Time
-	tokens     map[string][]string // token → the ad accounts it reaches
-	events     map[string][]Received
-	requests   int
-	failNext   []failure
-	rejections []Rejection
+	mu     sync.Mutex
+	tokens map[string][]string // token → the ad accounts it reaches
 }
 
 // NewServer starts a fake, closed when the test ends. It knows no ad account
 // until AddAccount; its clock is time.Now until SetNow.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, now: time.Now, tokens: map[string][]string{}, events: map[string][]Received{}}
-	s.srv = httptest.NewServer(s.Handler())
-	t.Cleanup(s.srv.Close)
+	s := &Server{tokens: map[string][]string{}}
+	s.Fake = destinationstest.NewFake[Received, Rejection](t, destinationstest.FakeConfig{
+		Name: "pinteresttest", Account: "ad account", Serve: s.serveHTTP})
 	return s
 }
-
-// Handler serves the fake API, for a test that runs its own server in
-// front of it (the conformance kit).
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
-
-// URL is the base URL to use as api_url.
-func (s *Server) URL() string { return s.srv.URL }
 
 // AddAccount lets token post to adAccountID. A token may reach several ad
 // accounts (of one Pinterest user), as Pinterest allows.
@@ -173,100 +156,27 @@ func (s *Server) AddAccount(adAccountID, token string) {
 	s.tokens[token] = append(s.tokens[token], adAccountID)
 }
 
-// SetNow replaces the clock used for the event_time rules.
-func (s *Server) SetNow(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
-// Events returns a copy of the events accepted for adAccountID, in arrival
-// order, test ones included (marked).
-func (s *Server) Events(adAccountID string) []Received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.events[adAccountID])
-}
-
-// Requests counts every request the fake answered, failed ones included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Rejections returns the refusals the fake answered with, in order (not
-// those injected with FailNext).
-func (s *Server) Rejections() []Rejection {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.rejections)
-}
-
-// FailNext makes the next n requests fail with status and body, whatever
-// they hold, before any check. Their events are not recorded.
-func (s *Server) FailNext(n int, status int, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, failure{status, body})
-	}
-}
-
-// WaitEvents polls until at least n events were accepted for adAccountID
-// and returns them; it fails the test when timeout passes first.
-func (s *Server) WaitEvents(adAccountID string, n int, timeout time.Duration) []Received {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if got := s.Events(adAccountID); len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			got := s.Events(adAccountID)
-			s.t.Fatalf("pinteresttest: ad account %s: %d of %d events after %s; %d requests; rejections: %v",
-				adAccountID, len(got), n, timeout, s.Requests(), s.Rejections())
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	var fail *failure
-	if len(s.failNext) > 0 {
-		fail = &s.failNext[0]
-		s.failNext = s.failNext[1:]
-	}
-	now := s.now()
-	s.mu.Unlock()
-
-	if fail != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	_, now, ok := s.Begin(w, r)
+	if !ok {
 		return
 	}
 	account, test, events, status, perr := s.parse(w, r, now)
 	if perr != nil {
-		s.mu.Lock()
-		s.rejections = append(s.rejections, Rejection{Status: status, Index: -1, Code: perr.Code, Message: perr.Message})
-		s.mu.Unlock()
-		writeJSON(w, status, perr)
+		s.Reject(Rejection{Status: status, Index: -1, Code: perr.Code, Message: perr.Message})
+		destinationstest.WriteJSON(w, status, perr)
 		return
 	}
 
 	resp := Response{NumEventsReceived: len(events), Events: make([]EventStatus, len(events))}
 	var accepted []Received
-	var rejected []Rejection
+	rejected := 0
 	for i, ev := range events {
 		rec, msg := validateEvent(ev, now)
 		if msg != "" {
 			resp.Events[i] = EventStatus{Status: "failed", ErrorMessage: msg}
-			rejected = append(rejected, Rejection{Status: http.StatusUnprocessableEntity, Index: i, Message: msg})
+			s.Reject(Rejection{Status: http.StatusUnprocessableEntity, Index: i, Message: msg})
+			rejected++
 			continue
 		}
 		rec.Test = test
@@ -274,22 +184,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		resp.NumEventsProcessed++
 		resp.Events[i] = EventStatus{Status: "processed"}
 	}
-	s.mu.Lock()
-	s.events[account] = append(s.events[account], accepted...)
-	s.rejections = append(s.rejections, rejected...)
-	s.mu.Unlock()
-	if len(rejected) > 0 {
-		writeJSON(w, http.StatusUnprocessableEntity, Error{Code: CodeInvalidRequest,
+	s.Accept(account, accepted...)
+	if rejected > 0 {
+		destinationstest.WriteJSON(w, http.StatusUnprocessableEntity, Error{Code: CodeInvalidRequest,
 			Message: "Not all events were successfully processed.", Details: resp})
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	destinationstest.WriteJSON(w, http.StatusOK, resp)
 }
 
 func invalid(format string, args ...any) *Error {
@@ -335,10 +236,8 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, now time.Time) (s
 	if err != nil {
 		return "", false, nil, http.StatusBadRequest, invalid("cannot read the body: %v", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
 	var top map[string]any
-	if err := dec.Decode(&top); err != nil || dec.More() {
+	if err := destinationstest.DecodeJSON(body, &top); err != nil {
 		return "", false, nil, http.StatusBadRequest, invalid("the body is not one JSON object")
 	}
 	for k := range top {
@@ -411,7 +310,7 @@ func validateEvent(ev map[string]any, now time.Time) (Received, string) {
 	for _, k := range hashedKeys {
 		list, _ := rec.UserData[k].([]any)
 		for _, v := range list {
-			if !sha256Pattern.MatchString(v.(string)) {
+			if !destinationstest.IsSHA256(v.(string)) {
 				return rec, fmt.Sprintf("user_data.%s must hold lowercase hex SHA-256 digests", k)
 			}
 		}

@@ -1,16 +1,14 @@
 package pinteresttest
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 const (
@@ -20,10 +18,7 @@ const (
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 // goodEvent is a web checkout the fake must accept.
 func goodEvent(id string) map[string]any {
@@ -64,28 +59,12 @@ type answer struct {
 
 func post(t *testing.T, s *Server, path, tok, contentType string, body any) answer {
 	t.Helper()
-	var b []byte
-	switch v := body.(type) {
-	case string:
-		b = []byte(v)
-	default:
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+path, bytes.NewReader(b))
+	h := http.Header{"Content-Type": {contentType}}
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		h.Set("Authorization", "Bearer "+tok)
 	}
-	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	a := answer{status: resp.StatusCode, raw: string(raw)}
+	status, raw := destinationstest.Post(t, s.URL()+path, h, body)
+	a := answer{status: status, raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.body)
 	return a
 }

@@ -15,22 +15,20 @@
 package reddittest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 // Limits the fake enforces.
@@ -55,7 +53,6 @@ var ActionSources = []string{"WEBSITE", "APP", "PHYSICAL_STORE", "OTHER"}
 
 var (
 	pathPattern     = regexp.MustCompile(`^/api/v3/pixels/([^/]+)/conversion_events$`)
-	sha256Pattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 	uuidPattern     = regexp.MustCompile(`^([0-9]+\.)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$`)
 	countryPattern  = regexp.MustCompile(`^[A-Z]{2}$`)
@@ -99,145 +96,40 @@ type Received struct {
 	TestID string
 }
 
-type failure struct {
-	status int
-	body   string
-}
-
-// Server is a running fake Conversions API. Its methods are safe for
-// concurrent use.
+// Server is a running fake Conversions API: the shared scaffolding (URL,
+// Handler, SetNow, Events by pixel, Requests, Rejections, FailNext,
+// WaitEvents) and Reddit's rules. Its methods are safe for concurrent use.
 type Server struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	mu         sync.Mutex
-	now        func() time.Time
-	tokens     map[string]string // pixel id → token
-	events     map[string][]Received
-	requests   int
-	failNext   []failure
-	rejections []ErrorBody
+	*destinationstest.Fake[Received, ErrorBody]
+	pixels destinationstest.Accounts
 }
 
 // NewServer starts a fake, closed when the test ends. It knows no pixel
 // until AddPixel; its clock is time.Now until SetNow.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, now: time.Now, tokens: map[string]string{}, events: map[string][]Received{}}
-	s.srv = httptest.NewServer(s.Handler())
-	t.Cleanup(s.srv.Close)
+	s := &Server{}
+	s.Fake = destinationstest.NewFake[Received, ErrorBody](t, destinationstest.FakeConfig{
+		Name: "reddittest", Account: "pixel", Serve: s.serveHTTP})
 	return s
 }
 
-// Handler serves the fake API, for a test that runs its own server in
-// front of it (the conformance kit).
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
-
-// URL is the base URL to use as api_url.
-func (s *Server) URL() string { return s.srv.URL }
-
 // AddPixel registers a pixel and the conversion access token of it.
-func (s *Server) AddPixel(pixelID, token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens[pixelID] = token
-}
-
-// SetNow replaces the clock used for the event_at rules.
-func (s *Server) SetNow(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
-// Events returns a copy of the events accepted for pixelID, in arrival
-// order.
-func (s *Server) Events(pixelID string) []Received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.events[pixelID])
-}
-
-// Requests counts every request the fake answered, failed ones included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Rejections returns the errors the fake answered with, in order (not those
-// injected with FailNext).
-func (s *Server) Rejections() []ErrorBody {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.rejections)
-}
-
-// FailNext makes the next n requests fail with status and body, whatever
-// they hold, before any check. Their events are not recorded.
-func (s *Server) FailNext(n int, status int, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, failure{status, body})
-	}
-}
-
-// WaitEvents polls until at least n events were accepted for pixelID and
-// returns them; it fails the test when timeout passes first.
-func (s *Server) WaitEvents(pixelID string, n int, timeout time.Duration) []Received {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if got := s.Events(pixelID); len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			got := s.Events(pixelID)
-			s.t.Fatalf("reddittest: pixel %s: %d of %d events after %s; %d requests; rejections: %v",
-				pixelID, len(got), n, timeout, s.Requests(), s.Rejections())
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (s *Server) AddPixel(pixelID, token string) { s.pixels.Add(pixelID, token) }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	var fail *failure
-	if len(s.failNext) > 0 {
-		fail = &s.failNext[0]
-		s.failNext = s.failNext[1:]
-	}
-	now := s.now()
-	s.mu.Unlock()
-
-	if fail != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	_, now, ok := s.Begin(w, r)
+	if !ok {
 		return
 	}
 	pixel, recs, status, eb := s.handle(w, r, now)
 	if eb != nil {
-		s.mu.Lock()
-		s.rejections = append(s.rejections, *eb)
-		s.mu.Unlock()
-		writeJSON(w, status, map[string]ErrorBody{"error": *eb})
+		s.Reject(*eb)
+		destinationstest.WriteJSON(w, status, map[string]ErrorBody{"error": *eb})
 		return
 	}
-	s.mu.Lock()
-	s.events[pixel] = append(s.events[pixel], recs...)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]string{"message": fmt.Sprintf("Successfully processed %d conversion events.", len(recs))})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	s.Accept(pixel, recs...)
+	destinationstest.WriteJSON(w, http.StatusOK, map[string]string{"message": fmt.Sprintf("Successfully processed %d conversion events.", len(recs))})
 }
 
 // handle checks the request and its events: the events to record, or the
@@ -252,19 +144,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, now time.Time) (
 		return "", nil, http.StatusMethodNotAllowed, &ErrorBody{Code: 405, Message: "Method Not Allowed"}
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	s.mu.Lock()
-	want, known := s.tokens[pixel]
-	anyToken := false
-	for _, t := range s.tokens {
-		anyToken = anyToken || (ok && token != "" && t == token)
+	if !ok {
+		token = ""
 	}
-	s.mu.Unlock()
+	tokenKnown, known, allowed := s.pixels.Check(pixel, token)
 	switch {
-	case !anyToken:
+	case !tokenKnown:
 		return "", nil, http.StatusUnauthorized, &ErrorBody{Code: 401, Message: "Unauthorized: invalid or expired access token"}
 	case !known:
 		return "", nil, http.StatusNotFound, &ErrorBody{Code: 404, Message: "pixel " + pixel + " not found"}
-	case token != want:
+	case !allowed:
 		return "", nil, http.StatusForbidden, &ErrorBody{Code: 403, Message: "Forbidden: the token cannot send events to pixel " + pixel}
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
@@ -274,10 +163,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, now time.Time) (
 	if err != nil {
 		return "", nil, http.StatusRequestEntityTooLarge, &ErrorBody{Code: 413, Message: "request body too large"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
 	var top map[string]any
-	if err := dec.Decode(&top); err != nil || dec.More() {
+	if err := destinationstest.DecodeJSON(body, &top); err != nil {
 		return "", nil, http.StatusBadRequest, requestError("$", "the body is not one JSON object")
 	}
 	if fe := unknownFields("$", top, "data"); fe != nil {
@@ -336,10 +223,8 @@ func requestError(field, msg string) *ErrorBody {
 
 // unknownFields names the first key of obj not in allowed.
 func unknownFields(path string, obj map[string]any, allowed ...string) *FieldError {
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		if !slices.Contains(allowed, k) {
-			return &FieldError{path + "." + k, "unknown field " + strconv.Quote(k)}
-		}
+	if k, ok := destinationstest.UnknownKey(obj, allowed...); ok {
+		return &FieldError{path + "." + k, "unknown field " + strconv.Quote(k)}
 	}
 	return nil
 }
@@ -521,7 +406,7 @@ func validateUser(path string, u map[string]any) (int, []FieldError) {
 	for _, k := range []string{"email", "phone_number", "external_id"} {
 		if v, ok := str(k); ok {
 			keys++
-			if !sha256Pattern.MatchString(v) {
+			if !destinationstest.IsSHA256(v) {
 				bad(k, "must be the lowercase hex SHA-256 of the normalized value")
 			}
 		}
@@ -533,7 +418,7 @@ func validateUser(path string, u map[string]any) (int, []FieldError) {
 	}
 	ip, hasIP := str("ip_address")
 	if hasIP {
-		if _, err := netip.ParseAddr(ip); err != nil && !sha256Pattern.MatchString(ip) {
+		if _, err := netip.ParseAddr(ip); err != nil && !destinationstest.IsSHA256(ip) {
 			bad("ip_address", "%q is neither an IP address nor its SHA-256", ip)
 		}
 	}

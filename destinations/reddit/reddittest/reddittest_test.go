@@ -1,16 +1,14 @@
 package reddittest
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 const (
@@ -21,10 +19,7 @@ const (
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 // goodEvent is a website purchase the fake must accept.
 func goodEvent(id string) map[string]any {
@@ -67,28 +62,12 @@ func (a answer) error() ErrorBody {
 
 func post(t *testing.T, s *Server, path, tok, contentType string, body any) answer {
 	t.Helper()
-	var b []byte
-	switch v := body.(type) {
-	case string:
-		b = []byte(v)
-	default:
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+path, bytes.NewReader(b))
+	h := http.Header{"Content-Type": {contentType}}
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		h.Set("Authorization", "Bearer "+tok)
 	}
-	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	a := answer{status: resp.StatusCode, raw: string(raw)}
+	status, raw := destinationstest.Post(t, s.URL()+path, h, body)
+	a := answer{status: status, raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.body)
 	return a
 }

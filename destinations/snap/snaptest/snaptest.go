@@ -15,13 +15,11 @@
 package snaptest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -31,6 +29,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 // Limits the fake enforces.
@@ -103,65 +103,30 @@ type Received struct {
 	TokenIn string
 }
 
-type failure struct {
-	status int
-	body   string
-}
-
-// Server is a running fake Conversions API. Its methods are safe for
-// concurrent use.
+// Server is a running fake Conversions API: the shared scaffolding (URL,
+// Handler, SetNow, Events by pixel, Requests, Rejections, FailNext,
+// WaitEvents), the events its validation endpoint found valid, and Snap's
+// rules. Its methods are safe for concurrent use.
 type Server struct {
-	t   testing.TB
-	srv *httptest.Server
+	*destinationstest.Fake[Received, Reply]
+	pixels destinationstest.Accounts
 
-	mu         sync.Mutex
-	now        func() time.Time
-	pixels     map[string]string // pixel id → token
-	events     map[string][]Received
-	validated  map[string][]Received
-	requests   int
-	failNext   []failure
-	rejections []Reply
+	mu        sync.Mutex
+	validated map[string][]Received
 }
 
 // NewServer starts a fake Conversions API, closed when the test ends. It
 // knows no pixel until AddPixel; its clock is time.Now until SetNow.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, now: time.Now, pixels: map[string]string{},
-		events: map[string][]Received{}, validated: map[string][]Received{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	t.Cleanup(s.srv.Close)
+	s := &Server{validated: map[string][]Received{}}
+	s.Fake = destinationstest.NewFake[Received, Reply](t, destinationstest.FakeConfig{
+		Name: "snaptest", Account: "pixel", Serve: s.serveHTTP})
 	return s
 }
 
-// Handler serves the fake, for a test that runs its own server in front of
-// it (the conformance kit).
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
-
-// URL is the base URL to use as api_url.
-func (s *Server) URL() string { return s.srv.URL }
-
 // AddPixel registers a pixel id and the one token allowed to report to it.
-func (s *Server) AddPixel(pixelID, token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pixels[pixelID] = token
-}
-
-// SetNow replaces the clock used for the event_time rules.
-func (s *Server) SetNow(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
-// Events returns a copy of the events kept for a pixel, in arrival order.
-func (s *Server) Events(pixelID string) []Received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.events[pixelID])
-}
+func (s *Server) AddPixel(pixelID, token string) { s.pixels.Add(pixelID, token) }
 
 // Validated returns a copy of the events the validation endpoint found
 // valid for a pixel (never kept as conversions), in arrival order.
@@ -171,69 +136,11 @@ func (s *Server) Validated(pixelID string) []Received {
 	return slices.Clone(s.validated[pixelID])
 }
 
-// Requests counts every request the fake answered, failed ones included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Rejections returns the error replies the fake gave, in order (not those
-// injected with FailNext).
-func (s *Server) Rejections() []Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.rejections)
-}
-
-// FailNext makes the next n requests get status and body, whatever they
-// hold, before any check. Their events are not recorded.
-func (s *Server) FailNext(n int, status int, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, failure{status, body})
-	}
-}
-
-// WaitEvents polls until at least n events were kept for a pixel and
-// returns them; it fails the test when timeout passes first, naming the
-// rejections seen so far.
-func (s *Server) WaitEvents(pixelID string, n int, timeout time.Duration) []Received {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if got := s.Events(pixelID); len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			got := s.Events(pixelID)
-			s.t.Fatalf("snaptest: pixel %s: %d of %d events after %s; %d requests; rejections: %v",
-				pixelID, len(got), n, timeout, s.Requests(), s.Rejections())
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 var pathPattern = regexp.MustCompile(`^/v3/([^/]+)/events(/validate)?$`)
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	var fail *failure
-	if len(s.failNext) > 0 {
-		fail = &s.failNext[0]
-		s.failNext = s.failNext[1:]
-	}
-	now := s.now()
-	s.mu.Unlock()
-
-	if fail != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	_, now, ok := s.Begin(w, r)
+	if !ok {
 		return
 	}
 	m := pathPattern.FindStringSubmatch(r.URL.Path)
@@ -262,16 +169,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		status, reply, kept = acceptAll(events, now)
 	}
-	s.mu.Lock()
 	if status != http.StatusOK {
-		s.rejections = append(s.rejections, reply)
+		s.Reject(reply)
 	}
 	if validate {
+		s.mu.Lock()
 		s.validated[pixel] = append(s.validated[pixel], kept...)
+		s.mu.Unlock()
 	} else {
-		s.events[pixel] = append(s.events[pixel], kept...)
+		s.Accept(pixel, kept...)
 	}
-	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, reply.Body())
@@ -283,16 +190,11 @@ func (s *Server) authorize(r *http.Request, pixel string) (int, *Reply) {
 	if token == "" {
 		token, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	known := false
-	for _, t := range s.pixels {
-		known = known || (token != "" && t == token)
-	}
-	if !known {
+	tokenKnown, _, allowed := s.pixels.Check(pixel, token)
+	if !tokenKnown {
 		return http.StatusUnauthorized, &Reply{Status: "INVALID", Reason: "Unauthorized: the access token is missing, invalid or revoked"}
 	}
-	if s.pixels[pixel] != token {
+	if !allowed {
 		return http.StatusForbidden, &Reply{Status: "INVALID", Reason: "Forbidden: the access token may not report to pixel " + pixel}
 	}
 	return 0, nil
@@ -318,9 +220,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, pixel string) ([
 		return nil, invalidRequest("cannot read the request body: %v", err)
 	}
 	var req map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
+	if err := destinationstest.DecodeJSON(body, &req); err != nil {
 		return nil, invalidRequest("the JSON body does not parse: %v", err)
 	}
 	for k := range req {
@@ -392,7 +292,6 @@ var eventNames = []string{
 }
 
 var (
-	sha256Pattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 	digitsPattern   = regexp.MustCompile(`^[0-9]+$`)
 )
@@ -515,12 +414,12 @@ func validateUserData(ud map[string]any) string {
 		}
 	}
 	for _, k := range hashedKeys {
-		vals, ok := stringOrList(ud[k])
+		vals, ok := destinationstest.StringOrList(ud[k])
 		if !ok {
 			return "user_data." + k + ": must be a string or an array of strings"
 		}
 		for _, v := range vals {
-			if !sha256Pattern.MatchString(v) {
+			if !destinationstest.IsSHA256(v) {
 				return "user_data." + k + ": unhashed PII; send the lowercase hex SHA-256 of the normalized value"
 			}
 		}
@@ -563,7 +462,7 @@ func validateCustomData(cd map[string]any, name string) string {
 		return fmt.Sprintf("custom_data.num_items: %v must be an integer", v)
 	}
 	if v, present := cd["content_ids"]; present {
-		if ids, ok := stringOrList(v); !ok || len(ids) == 0 {
+		if ids, ok := destinationstest.StringOrList(v); !ok || len(ids) == 0 {
 			return "custom_data.content_ids: must be an array of strings"
 		}
 	}
@@ -599,27 +498,6 @@ func validateCustomData(cd map[string]any, name string) string {
 		return "custom_data: missing price and/or currency in a PURCHASE event"
 	}
 	return ""
-}
-
-// stringOrList reads a string or an array of strings; absent gives nil, true.
-func stringOrList(v any) ([]string, bool) {
-	switch v := v.(type) {
-	case nil:
-		return nil, true
-	case string:
-		return []string{v}, true
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, false
-			}
-			out = append(out, s)
-		}
-		return out, true
-	}
-	return nil, false
 }
 
 func present(m map[string]any, k string) bool {

@@ -2,8 +2,6 @@ package snaptest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 const (
@@ -20,10 +20,7 @@ const (
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 func goodEvent() map[string]any {
 	return map[string]any{
@@ -64,25 +61,16 @@ func newFake(t *testing.T) *Server {
 // post sends b to path (relative to /v3/{pixel}) with the token in the query.
 func post(t *testing.T, s *Server, pixelID, suffix, tok string, b any) (int, Reply) {
 	t.Helper()
-	raw, err := json.Marshal(b)
-	if err != nil {
-		t.Fatal(err)
-	}
 	target := s.URL() + "/v3/" + pixelID + "/events" + suffix
 	if tok != "" {
 		target += "?access_token=" + url.QueryEscape(tok)
 	}
-	resp, err := http.Post(target, "application/json", bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	status, rb := destinationstest.Post(t, target, http.Header{"Content-Type": {"application/json"}}, b)
 	var r Reply
-	rb, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(rb, &r); err != nil {
 		t.Fatalf("reply %q: %v", rb, err)
 	}
-	return resp.StatusCode, r
+	return status, r
 }
 
 func TestAccepts(t *testing.T) {

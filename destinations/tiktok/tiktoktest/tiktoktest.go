@@ -12,22 +12,21 @@
 package tiktoktest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 // Limits the fake enforces.
@@ -96,130 +95,33 @@ type Received struct {
 	TestEventCode string
 }
 
-type failure struct {
-	status int
-	body   string
-}
-
-// Server is a running fake Events API. Its methods are safe for concurrent
-// use.
+// Server is a running fake Events API: the shared scaffolding (URL,
+// Handler, SetNow, Events by pixel code, Requests, Rejections, FailNext,
+// WaitEvents) and TikTok's rules. Its methods are safe for concurrent use.
 type Server struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	mu         sync.Mutex
-	now        func() time.Time
-	pixels     map[string]string // pixel code → token
-	events     map[string][]Received
-	requests   int
-	failNext   []failure
-	rejections []Reply
-	seq        int
+	*destinationstest.Fake[Received, Reply]
+	pixels destinationstest.Accounts
 }
 
 // NewServer starts a fake Events API, closed when the test ends. It knows
 // no pixel until AddPixel; its clock is time.Now until SetNow.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, now: time.Now, pixels: map[string]string{}, events: map[string][]Received{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	t.Cleanup(s.srv.Close)
+	s := &Server{}
+	s.Fake = destinationstest.NewFake[Received, Reply](t, destinationstest.FakeConfig{
+		Name: "tiktoktest", Account: "pixel", Serve: s.serveHTTP})
 	return s
 }
 
-// Handler serves the fake, for a test that runs its own server in front of
-// it (the conformance kit).
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
-
-// URL is the base URL to use as api_url.
-func (s *Server) URL() string { return s.srv.URL }
-
 // AddPixel registers a pixel code and the one token allowed to report to it.
-func (s *Server) AddPixel(code, token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pixels[code] = token
-}
-
-// SetNow replaces the clock used for the event_time rules.
-func (s *Server) SetNow(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
-
-// Events returns a copy of the events accepted for a pixel, in arrival order.
-func (s *Server) Events(pixelCode string) []Received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.events[pixelCode])
-}
-
-// Requests counts every request the fake answered, failed ones included.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// Rejections returns the error replies the fake gave, in order (not those
-// injected with FailNext).
-func (s *Server) Rejections() []Reply {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.rejections)
-}
-
-// FailNext makes the next n requests get status and body, whatever they
-// hold, before any check. Their events are not recorded.
-func (s *Server) FailNext(n int, status int, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, failure{status, body})
-	}
-}
-
-// WaitEvents polls until at least n events were accepted for a pixel and
-// returns them; it fails the test when timeout passes first, naming the
-// rejections seen so far.
-func (s *Server) WaitEvents(pixelCode string, n int, timeout time.Duration) []Received {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if got := s.Events(pixelCode); len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			got := s.Events(pixelCode)
-			s.t.Fatalf("tiktoktest: pixel %s: %d of %d events after %s; %d requests; rejections: %v",
-				pixelCode, len(got), n, timeout, s.Requests(), s.Rejections())
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (s *Server) AddPixel(code, token string) { s.pixels.Add(code, token) }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	s.seq++
-	requestID := fmt.Sprintf("2026112812000000FAKE%06d", s.seq)
-	var fail *failure
-	if len(s.failNext) > 0 {
-		fail = &s.failNext[0]
-		s.failNext = s.failNext[1:]
-	}
-	now := s.now()
-	s.mu.Unlock()
-
-	if fail != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	n, now, ok := s.Begin(w, r)
+	if !ok {
 		return
 	}
+	requestID := fmt.Sprintf("2026112812000000FAKE%06d", n)
 	if r.URL.Path != Path {
 		http.NotFound(w, r)
 		return
@@ -235,13 +137,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if rej != nil {
 		reply = *rej
 		reply.RequestID = requestID
-		s.mu.Lock()
-		s.rejections = append(s.rejections, reply)
-		s.mu.Unlock()
+		s.Reject(reply)
 	} else {
-		s.mu.Lock()
-		s.events[pixel] = append(s.events[pixel], events...)
-		s.mu.Unlock()
+		s.Accept(pixel, events...)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, reply.Body())
@@ -262,13 +160,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, now time.Time) (s
 	case strings.HasPrefix(token, "Bearer "):
 		return "", nil, reject(CodeTokenInvalid, "Access token is incorrect or has been revoked.")
 	}
-	s.mu.Lock()
-	known := false
-	for _, t := range s.pixels {
-		known = known || t == token
-	}
-	s.mu.Unlock()
-	if !known {
+	if tokenKnown, _, _ := s.pixels.Check("", token); !tokenKnown {
 		return "", nil, reject(CodeTokenInvalid, "Access token is incorrect or has been revoked.")
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
@@ -280,9 +172,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, now time.Time) (s
 		return "", nil, invalid("cannot read the request body: %v", err)
 	}
 	var req map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
+	if err := destinationstest.DecodeJSON(body, &req); err != nil {
 		return "", nil, invalid("the JSON body does not parse: %v", err)
 	}
 	if rej := onlyKeys(req, "", "event_source", "event_source_id", "test_event_code", "partner_name", "data"); rej != nil {
@@ -295,14 +185,12 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, now time.Time) (s
 	if pixel == "" {
 		return "", nil, invalid("event_source_id: required")
 	}
-	s.mu.Lock()
-	owner, ok := s.pixels[pixel]
-	s.mu.Unlock()
-	if !ok || owner != token {
+	if _, _, allowed := s.pixels.Check(pixel, token); !allowed {
 		return "", nil, reject(CodeNoPermission, "No permission to operate pixel code %s.", pixel)
 	}
 	testCode := ""
 	if v, present := req["test_event_code"]; present {
+		var ok bool
 		if testCode, ok = v.(string); !ok {
 			return "", nil, invalid("test_event_code: must be a string")
 		}
@@ -334,7 +222,6 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, now time.Time) (s
 }
 
 var (
-	sha256Pattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	eventPattern    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,49}$`)
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 )
@@ -413,19 +300,19 @@ func validateUser(u map[string]any) *Reply {
 		return rej
 	}
 	for _, k := range hashedListKeys {
-		vals, ok := stringOrList(u[k])
+		vals, ok := destinationstest.StringOrList(u[k])
 		if !ok {
 			return invalid("user.%s: must be a string or an array of strings", k)
 		}
 		for _, v := range vals {
-			if !sha256Pattern.MatchString(v) {
+			if !destinationstest.IsSHA256(v) {
 				return invalid("user.%s: must be SHA-256 hashed (64 lowercase hex characters)", k)
 			}
 		}
 	}
 	for _, k := range hashedKeys {
 		if v, present := u[k]; present {
-			if s, ok := v.(string); !ok || !sha256Pattern.MatchString(s) {
+			if s, ok := v.(string); !ok || !destinationstest.IsSHA256(s) {
 				return invalid("user.%s: must be SHA-256 hashed (64 lowercase hex characters)", k)
 			}
 		}
@@ -485,7 +372,7 @@ func validateProperties(p map[string]any) *Reply {
 		return invalid("properties.content_type: %v must be product or product_group", v)
 	}
 	if v, present := p["content_ids"]; present {
-		if ids, ok := stringOrList(v); !ok || len(ids) == 0 {
+		if ids, ok := destinationstest.StringOrList(v); !ok || len(ids) == 0 {
 			return invalid("properties.content_ids: must be an array of strings")
 		}
 	}
@@ -521,10 +408,8 @@ func validateProperties(p map[string]any) *Reply {
 
 // onlyKeys refuses a key of m outside allowed, naming it after prefix.
 func onlyKeys(m map[string]any, prefix string, allowed ...string) *Reply {
-	for k := range m {
-		if !slices.Contains(allowed, k) {
-			return invalid("%s%s: unknown field", prefix, k)
-		}
+	if k, ok := destinationstest.UnknownKey(m, allowed...); ok {
+		return invalid("%s%s: unknown field", prefix, k)
 	}
 	return nil
 }
@@ -540,27 +425,6 @@ func object(m map[string]any, k string) (map[string]any, *Reply) {
 		return nil, invalid("%s: must be an object", k)
 	}
 	return o, nil
-}
-
-// stringOrList reads a string or an array of strings; absent gives nil, true.
-func stringOrList(v any) ([]string, bool) {
-	switch v := v.(type) {
-	case nil:
-		return nil, true
-	case string:
-		return []string{v}, true
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, false
-			}
-			out = append(out, s)
-		}
-		return out, true
-	}
-	return nil, false
 }
 
 func isNumber(n json.Number) bool {

@@ -1,15 +1,14 @@
 package tiktoktest
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 const (
@@ -19,10 +18,7 @@ const (
 
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func sha(s string) string { return destinationstest.SHA256(s) }
 
 func goodEvent() map[string]any {
 	return map[string]any{
@@ -61,26 +57,16 @@ func newFake(t *testing.T) *Server {
 
 func post(t *testing.T, s *Server, tok string, b any) (int, Reply) {
 	t.Helper()
-	raw, err := json.Marshal(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+Path, bytes.NewReader(raw))
-	req.Header.Set("Content-Type", "application/json")
+	h := http.Header{"Content-Type": {"application/json"}}
 	if tok != "" {
-		req.Header.Set("Access-Token", tok)
+		h.Set("Access-Token", tok)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	status, rb := destinationstest.Post(t, s.URL()+Path, h, b)
 	var r Reply
-	rb, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(rb, &r); err != nil {
 		t.Fatalf("reply %q: %v", rb, err)
 	}
-	return resp.StatusCode, r
+	return status, r
 }
 
 func TestAccepts(t *testing.T) {

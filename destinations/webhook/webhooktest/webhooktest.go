@@ -23,13 +23,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagway/tagway/destinations/destinationstest"
 )
 
 // Limits and rules the fake enforces.
@@ -202,27 +203,18 @@ type Rejection struct {
 	Reason string
 }
 
-type failure struct {
-	status int
-	header http.Header
-	body   string
-}
-
 // Server is a running fake receiver. Its methods are safe for concurrent
 // use.
 type Server struct {
-	srv *httptest.Server
+	// fake keeps the messages accepted (under ""), the requests, the
+	// refusals and the queued failures.
+	fake *destinationstest.Fake[Message, Rejection]
 
 	mu         sync.Mutex
 	key        []byte
-	now        func() time.Time
 	required   http.Header
-	messages   []Message
 	bodies     map[string][]byte // webhook-id → body
 	duplicates int
-	requests   int
-	rejections []Rejection
-	failNext   []failure
 }
 
 // NewServer starts a fake receiver verifying with secret (whsec_...),
@@ -233,25 +225,21 @@ func NewServer(t testing.TB, secret string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{key: key, now: time.Now, required: http.Header{}, bodies: map[string][]byte{}}
-	s.srv = httptest.NewServer(s.Handler())
-	t.Cleanup(s.srv.Close)
+	s := &Server{key: key, required: http.Header{}, bodies: map[string][]byte{}}
+	s.fake = destinationstest.NewFake[Message, Rejection](t, destinationstest.FakeConfig{
+		Name: "webhooktest", Account: "receiver", Serve: s.serveHTTP})
 	return s
 }
 
 // URL is the receiver's endpoint (any path is served).
-func (s *Server) URL() string { return s.srv.URL + "/hooks/tagway" }
+func (s *Server) URL() string { return s.fake.URL() + "/hooks/tagway" }
 
 // Handler serves the fake receiver, for a test that runs its own server
 // in front of it.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+func (s *Server) Handler() http.Handler { return s.fake.Handler() }
 
 // SetNow sets the receiver's clock, against which timestamps are checked.
-func (s *Server) SetNow(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.now = now
-}
+func (s *Server) SetNow(now func() time.Time) { s.fake.SetNow(now) }
 
 // SetSecret changes the receiver's secret (whsec_...), as in a rotation.
 func (s *Server) SetSecret(secret string) error {
@@ -276,26 +264,16 @@ func (s *Server) RequireHeader(name, value string) {
 // FailNext answers the next n requests with status, header and body,
 // before any check.
 func (s *Server) FailNext(n, status int, header http.Header, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failNext = append(s.failNext, failure{status: status, header: header, body: body})
-	}
+	s.fake.FailNextWith(n, status, header, body)
 }
 
 // Messages returns the messages accepted so far, duplicates left out.
-func (s *Server) Messages() []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Message(nil), s.messages...)
-}
+func (s *Server) Messages() []Message { return s.fake.Events("") }
 
 // Events returns the events of the messages accepted so far, in order.
 func (s *Server) Events() []Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []Event
-	for _, m := range s.messages {
+	for _, m := range s.Messages() {
 		out = append(out, m.Payload.Data.Events...)
 	}
 	return out
@@ -323,39 +301,20 @@ func (s *Server) Duplicates() int {
 }
 
 // Requests counts every request received.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
+func (s *Server) Requests() int { return s.fake.Requests() }
 
 // Rejections returns the requests the fake refused (forced failures aside).
-func (s *Server) Rejections() []Rejection {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Rejection(nil), s.rejections...)
-}
+func (s *Server) Rejections() []Rejection { return s.fake.Rejections() }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.requests++
-	var fail *failure
-	if len(s.failNext) > 0 {
-		fail = &s.failNext[0]
-		s.failNext = s.failNext[1:]
-	}
-	key, now, required := s.key, s.now(), s.required.Clone()
-	s.mu.Unlock()
-
-	if fail != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
-		for k, vs := range fail.header {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	_, now, ok := s.fake.Begin(w, r)
+	if !ok {
 		return
 	}
+	s.mu.Lock()
+	key, required := s.key, s.required.Clone()
+	s.mu.Unlock()
+
 	msg, status, reason := check(w, r, key, now, required)
 	if status == http.StatusOK {
 		s.mu.Lock()
@@ -363,7 +322,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case !seen:
 			s.bodies[msg.ID] = msg.Body
-			s.messages = append(s.messages, *msg)
+			s.fake.Accept("", *msg)
 		case bytes.Equal(prev, msg.Body):
 			s.duplicates++
 		default:
@@ -372,12 +331,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}
 	if status != http.StatusOK {
-		s.mu.Lock()
-		s.rejections = append(s.rejections, Rejection{Status: status, Reason: reason})
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": reason})
+		s.fake.Reject(Rejection{Status: status, Reason: reason})
+		destinationstest.WriteJSON(w, status, map[string]string{"error": reason})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -429,8 +384,6 @@ func check(w http.ResponseWriter, r *http.Request, key []byte, now time.Time, re
 	return msg, http.StatusOK, ""
 }
 
-var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // validate applies the schema's rules beyond field names and types.
 func validate(p *Payload) error {
 	var errs []error
@@ -470,7 +423,7 @@ func validate(p *Payload) error {
 		for name, list := range map[string][]string{"em": u.Em, "ph": u.Ph, "fn": u.Fn, "ln": u.Ln, "ge": u.Ge,
 			"db": u.Db, "ct": u.Ct, "st": u.St, "zp": u.Zp, "country": u.Country, "external_id": u.ExternalID} {
 			for _, v := range list {
-				if !hexDigest.MatchString(v) {
+				if !destinationstest.IsSHA256(v) {
 					bad("%s holds %q, not a lowercase hex SHA-256 digest", at("user_data."+name), v)
 				}
 			}
